@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Sets everything up and runs the whole test suite: lint, types, tests on SQLite and PostgreSQL
+# with Django 6.x, tests on Django 5.2 LTS, and a short benchmark smoke run.
+# Usage: scripts/test.sh [extra pytest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/_python.sh
+source scripts/_services.sh
+
+EXTRAS="dev,oidc,cloudtasks,postgres,celery"
+ensure_venv .venv "$EXTRAS"
+start_services
+
+echo "==> ruff"
+.venv/bin/ruff check src tests example bench
+.venv/bin/ruff format --check src tests example bench
+echo "==> mypy --strict"
+.venv/bin/mypy
+
+run_pytest() {  # exit code 5 (no tests collected) is a failure too
+  local code=0
+  "$@" || code=$?
+  if [ "$code" -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi
+  [ "$code" -eq 0 ] || exit "$code"
+}
+
+echo "==> tests: Django 6, SQLite (with coverage)"
+run_pytest .venv/bin/python -m pytest --cov --cov-report=term --cov-fail-under=90 "$@"
+
+if pg_available; then
+  echo "==> tests: Django 6, PostgreSQL"
+  DATABASE_URL=postgres://postgres@127.0.0.1:5432/test run_pytest .venv/bin/python -m pytest -q "$@"
+elif [ "${CI:-}" = "true" ]; then
+  echo "error: PostgreSQL is not reachable on 127.0.0.1:5432 under CI=true" >&2; exit 1
+else
+  echo "warning: PostgreSQL not reachable; skipping the PostgreSQL run" >&2
+fi
+
+echo "==> tests: Django 5.2 LTS, SQLite"
+ensure_venv .venv-django52 "$EXTRAS" "django>=5.2,<5.3"
+run_pytest .venv-django52/bin/python -m pytest -q -m "not slow" "$@"
+
+echo "==> benchmarks (smoke run)"
+.venv/bin/python bench/run.py --quick

@@ -1,0 +1,45 @@
+"""django-generic-tasks: typed background tasks for Django.
+
+>>> import django_generic_tasks as tasks
+>>> class EmailParams(BaseModel): ...
+>>> class EmailTask(tasks.Task[EmailParams]):
+...     def run(self): ...
+>>> EmailTask(EmailParams(...)).start()
+"""
+
+from .exceptions import (
+    ConfigurationError,
+    DuplicateTaskNameError,
+    EnqueueError,
+    InvalidOptionError,
+    MissingDependencyError,
+    ResultNotAvailableError,
+    TaskDefinitionError,
+    TasksError,
+    TaskTimeoutError,
+    UnknownTaskError,
+    UnsupportedOptionError,
+)
+from .registry import get_task_class, registry
+from .status import ErrorInfo, TaskHandle, TaskStatus
+from .task import Task
+
+__all__ = [
+    "ConfigurationError",
+    "DuplicateTaskNameError",
+    "EnqueueError",
+    "ErrorInfo",
+    "InvalidOptionError",
+    "MissingDependencyError",
+    "ResultNotAvailableError",
+    "Task",
+    "TaskDefinitionError",
+    "TaskHandle",
+    "TaskStatus",
+    "TaskTimeoutError",
+    "TasksError",
+    "UnknownTaskError",
+    "UnsupportedOptionError",
+    "get_task_class",
+    "registry",
+]

@@ -1,0 +1,17 @@
+"""The Django app: autodiscovers ``tasks`` modules and registers system checks."""
+
+from django.apps import AppConfig
+from django.utils.module_loading import autodiscover_modules
+
+
+class DjangoGenericTasksConfig(AppConfig):
+    """``django_generic_tasks`` in ``INSTALLED_APPS``."""
+
+    name = "django_generic_tasks"
+    verbose_name = "Tasks"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the system checks)
+
+        autodiscover_modules("tasks")

@@ -1,0 +1,35 @@
+"""Task backends. Each lives in its own module; optional ones import their extras lazily."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from .base import Backend, BaseBackend, EnqueueRequest
+
+if TYPE_CHECKING:
+    from .immediate import ImmediateBackend
+    from .memory import InMemoryBackend
+    from .threads import ThreadingBackend
+
+_LAZY = {
+    "ImmediateBackend": ".immediate",
+    "ThreadingBackend": ".threads",
+    "InMemoryBackend": ".memory",
+}
+
+__all__ = [
+    "Backend",
+    "BaseBackend",
+    "EnqueueRequest",
+    "ImmediateBackend",
+    "InMemoryBackend",
+    "ThreadingBackend",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(module, __name__), name)

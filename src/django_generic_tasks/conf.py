@@ -1,0 +1,183 @@
+"""Settings: read lazily from ``django.conf.settings``, validated, re-read on ``setting_changed``.
+
+| setting | meaning | default |
+| --- | --- | --- |
+| ``TASKS_BACKEND`` | dotted path, class or instance of a backend | ``ImmediateBackend`` |
+| ``TASKS_BACKEND_OPTIONS`` | keyword arguments for the backend's constructor | ``{}`` |
+| ``TASKS_API_AUTHENTICATION`` | ``None``, ``"oidc"``, or a dotted path to auth | ``None`` |
+| ``TASKS_OIDC_AUDIENCE`` | the ``aud`` that OIDC tokens must carry | ``None`` |
+| ``TASKS_OIDC_SERVICE_ACCOUNTS`` | allowed ``email`` claims | ``[]`` |
+| ``TASKS_OIDC_CERTS_URL`` | where Google's signing certificates are fetched | Google's v1 certs |
+| ``TASKS_OIDC_CLOCK_SKEW`` | seconds of clock skew tolerated on ``exp``/``iat`` | ``10`` |
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.utils.module_loading import import_string
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .exceptions import ConfigurationError, MissingDependencyError
+
+if TYPE_CHECKING:
+    from .backends.base import Backend
+
+DEFAULT_BACKEND = "django_generic_tasks.backends.ImmediateBackend"
+GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+
+
+class TasksSettings(BaseModel):
+    """The validated ``TASKS_*`` settings."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    backend: Any = Field(default=DEFAULT_BACKEND, alias="TASKS_BACKEND")
+    backend_options: dict[str, Any] = Field(default_factory=dict, alias="TASKS_BACKEND_OPTIONS")
+    api_authentication: Any = Field(default=None, alias="TASKS_API_AUTHENTICATION")
+    oidc_audience: str | None = Field(default=None, alias="TASKS_OIDC_AUDIENCE")
+    oidc_service_accounts: list[str] = Field(
+        default_factory=list, alias="TASKS_OIDC_SERVICE_ACCOUNTS"
+    )
+    oidc_certs_url: str = Field(default=GOOGLE_CERTS_URL, alias="TASKS_OIDC_CERTS_URL")
+    oidc_clock_skew: int = Field(default=10, ge=0, le=600, alias="TASKS_OIDC_CLOCK_SKEW")
+
+
+_SETTING_NAMES = frozenset(
+    str(info.alias) for info in TasksSettings.model_fields.values() if info.alias
+)
+_lock = threading.RLock()
+_settings: TasksSettings | None = None
+_backend: Backend | None = None
+_backend_overrides: list[Backend] = []
+
+
+def get_settings() -> TasksSettings:
+    """Return the validated ``TASKS_*`` settings (``ConfigurationError`` when invalid)."""
+    global _settings
+    current = _settings
+    if current is not None:
+        return current
+    from django.conf import settings
+
+    raw = {name: getattr(settings, name) for name in _SETTING_NAMES if hasattr(settings, name)}
+    if raw.get("TASKS_BACKEND") is None:
+        raw.pop("TASKS_BACKEND", None)
+    if raw.get("TASKS_BACKEND_OPTIONS") is None:
+        raw.pop("TASKS_BACKEND_OPTIONS", None)
+    try:
+        current = TasksSettings.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{error['loc'][0]}: {error['msg']}" for error in exc.errors(include_url=False)
+        )
+        raise ConfigurationError(f"Invalid django-generic-tasks settings: {problems}") from exc
+    _settings = current
+    return current
+
+
+def get_backend() -> Backend:
+    """Return the backend ``start()`` uses: an active test override, else ``TASKS_BACKEND``."""
+    global _backend
+    if _backend_overrides:
+        return _backend_overrides[-1]
+    current = _backend
+    if current is not None:
+        return current
+    with _lock:
+        if _backend is None:
+            configured = get_settings()
+            _backend = load_backend(configured.backend, configured.backend_options)
+        return _backend
+
+
+def load_backend(spec: Any, options: dict[str, Any] | None = None) -> Backend:
+    """Build a backend from a dotted path, a class or an instance, with constructor options."""
+    from .backends.base import LegacyBackendAdapter
+
+    options = dict(options or {})
+    target = spec
+    if isinstance(spec, str):
+        try:
+            target = import_string(spec)
+        except MissingDependencyError:
+            raise
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"TASKS_BACKEND {spec!r} cannot be imported: {exc}. Use a dotted path such as "
+                f"{DEFAULT_BACKEND!r}."
+            ) from exc
+    if isinstance(target, type):
+        _reject_unknown_options(target, options)
+        try:
+            instance = target(**options)
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(
+                f"TASKS_BACKEND_OPTIONS are not valid for {target.__name__}: {exc}"
+            ) from exc
+    else:
+        if options:
+            raise ConfigurationError(
+                "TASKS_BACKEND_OPTIONS is only used when TASKS_BACKEND is a dotted path or a "
+                "class; "
+                "TASKS_BACKEND is already an instance."
+            )
+        instance = target
+    if hasattr(instance, "enqueue"):
+        return instance  # type: ignore[no-any-return]
+    if callable(getattr(instance, "run", None)):
+        return LegacyBackendAdapter(instance)
+    raise ConfigurationError(
+        f"TASKS_BACKEND {spec!r} is not a backend: it has no enqueue() method "
+        "(see django_generic_tasks.backends.Backend)."
+    )
+
+
+def _reject_unknown_options(backend_class: type, options: dict[str, Any]) -> None:
+    signature = inspect.signature(backend_class)
+    parameters = signature.parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return
+    accepted = [p.name for p in parameters if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ConfigurationError(
+            f"TASKS_BACKEND_OPTIONS has unknown option(s) {', '.join(map(repr, unknown))} for "
+            f"{backend_class.__name__}; accepted: {', '.join(accepted) or 'none'}."
+        )
+
+
+@contextmanager
+def override_backend(backend: Backend) -> Iterator[Backend]:
+    """Make ``start()`` use ``backend`` inside the ``with`` block (all threads)."""
+    with _lock:
+        _backend_overrides.append(backend)
+    try:
+        yield backend
+    finally:
+        with _lock:
+            _backend_overrides.remove(backend)
+
+
+def reset() -> None:
+    """Forget cached settings and backend so the next use re-reads them."""
+    global _settings, _backend
+    with _lock:
+        old = _backend
+        _settings = None
+        _backend = None
+    close = getattr(old, "close", None)
+    if callable(close):
+        close()
+
+
+@receiver(setting_changed)
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting in _SETTING_NAMES:
+        reset()

@@ -1,0 +1,56 @@
+"""The exception hierarchy of django-generic-tasks.
+
+Every exception's docstring is its default message, so ``raise UnknownTaskError()`` already
+says what went wrong; pass a more specific message when you have one.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+class TasksError(Exception):
+    """Something went wrong in django-generic-tasks."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class TaskDefinitionError(TasksError, TypeError):
+    """A task class is not defined correctly."""
+
+
+class DuplicateTaskNameError(TaskDefinitionError):
+    """Two task classes were registered under the same name."""
+
+
+class UnknownTaskError(TasksError, LookupError):
+    """No task is registered under that name."""
+
+
+class UnsupportedOptionError(TasksError, ValueError):
+    """The configured backend cannot honour an option given to start()."""
+
+
+class InvalidOptionError(TasksError, ValueError):
+    """An option given to start() is not valid."""
+
+
+class ConfigurationError(TasksError, ImproperlyConfigured):
+    """The django-generic-tasks settings are not valid."""
+
+
+class MissingDependencyError(ConfigurationError, ImportError):
+    """An optional dependency needed by this feature is not installed."""
+
+
+class EnqueueError(TasksError):
+    """The backend could not accept the task; it was not started."""
+
+
+class TaskTimeoutError(TasksError, TimeoutError):
+    """The task ran longer than its timeout."""
+
+
+class ResultNotAvailableError(TasksError):
+    """This backend does not keep task results."""

@@ -1,0 +1,250 @@
+"""The one path that runs a task, used by every backend and by the HTTP endpoint.
+
+look up the task by name -> validate its params from JSON -> run it (sync or async, with its
+timeout) -> apply the retry policy -> report an ``Outcome`` -> signals and logging.
+Recording the outcome (a row, an HTTP status) is the caller's job: ``execute()`` never raises
+for a task's failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import threading
+import traceback
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .exceptions import TaskTimeoutError, UnknownTaskError
+from .params import validate_params
+from .registry import get_task_class
+from .signals import task_finished, task_started
+from .status import ErrorInfo, TaskStatus
+from .task import Task
+
+logger = logging.getLogger("django_generic_tasks")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one attempt of a run ended.
+
+    ``status`` is ``SUCCEEDED``, ``FAILED`` (final), ``DISCARDED``, or ``SCHEDULED`` when the
+    attempt failed and the task's policy wants another attempt at ``retry_at``.
+    """
+
+    run_id: str
+    task_name: str
+    attempt: int
+    max_attempts: int
+    status: TaskStatus
+    result: Any = None
+    error: ErrorInfo | None = None
+    retry_at: datetime | None = None
+
+    @property
+    def will_retry(self) -> bool:
+        """Whether the task's policy asks for another attempt."""
+        return self.status is TaskStatus.SCHEDULED
+
+
+def execute(
+    task_name: str,
+    params: str | bytes | dict[str, Any] | BaseModel,
+    *,
+    run_id: str,
+    attempt: int = 1,
+    max_attempts: int | None = None,
+) -> Outcome:
+    """Run attempt ``attempt`` of task ``task_name`` with ``params`` and report the outcome.
+
+    An unknown task name or params that no longer validate end the run as ``FAILED`` with no
+    retry (retrying cannot fix them).
+    """
+    try:
+        task_class = get_task_class(task_name)
+    except UnknownTaskError as exc:
+        return _poisoned(task_name, run_id, attempt, max_attempts or attempt, exc)
+    limit = max_attempts or task_class.max_attempts
+    try:
+        task = task_class(validate_params(task_class.params_model, params))
+    except (ValidationError, TypeError) as exc:
+        return _poisoned(task_name, run_id, attempt, limit, exc, task_class)
+    return execute_task(task, run_id=run_id, attempt=attempt, max_attempts=limit)
+
+
+def execute_task(
+    task: Task[Any], *, run_id: str, attempt: int = 1, max_attempts: int | None = None
+) -> Outcome:
+    """Run one attempt of an already-built task and apply its retry policy."""
+    task_class = type(task)
+    limit = max_attempts or task_class.max_attempts
+    if task_started.receivers:
+        task_started.send(sender=task_class, task=task, run_id=run_id, attempt=attempt)
+    try:
+        result = _call(task)
+    except task_class.discard_on as exc:
+        outcome = _failure(task_class, run_id, attempt, limit, exc, TaskStatus.DISCARDED)
+        logger.info(
+            "Task %s (run %s) discarded on attempt %d: %s", task_class.name, run_id, attempt, exc
+        )
+    except Exception as exc:
+        retry = isinstance(exc, task_class.retry_on) and attempt < limit
+        if retry:
+            outcome = _failure(task_class, run_id, attempt, limit, exc, TaskStatus.SCHEDULED)
+            logger.warning(
+                "Task %s (run %s) failed on attempt %d of %d; retrying at %s",
+                task_class.name,
+                run_id,
+                attempt,
+                limit,
+                outcome.retry_at.isoformat() if outcome.retry_at else "once",
+                exc_info=exc,
+                extra={"task_name": task_class.name, "run_id": run_id, "attempt": attempt},
+            )
+        else:
+            outcome = _failure(task_class, run_id, attempt, limit, exc, TaskStatus.FAILED)
+            logger.error(
+                "Task %s (run %s) failed on attempt %d of %d",
+                task_class.name,
+                run_id,
+                attempt,
+                limit,
+                exc_info=exc,
+                extra={"task_name": task_class.name, "run_id": run_id, "attempt": attempt},
+            )
+    else:
+        outcome = Outcome(run_id, task_class.name, attempt, limit, TaskStatus.SUCCEEDED, result)
+    if task_finished.receivers:
+        task_finished.send(sender=task_class, task=task, outcome=outcome)
+    return outcome
+
+
+def error_info(exc: BaseException) -> ErrorInfo:
+    """Describe ``exc`` as an ``ErrorInfo`` (qualified type name, message, traceback)."""
+    exc_type = type(exc)
+    return ErrorInfo(
+        type=f"{exc_type.__module__}.{exc_type.__qualname__}",
+        message=str(exc),
+        traceback="".join(traceback.format_exception(exc)),
+    )
+
+
+def _failure(
+    task_class: type[Task[Any]],
+    run_id: str,
+    attempt: int,
+    limit: int,
+    exc: BaseException,
+    status: TaskStatus,
+) -> Outcome:
+    retry_at = (
+        datetime.now(UTC) + task_class.backoff(attempt) if status is TaskStatus.SCHEDULED else None
+    )
+    return Outcome(run_id, task_class.name, attempt, limit, status, None, error_info(exc), retry_at)
+
+
+def _poisoned(
+    task_name: str,
+    run_id: str,
+    attempt: int,
+    limit: int,
+    exc: BaseException,
+    task_class: type[Task[Any]] | None = None,
+) -> Outcome:
+    logger.error(
+        "Task %s (run %s) cannot run: %s",
+        task_name,
+        run_id,
+        exc,
+        extra={"task_name": task_name, "run_id": run_id, "attempt": attempt},
+    )
+    outcome = Outcome(run_id, task_name, attempt, limit, TaskStatus.FAILED, None, error_info(exc))
+    if task_finished.receivers:
+        task_finished.send(sender=task_class, task=None, outcome=outcome)
+    return outcome
+
+
+def _call(task: Task[Any]) -> Any:
+    timeout = type(task).timeout
+    if inspect.iscoroutinefunction(task.run):
+        return _run_coroutine(_with_timeout(task.run(), timeout))
+    if timeout is None:
+        result = task.run()
+        if inspect.isawaitable(result):
+            return _run_coroutine(_awaited(result))
+        return result
+    return _run_in_thread_with_timeout(task, timeout)
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
+
+
+async def _with_timeout(coro: Coroutine[Any, Any, Any], timeout: float | None) -> Any:
+    if timeout is None:
+        return await coro
+    try:
+        return await asyncio.wait_for(coro, timeout)
+    except TimeoutError:
+        raise TaskTimeoutError(f"The task ran longer than its timeout of {timeout:g}s.") from None
+
+
+def _run_coroutine(coro: Coroutine[Any, Any, Any]) -> Any:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    # Called from inside a running event loop (e.g. an async view): run on a fresh thread.
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = asyncio.run(coro)
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="django-generic-tasks-async")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("result")
+
+
+def _run_in_thread_with_timeout(task: Task[Any], timeout: float) -> Any:
+    """Run a sync task on a helper thread and stop waiting for it after ``timeout``.
+
+    Python cannot kill a thread: a task that overruns keeps running in the background (it is
+    logged), but its run is failed so the caller moves on.
+    """
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        from django.db import connections
+
+        try:
+            box["result"] = task.run()
+        except BaseException as exc:
+            box["error"] = exc
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=target, name=f"task-{type(task).name}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        logger.warning(
+            "Task %s exceeded its timeout of %gs; its thread is left to finish in the background.",
+            type(task).name,
+            timeout,
+        )
+        raise TaskTimeoutError(f"The task ran longer than its timeout of {timeout:g}s.")
+    if "error" in box:
+        raise box["error"]
+    return box.get("result")

@@ -1,0 +1,85 @@
+"""The task registry: task name -> task class, filled as task classes are defined."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from .exceptions import DuplicateTaskNameError, UnknownTaskError
+
+if TYPE_CHECKING:
+    from .task import Task
+
+    AnyTaskClass = type[Task[Any]]
+
+
+class TaskRegistry:
+    """Maps stable task names to task classes."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, AnyTaskClass] = {}
+        self._lock = threading.Lock()
+        self.urls_built = False
+        """Set once an HTTP router has built its routes; later registrations then warn."""
+
+    def register(self, task_class: AnyTaskClass) -> None:
+        """Register a task class under its ``name``.
+
+        Redefining the same class (same module and qualified name, e.g. a module reload)
+        replaces it; two different classes under one name raise ``DuplicateTaskNameError``.
+        """
+        name = task_class.name
+        with self._lock:
+            existing = self._tasks.get(name)
+            if existing is not None and _dotted(existing) != _dotted(task_class):
+                raise DuplicateTaskNameError(
+                    f"Task name {name!r} is used by both {_dotted(existing)} and "
+                    f"{_dotted(task_class)}; set a distinct `name` on one of them."
+                )
+            self._tasks[name] = task_class
+        if self.urls_built and existing is None:
+            from .api import warn_late_registration
+
+            warn_late_registration(task_class)
+
+    def unregister(self, name: str) -> None:
+        """Forget the task registered under ``name`` (for tests)."""
+        with self._lock:
+            self._tasks.pop(name, None)
+
+    def get(self, name: str) -> AnyTaskClass:
+        """Return the task class registered under ``name``."""
+        try:
+            return self._tasks[name]
+        except KeyError:
+            raise UnknownTaskError(
+                f"No task is registered under the name {name!r}. Is the module that defines it "
+                "imported at start-up (an installed app's tasks.py, or AppConfig.ready())?"
+            ) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tasks
+
+    def __iter__(self) -> Iterator[AnyTaskClass]:
+        return iter(list(self._tasks.values()))
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def names(self) -> list[str]:
+        """All registered task names, sorted."""
+        return sorted(self._tasks)
+
+
+def _dotted(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+registry = TaskRegistry()
+"""The process-wide registry every task class registers into."""
+
+
+def get_task_class(name: str) -> AnyTaskClass:
+    """Return the task class registered under ``name`` (``UnknownTaskError`` otherwise)."""
+    return registry.get(name)

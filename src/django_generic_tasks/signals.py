@@ -1,0 +1,13 @@
+"""Signals sent around every task run.
+
+- ``task_enqueued(sender=TaskClass, request=EnqueueRequest)``: a backend accepted a task.
+- ``task_started(sender=TaskClass, task=Task, run_id=str, attempt=int)``: a run is about to begin.
+- ``task_finished(sender=TaskClass, task=Task | None, outcome=Outcome)``: a run ended, whatever
+  the outcome (success, failure that will be retried, final failure, discard).
+"""
+
+from django.dispatch import Signal
+
+task_enqueued = Signal()
+task_started = Signal()
+task_finished = Signal()
