@@ -15,6 +15,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.staticfiles",
     "django_generic_tasks",
     "tests.testapp",
 ]
@@ -25,7 +26,14 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
 ]
+try:  # django-tasks-db, for DjangoTasksBackend's tests (its tables in the test database)
+    import django_tasks_db  # noqa: F401
+except (ImportError, ValueError):
+    pass
+else:
+    INSTALLED_APPS.append("django_tasks_db")
 ROOT_URLCONF = "tests.urls"
+STATIC_URL = "static/"  # the live server (admin page tests) needs one
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",

@@ -12,6 +12,6 @@ class DjangoGenericTasksConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import checks, security  # noqa: F401  (registers the system checks)
 
         autodiscover_modules("tasks")

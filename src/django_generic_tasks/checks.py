@@ -1,4 +1,10 @@
-"""Django system checks: the settings are valid and the backend is usable."""
+"""Django system checks: the settings are valid and the backend is usable.
+
+| id | problem |
+| --- | --- |
+| ``django_generic_tasks.E001`` | invalid ``TASKS_*`` settings: a bad path, an unknown option... |
+| ``django_generic_tasks.E002`` | the backend needs an optional dependency that is not installed |
+"""
 
 from __future__ import annotations
 
@@ -6,24 +12,29 @@ from typing import Any
 
 from django.core.checks import CheckMessage, Error, Tags, register
 
-from .exceptions import ConfigurationError
+from .exceptions import ConfigurationError, MissingDependencyError
+
+CONFIG_HINT = "See the Configuration section of the django-generic-tasks README."
+MISSING_HINT = (
+    "Install the extra named in the message, e.g. pip install 'django-generic-tasks[celery]', "
+    "or choose another TASKS_BACKEND."
+)
 
 
 @register(Tags.compatibility)
 def check_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """Report invalid ``TASKS_*`` settings or backend, then the backend's own checks."""
-    from .conf import get_backend, reset
+    """Report invalid ``TASKS_*`` settings or backend, then the backend's own checks.
 
-    reset()
+    It uses the backend ``start()`` would use (settings changes reset it), without closing it.
+    """
+    from .conf import get_backend
+
     try:
         backend = get_backend()
+    except MissingDependencyError as exc:
+        hint = getattr(exc, "hint", None) or MISSING_HINT
+        return [Error(str(exc), hint=hint, id="django_generic_tasks.E002")]
     except ConfigurationError as exc:
-        return [
-            Error(
-                str(exc),
-                hint=getattr(exc, "hint", None)
-                or "See the Configuration section of the django-generic-tasks README.",
-                id="django_generic_tasks.E001",
-            )
-        ]
+        hint = getattr(exc, "hint", None) or CONFIG_HINT
+        return [Error(str(exc), hint=hint, id="django_generic_tasks.E001")]
     return list(backend.check())

@@ -6,6 +6,8 @@ says what went wrong; pass a more specific message when you have one.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ImproperlyConfigured
 
 
@@ -54,3 +56,30 @@ class TaskTimeoutError(TasksError, TimeoutError):
 
 class ResultNotAvailableError(TasksError):
     """This backend does not keep task results."""
+
+
+class RunNotFoundError(TasksError, LookupError):
+    """There is no task run with that id."""
+
+
+class CloudTasksEnqueueError(EnqueueError):
+    """Cloud Tasks did not accept the task; it was not started."""
+
+
+class BulkEnqueueError(EnqueueError):
+    """Some tasks of a bulk start were not accepted; the others were started.
+
+    ``handles`` has one handle per request, in order (the failed ones with status ``failed``
+    and ``error`` set); ``failures`` lists ``(index, exception)`` for each failed request.
+    """
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        handles: list[Any] | None = None,
+        failures: list[tuple[int, BaseException]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.handles: list[Any] = handles or []
+        self.failures: list[tuple[int, BaseException]] = failures or []

@@ -86,12 +86,18 @@ def execute_task(
     limit = max_attempts or task_class.max_attempts
     if task_started.receivers:
         task_started.send(sender=task_class, task=task, run_id=run_id, attempt=attempt)
+    logger.debug("Task %s (run %s) attempt %d started", task_class.name, run_id, attempt)
     try:
         result = _call(task)
     except task_class.discard_on as exc:
         outcome = _failure(task_class, run_id, attempt, limit, exc, TaskStatus.DISCARDED)
         logger.info(
-            "Task %s (run %s) discarded on attempt %d: %s", task_class.name, run_id, attempt, exc
+            "Task %s (run %s) discarded on attempt %d: %s",
+            task_class.name,
+            run_id,
+            attempt,
+            exc,
+            extra={"task_name": task_class.name, "run_id": run_id, "attempt": attempt},
         )
     except Exception as exc:
         retry = isinstance(exc, task_class.retry_on) and attempt < limit
@@ -120,6 +126,7 @@ def execute_task(
             )
     else:
         outcome = Outcome(run_id, task_class.name, attempt, limit, TaskStatus.SUCCEEDED, result)
+        logger.debug("Task %s (run %s) succeeded on attempt %d", task_class.name, run_id, attempt)
     if task_finished.receivers:
         task_finished.send(sender=task_class, task=task, outcome=outcome)
     return outcome
@@ -171,15 +178,26 @@ def _poisoned(
 
 
 def _call(task: Task[Any]) -> Any:
-    timeout = type(task).timeout
-    if inspect.iscoroutinefunction(task.run):
+    task_class = type(task)
+    timeout = task_class.timeout
+    if _is_async(task_class):
         return _run_coroutine(_with_timeout(task.run(), timeout))
     if timeout is None:
         result = task.run()
-        if inspect.isawaitable(result):
+        if result is not None and inspect.isawaitable(result):
             return _run_coroutine(_awaited(result))
         return result
     return _run_in_thread_with_timeout(task, timeout)
+
+
+_ASYNC_RUN: dict[type[Any], bool] = {}
+
+
+def _is_async(task_class: type[Task[Any]]) -> bool:
+    is_async = _ASYNC_RUN.get(task_class)
+    if is_async is None:
+        is_async = _ASYNC_RUN[task_class] = inspect.iscoroutinefunction(task_class.run)
+    return is_async
 
 
 async def _awaited(awaitable: Any) -> Any:

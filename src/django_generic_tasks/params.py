@@ -1,25 +1,37 @@
-"""Validating and serialising task params (Pydantic models) so they round-trip JSON exactly."""
+"""Validating and serialising task params (Pydantic models) so they round-trip JSON exactly.
+
+Unknown fields are rejected, at every level of nesting, unless a model sets ``extra`` in its
+``model_config``: a typo in a param name must not silently lose data.
+"""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
-from typing import Any
+from functools import cache
+from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import InitErrorDetails
+
+# Pydantic >= 2.12 can forbid unknown fields for one validation call, nested models included.
+_CAN_OVERRIDE_EXTRA = "extra" in inspect.signature(BaseModel.model_validate_json).parameters
 
 
 def validate_params[P: BaseModel](model: type[P], data: P | Mapping[str, Any] | str | bytes) -> P:
     """Return ``data`` as an instance of ``model``, validating dicts and JSON.
 
-    Unknown fields are rejected unless the model sets ``extra`` in its ``model_config``
-    (a typo in a param name must not silently lose data).
+    Unknown fields raise ``ValidationError`` (``extra_forbidden``) unless the model, or the
+    nested model they belong to, sets ``extra`` in its ``model_config``.
     """
     if isinstance(data, model):
         return data
+    mode = _unknown_fields_mode(model)
     if isinstance(data, str | bytes):
-        if _rejects_unknown_fields(model):
-            return _validate_json(model, data)
+        if mode == "forbid":  # model_validate_json(data, extra="forbid"), minus its plumbing
+            return model.__pydantic_validator__.validate_json(data, extra="forbid")  # type: ignore[no-any-return]
+        if mode == "top-level":
+            _raise_on_unknown_json_fields(model, data)
         return model.model_validate_json(data)
     if isinstance(data, BaseModel):
         raise TypeError(
@@ -31,30 +43,45 @@ def validate_params[P: BaseModel](model: type[P], data: P | Mapping[str, Any] | 
             f"{model.__name__} params must be a {model.__name__} or a mapping, "
             f"not {type(data).__name__}."
         )
-    if _rejects_unknown_fields(model):
-        _raise_on_unknown_fields(model, data)
-    return model.model_validate(dict(data))
+    as_dict = data if isinstance(data, dict) else dict(data)
+    if mode == "forbid":
+        return model.model_validate(as_dict, extra="forbid")
+    if mode == "top-level":
+        _raise_on_unknown_fields(model, as_dict)
+    return model.model_validate(as_dict)
 
 
 def dump_params(params: BaseModel) -> str:
     """Serialise params to the JSON text that ``validate_params`` reads back."""
-    return params.model_dump_json(by_alias=True)
+    # what model_dump_json(by_alias=True) does, minus its keyword-argument plumbing (hot path)
+    return params.__pydantic_serializer__.to_json(params, by_alias=True).decode()
 
 
-def _validate_json[P: BaseModel](model: type[P], data: str | bytes) -> P:
-    import json
+@cache
+def _unknown_fields_mode(model: type[BaseModel]) -> str:
+    """``"allow"``: the model decides; ``"forbid"``: reject everywhere; ``"top-level"``: only
+    at the top (a nested model sets ``extra`` itself, or Pydantic is too old to override)."""
+    if "extra" in model.model_config:
+        return "allow"
+    if _CAN_OVERRIDE_EXTRA and not any(
+        "extra" in nested.model_config for nested in _nested_models(model)
+    ):
+        return "forbid"
+    return "top-level"
 
-    try:
-        decoded = json.loads(data)
-    except ValueError:
-        return model.model_validate_json(data)  # let Pydantic word the JSON error
-    if isinstance(decoded, dict):
-        _raise_on_unknown_fields(model, decoded)
-    return model.model_validate_json(data)
 
-
-def _rejects_unknown_fields(model: type[BaseModel]) -> bool:
-    return "extra" not in model.model_config
+def _nested_models(model: type[BaseModel]) -> set[type[BaseModel]]:
+    found: set[type[BaseModel]] = set()
+    pending: list[Any] = [info.annotation for info in model.model_fields.values()]
+    while pending:
+        annotation = pending.pop()
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            if annotation not in found and annotation is not model:
+                found.add(annotation)
+                pending.extend(info.annotation for info in annotation.model_fields.values())
+            continue
+        pending.extend(get_args(annotation))
+    return found
 
 
 def _known_names(model: type[BaseModel]) -> set[str]:
@@ -66,6 +93,17 @@ def _known_names(model: type[BaseModel]) -> set[str]:
         if isinstance(info.validation_alias, str):
             names.add(info.validation_alias)
     return names
+
+
+def _raise_on_unknown_json_fields(model: type[BaseModel], data: str | bytes) -> None:
+    import json
+
+    try:
+        decoded = json.loads(data)
+    except ValueError:
+        return  # model_validate_json words the JSON error
+    if isinstance(decoded, dict):
+        _raise_on_unknown_fields(model, decoded)
 
 
 def _raise_on_unknown_fields(model: type[BaseModel], data: Mapping[str, Any]) -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -39,16 +39,33 @@ _FINISHED = frozenset(
 )
 
 
+_last_run_id = 0
+_random_pool = b""
+_random_offset = 0
+_run_id_lock = threading.Lock()
+
+
 def new_run_id() -> str:
-    """Return a new run id: a version-7 UUID, so ids sort by creation time."""
-    unix_ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10))
-    value = (unix_ms & 0xFFFF_FFFF_FFFF) << 80
-    value |= 0x7 << 76
-    value |= ((rand >> 62) & 0xFFF) << 64
-    value |= 0b10 << 62
-    value |= rand & 0x3FFF_FFFF_FFFF_FFFF
-    return str(uuid.UUID(int=value))
+    """Return a new run id: a version-7 UUID, so ids sort by creation time.
+
+    The 12 bits after the millisecond timestamp hold sub-millisecond time (RFC 9562, method 3)
+    and ids made in one process are strictly increasing, even within one clock tick. The 62
+    random bits come from ``os.urandom``, read in blocks (one system call per 512 ids).
+    """
+    global _last_run_id, _random_pool, _random_offset
+    unix_ms, rest_ns = divmod(time.time_ns(), 1_000_000)
+    high = ((unix_ms & 0xFFFF_FFFF_FFFF) << 16 | 0x7000 | rest_ns * 4096 // 1_000_000) << 64
+    with _run_id_lock:
+        if _random_offset >= len(_random_pool):
+            _random_pool, _random_offset = os.urandom(4096), 0
+        rand = int.from_bytes(_random_pool[_random_offset : _random_offset + 8])
+        _random_offset += 8
+        value = high | 0x8000_0000_0000_0000 | rand & 0x3FFF_FFFF_FFFF_FFFF
+        if value <= _last_run_id:
+            value = _last_run_id + 1
+        _last_run_id = value
+    digits = f"{value:032x}"
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
 @dataclass(frozen=True, slots=True)

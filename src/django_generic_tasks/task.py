@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, get_args, get_origin
 
 from pydantic import BaseModel
 
+from .backends.base import EnqueueRequest, submit, submit_many
+from .conf import get_backend
 from .exceptions import TaskDefinitionError
 from .params import validate_params
 from .registry import registry
@@ -72,6 +74,7 @@ class Task[P: BaseModel]:
                 f"Task[YourParamsModel] with a pydantic BaseModel, or set `abstract = True`."
             )
         cls.params_model = params_model
+        cls.abstract = False
         if "name" not in cls.__dict__:
             cls.name = f"{cls.__module__}.{cls.__qualname__}"
         _check_options(cls)
@@ -98,9 +101,6 @@ class Task[P: BaseModel]:
         rollback, unless ``on_commit=False``. Options the backend cannot honour raise
         ``UnsupportedOptionError`` here rather than being dropped.
         """
-        from .backends.base import EnqueueRequest, submit
-        from .conf import get_backend
-
         request = EnqueueRequest.for_task(
             self, delay=delay, eta=eta, queue=queue, priority=priority, key=key
         )
@@ -119,9 +119,6 @@ class Task[P: BaseModel]:
         backend: Backend | None = None,
     ) -> list[TaskHandle]:
         """Start one run per params object, in bulk where the backend can; one handle each."""
-        from .backends.base import EnqueueRequest, submit_many
-        from .conf import get_backend
-
         requests = [
             EnqueueRequest.for_task(cls(p), delay=delay, eta=eta, queue=queue, priority=priority)
             for p in params
@@ -141,31 +138,65 @@ class Task[P: BaseModel]:
 
 
 def _find_params_model(cls: type) -> type[BaseModel] | None:
-    """The first concrete BaseModel type argument given to Task or a generic subclass of it."""
+    """The params model that ``cls`` gives to ``Task``, following generic intermediate bases.
+
+    ``class Base[X, P: BaseModel](Task[P])`` then ``class C(Base[Other, Params])`` resolves to
+    ``Params``: each generic base's type parameters are mapped to the arguments it was given.
+    """
     for klass in cls.__mro__:
         for base in klass.__dict__.get("__orig_bases__", ()):
-            origin = get_origin(base)
-            if not (isinstance(origin, type) and issubclass(origin, Task)):
-                continue
-            for arg in get_args(base):
-                if isinstance(arg, type) and issubclass(arg, BaseModel):
-                    return arg
+            found = _resolve_params(base, {})
+            if found is not None:
+                return found
+    return None
+
+
+def _resolve_params(alias: Any, bindings: dict[Any, Any]) -> type[BaseModel] | None:
+    origin = get_origin(alias)
+    if not (isinstance(origin, type) and issubclass(origin, Task)):
+        return None
+    args = [bindings.get(arg, arg) for arg in get_args(alias)]
+    if origin is Task:
+        arg = args[0] if args else None
+        return arg if isinstance(arg, type) and issubclass(arg, BaseModel) else None
+    inner = dict(zip(getattr(origin, "__parameters__", ()), args, strict=False))
+    for klass in origin.__mro__:
+        for base in klass.__dict__.get("__orig_bases__", ()):
+            found = _resolve_params(base, inner)
+            if found is not None:
+                return found
     return None
 
 
 def _check_options(cls: type[Task[Any]]) -> None:
     where = f"{cls.__module__}.{cls.__qualname__}"
+
+    def fail(option: str, requirement: str) -> TaskDefinitionError:
+        value = getattr(cls, option)
+        return TaskDefinitionError(f"{where}.{option} must be {requirement} (got {value!r}).")
+
+    def is_number(value: object) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+
     if not isinstance(cls.name, str) or not cls.name or "/" in cls.name:
-        raise TaskDefinitionError(f"{where}.name must be a non-empty string without '/'.")
-    if not isinstance(cls.max_attempts, int) or cls.max_attempts < 1:
-        raise TaskDefinitionError(f"{where}.max_attempts must be an integer >= 1.")
-    if not -100 <= cls.priority <= 100:
-        raise TaskDefinitionError(f"{where}.priority must be between -100 and 100.")
-    if cls.timeout is not None and cls.timeout <= 0:
-        raise TaskDefinitionError(f"{where}.timeout must be a positive number of seconds.")
+        raise fail("name", "a non-empty string without '/'")
+    if not isinstance(cls.queue, str) or not cls.queue:
+        raise fail("queue", "a non-empty string")
+    if type(cls.max_attempts) is not int or cls.max_attempts < 1:
+        raise fail("max_attempts", "an integer >= 1")
+    if type(cls.priority) is not int or not -100 <= cls.priority <= 100:
+        raise fail("priority", "an integer between -100 and 100")
+    if cls.timeout is not None and (not is_number(cls.timeout) or cls.timeout <= 0):
+        raise fail("timeout", "a positive number of seconds or None")
+    if not is_number(cls.backoff_base) or cls.backoff_base < 0:
+        raise fail("backoff_base", "a number >= 0")
+    if not is_number(cls.backoff_factor) or cls.backoff_factor < 1:
+        raise fail("backoff_factor", "a number >= 1")
+    if not is_number(cls.backoff_max) or cls.backoff_max < 0:
+        raise fail("backoff_max", "a number >= 0")
     for option in ("retry_on", "discard_on"):
         value = getattr(cls, option)
         if not isinstance(value, tuple) or not all(
             isinstance(e, type) and issubclass(e, BaseException) for e in value
         ):
-            raise TaskDefinitionError(f"{where}.{option} must be a tuple of exception classes.")
+            raise fail(option, "a tuple of exception classes")

@@ -12,7 +12,7 @@ when this package is installed).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -40,6 +40,20 @@ class StartedTask:
     priority: int
     run_after: datetime | None
     key: str | None
+
+    def describe(self) -> str:
+        """The params and the options that differ from the task's defaults, for messages."""
+        options = {
+            "queue": self.queue if self.queue != self.task_class.queue else None,
+            "priority": self.priority if self.priority != self.task_class.priority else None,
+            "run_after": self.run_after,
+            "key": self.key,
+        }
+        shown = ", ".join(f"{k}={v!r}" for k, v in options.items() if v is not None)
+        return repr(self.params) + (f" ({shown})" if shown else "")
+
+
+_OPTION_FIELDS = frozenset({"queue", "priority", "run_after", "key", "run_id"})
 
 
 class TaskCapture:
@@ -79,8 +93,15 @@ class TaskCapture:
         """Assert that ``task_class`` was started (with ``params`` and ``options`` if given).
 
         ``count`` asserts how many matching starts there were; otherwise at least one.
-        Options are compared with ``StartedTask`` fields: ``queue``, ``priority``, ``key``...
+        Options are compared with ``StartedTask`` fields: ``queue``, ``priority``, ``key``,
+        ``run_after``. Returns the matching starts.
         """
+        unknown = sorted(set(options) - _OPTION_FIELDS)
+        if unknown:
+            raise TypeError(
+                f"assert_started() got unknown option(s) {', '.join(unknown)}; "
+                f"compare with: {', '.join(sorted(_OPTION_FIELDS))}."
+            )
         expected = None if params is None else validate_params(task_class.params_model, params)
         candidates = self.started(task_class)
         matches = [
@@ -89,26 +110,26 @@ class TaskCapture:
             if (expected is None or s.params == expected)
             and all(getattr(s, name) == value for name, value in options.items())
         ]
-        wanted = f"{task_class.name}" + (f" with params {expected!r}" if expected else "")
+        if (count is None and matches) or (count is not None and len(matches) == count):
+            return matches
+        wanted = task_class.name
+        if expected is not None:
+            wanted += f" with params {expected!r}"
         if options:
             wanted += f" and options {options!r}"
-        if count is None and not matches:
-            seen = "\n  ".join(repr(s.params) for s in candidates) or "(none)"
-            raise AssertionError(
-                f"Expected {wanted} to be started; started {task_class.name} runs:\n  {seen}"
-            )
-        if count is not None and len(matches) != count:
-            raise AssertionError(
-                f"Expected {wanted} to be started {count} time(s); it was {len(matches)} time(s)."
-            )
-        return matches
+        seen = "\n  ".join(s.describe() for s in candidates) or "(none)"
+        times = "" if count is None else f" {count} time(s); it was started {len(matches)} time(s)"
+        raise AssertionError(
+            f"Expected {wanted} to be started{times}. Captured {task_class.name} starts:\n  {seen}"
+        )
 
     def assert_not_started(self, task_class: type[Task[Any]] | None = None) -> None:
         """Assert that no task (or no ``task_class`` task) was started."""
         started = self.started(task_class)
         if started:
-            names = ", ".join(s.task_class.name for s in started)
-            raise AssertionError(f"Expected no task to be started; started: {names}")
+            which = "no task" if task_class is None else f"no {task_class.name}"
+            seen = "\n  ".join(f"{s.task_class.name} {s.describe()}" for s in started)
+            raise AssertionError(f"Expected {which} to be started; started:\n  {seen}")
 
     def run_all(self, *, retries: bool = True) -> list[Outcome]:
         """Run every captured start, and starts those runs make, until none is left."""
@@ -130,14 +151,5 @@ def capture_tasks() -> Iterator[TaskCapture]:
         yield capture
 
 
-try:
-    import pytest
-except ImportError:  # pragma: no cover - pytest is optional for users
-    pass
-else:
-
-    @pytest.fixture
-    def captured_tasks() -> Iterator[TaskCapture]:
-        """Pytest fixture: a ``TaskCapture`` active for the whole test."""
-        with capture_tasks() as capture:
-            yield capture
+with suppress(ImportError):  # pytest is optional for users
+    from django_generic_tasks_pytest import captured_tasks

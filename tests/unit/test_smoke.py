@@ -1,3 +1,5 @@
+import pytest
+
 from tests.testapp.tasks import AddParams, AddTask, calls
 
 
@@ -7,3 +9,21 @@ def test_run_and_start_with_default_immediate_backend() -> None:
     assert handle.status == "succeeded"
     assert handle.result == 5
     assert calls[-1] == ("tests.add", 5)
+
+
+def test_the_package_exports_its_public_names_lazily() -> None:
+    import importlib
+
+    import django_generic_tasks as tasks
+    from django_generic_tasks.registry import TaskRegistry
+
+    assert set(tasks.__all__) <= set(dir(tasks))
+    assert tasks.Task is importlib.import_module("django_generic_tasks.task").Task
+    with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
+        tasks.Nope  # noqa: B018
+    importlib.import_module("django_generic_tasks.registry")
+    tasks.registry = importlib.import_module("django_generic_tasks.registry")  # type: ignore[assignment]
+    assert isinstance(tasks.registry, TaskRegistry)
+    from django_generic_tasks import registry
+
+    assert isinstance(registry, TaskRegistry)

@@ -8,11 +8,19 @@ from typing import TYPE_CHECKING, Any
 from .base import Backend, BaseBackend, EnqueueRequest
 
 if TYPE_CHECKING:
+    from .celery import CeleryBackend
+    from .cloudtasks import CloudTasksBackend
+    from .database import DatabaseBackend
+    from .django_tasks import DjangoTasksBackend
     from .immediate import ImmediateBackend
     from .memory import InMemoryBackend
     from .threads import ThreadingBackend
 
 _LAZY = {
+    "CeleryBackend": ".celery",
+    "DjangoTasksBackend": ".django_tasks",
+    "CloudTasksBackend": ".cloudtasks",
+    "DatabaseBackend": ".database",
     "ImmediateBackend": ".immediate",
     "ThreadingBackend": ".threads",
     "InMemoryBackend": ".memory",
@@ -21,6 +29,10 @@ _LAZY = {
 __all__ = [
     "Backend",
     "BaseBackend",
+    "CeleryBackend",
+    "CloudTasksBackend",
+    "DatabaseBackend",
+    "DjangoTasksBackend",
     "EnqueueRequest",
     "ImmediateBackend",
     "InMemoryBackend",

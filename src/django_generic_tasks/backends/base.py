@@ -14,7 +14,9 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
+from django.conf import settings
 from django.core.checks import CheckMessage
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from ..exceptions import InvalidOptionError, UnsupportedOptionError
 from ..params import dump_params
@@ -289,10 +291,6 @@ def _enqueue_into(backend: Backend, request: EnqueueRequest, handle: TaskHandle)
 
 
 def _in_atomic_block() -> bool:
-    from django.conf import settings
-
     if not settings.configured:
         return False
-    from django.db import connection
-
-    return bool(connection.in_atomic_block)
+    return bool(connections[DEFAULT_DB_ALIAS].in_atomic_block)

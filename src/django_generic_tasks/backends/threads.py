@@ -14,6 +14,7 @@ import weakref
 from collections.abc import Sequence
 
 from django.db import connections
+from django.db.backends.signals import connection_created
 
 from ..execution import execute
 from ..status import TaskHandle
@@ -22,6 +23,7 @@ from .base import BaseBackend, EnqueueRequest
 logger = logging.getLogger("django_generic_tasks")
 
 _STOP = object()
+_STOP_RANK = 1 << 30  # after every real priority (-100..100): workers finish ready runs first
 
 
 class ThreadingBackend(BaseBackend):
@@ -38,7 +40,7 @@ class ThreadingBackend(BaseBackend):
     supports_retries = True
 
     def __init__(self, *, max_workers: int = 4, drain_timeout: float = 30.0) -> None:
-        if not isinstance(max_workers, int) or max_workers < 1:
+        if type(max_workers) is not int or max_workers < 1:
             raise ValueError("max_workers must be an integer >= 1")
         self.max_workers = max_workers
         self.drain_timeout = drain_timeout
@@ -48,13 +50,19 @@ class ThreadingBackend(BaseBackend):
         _instances.add(self)
 
     def _reset_state(self) -> None:
-        self._ready: queue.PriorityQueue[tuple[int, int, object]] = queue.PriorityQueue()
+        # Ready runs live in a heap ordered by (-priority, sequence); each one also puts a
+        # token on a SimpleQueue, which is what idle workers block on (cheaper than a
+        # PriorityQueue's Python-level condition).
+        self._mutex = threading.Lock()
+        self._idle = threading.Condition(self._mutex)  # guards _ready and _unfinished
+        self._ready: list[tuple[int, int, object]] = []
+        self._tokens: queue.SimpleQueue[None] = queue.SimpleQueue()
+        self._unfinished = 0  # ready + running
         self._later: list[tuple[float, int, EnqueueRequest]] = []
         self._later_changed = threading.Condition()
-        self._idle = threading.Condition()
-        self._unfinished = 0  # ready + running
         self._counter = itertools.count()
         self._threads: list[threading.Thread] = []
+        self._scheduler: threading.Thread | None = None
         self._closed = False
 
     def enqueue(self, request: EnqueueRequest) -> TaskHandle:
@@ -72,18 +80,25 @@ class ThreadingBackend(BaseBackend):
 
     def _accept(self, request: EnqueueRequest) -> None:
         if request.run_after is not None and request.run_after.timestamp() > time.time():
+            if self._scheduler is None:
+                self._start_scheduler()
             with self._later_changed:
                 heapq.heappush(
                     self._later, (request.run_after.timestamp(), next(self._counter), request)
                 )
                 self._later_changed.notify()
         else:
-            with self._idle:
+            self._push_ready(-request.priority, request)
+
+    def _push_ready(self, rank: int, item: object) -> None:
+        with self._mutex:
+            heapq.heappush(self._ready, (rank, next(self._counter), item))
+            if item is not _STOP:
                 self._unfinished += 1
-            self._ready.put((-request.priority, next(self._counter), request))
+        self._tokens.put(None)
 
     def _ensure_started(self) -> None:
-        if self._pid == os.getpid() and not self._closed:
+        if self._pid == _pid and not self._closed:
             return
         with self._lock:
             if self._pid != os.getpid():  # first use, or a forked child: start afresh
@@ -99,13 +114,23 @@ class ThreadingBackend(BaseBackend):
                 )
                 thread.start()
                 self._threads.append(thread)
-            scheduler = threading.Thread(target=self._schedule, name="tasks-scheduler", daemon=True)
-            scheduler.start()
-            self._threads.append(scheduler)
+
+    def _start_scheduler(self) -> None:
+        """Start the thread that moves runs due later to the ready heap (on first need)."""
+        with self._lock:
+            if self._scheduler is None:
+                scheduler = threading.Thread(
+                    target=self._schedule, name="tasks-scheduler", daemon=True
+                )
+                scheduler.start()
+                self._scheduler = scheduler
 
     def _work(self) -> None:
+        tokens, mutex, ready = self._tokens, self._mutex, self._ready
         while True:
-            _, _, item = self._ready.get()
+            tokens.get()
+            with mutex:
+                item = heapq.heappop(ready)[2]
             if item is _STOP:
                 return
             assert isinstance(item, EnqueueRequest)
@@ -116,7 +141,9 @@ class ThreadingBackend(BaseBackend):
                     "ThreadingBackend failed to run %s (run %s)", item.task_name, item.run_id
                 )
             finally:
-                connections.close_all()
+                if getattr(_opened, "connection", False):
+                    _opened.connection = False
+                    connections.close_all()
                 with self._idle:
                     self._unfinished -= 1
                     if self._unfinished == 0:
@@ -145,20 +172,25 @@ class ThreadingBackend(BaseBackend):
                 if wait > 0:
                     self._later_changed.wait(wait)
                     continue
+                # pushed before it leaves _later, so wait_idle never sees it in neither place
+                self._push_ready(-request.priority, request)
                 heapq.heappop(self._later)
-            with self._idle:
-                self._unfinished += 1
-            self._ready.put((-request.priority, next(self._counter), request))
 
-    def wait_idle(self, timeout: float | None = None) -> bool:
-        """Block until no run is ready or running; ``False`` if ``timeout`` passed first."""
+    def wait_idle(self, timeout: float | None = None, *, include_scheduled: bool = False) -> bool:
+        """Block until no run is ready or running; ``False`` if ``timeout`` passed first.
+
+        With ``include_scheduled``, also wait for runs due later (delays, ETAs, retries).
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._idle:
-            while self._unfinished:
+            while self._unfinished or (include_scheduled and self._later):
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
-                self._idle.wait(remaining)
+                step = remaining
+                if include_scheduled and not self._unfinished:  # due runs are not announced
+                    step = 0.01 if remaining is None else min(0.01, remaining)
+                self._idle.wait(step)
         return True
 
     def close(self, wait: bool = True) -> None:
@@ -182,14 +214,38 @@ class ThreadingBackend(BaseBackend):
                 dropped,
             )
         for _ in range(self.max_workers):
-            self._ready.put((1 << 30, next(self._counter), _STOP))
+            self._push_ready(_STOP_RANK, _STOP)
         self._threads = []
 
 
 _instances: weakref.WeakSet[ThreadingBackend] = weakref.WeakSet()
+_opened = threading.local()
+
+
+def _note_connection(**kwargs: object) -> None:
+    # A task can only leave a connection open by opening one in its thread (the previous
+    # task's were closed), so workers call close_all() only after this ran in their thread.
+    _opened.connection = True
+
+
+connection_created.connect(_note_connection, dispatch_uid="django_generic_tasks.threads")
 
 
 @atexit.register
 def _drain_at_exit() -> None:
     for backend in list(_instances):
         backend.close(wait=True)
+
+
+_pid = os.getpid()  # kept current by _after_fork_in_child: no system call per start()
+
+
+def _after_fork_in_child() -> None:
+    global _pid
+    _pid = os.getpid()
+    # a lock held by another thread at fork time would stay locked forever in the child
+    for backend in list(_instances):
+        backend._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,308 @@
+"""DatabaseBackend + ``tasks_worker`` vs django-tasks-db (``db_worker``) vs Celery + Redis.
+
+All on the machine's PostgreSQL / Redis, no-op tasks, one run, side by side:
+- enqueue/s, one start per transaction (autocommit); bulk enqueue/s (one transaction);
+- drain of N runs with 1 and 2 worker processes: from the first run taken to the last one
+  finished, as the systems record it (worker start-up excluded). Celery: prefork with
+  ``--concurrency`` = the number of processes, no result backend;
+- idle latency, from just before ``start()`` to the first line of the body, p50/p95 after
+  warm-up, random gaps between starts;
+- ours only: claim latency with 0 vs 1M finished rows.
+Peers are installed in throwaway virtualenvs under ``.venv-bench/`` (git-ignored), built with
+``sys.executable -m venv`` on first use. Medians of ``rounds`` rounds.
+Run: ``.venv/bin/python bench/bench_database.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+SITE = BENCH / "dbbench"
+VENVS = ROOT / ".venv-bench"
+PEERS = {
+    "dtdb": ["django-tasks-db>=0.13,<1", "psycopg[binary]>=3.1,<4"],
+    "celery": ["celery[redis]>=5.4,<6"],
+}
+TABLES = {
+    "ours": ("django_generic_tasks_taskrun", "succeeded"),
+    "dtdb": ("django_tasks_database_dbtaskresult", "SUCCESSFUL"),
+}
+LABELS = {"ours": "django-generic-tasks", "dtdb": "django-tasks-db", "celery": "Celery+Redis"}
+
+
+def _python(system: str) -> str:
+    return sys.executable if system == "ours" else str(VENVS / system / "bin" / "python")
+
+
+def _build_venv(system: str) -> str | None:
+    """Create the peer's virtualenv if needed; return an error message, or None when ready."""
+    target = VENVS / system
+    stamp = target / ".bench-ready"
+    if stamp.exists():
+        return None
+    shutil.rmtree(target, ignore_errors=True)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(target)], check=True, timeout=120)
+        subprocess.run(
+            [str(target / "bin" / "pip"), "install", "-q", *PEERS[system]],
+            check=True,
+            timeout=600,
+            capture_output=True,
+        )
+    except (subprocess.SubprocessError, OSError) as exc:
+        return f"virtualenv could not be built ({type(exc).__name__})"
+    stamp.touch()
+    return None
+
+
+def _env(system: str, database: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_"))}
+    env.update(
+        BENCH_SYSTEM=system,
+        BENCH_DB=database,
+        DJANGO_SETTINGS_MODULE="dbbench.settings",
+        PYTHONPATH=os.pathsep.join(
+            [str(BENCH), str(ROOT / "src") if system == "ours" else str(SITE)]
+        ),
+        **extra,
+    )
+    return env
+
+
+def _pg(sql: str, database: str = "postgres") -> list[tuple[Any, ...]]:
+    import psycopg
+
+    with psycopg.connect(
+        host="127.0.0.1", user="postgres", dbname=database, autocommit=True
+    ) as conn:
+        cursor = conn.execute(sql)  # type: ignore[arg-type]
+        return cursor.fetchall() if cursor.description else []
+
+
+def _run(system: str, env: dict[str, str], *args: str, timeout: float = 900) -> Any:
+    script = SITE / ("celery_app.py" if system == "celery" else "driver.py")
+    result = subprocess.run(
+        [_python(system), str(script), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode:
+        raise RuntimeError(f"{system} {' '.join(args)} failed:\n{result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _worker(system: str, env: dict[str, str], processes: int, drain: bool) -> list[Any]:
+    """Start worker processes (``drain``: exit when the queue is empty, where supported)."""
+    if system == "ours":
+        command = [_python(system), str(SITE / "manage.py"), "tasks_worker", "-v0"]
+        command += ["--once"] if drain else []
+    elif system == "dtdb":
+        command = [_python(system), str(SITE / "manage.py"), "db_worker", "-v0"]
+        command += ["--interval", "0.1", "--no-startup-delay"] + (["--batch"] if drain else [])
+    else:
+        command = [str(VENVS / "celery" / "bin" / "celery"), "-A", "celery_app", "worker"]
+        command += ["--pool=prefork", f"--concurrency={processes}", "-l", "warning"]
+        command += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
+        processes = 1
+    return [
+        subprocess.Popen(
+            command,
+            cwd=SITE,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for _ in range(processes)
+    ]
+
+
+def _stop(procs: list[Any]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _drain_rate(system: str, env: dict[str, str], count: int, processes: int, db: str) -> float:
+    out = Path(env.get("BENCH_OUT", ""))
+    procs = _worker(system, env, processes, drain=True)
+    deadline = time.monotonic() + 600
+    try:
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            if system == "celery":
+                stats = [f.read_text().split() for f in out.iterdir()]
+                if sum(int(s[2]) for s in stats if len(s) == 3) >= count:
+                    first = min(float(s[0]) for s in stats)
+                    last = max(float(s[1]) for s in stats)
+                    return count / (last - first)
+                continue
+            table, done = TABLES[system]
+            [(finished, seconds)] = _pg(
+                f"SELECT count(*) FILTER (WHERE status = '{done}'), "
+                f"EXTRACT(EPOCH FROM max(finished_at) - min(started_at)) FROM {table}",
+                db,
+            )
+            if finished >= count:
+                return count / float(seconds)
+        raise RuntimeError(f"{system} did not drain {count} runs in time")
+    finally:
+        _stop(procs)
+
+
+def _fresh_database(system: str, name: str) -> None:
+    _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _pg(f'CREATE DATABASE "{name}"')
+    env = _env(system, name)
+    subprocess.run(
+        [_python(system), str(SITE / "manage.py"), "migrate", "-v0"],
+        env=env,
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
+
+
+def _clear(system: str, db: str) -> None:
+    if system in TABLES:
+        _pg(f"TRUNCATE {TABLES[system][0]}", db)
+
+
+def _measure(system: str, sizes: dict[str, int], rounds: int) -> dict[str, Any]:
+    """Every figure for one system: lists of per-round values."""
+    db = f"dgt_bench_{system}"
+    figures: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        env = _env(system, db, BENCH_LATENCY=str(Path(tmp) / "latency"))
+        if system != "celery":
+            _fresh_database(system, db)
+        for _ in range(rounds):
+            _clear(system, db)
+            figures.setdefault("enqueue", []).append(
+                _run(system, env, "enqueue", str(sizes["enqueue"]))["rate"]
+            )
+            for processes in (1, 2):
+                _clear(system, db)
+                out = Path(tempfile.mkdtemp(dir=tmp))
+                drain_env = {**env, "BENCH_OUT": str(out)}
+                rate = _run(system, drain_env, "bulk", str(sizes["drain"]))["rate"]
+                if processes == 1:
+                    figures.setdefault("bulk", []).append(rate)
+                figures.setdefault(f"drain{processes}", []).append(
+                    _drain_rate(system, drain_env, sizes["drain"], processes, db)
+                )
+        _clear(system, db)
+        procs = _worker(system, env, 1, drain=False)
+        try:
+            time.sleep(3)  # start-up
+            lat = _run(system, env, "latency", str(sizes["latency"]))
+        finally:
+            _stop(procs)
+        figures["p50"], figures["p95"] = [lat["p50"]], [lat["p95"]]
+        if system == "ours":
+            claim = _run(system, env, "claim", str(sizes["claim_rows"]), timeout=1800)
+            figures["claim_empty"], figures["claim_full"] = [claim["empty"]], [claim["full"]]
+        if system != "celery":
+            _pg(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    return {key: statistics.median(values) for key, values in figures.items()}
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.1f} ms" if unit == "ms" else f"{value:,.0f}/s"
+
+
+def main(quick: bool = False) -> None:
+    """Print the side-by-side table (quick: small counts, ours only)."""
+    sizes = (
+        {"enqueue": 200, "drain": 1000, "latency": 10, "claim_rows": 20_000}
+        if quick
+        else {"enqueue": 2000, "drain": 10_000, "latency": 60, "claim_rows": 1_000_000}
+    )
+    rounds = 1 if quick else 3
+    systems = ["ours"] if quick else ["ours", "dtdb", "celery"]
+    results: dict[str, dict[str, Any]] = {}
+    notes: list[str] = []
+    try:
+        _pg("SELECT 1")
+    except Exception as exc:
+        print(f"bench_database: PostgreSQL is not reachable ({exc}); skipped.\n")
+        return
+    for system in systems:
+        problem = None if system == "ours" else _build_venv(system)
+        if problem is None:
+            try:
+                results[system] = _measure(system, sizes, rounds)
+            except Exception as exc:
+                problem = f"failed: {str(exc).strip().splitlines()[0][:160]}"
+        if problem:
+            notes.append(f"{LABELS[system]}: {problem}")
+    if quick:
+        notes.append("django-tasks-db and Celery+Redis: not run in quick mode")
+    _table(results, sizes, rounds, notes)
+
+
+def _table(results: dict[str, Any], sizes: dict[str, int], rounds: int, notes: list[str]) -> None:
+    peers = [s for s in ("dtdb", "celery") if s in results]
+    print(f"### DatabaseBackend vs peers (PostgreSQL, no-op runs, median of {rounds})\n")
+    header = "| measure | " + " | ".join(LABELS[s] for s in ["ours", *peers])
+    header += "".join(f" | ours / {LABELS[p]}" for p in peers) + " |"
+    print(header)
+    print("| --- " * (1 + len(peers) * 2 + 1) + "|")
+    rows = [
+        ("enqueue", f"enqueue, 1 per transaction ({sizes['enqueue']:,})", "rate", True),
+        ("bulk", f"bulk enqueue ({sizes['drain']:,} in one transaction)", "rate", True),
+        ("drain1", f"drain {sizes['drain']:,}, 1 worker process", "rate", True),
+        ("drain2", f"drain {sizes['drain']:,}, 2 worker processes", "rate", True),
+        ("p50", "idle latency p50 (start → body)", "ms", False),
+        ("p95", "idle latency p95", "ms", False),
+    ]
+    ours = results.get("ours", {})
+    for key, label, unit, higher_better in rows:
+        cells = [_fmt(results[s].get(key), unit) for s in ["ours", *peers]]
+        for peer in peers:
+            a, b = ours.get(key), results[peer].get(key)
+            ratio = "—" if not a or not b else f"{(a / b if higher_better else b / a):.1f}x"
+            cells.append(ratio)
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    if "claim_empty" in ours:
+        empty, full = ours["claim_empty"], ours["claim_full"]
+        print(
+            f"\nClaim latency (ours, one due run): {empty:.2f} ms on an empty table, "
+            f"{full:.2f} ms with {sizes['claim_rows']:,} finished rows ({full / empty:.2f}x)."
+        )
+    print(
+        "\nRatios: > 1x means ours is better (higher rate, or lower latency). Ours: "
+        "`tasks_worker` defaults (4 threads, batch ≤ 100, LISTEN/NOTIFY); django-tasks-db: "
+        "`db_worker --interval 0.1`, persistent connection; Celery: prefork, "
+        "`--concurrency` = processes, no result backend."
+    )
+    for note in notes:
+        print(f"\n- {note}")
+    print()
+
+
+if __name__ == "__main__":
+    main(quick="--quick" in sys.argv)

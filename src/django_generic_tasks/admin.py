@@ -1,0 +1,198 @@
+"""The admin for ``TaskRun``: filter and search runs, read params/results/tracebacks, and
+retry, cancel or run them now."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.html import format_html
+
+from .models import UNFINISHED, WAITING, TaskRun
+from .status import TaskStatus
+from .worker.notify import notify_workers
+
+_RETRYABLE = [TaskStatus.FAILED.value, TaskStatus.DISCARDED.value, TaskStatus.CANCELLED.value]
+_COLOURS = {
+    "succeeded": "#2e7d32",
+    "failed": "#c62828",
+    "discarded": "#8d6e63",
+    "cancelled": "#757575",
+    "running": "#1565c0",
+    "ready": "#6a1b9a",
+    "scheduled": "#ef6c00",
+}
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
+@admin.register(TaskRun)
+class TaskRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Runs newest first; filters by status, queue and task; search by run id or key."""
+
+    list_display = (
+        "short_id",
+        "task_name",
+        "coloured_status",
+        "queue",
+        "priority",
+        "attempts",
+        "run_after",
+        "finished_at",
+        "key",
+    )
+    list_filter = ("status", "queue", "task_name")
+    search_fields = ("key",)
+    search_help_text = "A run id, or a key (or the start of one)."
+    list_per_page = 50
+    show_full_result_count = False
+    actions = ("retry_runs", "cancel_runs", "run_now")
+    fieldsets = (
+        (None, {"fields": ("id", "task_name", "coloured_status", "queue", "priority", "key")}),
+        ("Params and result", {"fields": ("params_json", "result_json")}),
+        ("Last error", {"fields": ("error_type", "error_message", "traceback")}),
+        (
+            "Timing",
+            {
+                "fields": (
+                    "attempts",
+                    "run_after",
+                    "created_at",
+                    "started_at",
+                    "finished_at",
+                    "worker_id",
+                    "lease_expires_at",
+                    "timeout",
+                )
+            },
+        ),
+    )
+    readonly_fields = (
+        "id",
+        "task_name",
+        "coloured_status",
+        "queue",
+        "priority",
+        "key",
+        "params_json",
+        "result_json",
+        "error_type",
+        "error_message",
+        "traceback",
+        "attempts",
+        "run_after",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "worker_id",
+        "lease_expires_at",
+        "timeout",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """Runs are started by code (``Task.start()``), not typed in."""
+        return False
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[TaskRun], search_term: str
+    ) -> tuple[QuerySet[TaskRun], bool]:
+        """A run id matches exactly; anything else searches keys by prefix."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        try:
+            return queryset.filter(pk=uuid.UUID(term)), False
+        except ValueError:
+            return queryset.filter(key__startswith=term), False
+
+    @admin.display(description="id", ordering="id")
+    def short_id(self, run: TaskRun) -> str:
+        """The run id (full, so it can be copied)."""
+        return str(run.id)
+
+    @admin.display(description="status", ordering="status")
+    def coloured_status(self, run: TaskRun) -> str:
+        """The status, in colour."""
+        return format_html(
+            '<b style="color:{}">{}</b>', _COLOURS.get(run.status, "inherit"), run.status
+        )
+
+    @admin.display(description="attempts")
+    def attempts(self, run: TaskRun) -> str:
+        """Attempts started / allowed."""
+        return f"{run.attempt} / {run.max_attempts}"
+
+    @admin.display(description="params")
+    def params_json(self, run: TaskRun) -> str:
+        """The params, pretty-printed."""
+        return format_html("<pre>{}</pre>", _pretty(run.params))
+
+    @admin.display(description="result")
+    def result_json(self, run: TaskRun) -> str:
+        """The return value, pretty-printed."""
+        return format_html("<pre>{}</pre>", _pretty(run.result))
+
+    @admin.display(description="traceback")
+    def traceback(self, run: TaskRun) -> str:
+        """The last error's traceback, as text."""
+        return format_html("<pre>{}</pre>", run.error_traceback or "-")
+
+    @admin.action(description="Retry selected runs (failed, discarded, cancelled)")
+    def retry_runs(self, request: HttpRequest, queryset: QuerySet[TaskRun]) -> None:
+        """Run finished-but-unsuccessful runs again, as one more attempt."""
+        retried, blocked = 0, []
+        now = timezone.now()
+        skipped = queryset.exclude(status__in=_RETRYABLE).count()
+        for run in queryset.filter(status__in=_RETRYABLE):
+            try:
+                with transaction.atomic(using=queryset.db):
+                    TaskRun.objects.using(queryset.db).filter(pk=run.pk).update(
+                        status=TaskStatus.READY.value,
+                        run_after=now,
+                        finished_at=None,
+                        result=None,
+                        max_attempts=max(run.max_attempts, run.attempt + 1),
+                    )
+                retried += 1
+            except IntegrityError:
+                blocked.append(run.key or str(run.pk))
+        if retried:
+            notify_workers(queryset.db)
+        self.message_user(request, f"Retried {retried} runs.", messages.SUCCESS)
+        if blocked:
+            self.message_user(
+                request,
+                "Not retried, another unfinished run holds the same key: " + ", ".join(blocked),
+                messages.WARNING,
+            )
+        if skipped:
+            self.message_user(
+                request, f"Skipped {skipped} runs that are not failed/discarded/cancelled."
+            )
+
+    @admin.action(description="Cancel selected runs (not finished)")
+    def cancel_runs(self, request: HttpRequest, queryset: QuerySet[TaskRun]) -> None:
+        """Cancel unfinished runs; a running one finishes its attempt but its outcome is
+        dropped."""
+        count = queryset.filter(status__in=[s.value for s in UNFINISHED]).update(
+            status=TaskStatus.CANCELLED.value, finished_at=timezone.now(), lease_expires_at=None
+        )
+        self.message_user(request, f"Cancelled {count} runs.", messages.SUCCESS)
+
+    @admin.action(description="Run selected runs now (scheduled or ready)")
+    def run_now(self, request: HttpRequest, queryset: QuerySet[TaskRun]) -> None:
+        """Make waiting runs due immediately, ahead of their schedule."""
+        count = queryset.filter(status__in=[s.value for s in WAITING]).update(
+            status=TaskStatus.READY.value, run_after=timezone.now()
+        )
+        if count:
+            notify_workers(queryset.db)
+        self.message_user(request, f"{count} runs are due now.", messages.SUCCESS)

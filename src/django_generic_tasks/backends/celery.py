@@ -1,0 +1,314 @@
+"""``CeleryBackend``: runs typed tasks on an existing Celery deployment (Redis or RabbitMQ).
+
+Every run travels as one generic Celery task, ``django_generic_tasks.run``, whose message
+carries the task name, the params as JSON, the attempt numbers and the run id (also used as the
+Celery task id). Its body calls ``execution.execute()``, the same path every backend uses; when
+the task's policy asks for another attempt, the body re-sends the message with an ETA and
+``attempt + 1`` (Celery's own autoretry is not used).
+
+The worker side is a plain ``celery -A proj worker``: the generic task is a ``shared_task``,
+bound to every Celery app, and it is imported by Django's app loading (and by
+``app.autodiscover_tasks()``) through ``django_generic_tasks.tasks``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, ClassVar
+from urllib.parse import urlparse
+
+from django.core.checks import CheckMessage, Error
+
+from ..exceptions import ConfigurationError, EnqueueError, MissingDependencyError
+from ..execution import Outcome, execute
+from ..status import ErrorInfo, TaskHandle, TaskStatus
+from .base import BaseBackend, EnqueueRequest
+
+try:
+    import celery
+    from celery import shared_task
+    from celery.exceptions import Ignore
+    from celery.result import AsyncResult
+    from kombu.exceptions import OperationalError
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise MissingDependencyError(
+        "CeleryBackend needs Celery: pip install 'django-generic-tasks[celery]' "
+        "(and 'celery[redis]' for a Redis broker)."
+    ) from exc
+
+logger = logging.getLogger("django_generic_tasks")
+
+TASK_NAME = "django_generic_tasks.run"
+"""The name of the one Celery task that carries every run."""
+
+SCHEDULED_STATE = "SCHEDULED"
+"""The Celery state stored for a run waiting for its next attempt."""
+
+CELERY_PRIORITY_LEVELS = 10
+"""Celery priorities used: 0..9, the range both Redis and RabbitMQ (``x-max-priority``) take."""
+
+
+class RunFailedError(Exception):
+    """A run failed for good; raised by the Celery task so Celery records it as FAILURE.
+
+    ``args`` are ``(summary, traceback)`` where ``summary`` is ``"<type>: <message>"`` of the
+    task's own exception, so the error survives Celery's JSON result serialisation.
+    """
+
+
+def celery_priority(priority: int, *, lowest_first: bool) -> int:
+    """Map our priority (-100..100, higher runs first) onto Celery's 0..9.
+
+    RabbitMQ delivers higher numbers first; Redis (kombu) delivers *lower* numbers first, which
+    ``lowest_first`` accounts for.
+    """
+    top = CELERY_PRIORITY_LEVELS - 1
+    level = round((priority + 100) * top / 200)
+    return top - level if lowest_first else level
+
+
+def _run_task(
+    self: Any,
+    task: str,
+    params: str,
+    run_id: str,
+    attempt: int = 1,
+    max_attempts: int | None = None,
+    queue: str | None = None,
+    priority: int | None = None,
+) -> dict[str, Any]:
+    """Run one attempt of a typed task on a Celery worker and apply its retry policy."""
+    outcome = execute(task, params, run_id=run_id, attempt=attempt, max_attempts=max_attempts)
+    summary: dict[str, Any] = {"status": str(outcome.status), "attempt": attempt}
+    if outcome.will_retry:
+        summary["retry_at"] = outcome.retry_at.isoformat() if outcome.retry_at else None
+        # Celery never overwrites a stored SUCCESS, so this attempt stores a custom state and is
+        # ignored (acknowledged, no result stored), before the next attempt can finish.
+        self.update_state(task_id=run_id, state=SCHEDULED_STATE, meta=summary)
+        self.apply_async(
+            kwargs={
+                "task": task,
+                "params": params,
+                "run_id": run_id,
+                "attempt": attempt + 1,
+                "max_attempts": outcome.max_attempts,
+                "queue": queue,
+                "priority": priority,
+            },
+            task_id=run_id,
+            kwargsrepr=_describe(task, attempt + 1),
+            eta=outcome.retry_at,
+            queue=queue,
+            priority=priority,
+        )
+        raise Ignore()
+    if outcome.status is TaskStatus.FAILED and outcome.error is not None:
+        raise RunFailedError(str(outcome.error), outcome.error.traceback)
+    summary["result"] = _jsonable(outcome)
+    if outcome.error is not None:
+        summary["error"] = str(outcome.error)
+    return summary
+
+
+run_task: Any = shared_task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True)(
+    _run_task
+)
+"""The generic Celery task (a ``shared_task``: every Celery app gets it)."""
+
+
+def register(app: celery.Celery) -> Any:
+    """Register the generic task on ``app`` explicitly (for apps that skip autodiscovery)."""
+    return app.tasks[TASK_NAME]
+
+
+class CeleryBackend(BaseBackend):
+    """Sends runs to Celery workers through the Celery app ``app`` (dotted path or instance).
+
+    ``queues`` maps our queue names to Celery queue names; an unmapped ``"default"`` goes to
+    the app's ``task_default_queue`` and other names pass through unchanged. Priorities map
+    onto Celery's 0..9 (see ``celery_priority``; RabbitMQ needs ``task_queue_max_priority``).
+    ``key`` is refused: Celery has no deduplication. Status and results can be read back when
+    the app has a result backend. Recommended app settings for crash safety:
+    ``task_acks_late=True``, ``task_reject_on_worker_lost=True``,
+    ``worker_prefetch_multiplier=1`` (the generic task already sets the first two).
+    """
+
+    supports_defer = True
+    supports_priority = True
+    supports_key = False
+    supports_retries = True
+    enqueues_in_transaction = False
+    crash_safe = True
+    needs_server = "Redis or RabbitMQ, `celery worker`"
+    capability_notes: ClassVar[dict[str, str]] = {
+        "supports_results": "with a Celery `result_backend`",
+        "supports_priority": "0..9 on the broker",
+        "crash_safe": "`acks_late`",
+    }
+
+    def __init__(self, *, app: str | celery.Celery, queues: dict[str, str] | None = None) -> None:
+        if not isinstance(app, str | celery.Celery):
+            raise ConfigurationError(
+                "CeleryBackend(app=...) must be a dotted path to a Celery app, such as "
+                "'proj.celery.app', or a Celery instance."
+            )
+        if queues is not None and not (
+            isinstance(queues, dict)
+            and all(isinstance(k, str) and isinstance(v, str) and v for k, v in queues.items())
+        ):
+            raise ConfigurationError(
+                "CeleryBackend(queues=...) must map task queue names to Celery queue names."
+            )
+        self._app_spec = app
+        self._app: celery.Celery | None = app if isinstance(app, celery.Celery) else None
+        self.queues = dict(queues or {})
+
+    @property
+    def app(self) -> celery.Celery:
+        """The Celery app, imported on first use."""
+        if self._app is None:
+            from django.utils.module_loading import import_string
+
+            try:
+                loaded = import_string(str(self._app_spec))
+            except ImportError as exc:
+                raise ConfigurationError(
+                    f"CeleryBackend cannot import the Celery app {self._app_spec!r}: {exc}"
+                ) from exc
+            if not isinstance(loaded, celery.Celery):
+                raise ConfigurationError(
+                    f"CeleryBackend(app={self._app_spec!r}) is a {type(loaded).__name__}, "
+                    "not a Celery app."
+                )
+            self._app = loaded
+        return self._app
+
+    @property
+    def supports_results(self) -> bool:  # type: ignore[override]
+        """Whether the Celery app has a result backend (``result_backend``)."""
+        return bool(self.app.conf.result_backend) and not self.app.conf.task_ignore_result
+
+    def celery_queue(self, queue: str) -> str:
+        """The Celery queue that runs of our queue ``queue`` are sent to."""
+        if queue in self.queues:
+            return self.queues[queue]
+        if queue == "default":
+            return str(self.app.conf.task_default_queue)
+        return queue
+
+    def _lowest_first(self) -> bool:
+        url = self.app.conf.broker_url or ""
+        return urlparse(str(url)).scheme in {"redis", "rediss", "sentinel", "redis+socket"}
+
+    def _send(self, request: EnqueueRequest, producer: Any = None) -> None:
+        queue = self.celery_queue(request.queue)
+        priority = celery_priority(request.priority, lowest_first=self._lowest_first())
+        options: dict[str, Any] = {
+            "task_id": request.run_id,
+            "queue": queue,
+            "priority": priority,
+            # Shown by Celery's logs and monitors instead of the params, which may be private.
+            "kwargsrepr": _describe(request.task_name, request.attempt),
+        }
+        if request.run_after is not None:
+            options["eta"] = request.run_after
+        if producer is not None:
+            options["producer"] = producer
+        try:
+            self.app.send_task(
+                TASK_NAME,
+                kwargs={
+                    "task": request.task_name,
+                    "params": request.params_json,
+                    "run_id": request.run_id,
+                    "attempt": request.attempt,
+                    "max_attempts": request.max_attempts,
+                    "queue": queue,
+                    "priority": priority,
+                },
+                **options,
+            )
+        except OperationalError as exc:
+            raise EnqueueError(
+                f"Celery could not send task {request.task_name} (run {request.run_id}): {exc}"
+            ) from exc
+
+    def enqueue(self, request: EnqueueRequest) -> TaskHandle:
+        """Send one run to Celery."""
+        self._send(request)
+        return self.handle_for(request)
+
+    def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[TaskHandle]:
+        """Send many runs over one broker connection."""
+        with self.app.producer_or_acquire() as producer:
+            for request in requests:
+                self._send(request, producer)
+        return [self.handle_for(request) for request in requests]
+
+    def get_result(self, run_id: str) -> TaskHandle:
+        """Read the run's state from the Celery result backend."""
+        if not self.supports_results:
+            return super().get_result(run_id)
+        result = AsyncResult(run_id, app=self.app)
+        state = result.state
+        handle = TaskHandle(id=run_id, name="", status=TaskStatus.READY, backend=self)
+        if state == "STARTED":
+            handle.status = TaskStatus.RUNNING
+        elif state == "REVOKED":
+            handle.status = TaskStatus.CANCELLED
+        elif state == "FAILURE":
+            handle.status = TaskStatus.FAILED
+            handle.error = _error_from(result.result, result.traceback)
+        elif state in {"SUCCESS", SCHEDULED_STATE} and isinstance(result.result, dict):
+            summary = result.result
+            handle.status = TaskStatus(summary.get("status", TaskStatus.SUCCEEDED))
+            handle.result = summary.get("result")
+            handle.attempts = int(summary.get("attempt", 0))
+            if summary.get("error"):
+                handle.error = _error_from(summary["error"], None)
+        return handle
+
+    def check(self) -> list[CheckMessage]:
+        """Report a Celery app that cannot be imported."""
+        try:
+            self.app  # noqa: B018
+        except ConfigurationError as exc:
+            return [
+                Error(
+                    str(exc),
+                    hint="Set TASKS_BACKEND_OPTIONS = {'app': 'proj.celery.app'}.",
+                    id="django_generic_tasks.E101",
+                )
+            ]
+        return []
+
+    def __repr__(self) -> str:
+        return f"<CeleryBackend app={self._app_spec!r}>"
+
+
+def _describe(task_name: str, attempt: int) -> str:
+    return f"{{task: {task_name!r}, attempt: {attempt}}}"
+
+
+def _jsonable(outcome: Outcome) -> Any:
+    """The run's result if Celery can serialise it as JSON, else its ``repr``."""
+    import json
+
+    try:
+        json.dumps(outcome.result)
+    except (TypeError, ValueError):
+        return repr(outcome.result)
+    return outcome.result
+
+
+def _error_from(value: Any, traceback: str | None) -> ErrorInfo:
+    if isinstance(value, RunFailedError) and value.args:
+        summary = str(value.args[0])
+        traceback = str(value.args[1]) if len(value.args) > 1 else traceback
+    elif isinstance(value, BaseException):
+        summary = f"{type(value).__module__}.{type(value).__qualname__}: {value}"
+    else:
+        summary = str(value)
+    kind, _, message = summary.partition(": ")
+    return ErrorInfo(type=kind, message=message, traceback=traceback or "")

@@ -1,0 +1,343 @@
+"""``DjangoTasksBackend``: runs typed tasks through any Django ``django.tasks`` backend.
+
+Every run is enqueued as one module-level ``django.tasks`` task, ``run_generic_task``, whose
+arguments are the task name, the params as JSON, the run id and the attempt numbers. Its body
+calls ``execution.execute()``, the path every backend uses; when the task's policy asks for
+another attempt, it enqueues itself again with ``run_after`` and ``attempt + 1``.
+
+Uses ``django.tasks`` (Django >= 6.0) or, on Django 5.2, the ``django-tasks`` backport.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from django.core.checks import CheckMessage, Error
+
+from ..exceptions import (
+    ConfigurationError,
+    EnqueueError,
+    MissingDependencyError,
+    ResultNotAvailableError,
+)
+from ..execution import execute
+from ..status import ErrorInfo, TaskHandle, TaskStatus
+from .base import BaseBackend, EnqueueRequest
+
+
+def _import_tasks_framework() -> Any:
+    for name in ("django.tasks", "django_tasks"):
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    raise MissingDependencyError(
+        "DjangoTasksBackend needs django.tasks (Django >= 6.0) or, on Django 5.2, the backport: "
+        "pip install django-tasks"
+    )
+
+
+dj_tasks: Any = _import_tasks_framework()
+_base: Any = importlib.import_module(f"{dj_tasks.__name__}.base")
+_exceptions: Any = importlib.import_module(f"{dj_tasks.__name__}.exceptions")
+_InvalidTaskBackend: type[Exception] = getattr(
+    _exceptions, "InvalidTaskBackend", getattr(_exceptions, "InvalidTaskBackendError", Exception)
+)
+
+_DoesNotExist: type[Exception] = getattr(_exceptions, "TaskResultDoesNotExist", LookupError)
+
+RESULT_IDS_KEPT = 10_000
+"""How many run id -> result id pairs a backend remembers for ``get_result(run_id)``."""
+
+
+class RunFailedError(Exception):
+    """A run failed for good; raised by ``run_generic_task`` so ``django.tasks`` records FAILED.
+
+    ``args`` are ``(summary, traceback)``: ``summary`` is ``"<type>: <message>"`` of the task's
+    own exception and ``traceback`` its formatted traceback.
+    """
+
+
+def _run_generic_task(
+    context: Any,
+    task: str,
+    params: str,
+    run_id: str,
+    attempt: int = 1,
+    max_attempts: int | None = None,
+) -> dict[str, Any]:
+    """Run one attempt of a typed task inside a ``django.tasks`` worker."""
+    outcome = execute(task, params, run_id=run_id, attempt=attempt, max_attempts=max_attempts)
+    summary: dict[str, Any] = {"status": str(outcome.status), "attempt": attempt}
+    if outcome.will_retry:
+        current = context.task_result.task
+        backend = dj_tasks.task_backends[current.backend]
+        retry = current.using(run_after=outcome.retry_at) if backend.supports_defer else current
+        follow_up = retry.enqueue(task, params, run_id, attempt + 1, outcome.max_attempts)
+        follow_status = str(follow_up.status)
+        if follow_status == "SUCCESSFUL":  # ran in-process (ImmediateBackend): report its end
+            return dict(follow_up.return_value)
+        if follow_status == "FAILED" and follow_up.errors:
+            error = _error_from_task_error(follow_up.errors[-1])
+            raise RunFailedError(str(error), error.traceback)
+        summary["next"] = follow_up.id
+    elif outcome.status is TaskStatus.FAILED and outcome.error is not None:
+        raise RunFailedError(str(outcome.error), outcome.error.traceback)
+    else:
+        summary["result"] = _jsonable(outcome.result)
+        if outcome.error is not None:
+            summary["error"] = str(outcome.error)
+    return summary
+
+
+_run_generic_task.__name__ = _run_generic_task.__qualname__ = "run_generic_task"
+_task_object: Any = None
+
+
+def __getattr__(name: str) -> Any:
+    # The django.tasks Task object is built on first use, not at import, because building it
+    # needs the TASKS setting; workers find it by its dotted path.
+    global _task_object
+    if name == "run_generic_task":
+        if _task_object is None:
+            _task_object = dj_tasks.task(takes_context=True)(_run_generic_task)
+        return _task_object
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@dataclass(slots=True, eq=False)
+class DjangoTaskHandle(TaskHandle):
+    """A ``TaskHandle`` that wraps the ``django.tasks`` ``TaskResult`` of the run.
+
+    ``task_result`` is the result of the latest attempt known; ``refresh()`` follows retries.
+    """
+
+    task_result: Any = field(default=None, repr=False)
+
+    def refresh(self) -> TaskHandle:
+        """Reload from the ``TaskResult``, following retries to the latest attempt."""
+        backend = self.backend
+        if not isinstance(backend, DjangoTasksBackend) or self.task_result is None:
+            return TaskHandle.refresh(self)
+        if not backend.supports_results:
+            return TaskHandle.refresh(self)  # raises ResultNotAvailableError
+        backend.refresh(self)
+        return self
+
+
+class DjangoTasksBackend(BaseBackend):
+    """Enqueues runs through the ``django.tasks`` backend ``TASKS[alias]``.
+
+    Capability flags come from that backend: ``delay``/``eta`` need ``supports_defer``,
+    ``priority`` needs ``supports_priority`` and ``refresh()`` needs ``supports_get_result``.
+    Queues map to ``queue_name`` unchanged (they must be in the backend's ``QUEUES``).
+    Deduplication by ``key`` is refused. Retries follow the task's policy; on a backend
+    without ``supports_defer`` (``ImmediateBackend``) the backoff wait is skipped.
+    """
+
+    supports_key = False
+    supports_retries = True
+    crash_safe = None
+    needs_server = "what the `TASKS` backend needs"
+    capability_notes: ClassVar[dict[str, str]] = {
+        "supports_defer": "if the `TASKS` backend does",
+        "supports_priority": "if the `TASKS` backend does",
+        "supports_results": "if the `TASKS` backend does",
+        "enqueues_in_transaction": "in the transaction on django-tasks-db, else after commit",
+        "crash_safe": "as the `TASKS` backend",
+    }
+
+    def __init__(self, *, alias: str = "default") -> None:
+        if not isinstance(alias, str) or not alias:
+            raise ConfigurationError("DjangoTasksBackend(alias=...) must be a TASKS alias.")
+        self.alias = alias
+        # run id -> django.tasks result id of its latest known attempt, so handles created
+        # before commit (or by id) can be refreshed in this process.
+        self._result_ids: OrderedDict[str, str] = OrderedDict()
+
+    @property
+    def enqueues_in_transaction(self) -> bool:  # type: ignore[override]
+        """True on django-tasks-db: its rows are written in the caller's transaction."""
+        return type(self.tasks_backend).__module__.startswith("django_tasks_db")
+
+    @property
+    def tasks_backend(self) -> Any:
+        """The ``django.tasks`` backend of ``alias``."""
+        try:
+            return dj_tasks.task_backends[self.alias]
+        except _InvalidTaskBackend as exc:
+            raise ConfigurationError(
+                f"DjangoTasksBackend(alias={self.alias!r}): no usable TASKS[{self.alias!r}] "
+                f"backend: {exc}"
+            ) from exc
+
+    @property
+    def supports_defer(self) -> bool:  # type: ignore[override]
+        """Whether the ``django.tasks`` backend honours ``run_after``."""
+        return bool(self.tasks_backend.supports_defer)
+
+    @property
+    def supports_priority(self) -> bool:  # type: ignore[override]
+        """Whether the ``django.tasks`` backend orders by priority."""
+        return bool(self.tasks_backend.supports_priority)
+
+    @property
+    def supports_results(self) -> bool:  # type: ignore[override]
+        """Whether results can be read back from any process (``supports_get_result``)."""
+        return bool(self.tasks_backend.supports_get_result)
+
+    def enqueue(self, request: EnqueueRequest) -> TaskHandle:
+        """Enqueue one run through ``django.tasks``."""
+        try:
+            task = __getattr__("run_generic_task").using(
+                backend=self.alias,
+                queue_name=request.queue,
+                priority=request.priority,
+                run_after=request.run_after,
+            )
+            result = task.enqueue(
+                request.task_name,
+                request.params_json,
+                request.run_id,
+                request.attempt,
+                request.max_attempts,
+            )
+        except _base_errors() as exc:
+            raise EnqueueError(
+                f"{type(self.tasks_backend).__name__} refused task {request.task_name} "
+                f"(run {request.run_id}): {exc}"
+            ) from exc
+        handle = DjangoTaskHandle(
+            id=request.run_id, name=request.task_name, status=TaskStatus.READY, backend=self
+        )
+        handle.task_result = result
+        self._remember(request.run_id, result.id)
+        _apply(handle, result, request.run_after is not None)
+        return handle
+
+    def _remember(self, run_id: str, result_id: str) -> None:
+        self._result_ids[run_id] = result_id
+        if len(self._result_ids) > RESULT_IDS_KEPT:
+            self._result_ids.popitem(last=False)
+
+    def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[TaskHandle]:
+        """Enqueue runs one by one (``django.tasks`` has no bulk enqueue)."""
+        return [self.enqueue(request) for request in requests]
+
+    def get_result(self, run_id: str) -> TaskHandle:
+        """Look a run up by its run id (runs started by this process) or by its
+        ``django.tasks`` result id (``handle.task_result.id``), from any process."""
+        if not self.supports_results:
+            return BaseBackend.get_result(self, run_id)
+        result_id = self._result_ids.get(run_id, run_id)
+        try:
+            result = self.tasks_backend.get_result(result_id)
+        except _DoesNotExist as exc:
+            raise ResultNotAvailableError(f"No run or task result {run_id!r}.") from exc
+        handle = DjangoTaskHandle(id=run_id, name="", status=TaskStatus.READY, backend=self)
+        handle.task_result = result
+        _follow(handle, self.tasks_backend)
+        self._remember(run_id, handle.task_result.id)
+        return handle
+
+    def refresh(self, handle: DjangoTaskHandle) -> None:
+        """Reload ``handle`` from its ``TaskResult``, following retries to the latest attempt."""
+        handle.task_result.refresh()
+        _follow(handle, self.tasks_backend)
+        self._remember(handle.id, handle.task_result.id)
+
+    def check(self) -> list[CheckMessage]:
+        """Report a missing or broken ``TASKS`` alias."""
+        try:
+            self.tasks_backend  # noqa: B018
+        except ConfigurationError as exc:
+            return [
+                Error(
+                    str(exc),
+                    hint="Add the alias to the TASKS setting or set "
+                    "TASKS_BACKEND_OPTIONS = {'alias': ...}.",
+                    id="django_generic_tasks.E111",
+                )
+            ]
+        return []
+
+    def __repr__(self) -> str:
+        return f"<DjangoTasksBackend alias={self.alias!r}>"
+
+
+def _base_errors() -> tuple[type[Exception], ...]:
+    return (_exceptions.InvalidTask,) if hasattr(_exceptions, "InvalidTask") else ()
+
+
+def _follow(handle: DjangoTaskHandle, backend: Any) -> None:
+    """Walk from ``handle.task_result`` along retries to the latest attempt, then apply it."""
+    result = handle.task_result
+    for _ in range(1000):
+        value = _return_value(result)
+        next_id = value.get("next") if isinstance(value, dict) else None
+        if not next_id:
+            break
+        result = backend.get_result(next_id)
+    handle.task_result = result
+    _apply(handle, result, False)
+
+
+def _return_value(result: Any) -> Any:
+    status = str(result.status)
+    if status != "SUCCESSFUL":
+        return None
+    return result.return_value
+
+
+def _apply(handle: TaskHandle, result: Any, deferred: bool) -> None:
+    status = str(result.status)
+    value = _return_value(result)
+    if status == "SUCCESSFUL" and isinstance(value, dict):
+        handle.status = TaskStatus(value.get("status", TaskStatus.SUCCEEDED))
+        handle.result = value.get("result")
+        handle.attempts = int(value.get("attempt", 0))
+        if value.get("error"):
+            handle.error = _error_info(str(value["error"]), "")
+    elif status == "FAILED":
+        handle.status = TaskStatus.FAILED
+        handle.attempts = max(handle.attempts, len(result.worker_ids))
+        if result.errors:
+            handle.error = _error_from_task_error(result.errors[-1])
+    elif status == "RUNNING":
+        handle.status = TaskStatus.RUNNING
+    else:
+        handle.status = TaskStatus.SCHEDULED if deferred else TaskStatus.READY
+
+
+def _error_from_task_error(error: Any) -> ErrorInfo:
+    traceback = str(error.traceback)
+    if error.exception_class_path == f"{__name__}.RunFailedError":
+        # The last line of the traceback is "...RunFailedError: ('<type>: <message>', '<tb>')".
+        marker = "RunFailedError: "
+        tail = traceback[traceback.rfind(marker) + len(marker) :].strip()
+        try:
+            import ast
+
+            summary, original = ast.literal_eval(tail)
+            return _error_info(str(summary), str(original))
+        except (ValueError, SyntaxError):
+            pass
+    return _error_info(f"{error.exception_class_path}: ", traceback)
+
+
+def _error_info(summary: str, traceback: str) -> ErrorInfo:
+    kind, _, message = summary.partition(": ")
+    return ErrorInfo(type=kind, message=message, traceback=traceback)
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value

@@ -1,0 +1,75 @@
+"""``python manage.py tasks_prune --older-than 7d``: delete old finished task runs."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+
+from django_generic_tasks.status import TaskStatus
+
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_FINISHED = [s.value for s in TaskStatus if s.is_finished]
+
+
+def parse_age(text: str) -> timedelta:
+    """``"7d"``, ``"12h"``, ``"30m"``, ``"90s"``, ``"2w"`` as a timedelta."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
+    if not match:
+        raise ValueError(f"{text!r} is not an age such as 7d, 12h, 30m, 90s or 2w.")
+    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+
+
+class Command(BaseCommand):
+    """Delete finished runs that finished more than ``--older-than`` ago."""
+
+    help = "Delete finished task runs older than --older-than (e.g. 7d, 12h)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        """``--older-than``, ``--status``, ``--dry-run``, ``--database``."""
+        parser.add_argument("--older-than", required=True, help="Age such as 7d, 12h, 30m.")
+        parser.add_argument(
+            "--status",
+            action="append",
+            default=[],
+            help=f"Only runs with this final status (repeatable): {', '.join(_FINISHED)}.",
+        )
+        parser.add_argument("--dry-run", action="store_true", help="Count, do not delete.")
+        parser.add_argument("--batch", type=int, default=10_000, help="Rows per DELETE.")
+        parser.add_argument("--database", default="default", help="Database alias.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        """Delete in batches so a million rows never hold one huge transaction."""
+        from django_generic_tasks.models import TaskRun
+
+        try:
+            age = parse_age(options["older_than"])
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        statuses = [s.strip() for value in options["status"] for s in value.split(",") if s]
+        unknown = sorted(set(statuses) - set(_FINISHED))
+        if unknown:
+            raise CommandError(
+                f"--status {', '.join(unknown)}: only finished statuses can be pruned "
+                f"({', '.join(_FINISHED)})."
+            )
+        if options["batch"] < 1:
+            raise CommandError("--batch must be at least 1.")
+        cutoff = timezone.now() - age
+        runs = TaskRun.objects.using(options["database"]).filter(
+            status__in=statuses or _FINISHED, finished_at__lt=cutoff
+        )
+        if options["dry_run"]:
+            self.stdout.write(f"Would delete {runs.count()} task runs.")
+            return
+        deleted = 0
+        while True:
+            ids = list(runs.values_list("pk", flat=True)[: options["batch"]])
+            if not ids:
+                break
+            count, _ = TaskRun.objects.using(options["database"]).filter(pk__in=ids).delete()
+            deleted += count
+        self.stdout.write(f"Deleted {deleted} task runs finished before {cutoff.isoformat()}.")

@@ -1,0 +1,78 @@
+"""PostgreSQL ``LISTEN/NOTIFY``: wake idle workers as soon as a run is inserted.
+
+A trigger (migration 0002) sends ``NOTIFY django_generic_tasks`` for every insert statement;
+``notify_workers()`` sends it for other changes (retry, run now). Other databases poll.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+CHANNEL = "django_generic_tasks"
+
+logger = logging.getLogger("django_generic_tasks.worker")
+
+
+def notify_workers(database: str = "default") -> None:
+    """Wake the workers listening on ``database`` (no-op where there is no LISTEN/NOTIFY)."""
+    from django.db import connections
+
+    connection = connections[database]
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_notify(%s, '')", [CHANNEL])
+
+
+class Listener(threading.Thread):
+    """Listens on its own connection and sets ``wake`` on each notification.
+
+    Reconnects with a back-off when the connection drops, and wakes the worker after each
+    reconnect, since notifications sent meanwhile were lost.
+    """
+
+    def __init__(self, database: str, wake: threading.Event, stop: threading.Event) -> None:
+        super().__init__(name="tasks-worker-listen", daemon=True)
+        self.database = database
+        self.wake = wake
+        self.stop = stop
+        self.ready = threading.Event()
+
+    def run(self) -> None:
+        """Listen until ``stop`` is set."""
+        delay = 0.1
+        while not self.stop.is_set():
+            wrapper = None
+            try:
+                wrapper = self._connect()
+                delay = 0.1
+                self.ready.set()
+                self.wake.set()
+                raw = wrapper.connection
+                while not self.stop.is_set():
+                    for _ in raw.notifies(timeout=0.5, stop_after=1):
+                        self.wake.set()
+            except Exception as exc:
+                if self.stop.is_set():
+                    break
+                logger.warning("LISTEN connection lost (%s); reconnecting in %.1fs", exc, delay)
+                self.stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+            finally:
+                if wrapper is not None:
+                    try:
+                        wrapper.close()
+                    except Exception:
+                        logger.debug("Closing the LISTEN connection failed", exc_info=True)
+
+    def _connect(self) -> Any:
+        from django.db import connections
+
+        wrapper = connections.create_connection(self.database)
+        wrapper.ensure_connection()
+        raw = wrapper.connection
+        raw.autocommit = True
+        raw.execute(f"LISTEN {CHANNEL}")
+        return wrapper

@@ -1,0 +1,393 @@
+"""The worker: claim runs in batches, run them on threads, write outcomes back in batches.
+
+The main thread owns one persistent connection for claims and completions; a heartbeat thread
+extends leases and requeues runs whose worker died; on PostgreSQL a listener thread wakes the
+main thread on ``NOTIFY``. Each run goes through ``execution.execute()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
+
+from ..execution import Outcome, error_info, execute
+from ..status import TaskStatus
+from . import claim as sql
+from .claim import ClaimedRun, Finished
+
+logger = logging.getLogger("django_generic_tasks.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    """How a worker runs (the ``tasks_worker`` command's options)."""
+
+    queues: tuple[str, ...] = ()
+    """Queues to take runs from; empty means every queue."""
+    concurrency: int = 4
+    """Threads running tasks."""
+    batch: int = 100
+    """Most runs claimed per query. The worker claims fewer while runs are slow, so a
+    backlog of long runs is shared among workers rather than hoarded by one."""
+    interval: float = 1.0
+    """Seconds between polls when idle (PostgreSQL also wakes on NOTIFY)."""
+    lease: float = 30.0
+    """Seconds a claim stays valid without a heartbeat before others may take the run."""
+    grace: float = 30.0
+    """Seconds in-flight runs get to finish after SIGTERM/SIGINT."""
+    once: bool = False
+    """Run what is due now, then exit."""
+    max_tasks: int | None = None
+    """Exit after this many runs."""
+    lost_limit: int = 3
+    """Extra attempts a run gets when its worker dies, beyond ``max_attempts``."""
+    database: str = "default"
+    listen: bool = True
+    """Use LISTEN/NOTIFY on PostgreSQL."""
+
+    prefetch: float = 0.1
+    """Seconds of work (at the observed speed) to hold beyond the busy threads."""
+
+
+class Worker:
+    """Runs task runs stored by ``DatabaseBackend``; ``run()`` blocks until stopped."""
+
+    def __init__(self, options: WorkerOptions | None = None) -> None:
+        self.options = options or WorkerOptions()
+        if self.options.concurrency < 1 or self.options.batch < 1:
+            raise ValueError("concurrency and batch must be at least 1")
+        if self.options.lease <= 0 or self.options.interval <= 0:
+            raise ValueError("lease and interval must be positive")
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.processed = 0
+        self._claimed_total = 0
+        self._in_flight = 0
+        self._pending: list[Finished] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._halt = threading.Event()
+        self._work: queue.SimpleQueue[ClaimedRun | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._signals = 0
+        self._limit = self.options.concurrency
+        self._refill_at = self.options.concurrency
+        self._avg_seconds = 0.0
+        self._starved = False
+
+    # -- public -----------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop claiming; finish in-flight runs within the grace period, release the rest."""
+        self._stop.set()
+        self._wake.set()
+
+    def run(self, install_signals: bool = True) -> int:
+        """Work until stopped (or idle with ``once``, or ``max_tasks`` reached); return count."""
+        options = self.options
+        if install_signals and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
+        self._start_threads()
+        logger.info(
+            "Worker %s started: queues=%s concurrency=%d batch<=%d",
+            self.id,
+            ",".join(options.queues) or "*",
+            options.concurrency,
+            options.batch,
+        )
+        try:
+            self._loop()
+        finally:
+            self._shutdown()
+        logger.info("Worker %s stopped after %d runs", self.id, self.processed)
+        return self.processed
+
+    # -- main loop --------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        options = self.options
+        backoff = 0.1
+        while not self._stop.is_set():
+            try:
+                self._flush()
+                if options.max_tasks is not None and self.processed >= options.max_tasks:
+                    return
+                claimed = self._claim()
+                backoff = 0.1
+            except Exception as exc:
+                if not _is_db_error(exc):
+                    raise
+                logger.warning(
+                    "Database unavailable (%s); reconnecting in %.1fs",
+                    str(exc).strip() or type(exc).__name__,
+                    backoff,
+                )
+                self._reset_connection()
+                self._wake.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            with self._lock:
+                in_flight = self._in_flight
+            if claimed:
+                continue
+            if options.once and in_flight == 0 and not self._pending:
+                return
+            timeout = options.interval if in_flight == 0 else min(0.05, options.interval)
+            self._wake.wait(timeout)
+            self._wake.clear()
+            _reset_queries()
+
+    def _batch_limit(self) -> int:
+        """How many runs to hold beyond the busy threads: ``prefetch`` seconds of work."""
+        options = self.options
+        if self._avg_seconds <= 0:
+            return options.concurrency
+        per_second = options.concurrency / self._avg_seconds
+        return max(options.concurrency, min(options.batch, int(per_second * options.prefetch)))
+
+    def _claim(self) -> int:
+        options = self.options
+        limit = self._batch_limit()
+        with self._lock:
+            in_flight = self._in_flight
+        room = options.concurrency + limit - in_flight
+        if in_flight > 0 and room < max(1, limit // 2):
+            return 0
+        take = min(room, limit)
+        if options.max_tasks is not None:
+            take = min(take, options.max_tasks - self._claimed_total)
+        if take <= 0:
+            return 0
+        runs = sql.claim(
+            _connection(options.database),
+            self.id,
+            options.queues,
+            take,
+            options.lease,
+            datetime.now(UTC),
+        )
+        with self._lock:
+            self._in_flight += len(runs)
+            self._claimed_total += len(runs)
+            # Threads wake this loop when half the batch is done, so the next claim overlaps
+            # with the rest; not while the queue is empty (the poll interval covers that).
+            self._refill_at = options.concurrency + limit - max(1, limit // 2)
+            self._starved = len(runs) < take
+        for run in runs:
+            self._work.put(run)
+        return len(runs)
+
+    def _flush(self) -> None:
+        with self._lock:
+            items, self._pending = self._pending, []
+        if not items:
+            return
+        connection = _connection(self.options.database)
+        try:
+            sql.finish(connection, self.id, items)
+        except Exception as exc:
+            if _is_connection_error(exc) or not _is_db_error(exc):
+                with self._lock:
+                    self._pending[:0] = items
+                raise
+            logger.warning("Writing %d outcomes failed (%s); writing one by one", len(items), exc)
+            for item in items:
+                self._finish_one(connection, item)
+        self.processed += len(items)
+
+    def _finish_one(self, connection: Any, item: Finished) -> None:
+        try:
+            sql.finish(connection, self.id, [item])
+        except Exception as exc:
+            if _is_connection_error(exc) or not _is_db_error(exc):
+                raise
+            logger.error("Run %s: its outcome cannot be stored: %s", item.run.id, exc)
+            failure = Outcome(
+                item.run.id,
+                item.run.task_name,
+                item.run.attempt,
+                item.run.max_attempts,
+                TaskStatus.FAILED,
+                error=error_info(RuntimeError(f"The run's outcome could not be stored: {exc}")),
+            )
+            sql.finish(connection, self.id, [Finished(item.run, failure, item.at)])
+
+    # -- threads ----------------------------------------------------------------------------
+
+    def _start_threads(self) -> None:
+        from .notify import Listener
+
+        for number in range(self.options.concurrency):
+            thread = threading.Thread(
+                target=self._execute_loop, name=f"tasks-worker-{number}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        self._heartbeat = threading.Thread(
+            target=self._heartbeat_loop, name="tasks-worker-heartbeat", daemon=True
+        )
+        self._heartbeat.start()
+        self._listener: Listener | None = None
+        if self.options.listen and _connection(self.options.database).vendor == "postgresql":
+            self._listener = Listener(self.options.database, self._wake, self._halt)
+            self._listener.start()
+
+    def _execute_loop(self) -> None:
+        from django.db import close_old_connections, connections
+
+        while True:
+            run = self._work.get()
+            if run is None:
+                break
+            began = time.perf_counter()
+            try:
+                outcome = execute(
+                    run.task_name,
+                    run.params,
+                    run_id=run.id,
+                    attempt=run.attempt,
+                    max_attempts=run.max_attempts,
+                )
+            except BaseException as exc:  # execute() reports task failures; this is a bug
+                logger.exception("Run %s could not be executed", run.id)
+                outcome = Outcome(
+                    run.id,
+                    run.task_name,
+                    run.attempt,
+                    run.max_attempts,
+                    TaskStatus.FAILED,
+                    error=error_info(exc),
+                )
+            close_old_connections()
+            seconds = time.perf_counter() - began
+            with self._lock:
+                self._avg_seconds = (
+                    seconds if not self._avg_seconds else 0.9 * self._avg_seconds + 0.1 * seconds
+                )
+                self._pending.append(Finished(run, outcome, datetime.now(UTC)))
+                self._in_flight -= 1
+                refill = self._in_flight == 0 or (
+                    not self._starved and self._in_flight <= self._refill_at
+                )
+            if refill and not self._wake.is_set():
+                self._wake.set()
+        connections.close_all()
+
+    def _heartbeat_loop(self) -> None:
+        from django.db import connections
+
+        options = self.options
+        beat = options.lease / 3
+        reap_every = max(options.lease / 2, 0.5)
+        next_reap = time.monotonic() + min(reap_every, 1.0)
+        while not self._halt.wait(min(beat, reap_every, 1.0)):
+            try:
+                connection = _connection(options.database)
+                now = datetime.now(UTC)
+                with self._lock:
+                    busy = self._in_flight > 0
+                if busy:
+                    sql.extend_leases(connection, self.id, options.lease, now)
+                if time.monotonic() >= next_reap:
+                    next_reap = time.monotonic() + reap_every
+                    requeued, failed = sql.reclaim_expired(connection, options.lost_limit, now)
+                    if requeued or failed:
+                        logger.warning(
+                            "Requeued %d runs whose worker stopped; gave up on %d",
+                            requeued,
+                            failed,
+                        )
+                        self._wake.set()
+            except Exception as exc:
+                logger.warning("Heartbeat failed: %s", exc)
+                _reset_connection_quietly(options.database)
+        connections.close_all()
+
+    # -- shutdown ---------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            logger.warning("Second signal: exiting now; leases will recover unfinished runs")
+            os._exit(1)
+        logger.info("Signal %d: finishing in-flight runs (grace %gs)", signum, self.options.grace)
+        self.stop()
+
+    def _shutdown(self) -> None:
+        unstarted: list[ClaimedRun] = []
+        while True:
+            try:
+                item = self._work.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                unstarted.append(item)
+        with self._lock:
+            self._in_flight -= len(unstarted)
+        for _ in self._threads:
+            self._work.put(None)
+        deadline = time.monotonic() + self.options.grace
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if any(thread.is_alive() for thread in self._threads):
+            logger.warning("Grace period over; unfinished runs will be recovered by their lease")
+        self._halt.set()
+        try:
+            if unstarted:
+                released = sql.release(_connection(self.options.database), self.id, unstarted)
+                logger.info("Released %d claimed runs that had not started", released)
+            self._flush()
+        except Exception as exc:
+            if not _is_db_error(exc):
+                raise
+            logger.warning("Could not write back on shutdown (%s); leases will recover", exc)
+        self._heartbeat.join(5)
+        if self._listener is not None:
+            self._listener.join(5)
+
+    def _reset_connection(self) -> None:
+        _reset_connection_quietly(self.options.database)
+
+
+def _connection(database: str) -> Any:
+    from django.db import connections
+
+    return connections[database]
+
+
+def _reset_connection_quietly(database: str) -> None:
+    try:
+        _connection(database).close()
+    except Exception:
+        logger.debug("Closing a broken connection failed", exc_info=True)
+
+
+def _reset_queries() -> None:
+    from django.conf import settings
+    from django.db import reset_queries
+
+    if settings.DEBUG:
+        reset_queries()
+
+
+def _is_db_error(exc: BaseException) -> bool:
+    from django.db import Error
+
+    return isinstance(exc, Error)
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    from django.db import InterfaceError, OperationalError
+
+    return isinstance(exc, OperationalError | InterfaceError)

@@ -1,0 +1,134 @@
+"""Tasks the contract suite starts on every backend.
+
+They record what happened in a journal file (JSON lines) named by the environment variable
+``TASKS_CONTRACT_JOURNAL``, so runs that happen in another process (a worker, a server) are
+observed too: that process must import this module (``import tests.contract.tasks``) and
+inherit the environment. Each test uses fresh tokens, so one journal serves a whole session.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import tempfile
+import threading
+import time
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+import django_generic_tasks as tasks
+
+_OWN_JOURNAL = "TASKS_CONTRACT_JOURNAL" not in os.environ
+JOURNAL = Path(
+    os.environ.setdefault(
+        "TASKS_CONTRACT_JOURNAL",
+        str(Path(tempfile.gettempdir()) / f"tasks-contract-{os.getpid()}.jsonl"),
+    )
+)
+_lock = threading.Lock()
+
+if _OWN_JOURNAL:
+    atexit.register(JOURNAL.unlink, missing_ok=True)
+
+
+def record(kind: str, token: str, **data: Any) -> None:
+    """Append one journal entry (one short line: an atomic append on POSIX)."""
+    line = json.dumps({"kind": kind, "token": token, "at": time.time(), "pid": os.getpid(), **data})
+    with _lock, JOURNAL.open("a", encoding="utf-8") as journal:
+        journal.write(line + "\n")
+
+
+def entries(token: str, kind: str | None = None) -> list[dict[str, Any]]:
+    """The journal entries of ``token`` (of one ``kind`` if given), oldest first."""
+    if not JOURNAL.exists():
+        return []
+    found = []
+    for line in JOURNAL.read_text(encoding="utf-8").splitlines():
+        entry = json.loads(line)
+        if entry["token"] == token and (kind is None or entry["kind"] == kind):
+            found.append(entry)
+    return found
+
+
+class Transient(Exception):
+    """Worth retrying."""
+
+
+class Permanent(Exception):
+    """Not worth retrying."""
+
+
+class Token(BaseModel):
+    token: str
+
+
+class RecordParams(BaseModel):
+    token: str
+    value: str = ""
+    when: datetime | None = None
+    amount: Decimal | None = None
+
+
+class ContractRecord(tasks.Task[RecordParams]):
+    """Records its params and returns its value."""
+
+    name = "contract.record"
+
+    def run(self) -> str:
+        record("ran", self.params.token, params=self.params.model_dump(mode="json"))
+        return self.params.value
+
+
+class ContractAsync(tasks.Task[Token]):
+    """An ``async def run``."""
+
+    name = "contract.async"
+
+    async def run(self) -> str:
+        import asyncio
+
+        await asyncio.sleep(0)
+        record("ran", self.params.token)
+        return "async"
+
+
+class FlakyParams(BaseModel):
+    token: str
+    failures: int
+
+
+class ContractFlaky(tasks.Task[FlakyParams]):
+    """Fails ``failures`` times (counted in the journal), then succeeds."""
+
+    name = "contract.flaky"
+    max_attempts = 3
+    retry_on = (Transient,)
+    discard_on = (Permanent,)
+    backoff_base = 0.05
+    backoff_jitter = False
+
+    def run(self) -> str:
+        attempt = len(entries(self.params.token, "attempt")) + 1
+        record("attempt", self.params.token, attempt=attempt)
+        if attempt <= self.params.failures:
+            raise Transient(f"failure {attempt}")
+        record("ran", self.params.token)
+        return "ok"
+
+
+class ContractDiscard(tasks.Task[Token]):
+    """Raises an exception in ``discard_on``."""
+
+    name = "contract.discard"
+    max_attempts = 3
+    discard_on = (Permanent,)
+    backoff_base = 0.01
+
+    def run(self) -> None:
+        record("attempt", self.params.token)
+        raise Permanent("not worth retrying")

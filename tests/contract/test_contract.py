@@ -1,0 +1,237 @@
+"""The backend contract: every backend in ``harnesses.HARNESSES`` must pass these tests.
+
+Start, async, bulk start, params round trip, delay/eta, retries, discard, key, priority,
+on-commit, errors, results. Options a backend's capability flags say it cannot honour must
+raise ``UnsupportedOptionError`` at ``start()`` and run nothing.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import transaction
+
+from django_generic_tasks import ResultNotAvailableError, TaskStatus, UnsupportedOptionError
+from django_generic_tasks.backends.base import EnqueueRequest
+from django_generic_tasks.status import new_run_id
+from tests.contract.harnesses import BackendHarness, HarnessFactory, harness_params
+from tests.contract.tasks import (
+    ContractAsync,
+    ContractDiscard,
+    ContractFlaky,
+    ContractRecord,
+    RecordParams,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+TIMEOUT = 30.0
+
+
+@pytest.fixture(params=harness_params())
+def harness(request: pytest.FixtureRequest) -> Iterator[BackendHarness]:
+    factory: HarnessFactory = request.param
+    with factory.make() as harness:
+        yield harness
+
+
+@pytest.fixture
+def token() -> str:
+    return uuid.uuid4().hex
+
+
+def flag(harness: BackendHarness, name: str) -> bool:
+    return bool(getattr(harness.backend, name))
+
+
+def test_start_runs_the_task_once(harness: BackendHarness, token: str) -> None:
+    handle = ContractRecord({"token": token, "value": "v"}).start(backend=harness.backend)
+    assert handle.name == "contract.record"
+    assert handle.id
+    assert isinstance(handle.status, TaskStatus)
+    harness.drain(TIMEOUT)
+    assert harness.ran(token) == 1
+
+
+def test_async_tasks_are_awaited(harness: BackendHarness, token: str) -> None:
+    ContractAsync({"token": token}).start(backend=harness.backend)
+    harness.drain(TIMEOUT)
+    assert harness.ran(token) == 1
+
+
+def test_start_many_runs_each_once(harness: BackendHarness, token: str) -> None:
+    tokens = [f"{token}-{n}" for n in range(5)]
+    handles = ContractRecord.start_many([{"token": t} for t in tokens], backend=harness.backend)
+    assert len(handles) == 5
+    assert len({h.id for h in handles}) == 5
+    harness.drain(TIMEOUT)
+    assert [harness.ran(t) for t in tokens] == [1] * 5
+
+
+def test_params_arrive_exactly(harness: BackendHarness, token: str) -> None:
+    when = datetime(2030, 5, 17, 8, 30, 15, 123456, tzinfo=UTC)
+    params = RecordParams(token=token, value="é ✓", when=when, amount=Decimal("12.50"))
+    ContractRecord(params).start(backend=harness.backend)
+    harness.drain(TIMEOUT)
+    (entry,) = harness.calls(token)
+    assert RecordParams.model_validate(entry["params"]) == params
+    assert entry["params"]["amount"] == "12.50"
+
+
+def test_delay_is_honoured_or_refused(harness: BackendHarness, token: str) -> None:
+    task = ContractRecord({"token": token})
+    if not flag(harness, "supports_defer"):
+        with pytest.raises(UnsupportedOptionError):
+            task.start(delay=timedelta(milliseconds=200), backend=harness.backend)
+        harness.drain(TIMEOUT)
+        assert harness.ran(token) == 0
+        return
+    due = time.time() + 0.2
+    task.start(delay=timedelta(milliseconds=200), backend=harness.backend)
+    harness.drain(TIMEOUT)
+    (entry,) = harness.calls(token)
+    assert entry["at"] >= due - 0.001
+
+
+def test_eta_is_honoured_or_refused(harness: BackendHarness, token: str) -> None:
+    eta = datetime.now(UTC) + timedelta(milliseconds=200)
+    task = ContractRecord({"token": token})
+    if not flag(harness, "supports_defer"):
+        with pytest.raises(UnsupportedOptionError):
+            task.start(eta=eta, backend=harness.backend)
+        assert harness.ran(token) == 0
+        return
+    task.start(eta=eta, backend=harness.backend)
+    harness.drain(TIMEOUT)
+    (entry,) = harness.calls(token)
+    assert entry["at"] >= eta.timestamp() - 0.001
+
+
+def test_failed_attempts_are_retried_until_success(harness: BackendHarness, token: str) -> None:
+    ContractFlaky({"token": token, "failures": 2}).start(backend=harness.backend)
+    harness.drain(TIMEOUT)
+    if flag(harness, "supports_retries"):
+        assert (harness.attempts(token), harness.ran(token)) == (3, 1)
+    else:
+        assert (harness.attempts(token), harness.ran(token)) == (1, 0)
+
+
+def test_retries_stop_at_max_attempts(harness: BackendHarness, token: str) -> None:
+    ContractFlaky({"token": token, "failures": 99}).start(backend=harness.backend)
+    harness.drain(TIMEOUT)
+    expected = ContractFlaky.max_attempts if flag(harness, "supports_retries") else 1
+    assert (harness.attempts(token), harness.ran(token)) == (expected, 0)
+
+
+def test_discard_on_is_not_retried(harness: BackendHarness, token: str) -> None:
+    ContractDiscard({"token": token}).start(backend=harness.backend)
+    harness.drain(TIMEOUT)
+    assert harness.attempts(token) == 1
+
+
+def test_key_deduplicates_or_is_refused(harness: BackendHarness, token: str) -> None:
+    first_task = ContractRecord({"token": token, "value": "first"})
+    if not flag(harness, "supports_key"):
+        with pytest.raises(UnsupportedOptionError):
+            first_task.start(key=token, backend=harness.backend)
+        harness.drain(TIMEOUT)
+        assert harness.ran(token) == 0
+        return
+    first = first_task.start(key=token, backend=harness.backend)
+    second = ContractRecord({"token": token, "value": "second"}).start(
+        key=token, backend=harness.backend
+    )
+    assert second.id == first.id
+    harness.drain(TIMEOUT)
+    (entry,) = harness.calls(token)
+    assert entry["params"]["value"] == "first"
+
+
+def test_priority_is_accepted_or_refused(harness: BackendHarness, token: str) -> None:
+    task = ContractRecord({"token": token})
+    if not flag(harness, "supports_priority"):
+        with pytest.raises(UnsupportedOptionError):
+            task.start(priority=10, backend=harness.backend)
+        return
+    task.start(priority=10, backend=harness.backend)
+    harness.drain(TIMEOUT)
+    assert harness.ran(token) == 1
+
+
+def test_start_in_a_committed_transaction_runs_once(harness: BackendHarness, token: str) -> None:
+    with transaction.atomic():
+        ContractRecord({"token": token}).start(backend=harness.backend)
+    harness.drain(TIMEOUT)
+    assert harness.ran(token) == 1
+
+
+def test_start_in_a_rolled_back_transaction_never_runs(harness: BackendHarness, token: str) -> None:
+    if not harness.transactional:
+        pytest.skip(f"{harness.name} captures at start() by design (a test double)")
+    with transaction.atomic():
+        ContractRecord({"token": token}).start(backend=harness.backend)
+        transaction.set_rollback(True)
+    harness.drain(TIMEOUT)
+    assert harness.ran(token) == 0
+
+
+def test_on_commit_false_hands_over_inside_a_rolled_back_transaction(
+    harness: BackendHarness, token: str
+) -> None:
+    if harness.backend.enqueues_in_transaction:
+        pytest.skip(f"{harness.name} enqueues inside the transaction: on_commit does not apply")
+    with transaction.atomic():
+        ContractRecord({"token": token}).start(on_commit=False, backend=harness.backend)
+        transaction.set_rollback(True)
+    harness.drain(TIMEOUT)
+    assert harness.ran(token) == 1
+
+
+def test_an_unknown_task_name_fails_and_the_backend_keeps_working(
+    harness: BackendHarness, token: str
+) -> None:
+    request = EnqueueRequest(
+        run_id=new_run_id(),
+        task_name="contract.no_such_task",
+        params_json="{}",
+        queue="default",
+        priority=0,
+        run_after=None,
+        key=None,
+        max_attempts=3,
+        timeout=None,
+    )
+    handle = harness.backend.enqueue(request)
+    assert handle.id == request.run_id
+    harness.drain(TIMEOUT)
+    ContractRecord({"token": token}).start(backend=harness.backend)
+    harness.drain(TIMEOUT)
+    assert harness.ran(token) == 1
+    if flag(harness, "supports_results"):
+        assert handle.refresh().status is TaskStatus.FAILED
+
+
+def test_a_failing_task_does_not_stop_the_backend(harness: BackendHarness, token: str) -> None:
+    ContractFlaky({"token": f"{token}-bad", "failures": 99}).start(backend=harness.backend)
+    ContractRecord({"token": token}).start(backend=harness.backend)
+    harness.drain(TIMEOUT)
+    assert harness.ran(token) == 1
+
+
+def test_results_are_readable_or_refused(harness: BackendHarness, token: str) -> None:
+    ok = ContractRecord({"token": token, "value": "v"}).start(backend=harness.backend)
+    bad = ContractFlaky({"token": f"{token}-bad", "failures": 99}).start(backend=harness.backend)
+    harness.drain(TIMEOUT)
+    if not flag(harness, "supports_results"):
+        with pytest.raises(ResultNotAvailableError):
+            ok.refresh()
+        return
+    assert ok.refresh().status is TaskStatus.SUCCEEDED
+    assert ok.result == "v"
+    assert bad.refresh().status is TaskStatus.FAILED
+    assert bad.error is not None
+    assert "failure" in bad.error.message

@@ -1,0 +1,34 @@
+"""Tasks imported into worker processes by the process tests (``TASKS_TEST_IMPORT``).
+
+Each run appends its number to the file named by ``CHAOS_LOG`` when it completes, so the test
+counts side effects even across SIGKILLs (one short ``write()`` with ``O_APPEND`` is atomic).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from pydantic import BaseModel
+
+import django_generic_tasks as tasks
+
+
+class ChaosParams(BaseModel):
+    n: int
+    sleep: float = 0.0
+
+
+class ChaosTask(tasks.Task[ChaosParams]):
+    """Sleeps, then records ``n`` in the side-effect log."""
+
+    name = "tests.chaos"
+
+    def run(self) -> int:
+        time.sleep(self.params.sleep)
+        fd = os.open(os.environ["CHAOS_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{self.params.n}\n".encode())
+        finally:
+            os.close(fd)
+        return self.params.n

@@ -1,0 +1,78 @@
+"""Fuzzing the tasks API from its own OpenAPI schema (schemathesis, bounded examples).
+
+No input answers 5xx unless it is a task's own failure (a 500 carrying a run envelope with
+status ``scheduled``, which tells a push queue to retry). Responses match their schemas.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import schemathesis
+from django.core.wsgi import get_wsgi_application
+from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis import GenerationMode
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from django_generic_tasks.backends import InMemoryBackend
+from django_generic_tasks.conf import override_backend
+
+# Only the shared test tasks: other test modules may register tasks that are not for fuzzing.
+OPERATIONS = [
+    *[("POST", f"/api/tasks/{name}") for name in ("tests.add", "tests.flaky", "tests.async_echo")],
+    *[
+        ("POST", f"/api/tasks/{name}/start")
+        for name in ("tests.add", "tests.flaky", "tests.async_echo")
+    ],
+    ("GET", "/api/tasks/runs/{run_id}"),
+]
+# A free-form string path parameter has no invalid values: runs/{run_id} is fuzzed positively.
+CASES = [
+    (method, path, mode)
+    for method, path in OPERATIONS
+    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+    if not (path.endswith("{run_id}") and mode is GenerationMode.NEGATIVE)
+]
+IDS = [f"{method} {path} {mode.value}" for method, path, mode in CASES]
+
+
+def no_server_error_unless_the_task_failed(ctx: Any, response: Any, case: Any) -> None:
+    """5xx only for a run that failed and will be retried; never for bad input."""
+    if response.status_code < 500:
+        return
+    body = response.json()
+    assert response.status_code == 500, f"{response.status_code}: {response.text[:500]}"
+    assert body.get("status") == "scheduled", response.text[:500]
+    assert body["error"]["traceback"] is None
+
+
+@pytest.mark.parametrize(("method", "path", "mode"), CASES, ids=IDS)
+def test_api_never_answers_5xx_for_bad_input(method: str, path: str, mode: GenerationMode) -> None:
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", get_wsgi_application())
+    operation = schema[path][method]
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(
+        max_examples=25,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+    )
+    def fuzz(case: Any) -> None:
+        case.call_and_validate(
+            checks=[
+                no_server_error_unless_the_task_failed,
+                status_code_conformance,
+                content_type_conformance,
+                response_schema_conformance,
+            ]
+        )
+
+    with override_backend(InMemoryBackend()):  # /start accepts every option and runs nothing
+        fuzz()

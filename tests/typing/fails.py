@@ -1,0 +1,37 @@
+"""Type-checked (never run) misuse: every line with an "expect" comment naming an error code
+must be a mypy error with that code; ``tests/typing/test_typing.py`` checks each is reported."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import BaseModel
+
+import django_generic_tasks as tasks
+
+
+class EmailParams(BaseModel):
+    subject: str
+
+
+class SmsParams(BaseModel):
+    number: str
+
+
+class EmailTask(tasks.Task[EmailParams]):
+    def run(self) -> None:
+        print(self.params.number)  # expect: [attr-defined]
+
+
+class NotAModel(tasks.Task[int]):  # expect: [type-var]
+    def run(self) -> None:
+        pass
+
+
+def misuse() -> None:
+    EmailTask(SmsParams(number="1"))  # expect: [arg-type]
+    task = EmailTask(EmailParams(subject="x"))
+    task.start(delay=5)  # expect: [arg-type]
+    task.start(dealy=timedelta(seconds=1))  # expect: [call-arg]
+    number: int = task.params.subject  # expect: [assignment]
+    del number

@@ -1,0 +1,92 @@
+"""Type-checked (never run) usage of the public API: ``self.params`` is the concrete model.
+
+``tests/typing/test_typing.py`` runs ``mypy --strict`` (and pyright) over this file and
+expects no errors.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import assert_type
+
+from pydantic import BaseModel
+
+import django_generic_tasks as tasks
+from django_generic_tasks import TaskHandle, TaskStatus
+from django_generic_tasks.testing import TaskCapture, capture_tasks
+
+
+class EmailParams(BaseModel):
+    subject: str
+    recipients: list[str]
+
+
+class EmailTask(tasks.Task[EmailParams]):
+    queue = "emails"
+    max_attempts = 3
+    retry_on = (ConnectionError,)
+
+    def run(self) -> None:
+        assert_type(self.params, EmailParams)
+        assert_type(self.params.recipients, list[str])
+
+
+class AsyncEmailTask(tasks.Task[EmailParams]):
+    async def run(self) -> int:
+        assert_type(self.params, EmailParams)
+        return len(self.params.recipients)
+
+
+class LoudEmailTask(EmailTask):
+    def run(self) -> None:
+        assert_type(self.params, EmailParams)
+
+
+class Auditing:
+    def audit(self) -> str:
+        return "audited"
+
+
+class AuditedEmailTask(Auditing, tasks.Task[EmailParams]):
+    def run(self) -> str:
+        assert_type(self.params, EmailParams)
+        return self.audit()
+
+
+class Base[P: BaseModel](tasks.Task[P]):
+    def current(self) -> P:
+        return self.params
+
+
+class ConcreteTask(Base[EmailParams]):
+    def run(self) -> str:
+        assert_type(self.params, EmailParams)
+        return self.params.subject
+
+
+def use() -> None:
+    params = EmailParams(subject="Hi", recipients=["a@example.com"])
+    task = EmailTask(params)
+    assert_type(task.params, EmailParams)
+    assert_type(EmailTask({"subject": "Hi", "recipients": []}).params, EmailParams)
+    assert_type(ConcreteTask(params).current(), EmailParams)
+
+    handle = task.start(
+        delay=timedelta(seconds=5), queue="emails", priority=5, key="k", on_commit=False
+    )
+    assert_type(handle, TaskHandle)
+    assert_type(handle.id, str)
+    assert_type(handle.name, str)
+    assert_type(handle.status, TaskStatus)
+    task.start(eta=datetime.now(UTC) + timedelta(hours=1))
+    assert_type(
+        EmailTask.start_many([params, {"subject": "x", "recipients": []}]), list[TaskHandle]
+    )
+    assert_type(EmailTask.name, str)
+    assert_type(EmailTask.backoff(2), timedelta)
+
+    with capture_tasks() as captured:
+        assert_type(captured, TaskCapture)
+        task.start()
+        captured.assert_started(EmailTask, params, queue="emails")
+        captured.run_all()

@@ -1,0 +1,337 @@
+"""The tasks router: one validated endpoint per task, status codes, envelopes, start and runs."""
+
+from __future__ import annotations
+
+import types
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.test import Client
+from ninja import Router
+from ninja.security import HttpBearer
+from pydantic import BaseModel
+
+import django_generic_tasks as tasks
+from django_generic_tasks import api
+from django_generic_tasks.backends import InMemoryBackend
+from django_generic_tasks.conf import override_backend
+from django_generic_tasks.registry import registry
+from tests.testapp.tasks import calls
+
+URL = "/api/tasks/"
+
+
+class OpaqueParams(BaseModel):
+    """Nothing to say."""
+
+    label: str = "x"
+
+
+class OpaqueResultTask(tasks.Task[OpaqueParams]):
+    """Returns something JSON cannot hold."""
+
+    name = "tests.api.opaque"
+
+    def run(self) -> object:
+        return object()
+
+
+class LastTryParams(BaseModel):
+    fail: bool = True
+
+
+class AlwaysFailsTask(tasks.Task[LastTryParams]):
+    """Fails every attempt; three attempts allowed."""
+
+    name = "tests.api.always_fails"
+    max_attempts = 3
+
+    def run(self) -> None:
+        raise RuntimeError("secret internal detail")
+
+
+def allow_header_key(request: Any) -> Any:
+    """A custom auth callable: the old releases' form."""
+    return request.headers.get("X-Key") == "let-me-in" or None
+
+
+class PrivateTask(tasks.Task[OpaqueParams]):
+    """Guarded by its own auth, whatever TASKS_API_AUTHENTICATION says."""
+
+    name = "tests.api.private"
+    api_auth = "tests.unit.test_api.allow_header_key"
+
+    def run(self) -> str:
+        return "private"
+
+
+class PublicTask(tasks.Task[OpaqueParams]):
+    """Open even when TASKS_API_AUTHENTICATION is set."""
+
+    name = "tests.api.public"
+    api_auth = None
+
+    def run(self) -> str:
+        return "public"
+
+
+@pytest.fixture
+def client() -> Client:
+    return Client()
+
+
+def post(client: Client, path: str, body: Any, **headers: str) -> Any:
+    return client.post(URL + path, body, content_type="application/json", headers=headers)
+
+
+def test_post_runs_the_task_and_returns_the_envelope(client: Client) -> None:
+    response = post(client, "tests.add", {"a": 2, "b": 3})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["task"] == "tests.add"
+    assert body["status"] == "succeeded"
+    assert body["result"] == 5
+    assert body["attempt"] == 1
+    assert body["error"] is None
+    assert body["run_id"]
+    assert calls[-1] == ("tests.add", 5)
+
+
+def test_async_task_runs_over_http(client: Client) -> None:
+    response = post(client, "tests.async_echo", {"value": "hi"})
+    assert response.status_code == 200
+    assert response.json()["result"] == "hi"
+
+
+def test_invalid_params_answer_422_with_field_errors_and_do_not_run(client: Client) -> None:
+    response = post(client, "tests.add", {"a": "not a number"})
+    assert response.status_code == 422
+    errors = response.json()["detail"]
+    assert errors[0]["loc"][-1] == "a"
+    assert errors[0]["type"] == "int_parsing"
+    assert calls == []
+
+
+def test_unknown_fields_are_rejected_like_start_does(client: Client) -> None:
+    response = post(client, "tests.add", {"a": 1, "bb": 2})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["type"] == "extra_forbidden"
+    assert calls == []
+
+
+def test_malformed_json_answers_4xx_not_500(client: Client) -> None:
+    response = client.post(URL + "tests.add", b"{nope", content_type="application/json")
+    assert 400 <= response.status_code < 500
+    assert calls == []
+
+
+def test_unknown_task_answers_404_json(client: Client) -> None:
+    response = post(client, "tests.nope", {})
+    assert response.status_code == 404
+    assert "tests.nope" in response.json()["detail"]
+    assert post(client, "tests.nope/start", {}).status_code == 404
+
+
+def test_retryable_failure_answers_500_without_traceback(client: Client) -> None:
+    response = post(client, "tests.flaky", {"token": "t1", "failures": 1})
+    assert response.status_code == 500
+    body = response.json()
+    assert body["status"] == "scheduled"
+    assert body["error"]["type"] == "tests.testapp.tasks.Transient"
+    assert body["error"]["traceback"] is None
+    assert body["retry_at"]
+    assert "Traceback" not in response.content.decode()
+
+
+def test_traceback_is_shown_only_with_debug(client: Client, settings: Any) -> None:
+    settings.DEBUG = True
+    body = post(client, "tests.flaky", {"token": "t2", "failures": 1}).json()
+    assert "Traceback" in body["error"]["traceback"]
+
+
+def test_discarded_run_answers_200_so_the_queue_stops(client: Client) -> None:
+    response = post(client, "tests.flaky", {"token": "discard-me"})
+    assert response.status_code == 200
+    assert response.json()["status"] == "discarded"
+
+
+@pytest.mark.parametrize(
+    ("headers", "attempt", "code", "status"),
+    [
+        ({}, 1, 500, "scheduled"),
+        ({"X-CloudTasks-TaskRetryCount": "1"}, 2, 500, "scheduled"),
+        ({"x-cloudtasks-taskretrycount": "2"}, 3, 200, "failed"),
+        ({"X-CLOUDTASKS-TASKEXECUTIONCOUNT": "2"}, 3, 200, "failed"),
+        (
+            {"X-CloudTasks-TaskRetryCount": "0", "X-CloudTasks-TaskExecutionCount": "7"},
+            1,
+            500,
+            "scheduled",
+        ),
+    ],
+)
+def test_attempt_comes_from_cloud_tasks_headers_case_insensitively(
+    client: Client, headers: dict[str, str], attempt: int, code: int, status: str
+) -> None:
+    response = post(client, "tests.api.always_fails", {}, **headers)
+    assert response.status_code == code
+    body = response.json()
+    assert (body["attempt"], body["max_attempts"], body["status"]) == (attempt, 3, status)
+    assert "secret internal detail" in body["error"]["message"]
+
+
+def test_garbage_attempt_header_answers_422(client: Client) -> None:
+    response = post(client, "tests.add", {"a": 1}, **{"X-CloudTasks-TaskRetryCount": "-1"})
+    assert response.status_code == 422
+
+
+def test_run_id_header_is_reported(client: Client) -> None:
+    response = post(client, "tests.add", {"a": 1}, **{"X-Task-Run-Id": "run-123"})
+    assert response.json()["run_id"] == "run-123"
+
+
+def test_result_that_is_not_json_is_omitted(client: Client) -> None:
+    response = post(client, "tests.api.opaque", {})
+    assert response.status_code == 200
+    assert response.json()["result"] is None
+    assert response.json()["status"] == "succeeded"
+
+
+def test_start_enqueues_on_the_backend_and_answers_202(client: Client) -> None:
+    backend = InMemoryBackend()
+    with override_backend(backend):
+        response = post(client, "tests.add/start?delay=30&key=k1&priority=5", {"a": 4})
+        assert response.status_code == 202
+        run_id = response.json()["run_id"]
+        assert response.json()["status"] == "scheduled"
+        (request,) = backend.pending()
+        assert (request.run_id, request.key, request.priority) == (run_id, "k1", 5)
+        assert calls == []
+
+        status = client.get(f"{URL}runs/{run_id}").json()
+        assert status["status"] == "scheduled"
+        backend.run_all()
+        status = client.get(f"{URL}runs/{run_id}").json()
+        assert (status["status"], status["result"], status["attempts"]) == ("succeeded", 4, 1)
+
+
+def test_start_with_an_option_the_backend_lacks_answers_400(client: Client) -> None:
+    response = post(client, "tests.add/start?delay=5", {"a": 4})
+    assert response.status_code == 400
+    assert "ImmediateBackend" in response.json()["detail"]
+    assert calls == []
+
+
+def test_start_validates_params(client: Client) -> None:
+    assert post(client, "tests.add/start", {"b": 1}).status_code == 422
+
+
+def test_unknown_run_answers_404(client: Client) -> None:
+    with override_backend(InMemoryBackend()):
+        assert client.get(f"{URL}runs/nope").status_code == 404
+
+
+def test_runs_without_a_results_backend_answer_501(client: Client) -> None:
+    response = client.get(f"{URL}runs/whatever")
+    assert response.status_code == 501
+    assert "does not keep task results" in response.json()["detail"]
+
+
+def test_custom_auth_callable_from_dotted_path(client: Client, settings: Any) -> None:
+    settings.TASKS_API_AUTHENTICATION = "tests.unit.test_api.allow_header_key"
+    assert post(client, "tests.add", {"a": 1}).status_code == 401
+    assert post(client, "tests.add", {"a": 1}, **{"X-Key": "wrong"}).status_code == 401
+    assert post(client, "tests.add", {"a": 1}, **{"X-Key": "let-me-in"}).status_code == 200
+    assert post(client, "tests.add/start", {"a": 1}).status_code == 401
+    assert client.get(f"{URL}runs/x").status_code == 401
+    assert calls == [("tests.add", 1)]
+
+
+def test_per_task_api_auth_overrides_the_setting(client: Client, settings: Any) -> None:
+    assert post(client, "tests.api.private", {}).status_code == 401
+    assert post(client, "tests.api.private", {}, **{"X-Key": "let-me-in"}).status_code == 200
+    settings.TASKS_API_AUTHENTICATION = "tests.unit.test_api.allow_header_key"
+    assert post(client, "tests.api.public", {}).status_code == 200
+
+
+def test_ninja_auth_class_from_dotted_path(client: Client, settings: Any) -> None:
+    settings.TASKS_API_AUTHENTICATION = "tests.unit.test_api.KeyAuth"
+    assert post(client, "tests.add", {"a": 1}).status_code == 401
+    assert post(client, "tests.add", {"a": 1}, Authorization="Bearer k").status_code == 200
+
+
+def test_bad_auth_setting_fails_closed(client: Client, settings: Any) -> None:
+    settings.TASKS_API_AUTHENTICATION = "tests.unit.nowhere.auth"
+    with pytest.raises(tasks.ConfigurationError):
+        post(client, "tests.add", {"a": 1})
+    assert calls == []
+
+
+def test_openapi_lists_every_task_with_its_schema_and_docstring(client: Client) -> None:
+    schema = client.get("/api/openapi.json").json()
+    for task_class in registry:
+        operation = schema["paths"][f"{URL}{task_class.name}"]["post"]
+        assert operation["description"] == (task_class.__doc__ or "").strip() or None
+        assert f"{URL}{task_class.name}/start" in schema["paths"]
+    add = schema["components"]["schemas"]["AddParams"]
+    assert add["properties"]["a"]["description"] == "The first addend."
+    assert add["additionalProperties"] is False
+    assert f"{URL}runs/{{run_id}}" in schema["paths"]
+
+
+def test_openapi_shows_bearer_security_only_when_auth_is_on(client: Client, settings: Any) -> None:
+    operation = client.get("/api/openapi.json").json()["paths"][f"{URL}tests.add"]["post"]
+    assert "security" not in operation
+    settings.TASKS_API_AUTHENTICATION = "oidc"
+    schema = client.get("/api/openapi.json").json()
+    assert schema["paths"][f"{URL}tests.add"]["post"]["security"]
+    assert "bearer" in str(schema["components"]["securitySchemes"]).lower()
+
+
+@pytest.fixture
+def late_task() -> Iterator[None]:
+    yield
+    registry.unregister("tests.api.late")
+
+
+@pytest.mark.usefixtures("late_task")
+def test_task_registered_after_urls_were_built_warns_and_404s_with_the_reason(
+    client: Client,
+) -> None:
+    post(client, "tests.add", {"a": 1})  # builds the URLs
+    assert registry.urls_built
+    namespace = {"name": "tests.api.late", "__module__": __name__, "__qualname__": "Late"}
+    with pytest.warns(RuntimeWarning, match=r"tests\.api\.late.*no HTTP endpoint"):
+        types.new_class(
+            "Late", (tasks.Task[OpaqueParams],), exec_body=lambda ns: ns.update(namespace)
+        )
+
+    response = post(client, "tests.api.late", {})
+    assert response.status_code == 404
+    assert "registered after" in response.json()["detail"]
+
+
+def test_task_classes_local_to_a_function_do_not_warn(client: Client) -> None:
+    post(client, "tests.add", {"a": 1})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+
+        class LocalTask(tasks.Task[OpaqueParams]):
+            name = "tests.api.local"
+
+    registry.unregister("tests.api.local")
+
+
+def test_router_is_a_ninja_router_mounted_by_the_user(client: Client) -> None:
+    post(client, "tests.add", {"a": 1})
+    assert isinstance(api.router, Router)
+    assert api.router.mounted
+
+
+class KeyAuth(HttpBearer):
+    """A django-ninja auth class, named by dotted path in the setting."""
+
+    def authenticate(self, request: Any, token: str) -> Any:
+        return token == "k" or None

@@ -1,0 +1,111 @@
+"""The TaskRun admin through the test client: filters, search, detail page, actions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from django_generic_tasks.models import TaskRun
+
+pytestmark = pytest.mark.django_db
+
+URL = "/admin/django_generic_tasks/taskrun/"
+
+
+def make(**fields: Any) -> TaskRun:
+    fields.setdefault("task_name", "tests.add")
+    fields.setdefault("params", {"a": 1})
+    return TaskRun.objects.create(**fields)
+
+
+def act(client: Client, action: str, *runs: TaskRun) -> str:
+    response = client.post(
+        URL,
+        {"action": action, "_selected_action": [str(r.pk) for r in runs]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_changelist_filters_by_status_and_task(admin_client: Client) -> None:
+    failed = make(status="failed", task_name="tests.flaky")
+    done = make(status="succeeded")
+    page = admin_client.get(URL, {"status": "failed"}).content.decode()
+    assert str(failed.pk) in page
+    assert str(done.pk) not in page
+    page = admin_client.get(URL, {"task_name": "tests.flaky"}).content.decode()
+    assert str(failed.pk) in page
+    assert str(done.pk) not in page
+
+
+def test_search_finds_a_run_by_id_or_key_prefix(admin_client: Client) -> None:
+    keyed = make(key="invoice-42")
+    other = make(key="report-1")
+    page = admin_client.get(URL, {"q": str(keyed.pk)}).content.decode()
+    assert str(keyed.pk) in page
+    assert str(other.pk) not in page
+    page = admin_client.get(URL, {"q": "invoice"}).content.decode()
+    assert str(keyed.pk) in page
+    assert str(other.pk) not in page
+
+
+def test_detail_page_shows_params_result_and_traceback_readably(admin_client: Client) -> None:
+    run = make(
+        status="failed",
+        params={"to": "<script>x</script>"},
+        error_type="builtins.ValueError",
+        error_message="bad",
+        error_traceback="Traceback (most recent call last):\n  ValueError: bad",
+    )
+    page = admin_client.get(f"{URL}{run.pk}/change/").content.decode()
+    assert "Traceback (most recent call last)" in page
+    assert "&lt;script&gt;" in page  # escaped, not executed
+    assert "<script>x</script>" not in page
+    assert "builtins.ValueError" in page
+
+
+def test_add_is_not_offered(admin_client: Client) -> None:
+    assert admin_client.get(f"{URL}add/").status_code == 403
+
+
+def test_retry_makes_failed_runs_ready_again_as_one_more_attempt(admin_client: Client) -> None:
+    failed = make(status="failed", attempt=3, max_attempts=3, finished_at=datetime.now(UTC))
+    done = make(status="succeeded")
+    page = act(admin_client, "retry_runs", failed, done)
+    assert "Retried 1 runs." in page
+    assert "Skipped 1 runs" in page
+    failed.refresh_from_db()
+    assert (failed.status, failed.finished_at, failed.max_attempts) == ("ready", None, 4)
+    done.refresh_from_db()
+    assert done.status == "succeeded"
+
+
+def test_retry_refuses_a_run_whose_key_is_taken_by_an_unfinished_run(
+    admin_client: Client,
+) -> None:
+    failed = make(status="failed", key="only-one")
+    make(status="ready", key="only-one")
+    page = act(admin_client, "retry_runs", failed)
+    assert "another unfinished run holds the same key: only-one" in page
+    failed.refresh_from_db()
+    assert failed.status == "failed"
+
+
+def test_cancel_stops_waiting_runs_only(admin_client: Client) -> None:
+    ready = make(status="ready")
+    done = make(status="succeeded")
+    assert "Cancelled 1 runs." in act(admin_client, "cancel_runs", ready, done)
+    ready.refresh_from_db()
+    assert ready.status == "cancelled"
+
+
+def test_run_now_makes_scheduled_runs_due(admin_client: Client) -> None:
+    later = make(status="scheduled", run_after=datetime.now(UTC) + timedelta(days=1))
+    assert "1 runs are due now." in act(admin_client, "run_now", later)
+    later.refresh_from_db()
+    assert later.status == "ready"
+    assert later.run_after <= datetime.now(UTC)

@@ -1,0 +1,294 @@
+"""The worker, in-process: claims, retries, poison rows, timeouts, leases, release, prune."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from pydantic import BaseModel
+
+import django_generic_tasks as tasks
+from django_generic_tasks.backends import DatabaseBackend
+from django_generic_tasks.models import TaskRun
+from django_generic_tasks.status import TaskStatus
+from django_generic_tasks.worker import Worker, WorkerOptions
+from django_generic_tasks.worker import claim as sql
+from tests.testapp.tasks import AddTask, FlakyTask, calls
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class SleepParams(BaseModel):
+    seconds: float
+
+
+class SleepyTask(tasks.Task[SleepParams]):
+    """Sleeps; times out after 0.2 s."""
+
+    name = "tests.db.sleepy"
+    timeout = 0.2
+
+    def run(self) -> float:
+        time.sleep(self.params.seconds)
+        return self.params.seconds
+
+
+class TextParams(BaseModel):
+    text: str
+
+
+class EchoTask(tasks.Task[TextParams]):
+    """Returns its text with each 0 replaced by a NUL character."""
+
+    name = "tests.db.nul"
+
+    def run(self) -> str:
+        return self.params.text.replace("0", "\x00")
+
+
+def drain(**options: object) -> int:
+    """Run an in-process worker on this thread until nothing is due (stopped after 30 s)."""
+    defaults: dict[str, object] = {"once": True, "interval": 0.02, "concurrency": 2}
+    defaults.update(options)
+    worker = Worker(WorkerOptions(**defaults))  # type: ignore[arg-type]
+    watchdog = threading.Timer(30, worker.stop)
+    watchdog.start()
+    try:
+        return worker.run(install_signals=False)
+    finally:
+        watchdog.cancel()
+
+
+def insert_raw(task_name: str, params: object, **fields: object) -> TaskRun:
+    return TaskRun.objects.create(task_name=task_name, params=params, **fields)
+
+
+def test_worker_runs_every_ready_run_once_and_records_results() -> None:
+    handles = AddTask.start_many([{"a": i, "b": 1} for i in range(50)], backend=DatabaseBackend())
+    assert drain(batch=7) == 50
+    assert sorted(v for name, v in calls if name == "tests.add") == list(range(1, 51))
+    assert set(TaskRun.objects.values_list("status", flat=True)) == {"succeeded"}
+    assert handles[3].refresh().result == 4
+
+
+def test_retries_follow_the_task_backoff_until_success() -> None:
+    handle = FlakyTask({"token": "t", "failures": 2}).start(backend=DatabaseBackend())
+    drain(once=False, max_tasks=3)
+    handle.refresh()
+    assert (handle.status, handle.result, handle.attempts) == (TaskStatus.SUCCEEDED, "t", 3)
+    run = TaskRun.objects.get(pk=handle.id)
+    assert run.error_type == ""  # a success clears the last attempt's error
+
+
+def test_exhausted_retries_fail_with_the_last_error() -> None:
+    handle = FlakyTask({"token": "u", "failures": 9}).start(backend=DatabaseBackend())
+    drain(once=False, max_tasks=4)
+    handle.refresh()
+    assert (handle.status, handle.attempts) == (TaskStatus.FAILED, 4)
+    assert handle.error is not None
+    assert handle.error.message == "failure 4"
+
+
+def test_poison_rows_fail_with_a_clear_error_and_the_worker_carries_on() -> None:
+    unknown = insert_raw("tests.no_such_task", {"a": 1})
+    invalid = insert_raw("tests.add", {"a": "not a number"})
+    extra = insert_raw("tests.add", {"a": 1, "surprise": True})
+    good = AddTask({"a": 2}).start(backend=DatabaseBackend())
+    assert drain() == 4
+    for run in (unknown, invalid, extra):
+        run.refresh_from_db()
+        assert run.status == "failed"
+    assert "tests.no_such_task" in unknown.error_message
+    assert "UnknownTaskError" in unknown.error_type
+    assert "ValidationError" in invalid.error_type
+    assert "surprise" in extra.error_message
+    assert good.refresh().status is TaskStatus.SUCCEEDED
+
+
+def test_timed_out_run_fails_and_the_worker_stays_healthy() -> None:
+    slow = SleepyTask({"seconds": 1.0}).start(backend=DatabaseBackend())
+    quick = SleepyTask({"seconds": 0.0}).start(backend=DatabaseBackend())
+    assert drain(concurrency=1) == 2
+    slow.refresh()
+    assert slow.status is TaskStatus.FAILED
+    assert slow.error is not None
+    assert "TaskTimeoutError" in slow.error.type
+    assert quick.refresh().status is TaskStatus.SUCCEEDED
+
+
+def test_higher_priority_runs_are_claimed_first() -> None:
+    backend = DatabaseBackend()
+    low = AddTask({"a": 1}).start(backend=backend, priority=-5)
+    high = AddTask({"a": 2}).start(backend=backend, priority=9)
+    mid = AddTask({"a": 3}).start(backend=backend)
+    runs = sql.claim(connection, "w", (), 10, 30, datetime.now(UTC))
+    assert [r.id for r in runs] == [high.id, mid.id, low.id]
+
+
+def test_worker_takes_only_its_queues() -> None:
+    backend = DatabaseBackend()
+    mail = AddTask({"a": 1}).start(backend=backend, queue="mail")
+    other = AddTask({"a": 2}).start(backend=backend, queue="reports")
+    assert drain(queues=("mail",)) == 1
+    assert mail.refresh().status is TaskStatus.SUCCEEDED
+    assert other.refresh().status is TaskStatus.READY
+
+
+def test_expired_lease_is_reclaimed_as_a_new_attempt() -> None:
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    run = insert_raw(
+        "tests.add",
+        {"a": 5},
+        status="running",
+        attempt=1,
+        worker_id="dead-worker",
+        lease_expires_at=past,
+    )
+    requeued, failed = sql.reclaim_expired(connection, 3, datetime.now(UTC))
+    assert (requeued, failed) == (1, 0)
+    assert drain() == 1
+    run.refresh_from_db()
+    assert (run.status, run.attempt, run.result) == ("succeeded", 2, 5)
+
+
+def test_run_that_keeps_losing_its_worker_is_given_up() -> None:
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    run = insert_raw(
+        "tests.add",
+        {"a": 5},
+        status="running",
+        attempt=4,
+        max_attempts=1,
+        worker_id="dead-worker",
+        lease_expires_at=past,
+    )
+    assert sql.reclaim_expired(connection, 3, datetime.now(UTC)) == (0, 1)
+    run.refresh_from_db()
+    assert run.status == "failed"
+    assert run.error_type == sql.LOST_ERROR_TYPE
+
+
+def test_live_lease_is_not_reclaimed_and_heartbeat_extends_it() -> None:
+    AddTask({"a": 1}).start(backend=DatabaseBackend())
+    now = datetime.now(UTC)
+    [claimed] = sql.claim(connection, "me", (), 5, 30, now)
+    assert sql.reclaim_expired(connection, 3, now + timedelta(seconds=10)) == (0, 0)
+    assert sql.extend_leases(connection, "me", 30, now + timedelta(seconds=20)) == 1
+    assert sql.reclaim_expired(connection, 3, now + timedelta(seconds=40)) == (0, 0)
+    assert TaskRun.objects.get(pk=claimed.id).status == "running"
+
+
+def test_released_claims_go_back_to_ready_without_counting_an_attempt() -> None:
+    handle = AddTask({"a": 1}).start(backend=DatabaseBackend())
+    claimed = sql.claim(connection, "me", (), 5, 30, datetime.now(UTC))
+    assert sql.release(connection, "someone-else", claimed) == 0
+    assert sql.release(connection, "me", claimed) == 1
+    run = TaskRun.objects.get(pk=handle.id)
+    assert (run.status, run.attempt, run.worker_id) == ("ready", 0, None)
+
+
+def test_outcome_of_a_reclaimed_run_is_not_written_by_its_old_worker() -> None:
+    AddTask({"a": 1}).start(backend=DatabaseBackend())
+    now = datetime.now(UTC)
+    [old] = sql.claim(connection, "old", (), 5, 0.001, now)
+    sql.reclaim_expired(connection, 3, now + timedelta(seconds=1))
+    [new] = sql.claim(connection, "new", (), 5, 30, now + timedelta(seconds=1))
+    from django_generic_tasks.execution import execute
+
+    sql.finish(
+        connection,
+        "old",
+        [sql.Finished(old, execute(old.task_name, old.params, run_id=old.id), now)],
+    )
+    run = TaskRun.objects.get(pk=new.id)
+    assert (run.status, run.worker_id, run.attempt) == ("running", "new", 2)
+
+
+def test_result_that_cannot_be_stored_fails_the_run_clearly() -> None:
+    # PostgreSQL's jsonb refuses NUL characters; SQLite stores them.
+    handle = EchoTask({"text": "a0b"}).start(backend=DatabaseBackend())
+    after = AddTask({"a": 1}).start(backend=DatabaseBackend())
+    drain()
+    handle.refresh()
+    if connection.vendor == "postgresql":
+        assert handle.status is TaskStatus.FAILED
+        assert handle.error is not None
+        assert "could not be stored" in handle.error.message
+    else:
+        assert (handle.status, handle.result) == (TaskStatus.SUCCEEDED, "a\x00b")
+    assert after.refresh().status is TaskStatus.SUCCEEDED
+
+
+def test_worker_command_runs_due_runs_with_once() -> None:
+    AddTask.start_many([{"a": i} for i in range(5)], backend=DatabaseBackend())
+    call_command("tasks_worker", "--once", "--concurrency", "2", "--batch", "3", verbosity=0)
+    assert TaskRun.objects.filter(status="succeeded").count() == 5
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--concurrency", "0"], "--concurrency must be at least 1"),
+        (["--interval", "0"], "--interval must be positive"),
+        (["--max-tasks", "0"], "--max-tasks must be at least 1"),
+        (["--grace", "-1"], "--grace must not be negative"),
+    ],
+)
+def test_worker_command_rejects_bad_options(args: list[str], message: str) -> None:
+    with pytest.raises(CommandError, match=message):
+        call_command("tasks_worker", *args, verbosity=0)
+
+
+def test_prune_deletes_only_old_finished_runs() -> None:
+    old = datetime.now(UTC) - timedelta(days=8)
+    old_ok = insert_raw("tests.add", {"a": 1}, status="succeeded", finished_at=old)
+    old_failed = insert_raw("tests.add", {"a": 1}, status="failed", finished_at=old)
+    recent = insert_raw("tests.add", {"a": 1}, status="succeeded", finished_at=datetime.now(UTC))
+    waiting = insert_raw("tests.add", {"a": 1}, status="ready")
+    out = StringIO()
+    call_command("tasks_prune", "--older-than", "7d", "--status", "succeeded", stdout=out)
+    assert "Deleted 1 task runs" in out.getvalue()
+    remaining = set(TaskRun.objects.values_list("pk", flat=True))
+    assert remaining == {old_failed.pk, recent.pk, waiting.pk}
+    assert old_ok.pk not in remaining
+    call_command("tasks_prune", "--older-than", "7d", "--batch", "1", stdout=out)
+    assert set(TaskRun.objects.values_list("pk", flat=True)) == {recent.pk, waiting.pk}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--older-than", "seven days"], "not an age"),
+        (["--older-than", "7d", "--status", "running"], "only finished statuses"),
+        (["--older-than", "7d", "--batch", "0"], "--batch must be at least 1"),
+    ],
+)
+def test_prune_rejects_bad_input_and_deletes_nothing(args: list[str], message: str) -> None:
+    insert_raw(
+        "tests.add", {"a": 1}, status="succeeded", finished_at=datetime(2000, 1, 1, tzinfo=UTC)
+    )
+    with pytest.raises(CommandError, match=message):
+        call_command("tasks_prune", *args)
+    assert TaskRun.objects.count() == 1
+
+
+def test_prune_dry_run_counts_without_deleting() -> None:
+    insert_raw(
+        "tests.add", {"a": 1}, status="succeeded", finished_at=datetime(2000, 1, 1, tzinfo=UTC)
+    )
+    out = StringIO()
+    call_command("tasks_prune", "--older-than", "1h", "--dry-run", stdout=out)
+    assert "Would delete 1" in out.getvalue()
+    assert TaskRun.objects.count() == 1
+
+
+def test_run_ids_sort_by_creation_time() -> None:
+    handles = [AddTask({"a": i}).start(backend=DatabaseBackend()) for i in range(5)]
+    assert sorted(handles, key=lambda h: uuid.UUID(h.id)) == handles

@@ -1,0 +1,63 @@
+"""System checks for the tasks API's authentication settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.checks import run_checks
+from django.test import Client
+
+from django_generic_tasks.security import check_api_authentication
+
+
+def ids(messages: list[Any]) -> list[str]:
+    return [m.id for m in messages]
+
+
+@pytest.fixture(autouse=True)
+def _mounted() -> None:
+    Client().get("/api/openapi.json")  # builds the URLconf, which mounts the router
+
+
+def test_oidc_without_audience_is_an_error(settings: Any) -> None:
+    settings.TASKS_API_AUTHENTICATION = "oidc"
+    settings.TASKS_OIDC_SERVICE_ACCOUNTS = ["sa@p.iam.gserviceaccount.com"]
+    assert "django_generic_tasks.E302" in ids(check_api_authentication())
+
+
+def test_oidc_without_service_accounts_is_an_error(settings: Any) -> None:
+    settings.TASKS_API_AUTHENTICATION = "oidc"
+    settings.TASKS_OIDC_AUDIENCE = "https://x.test/api/tasks/"
+    assert "django_generic_tasks.E303" in ids(check_api_authentication())
+
+
+def test_complete_oidc_settings_pass(settings: Any) -> None:
+    settings.TASKS_API_AUTHENTICATION = "oidc"
+    settings.TASKS_OIDC_AUDIENCE = "https://x.test/api/tasks/"
+    settings.TASKS_OIDC_SERVICE_ACCOUNTS = ["sa@p.iam.gserviceaccount.com"]
+    messages = check_api_authentication()
+    assert not [m for m in messages if m.is_serious()]
+    assert not any("tests.add" in m.msg for m in messages)
+
+
+def test_unimportable_auth_path_is_an_error(settings: Any) -> None:
+    settings.TASKS_API_AUTHENTICATION = "tests.nowhere.Auth"
+    (error,) = [m for m in check_api_authentication() if m.id == "django_generic_tasks.E301"]
+    assert "tests.nowhere.Auth" in error.msg
+
+
+def test_open_api_without_debug_warns(settings: Any) -> None:
+    settings.DEBUG = False
+    (warning,) = [m for m in check_api_authentication() if m.id == "django_generic_tasks.W301"]
+    assert "tests.add" in warning.msg
+
+
+def test_open_api_with_debug_does_not_warn(settings: Any) -> None:
+    settings.DEBUG = True
+    assert "django_generic_tasks.W301" not in ids(check_api_authentication())
+
+
+def test_the_check_is_registered_with_django(settings: Any) -> None:
+    settings.TASKS_API_AUTHENTICATION = "oidc"
+    assert "django_generic_tasks.E302" in ids(run_checks(tags=["security"]))
