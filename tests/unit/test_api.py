@@ -127,6 +127,40 @@ def test_malformed_json_answers_4xx_not_500(client: Client) -> None:
     assert calls == []
 
 
+def test_push_delivery_with_params_that_no_longer_validate_answers_200_failed(
+    client: Client,
+) -> None:
+    # Push queues retry every non-2xx answer; params that do not validate never will.
+    response = post(client, "tests.add", {"a": "not a number"}, **{"X-CloudTasks-TaskName": "t1"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "failed"
+    assert body["error"]["type"].endswith("ValidationError")
+    assert calls == []
+
+
+def test_push_delivery_still_needs_valid_credentials(client: Client, settings: Any) -> None:
+    settings.TASKS_API_AUTHENTICATION = "tests.unit.test_api.allow_header_key"
+    response = post(client, "tests.add", {"a": "x"}, **{"X-CloudTasks-TaskName": "t1"})
+    assert response.status_code in {401, 403}
+    assert calls == []
+
+
+def test_push_delivery_of_valid_params_runs_the_task(client: Client) -> None:
+    response = post(client, "tests.add", {"a": 1, "b": 1}, **{"X-CloudTasks-TaskName": "t2"})
+    assert response.status_code == 200
+    assert response.json()["result"] == 2
+
+
+def test_push_delivery_for_an_unknown_task_answers_404_so_the_queue_retries(
+    client: Client,
+) -> None:
+    # Decided: a rolling deploy can deliver a new task to an old instance; the queue's own
+    # max-attempts bounds the retries.
+    response = post(client, "tests.nope", {}, **{"X-CloudTasks-TaskName": "t3"})
+    assert response.status_code == 404
+
+
 def test_unknown_task_answers_404_json(client: Client) -> None:
     response = post(client, "tests.nope", {})
     assert response.status_code == 404

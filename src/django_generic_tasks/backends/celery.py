@@ -13,6 +13,7 @@ bound to every Celery app, and it is imported by Django's app loading (and by
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -77,8 +78,12 @@ def _run_task(
     max_attempts: int | None = None,
     queue: str | None = None,
     priority: int | None = None,
-) -> dict[str, Any]:
-    """Run one attempt of a typed task on a Celery worker and apply its retry policy."""
+) -> str:
+    """Run one attempt of a typed task on a Celery worker and apply its retry policy.
+
+    Returns the run's summary as a JSON string: Celery reprs every return value for its logs,
+    and a string is far cheaper to repr than a dict.
+    """
     outcome = execute(task, params, run_id=run_id, attempt=attempt, max_attempts=max_attempts)
     summary: dict[str, Any] = {"status": str(outcome.status), "attempt": attempt}
     if outcome.will_retry:
@@ -108,7 +113,7 @@ def _run_task(
     summary["result"] = _jsonable(outcome)
     if outcome.error is not None:
         summary["error"] = str(outcome.error)
-    return summary
+    return json.dumps(summary)
 
 
 run_task: Any = shared_task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True)(
@@ -260,8 +265,9 @@ class CeleryBackend(BaseBackend):
         elif state == "FAILURE":
             handle.status = TaskStatus.FAILED
             handle.error = _error_from(result.result, result.traceback)
-        elif state in {"SUCCESS", SCHEDULED_STATE} and isinstance(result.result, dict):
-            summary = result.result
+        elif state in {"SUCCESS", SCHEDULED_STATE} and isinstance(result.result, str | dict):
+            value = result.result
+            summary = json.loads(value) if isinstance(value, str) else value
             handle.status = TaskStatus(summary.get("status", TaskStatus.SUCCEEDED))
             handle.result = summary.get("result")
             handle.attempts = int(summary.get("attempt", 0))
@@ -292,9 +298,7 @@ def _describe(task_name: str, attempt: int) -> str:
 
 
 def _jsonable(outcome: Outcome) -> Any:
-    """The run's result if Celery can serialise it as JSON, else its ``repr``."""
-    import json
-
+    """The run's result if it can be serialised as JSON, else its ``repr``."""
     try:
         json.dumps(outcome.result)
     except (TypeError, ValueError):
