@@ -46,7 +46,7 @@ def plain_noop(token: str) -> None:
 
 
 # ---- worker side: count runs, record the first start and the last finish -----------------
-_seen = {"count": 0, "first": 0.0}
+_seen = {"count": 0, "first": 0.0, "cpu": 0.0}
 
 
 @worker_ready.connect
@@ -58,14 +58,15 @@ def _quiet(**_: Any) -> None:
 @task_prerun.connect
 def _first(**_: Any) -> None:
     if _seen["count"] == 0 and not _seen["first"]:
-        _seen["first"] = time.time()
+        _seen["first"], _seen["cpu"] = time.time(), time.process_time()
 
 
 @task_postrun.connect
 def _last(**_: Any) -> None:
     _seen["count"] += 1
     if _seen["count"] == int(os.environ.get("BENCH_N", "0")):
-        Path(os.environ["BENCH_OUT"]).write_text(f"{_seen['first']} {time.time()}")
+        cpu = time.process_time() - _seen["cpu"]
+        Path(os.environ["BENCH_OUT"]).write_text(f"{_seen['first']} {time.time()} {cpu}")
 
 
 # ---- driver side -------------------------------------------------------------------------
@@ -92,7 +93,8 @@ def _start_runs(variant: str, queue: str, count: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-def _drain(queue: str, count: int, out: Path) -> float:
+def _drain(queue: str, count: int, out: Path) -> tuple[float, float]:
+    """Drain rate (runs/s) and the worker's CPU time per run (microseconds)."""
     env = {**os.environ, "BENCH_N": str(count), "BENCH_OUT": str(out), "PYTHONPATH": str(ROOT)}
     command = [str(Path(sys.executable).with_name("celery")), "-A", "bench.bench_celery"]
     command += ["worker", "--pool=solo", "-Q", queue, "-n", f"{queue}@%h", "-l", "warning"]
@@ -111,12 +113,12 @@ def _drain(queue: str, count: int, out: Path) -> float:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the benchmark's celery worker stopped before draining")
             time.sleep(0.05)
-        first, last = map(float, out.read_text().split())
+        first, last, cpu = map(float, out.read_text().split())
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(30)
-    return count / (last - first)
+    return count / (last - first), cpu / count * 1e6
 
 
 def main(quick: bool = False) -> None:
@@ -130,9 +132,9 @@ def main(quick: bool = False) -> None:
         print("bench_celery: Redis is not reachable on 127.0.0.1:6379; skipped.\n")
         return
     _setup()
-    count, rounds = (300, 1) if quick else (5000, 3)
+    count, rounds = (300, 1) if quick else (3000, 5)
     results: dict[str, dict[str, list[float]]] = {
-        v: {"start": [], "drain": []} for v in ("plain", "ours")
+        v: {"start": [], "drain": [], "cpu": []} for v in ("plain", "ours")
     }
     with tempfile.TemporaryDirectory() as tmp:
         for variant in ("plain", "ours"):  # warm-up: broker connections, imports
@@ -145,19 +147,36 @@ def main(quick: bool = False) -> None:
                 queue = f"bench-{variant}-{uuid.uuid4().hex[:8]}"
                 results[variant]["start"].append(_start_runs(variant, queue, count))
                 out = Path(tmp) / f"{queue}.out"
-                results[variant]["drain"].append(_drain(queue, count, out))
-    plain = {k: statistics.median(v) for k, v in results["plain"].items()}
-    ours = {k: statistics.median(v) for k, v in results["ours"].items()}
+                rate, cpu = _drain(queue, count, out)
+                results[variant]["drain"].append(rate)
+                results[variant]["cpu"].append(cpu)
     print(f"### CeleryBackend vs plain Celery task (Redis, solo pool, {count} no-op runs)\n")
     print(f"median of {rounds} round(s)\n")
-    print("| measure | plain Celery task | CeleryBackend | ratio (ours / plain) |")
-    print("| --- | ---: | ---: | ---: |")
-    for key, label in (
-        ("start", "start, 1 per call (runs/s)"),
-        ("drain", "drain, 1 worker (runs/s)"),
-    ):
-        print(f"| {label} | {plain[key]:,.0f} | {ours[key]:,.0f} | {ours[key] / plain[key]:.2f} |")
-    print()
+    print(_table(results, "plain Celery task", "CeleryBackend"))
+
+
+def _table(results: dict[str, dict[str, list[float]]], plain_title: str, ours_title: str) -> str:
+    """Medians with (min-max), the ratio of medians and the median of per-round ratios."""
+    lines = [
+        f"| measure | {plain_title} | {ours_title} | ratio of medians | median round ratio |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    labels = {
+        "start": "start, 1 per call (runs/s)",
+        "drain": "drain, 1 worker (runs/s)",
+        "cpu": "worker CPU per run (µs; ratio = plain / ours)",
+    }
+    for key, label in labels.items():
+        plain, ours = results["plain"][key], results["ours"][key]
+        cells = [
+            f"{statistics.median(v):,.0f} ({min(v):,.0f}-{max(v):,.0f})" for v in (plain, ours)
+        ]
+        if key == "cpu":  # lower is better: invert so every ratio reads "ours as fast as"
+            plain, ours = [1 / v for v in plain], [1 / v for v in ours]
+        ratio = statistics.median(ours) / statistics.median(plain)
+        paired = statistics.median(o / p for o, p in zip(ours, plain, strict=True))
+        lines.append(f"| {label} | {cells[0]} | {cells[1]} | {ratio:.2f} | {paired:.2f} |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

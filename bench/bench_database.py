@@ -184,9 +184,12 @@ def _fresh_database(system: str, name: str) -> None:
     )
 
 
-def _clear(system: str, db: str) -> None:
+def _clear(system: str, db: str, env: dict[str, str]) -> None:
+    """Start from an empty queue (leftovers would be drained or delay the latency runs)."""
     if system in TABLES:
         _pg(f"TRUNCATE {TABLES[system][0]}", db)
+    else:
+        _run(system, env, "purge", "0")
 
 
 def _measure(system: str, sizes: dict[str, int], rounds: int) -> dict[str, Any]:
@@ -198,12 +201,12 @@ def _measure(system: str, sizes: dict[str, int], rounds: int) -> dict[str, Any]:
         if system != "celery":
             _fresh_database(system, db)
         for _ in range(rounds):
-            _clear(system, db)
+            _clear(system, db, env)
             figures.setdefault("enqueue", []).append(
                 _run(system, env, "enqueue", str(sizes["enqueue"]))["rate"]
             )
             for processes in (1, 2):
-                _clear(system, db)
+                _clear(system, db, env)
                 out = Path(tempfile.mkdtemp(dir=tmp))
                 drain_env = {**env, "BENCH_OUT": str(out)}
                 rate = _run(system, drain_env, "bulk", str(sizes["drain"]))["rate"]
@@ -212,7 +215,7 @@ def _measure(system: str, sizes: dict[str, int], rounds: int) -> dict[str, Any]:
                 figures.setdefault(f"drain{processes}", []).append(
                     _drain_rate(system, drain_env, sizes["drain"], processes, db)
                 )
-        _clear(system, db)
+        _clear(system, db, env)
         procs = _worker(system, env, 1, drain=False)
         try:
             time.sleep(3)  # start-up

@@ -124,16 +124,27 @@ def main(quick: bool = False) -> None:
             for variant in ("plain", "ours") if round_number % 2 == 0 else ("ours", "plain"):
                 results[variant]["start"].append(_start_runs(variant, count))
                 results[variant]["drain"].append(_drain(count))
-    plain = {k: statistics.median(v) for k, v in results["plain"].items()}
-    ours = {k: statistics.median(v) for k, v in results["ours"].items()}
     print(f"### DjangoTasksBackend vs plain @task on django-tasks-db ({count} no-op runs)\n")
     print(f"SQLite file database, `db_worker --batch --interval 0.05`; median of {rounds}\n")
-    print("| measure | plain `@task` | DjangoTasksBackend | ratio (ours / plain) |")
-    print("| --- | ---: | ---: | ---: |")
+    print(_table(results, "plain `@task`", "DjangoTasksBackend"))
+
+
+def _table(results: dict[str, dict[str, list[float]]], plain_title: str, ours_title: str) -> str:
+    """Medians with (min-max), the ratio of medians and the median of per-round ratios."""
+    lines = [
+        f"| measure | {plain_title} | {ours_title} | ratio of medians | median round ratio |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
     labels = {"start": "start, 1 per call (runs/s)", "drain": "drain, 1 worker (runs/s)"}
     for key, label in labels.items():
-        print(f"| {label} | {plain[key]:,.0f} | {ours[key]:,.0f} | {ours[key] / plain[key]:.2f} |")
-    print()
+        plain, ours = results["plain"][key], results["ours"][key]
+        cells = [
+            f"{statistics.median(v):,.0f} ({min(v):,.0f}-{max(v):,.0f})" for v in (plain, ours)
+        ]
+        ratio = statistics.median(ours) / statistics.median(plain)
+        paired = statistics.median(o / p for o, p in zip(ours, plain, strict=True))
+        lines.append(f"| {label} | {cells[0]} | {cells[1]} | {ratio:.2f} | {paired:.2f} |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ def make_app(
         "broker_connection_retry_on_startup": True,
         # Short, so a message held by a killed worker comes back quickly in the crash test.
         "broker_transport_options": {
-            "visibility_timeout": float(os.environ.get("CELERY_VT", "3600")),
+            "visibility_timeout": float(os.environ.get("CELERY_VT", "43200")),
             "unacked_restore_interval": 1 if "CELERY_VT" in os.environ else 10,
             "unacked_restore_throttle": 1 if "CELERY_VT" in os.environ else 10,
         },

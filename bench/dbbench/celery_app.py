@@ -60,6 +60,8 @@ def _last(**_: Any) -> None:
 
 
 def _enqueue(count: int) -> dict[str, float]:
+    for n in range(20):  # warm-up: connection, imports
+        noop.delay(-n)
     began = time.perf_counter()
     for n in range(count):
         noop.delay(n)
@@ -72,6 +74,10 @@ def _bulk(count: int) -> dict[str, float]:
         for n in range(count):
             noop.apply_async((n,), producer=producer)
     return {"rate": count / (time.perf_counter() - began)}
+
+
+def _purge(_: int) -> dict[str, float]:
+    return {"purged": float(app.control.purge())}
 
 
 def _latency(samples: int) -> dict[str, float]:
@@ -94,5 +100,5 @@ def _latency(samples: int) -> dict[str, float]:
 
 if __name__ == "__main__":
     command, argument = sys.argv[1], int(sys.argv[2])
-    actions = {"enqueue": _enqueue, "bulk": _bulk, "latency": _latency}
+    actions = {"enqueue": _enqueue, "bulk": _bulk, "latency": _latency, "purge": _purge}
     print(json.dumps(actions[command](argument)))

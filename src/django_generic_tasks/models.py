@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from .status import ErrorInfo, TaskStatus, new_run_id
+from .status import ErrorInfo, TaskHandle, TaskStatus, new_run_id
+
+if TYPE_CHECKING:
+    from .backends.base import Backend
 
 UNFINISHED = (TaskStatus.SCHEDULED, TaskStatus.READY, TaskStatus.RUNNING)
 """Statuses of runs that are not over yet (a ``key`` is unique among these)."""
@@ -89,10 +92,8 @@ class TaskRun(models.Model):
             return None
         return ErrorInfo(self.error_type, self.error_message, self.error_traceback)
 
-    def to_handle(self, backend: Any = None) -> Any:
+    def to_handle(self, backend: Backend | None = None) -> TaskHandle:
         """A ``TaskHandle`` describing this run."""
-        from .status import TaskHandle
-
         return TaskHandle(
             id=str(self.id),
             name=self.task_name,

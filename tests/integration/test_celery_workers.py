@@ -224,3 +224,22 @@ def test_worker_killed_mid_task_redelivers_with_acks_late(
         first.kill()
         delete_queue(broker, queue)
     assert [what for _, what in events(name)] == ["started", "started", "done"]
+
+
+def test_higher_priority_runs_first(broker: str, store: Path, tmp_path: Path) -> None:
+    queue = f"dgt-priority-{uuid.uuid4().hex[:10]}"
+    backend = CeleryBackend(app=make_app(broker), queues={"default": queue})
+    names = {priority: token() for priority in (-100, 0, 100)}
+    try:
+        with conf.override_backend(backend):
+            for priority, name in names.items():  # lowest first: the worker is not running yet
+                RecordTask({"token": name}).start(priority=priority)
+        worker = CeleryWorker(broker, queue, store, tmp_path / "worker.log").start()
+        try:
+            wait_until(lambda: all(events(name) for name in names.values()))
+        finally:
+            worker.stop()
+    finally:
+        delete_queue(broker, queue)
+    ran_at = {priority: events(name)[0][0] for priority, name in names.items()}
+    assert ran_at[100] < ran_at[0] < ran_at[-100]

@@ -22,6 +22,9 @@ from schemathesis.specs.openapi.checks import (
 from django_generic_tasks.backends import InMemoryBackend
 from django_generic_tasks.conf import override_backend
 
+# Requests go through Django's request signals, which touch the database connection.
+pytestmark = pytest.mark.django_db
+
 # Only the shared test tasks: other test modules may register tasks that are not for fuzzing.
 OPERATIONS = [
     *[("POST", f"/api/tasks/{name}") for name in ("tests.add", "tests.flaky", "tests.async_echo")],

@@ -43,6 +43,8 @@ class ProcDB:
             }
         )
         if self.vendor == "postgresql":
+            import psycopg
+
             parsed = urlparse(url)
             self.name = f"dgt_proc_{uuid.uuid4().hex[:10]}"
             self.admin_dsn = (
@@ -50,7 +52,12 @@ class ProcDB:
                 f"user={parsed.username or 'postgres'} dbname=postgres"
             )
             self.dsn = self.admin_dsn.replace("dbname=postgres", f"dbname={self.name}")
-            self._admin(f'CREATE DATABASE "{self.name}"')
+            try:
+                self._admin(f'CREATE DATABASE "{self.name}"')
+            except psycopg.OperationalError as exc:
+                from tests.conftest import need_service
+
+                need_service(f"PostgreSQL is not reachable: {exc}")
             netloc = parsed.netloc
             self.env["DATABASE_URL"] = f"postgres://{netloc}/{self.name}"
         else:

@@ -20,6 +20,9 @@ from django_generic_tasks.conf import override_backend
 from django_generic_tasks.registry import registry
 from tests.testapp.tasks import calls
 
+# Requests go through Django's request signals, which touch the database connection.
+pytestmark = pytest.mark.django_db
+
 URL = "/api/tasks/"
 
 

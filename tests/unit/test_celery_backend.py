@@ -188,7 +188,7 @@ def test_app_path_that_does_not_import_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="cannot import the Celery app"):
         backend.app  # noqa: B018
     [message] = backend.check()
-    assert message.id == "django_generic_tasks.E101"
+    assert message.id == "django_generic_tasks.E401"
 
 
 def test_app_path_that_is_not_a_celery_app_is_a_configuration_error() -> None:
@@ -235,3 +235,18 @@ def test_tasks_module_registers_the_generic_task_when_celery_is_loaded() -> None
 
     app = Celery("fresh", set_as_current=False)
     assert TASK_NAME in app.tasks
+
+
+def test_redis_visibility_timeout_shorter_than_a_retry_backoff_is_warned() -> None:
+    app = make_app("redis://127.0.0.1:6379/15")
+    app.conf.broker_transport_options = {"visibility_timeout": FlakyTask.backoff_max}
+    [message] = CeleryBackend(app=app).check()
+    assert message.id == "django_generic_tasks.W401"
+    assert "visibility_timeout" in message.msg
+
+
+def test_long_redis_visibility_timeout_and_rabbitmq_pass_the_check() -> None:
+    app = make_app("redis://127.0.0.1:6379/15")
+    app.conf.broker_transport_options = {"visibility_timeout": 43200}
+    assert CeleryBackend(app=app).check() == []
+    assert CeleryBackend(app=make_app("amqp://guest@127.0.0.1//")).check() == []

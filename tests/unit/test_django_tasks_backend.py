@@ -150,7 +150,7 @@ def test_missing_alias_is_a_configuration_error_and_a_check() -> None:
     with pytest.raises(ConfigurationError, match="nope"):
         backend.supports_defer  # noqa: B018
     [message] = backend.check()
-    assert message.id == "django_generic_tasks.E111"
+    assert message.id == "django_generic_tasks.E411"
     assert DjangoTasksBackend(alias="dummy").check() == []
     assert "nope" in repr(backend)
 

@@ -10,6 +10,9 @@ from django.test import Client
 
 from django_generic_tasks.security import check_api_authentication
 
+# Requests go through Django's request signals, which touch the database connection.
+pytestmark = pytest.mark.django_db
+
 
 def ids(messages: list[Any]) -> list[str]:
     return [m.id for m in messages]

@@ -33,7 +33,7 @@ from tests.testapp.tasks import calls
 __all__ = ["certs_server", "oidc_settings", "other_signing_key", "signing_key"]
 
 URL = "/api/tasks/tests.add"
-pytestmark = pytest.mark.usefixtures("oidc_settings")
+pytestmark = [pytest.mark.usefixtures("oidc_settings"), pytest.mark.django_db]
 
 
 def call(authorization: str | None) -> Any:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlparse
 
-from django.core.checks import CheckMessage, Error
+from django.core.checks import CheckMessage, Error, Warning
 
 from ..exceptions import ConfigurationError, EnqueueError, MissingDependencyError
 from ..execution import Outcome, execute
@@ -78,11 +78,11 @@ def _run_task(
     max_attempts: int | None = None,
     queue: str | None = None,
     priority: int | None = None,
-) -> str:
+) -> str | None:
     """Run one attempt of a typed task on a Celery worker and apply its retry policy.
 
-    Returns the run's summary as a JSON string: Celery reprs every return value for its logs,
-    and a string is far cheaper to repr than a dict.
+    Returns the run's summary as a JSON string when the app has a result backend (Celery reprs
+    every return value for its logs, and a string is far cheaper to repr than a dict).
     """
     outcome = execute(task, params, run_id=run_id, attempt=attempt, max_attempts=max_attempts)
     summary: dict[str, Any] = {"status": str(outcome.status), "attempt": attempt}
@@ -110,6 +110,8 @@ def _run_task(
         raise Ignore()
     if outcome.status is TaskStatus.FAILED and outcome.error is not None:
         raise RunFailedError(str(outcome.error), outcome.error.traceback)
+    if not self.app.conf.result_backend:
+        return None  # nobody can read it back: skip building it
     summary["result"] = _jsonable(outcome)
     if outcome.error is not None:
         summary["error"] = str(outcome.error)
@@ -168,6 +170,7 @@ class CeleryBackend(BaseBackend):
         self._app_spec = app
         self._app: celery.Celery | None = app if isinstance(app, celery.Celery) else None
         self.queues = dict(queues or {})
+        self._redis_order: bool | None = None
 
     @property
     def app(self) -> celery.Celery:
@@ -203,8 +206,11 @@ class CeleryBackend(BaseBackend):
         return queue
 
     def _lowest_first(self) -> bool:
-        url = self.app.conf.broker_url or ""
-        return urlparse(str(url)).scheme in {"redis", "rediss", "sentinel", "redis+socket"}
+        if self._redis_order is None:
+            url = self.app.conf.broker_url or ""
+            scheme = urlparse(str(url)).scheme
+            self._redis_order = scheme in {"redis", "rediss", "sentinel", "redis+socket"}
+        return self._redis_order
 
     def _send(self, request: EnqueueRequest, producer: Any = None) -> None:
         queue = self.celery_queue(request.queue)
@@ -276,7 +282,8 @@ class CeleryBackend(BaseBackend):
         return handle
 
     def check(self) -> list[CheckMessage]:
-        """Report a Celery app that cannot be imported."""
+        """Report a Celery app that cannot be imported, and a Redis visibility timeout shorter
+        than the longest retry backoff (Redis would hand such a retry out twice)."""
         try:
             self.app  # noqa: B018
         except ConfigurationError as exc:
@@ -284,10 +291,29 @@ class CeleryBackend(BaseBackend):
                 Error(
                     str(exc),
                     hint="Set TASKS_BACKEND_OPTIONS = {'app': 'proj.celery.app'}.",
-                    id="django_generic_tasks.E101",
+                    id="django_generic_tasks.E401",
                 )
             ]
-        return []
+        if not self._lowest_first():
+            return []
+        from ..registry import registry
+
+        options = self.app.conf.broker_transport_options or {}
+        timeout = float(options.get("visibility_timeout", 3600))
+        longest = max((task.backoff_max for task in registry if task.max_attempts > 1), default=0)
+        if longest < timeout:
+            return []
+        return [
+            Warning(
+                f"The Celery app's Redis visibility_timeout ({timeout:g}s) is not longer than "
+                f"the longest retry backoff of a task ({longest:g}s): Redis re-delivers a "
+                "message not acknowledged within the visibility timeout, so such a retry "
+                "would run twice.",
+                hint="Set broker_transport_options = {'visibility_timeout': 43200} (or lower "
+                "backoff_max on your tasks).",
+                id="django_generic_tasks.W401",
+            )
+        ]
 
     def __repr__(self) -> str:
         return f"<CeleryBackend app={self._app_spec!r}>"

@@ -9,10 +9,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from functools import lru_cache
+from typing import Any, ClassVar
 
 from django.core.checks import CheckMessage
 from django.core.checks import Error as CheckError
+from django.core.checks import Warning as CheckWarning
 
 from ..exceptions import ConfigurationError, RunNotFoundError
 from ..status import TaskHandle, TaskStatus
@@ -36,6 +38,7 @@ COLUMNS = (
     "error_traceback",
     "key",
 )
+_QUOTED_COLUMNS = ", ".join(f'"{column}"' for column in COLUMNS)
 _PG_TYPES = (
     "uuid",
     "varchar",
@@ -72,6 +75,8 @@ class DatabaseBackend(BaseBackend):
     supports_results = True
     supports_retries = True
     enqueues_in_transaction = True
+    crash_safe: ClassVar[bool] = True
+    needs_server: ClassVar[str] = "your database, `tasks_worker`"
 
     def __init__(self, database: str = "default") -> None:
         if not isinstance(database, str) or not database:
@@ -128,7 +133,7 @@ class DatabaseBackend(BaseBackend):
                 .first()
             )
             if run is not None:
-                return run.to_handle(self)  # type: ignore[no-any-return]
+                return run.to_handle(self)
             connection = self.connection
             sql, params = _insert_sql(
                 connection, [_row(connection, request, datetime.now(UTC))], True
@@ -150,7 +155,7 @@ class DatabaseBackend(BaseBackend):
         run = TaskRun.objects.using(self.database).filter(pk=pk).first()
         if run is None:
             raise RunNotFoundError(f"There is no task run {run_id}.")
-        return run.to_handle(self)  # type: ignore[no-any-return]
+        return run.to_handle(self)
 
     def check(self) -> list[CheckMessage]:
         """The app must be installed and the database alias configured."""
@@ -171,6 +176,14 @@ class DatabaseBackend(BaseBackend):
                 CheckError(
                     f"DatabaseBackend's database {self.database!r} is not in DATABASES.",
                     id="django_generic_tasks.E101",
+                )
+            )
+        elif self.connection.vendor not in ("postgresql", "sqlite"):
+            messages.append(
+                CheckWarning(
+                    f"DatabaseBackend is tested on PostgreSQL and SQLite, not on "
+                    f"{self.connection.vendor}; its worker falls back to plain ORM claims there.",
+                    id="django_generic_tasks.W102",
                 )
             )
         return messages
@@ -216,26 +229,29 @@ def _row(connection: Any, request: EnqueueRequest, now: datetime) -> tuple[Any, 
 
 
 def _copy(cursor: Any, rows: list[tuple[Any, ...]]) -> None:
-    columns = ", ".join(f'"{c}"' for c in COLUMNS)
-    with cursor.cursor.copy(f"COPY {TABLE} ({columns}) FROM STDIN") as copy:
+    with cursor.cursor.copy(f"COPY {TABLE} ({_QUOTED_COLUMNS}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
 
 
 def _insert_sql(connection: Any, rows: list[tuple[Any, ...]], keyed: bool) -> tuple[str, list[Any]]:
-    quote = connection.ops.quote_name
-    sql = f"INSERT INTO {TABLE} ({', '.join(quote(c) for c in COLUMNS)}) "
-    params: list[Any]
-    if connection.vendor == "postgresql" and len(rows) > 1:
+    pg = connection.vendor == "postgresql"
+    if pg and len(rows) > 1:
         # One array per column: a handful of parameters however many rows (fast to bind).
-        arrays = ", ".join(f"%s::{kind}[]" for kind in _PG_TYPES)
-        sql += f"SELECT * FROM unnest({arrays})"
-        params = [list(column) for column in zip(*rows, strict=True)]
+        return _statement(True, 0, keyed), [list(column) for column in zip(*rows, strict=True)]
+    return _statement(pg, len(rows), keyed), [value for row in rows for value in row]
+
+
+@lru_cache(maxsize=64)
+def _statement(pg: bool, rows: int, keyed: bool) -> str:
+    """The INSERT for ``rows`` rows (0: PostgreSQL's one-array-per-column form)."""
+    sql = f"INSERT INTO {TABLE} ({_QUOTED_COLUMNS}) "
+    if rows == 0:
+        sql += f"SELECT * FROM unnest({', '.join(f'%s::{kind}[]' for kind in _PG_TYPES)})"
     else:
-        json_cast = "::jsonb" if connection.vendor == "postgresql" else ""
-        one = "(" + ", ".join("%s" + json_cast if c == "params" else "%s" for c in COLUMNS) + ")"
-        sql += "VALUES " + ", ".join([one] * len(rows))
-        params = [value for row in rows for value in row]
+        cast = "::jsonb" if pg else ""
+        one = "(" + ", ".join("%s" + cast if c == "params" else "%s" for c in COLUMNS) + ")"
+        sql += "VALUES " + ", ".join([one] * rows)
     if keyed:
         sql += " ON CONFLICT DO NOTHING RETURNING id"
-    return sql, params
+    return sql

@@ -49,6 +49,9 @@ _InvalidTaskBackend: type[Exception] = getattr(
     _exceptions, "InvalidTaskBackend", getattr(_exceptions, "InvalidTaskBackendError", Exception)
 )
 
+_InvalidTask: type[Exception] = getattr(
+    _exceptions, "InvalidTask", getattr(_exceptions, "InvalidTaskError", TypeError)
+)
 _DoesNotExist: type[Exception] = getattr(_exceptions, "TaskResultDoesNotExist", LookupError)
 
 RESULT_IDS_KEPT = 10_000
@@ -207,7 +210,7 @@ class DjangoTasksBackend(BaseBackend):
                 request.attempt,
                 request.max_attempts,
             )
-        except _base_errors() as exc:
+        except _InvalidTask as exc:
             raise EnqueueError(
                 f"{type(self.tasks_backend).__name__} refused task {request.task_name} "
                 f"(run {request.run_id}): {exc}"
@@ -261,17 +264,13 @@ class DjangoTasksBackend(BaseBackend):
                     str(exc),
                     hint="Add the alias to the TASKS setting or set "
                     "TASKS_BACKEND_OPTIONS = {'alias': ...}.",
-                    id="django_generic_tasks.E111",
+                    id="django_generic_tasks.E411",
                 )
             ]
         return []
 
     def __repr__(self) -> str:
         return f"<DjangoTasksBackend alias={self.alias!r}>"
-
-
-def _base_errors() -> tuple[type[Exception], ...]:
-    return (_exceptions.InvalidTask,) if hasattr(_exceptions, "InvalidTask") else ()
 
 
 def _follow(handle: DjangoTaskHandle, backend: Any) -> None:

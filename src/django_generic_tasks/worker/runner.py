@@ -119,6 +119,8 @@ class Worker:
         options = self.options
         backoff = 0.1
         while not self._stop.is_set():
+            # Cleared before looking, so a wake-up that arrives meanwhile is not lost.
+            self._wake.clear()
             try:
                 self._flush()
                 if options.max_tasks is not None and self.processed >= options.max_tasks:
@@ -145,7 +147,6 @@ class Worker:
                 return
             timeout = options.interval if in_flight == 0 else min(0.05, options.interval)
             self._wake.wait(timeout)
-            self._wake.clear()
             _reset_queries()
 
     def _batch_limit(self) -> int:
@@ -290,15 +291,18 @@ class Worker:
         options = self.options
         beat = options.lease / 3
         reap_every = max(options.lease / 2, 0.5)
+        next_beat = time.monotonic() + beat
         next_reap = time.monotonic() + min(reap_every, 1.0)
-        while not self._halt.wait(min(beat, reap_every, 1.0)):
+        while not self._halt.wait(min(beat, reap_every, 1.0) / 2):
             try:
                 connection = _connection(options.database)
                 now = datetime.now(UTC)
                 with self._lock:
                     busy = self._in_flight > 0
-                if busy:
-                    sql.extend_leases(connection, self.id, options.lease, now)
+                if time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + beat
+                    if busy:
+                        sql.extend_leases(connection, self.id, options.lease, now)
                 if time.monotonic() >= next_reap:
                     next_reap = time.monotonic() + reap_every
                     requeued, failed = sql.reclaim_expired(connection, options.lost_limit, now)
