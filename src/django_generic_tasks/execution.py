@@ -30,9 +30,9 @@ from .task import Task
 logger = logging.getLogger("django_generic_tasks")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs ~0.7 µs per run (hot path)
 class Outcome:
-    """How one attempt of a run ended.
+    """How one attempt of a run ended (a value: treat it as read-only).
 
     ``status`` is ``SUCCEEDED``, ``FAILED`` (final), ``DISCARDED``, or ``SCHEDULED`` when the
     attempt failed and the task's policy wants another attempt at ``retry_at``.
@@ -86,7 +86,9 @@ def execute_task(
     limit = max_attempts or task_class.max_attempts
     if task_started.receivers:
         task_started.send(sender=task_class, task=task, run_id=run_id, attempt=attempt)
-    logger.debug("Task %s (run %s) attempt %d started", task_class.name, run_id, attempt)
+    debug = logger.isEnabledFor(logging.DEBUG)
+    if debug:
+        logger.debug("Task %s (run %s) attempt %d started", task_class.name, run_id, attempt)
     try:
         result = _call(task)
     except task_class.discard_on as exc:
@@ -126,7 +128,10 @@ def execute_task(
             )
     else:
         outcome = Outcome(run_id, task_class.name, attempt, limit, TaskStatus.SUCCEEDED, result)
-        logger.debug("Task %s (run %s) succeeded on attempt %d", task_class.name, run_id, attempt)
+        if debug:
+            logger.debug(
+                "Task %s (run %s) succeeded on attempt %d", task_class.name, run_id, attempt
+            )
     if task_finished.receivers:
         task_finished.send(sender=task_class, task=task, outcome=outcome)
     return outcome

@@ -59,7 +59,10 @@ class Task[P: BaseModel]:
     params: P
 
     def __init__(self, params: P | Mapping[str, Any]) -> None:
-        self.params = validate_params(self.params_model, params)  # type: ignore[assignment]
+        if type(params) is self.params_model:  # already validated (the common, hot case)
+            self.params = params
+        else:
+            self.params = validate_params(self.params_model, params)  # type: ignore[assignment]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

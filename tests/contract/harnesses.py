@@ -162,3 +162,4 @@ def database_harness() -> Iterator[BackendHarness]:
 
 
 HARNESSES.append(HarnessFactory("database", database_harness))
+from tests.contract import harnesses_bridges  # noqa: E402, F401

@@ -380,3 +380,23 @@ def test_tasks_using_the_database_get_their_connection_closed_afterwards() -> No
     assert len(wrappers) == 2
     for wrapper in wrappers:  # SQLite's in-memory test database cannot be closed
         assert wrapper.connection is None or wrapper.is_in_memory_db()
+
+
+def test_a_task_raising_system_exit_is_logged_and_the_worker_survives(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Quits(tasks.Task[Label]):
+        def run(self) -> None:
+            raise SystemExit(3)
+
+    backend = ThreadingBackend(max_workers=1)
+    try:
+        handle = Quits({}).start(backend=backend)
+        AddTask({"a": 9}).start(backend=backend)
+        drain(backend)
+    finally:
+        backend.close()
+    (record,) = [r for r in caplog.records if "raised outside" in r.getMessage()]
+    assert f"(run {handle.id})" in record.getMessage()
+    assert record.exc_info is not None
+    assert calls == [("tests.add", 9)]

@@ -29,9 +29,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger("django_generic_tasks")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs ~0.7 µs per start (hot path)
 class EnqueueRequest:
-    """Everything a backend needs to run one task later, in plain serialisable values."""
+    """Everything a backend needs to run one task later, in plain serialisable values.
+
+    A value: treat it as read-only (``next_attempt()`` or ``dataclasses.replace()`` make a
+    changed copy).
+    """
 
     run_id: str
     task_name: str
@@ -265,7 +269,8 @@ def submit_many(
 
 def _enqueue(backend: Backend, request: EnqueueRequest) -> TaskHandle:
     handle = backend.enqueue(request)
-    _announce(request)
+    if task_enqueued.receivers:
+        _announce(request)
     return handle
 
 
@@ -290,7 +295,13 @@ def _enqueue_into(backend: Backend, request: EnqueueRequest, handle: TaskHandle)
     handle.attempts = fresh.attempts
 
 
+_settings_configured = False  # once true, stays true: skip the lazy settings lookup
+
+
 def _in_atomic_block() -> bool:
-    if not settings.configured:
-        return False
+    global _settings_configured
+    if not _settings_configured:
+        if not settings.configured:
+            return False
+        _settings_configured = True
     return bool(connections[DEFAULT_DB_ALIAS].in_atomic_block)

@@ -67,7 +67,8 @@ class ThreadingBackend(BaseBackend):
 
     def enqueue(self, request: EnqueueRequest) -> TaskHandle:
         """Queue the run (or schedule it for its ``run_after``); return immediately."""
-        self._ensure_started()
+        if self._pid != _pid or self._closed:
+            self._ensure_started()
         self._accept(request)
         return self.handle_for(request)
 
@@ -136,9 +137,13 @@ class ThreadingBackend(BaseBackend):
             assert isinstance(item, EnqueueRequest)
             try:
                 self._run(item)
-            except Exception:  # pragma: no cover - execute() reports task errors itself
+            except BaseException:  # e.g. SystemExit from a task: log it, keep the worker
                 logger.exception(
-                    "ThreadingBackend failed to run %s (run %s)", item.task_name, item.run_id
+                    "Task %s (run %s) raised outside the task's error handling; the worker "
+                    "thread carries on.",
+                    item.task_name,
+                    item.run_id,
+                    extra={"task_name": item.task_name, "run_id": item.run_id},
                 )
             finally:
                 if getattr(_opened, "connection", False):

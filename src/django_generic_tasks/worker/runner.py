@@ -72,7 +72,7 @@ class Worker:
         self.processed = 0
         self._claimed_total = 0
         self._in_flight = 0
-        self._pending: list[Finished] = []
+        self._pending: list[tuple[ClaimedRun, Outcome]] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -191,16 +191,19 @@ class Worker:
 
     def _flush(self) -> None:
         with self._lock:
-            items, self._pending = self._pending, []
-        if not items:
+            pending, self._pending = self._pending, []
+        if not pending:
             return
+        # A run's finished_at is when its outcome is written: what a status reader sees.
+        now = datetime.now(UTC)
+        items = [Finished(run, outcome, now) for run, outcome in pending]
         connection = _connection(self.options.database)
         try:
             sql.finish(connection, self.id, items)
         except Exception as exc:
             if _is_connection_error(exc) or not _is_db_error(exc):
                 with self._lock:
-                    self._pending[:0] = items
+                    self._pending[:0] = pending
                 raise
             logger.warning("Writing %d outcomes failed (%s); writing one by one", len(items), exc)
             for item in items:
@@ -276,7 +279,7 @@ class Worker:
                 self._avg_seconds = (
                     seconds if not self._avg_seconds else 0.9 * self._avg_seconds + 0.1 * seconds
                 )
-                self._pending.append(Finished(run, outcome, datetime.now(UTC)))
+                self._pending.append((run, outcome))
                 self._in_flight -= 1
                 refill = self._in_flight == 0 or (
                     not self._starved and self._in_flight <= self._refill_at

@@ -1,0 +1,147 @@
+"""Contract-suite harnesses for CeleryBackend and DjangoTasksBackend (appended to HARNESSES).
+
+- ``celery``: a real Celery worker running in this process (a thread) on Kombu's in-memory
+  broker, with an in-memory result backend; draining waits until the queue is empty and the
+  worker holds no request (ETA'd retries and delayed runs included).
+- ``django-tasks-db``: DjangoTasksBackend on django-tasks-db; draining runs ``db_worker --batch``
+  in this process until no run is ready or running.
+- ``django-tasks-immediate``: DjangoTasksBackend on Django's ImmediateBackend.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+import pytest
+
+from tests.contract.harnesses import HARNESSES, BackendHarness, HarnessFactory
+
+_celery: dict[str, Any] = {}
+QUEUE = "contract"
+
+
+def _celery_app() -> Any:
+    """One Celery app and in-process worker for the whole test session."""
+    if not _celery:
+        from celery.contrib.testing.worker import start_worker
+
+        from django_generic_tasks.backends.celery import register
+        from tests.celery_app import make_app
+
+        app = make_app("memory://", "cache+memory://", django=False, task_default_queue=QUEUE)
+        register(app)
+        stack = ExitStack()
+        stack.enter_context(start_worker(app, perform_ping_check=False, shutdown_timeout=30))
+        atexit.register(stack.close)
+        _celery["app"] = app
+    return _celery["app"]
+
+
+def _celery_idle(app: Any) -> bool:
+    from celery.worker import state
+
+    with app.connection_for_write() as connection:
+        waiting = connection.default_channel.queue_declare(QUEUE, passive=True).message_count
+    return not waiting and not state.active_requests and not state.reserved_requests
+
+
+@contextmanager
+def celery_harness() -> Iterator[BackendHarness]:
+    """``CeleryBackend`` with a Celery worker thread on the in-memory broker."""
+    from django_generic_tasks.backends.celery import CeleryBackend
+
+    app = _celery_app()
+
+    def drain(timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        idle_checks = 0
+        while idle_checks < 5:  # idle several times in a row: no hand-over in flight
+            idle_checks = idle_checks + 1 if _celery_idle(app) else 0
+            assert time.monotonic() < deadline, "runs still unfinished"
+            time.sleep(0.02)
+
+    yield BackendHarness("celery", CeleryBackend(app=app), drain=drain)
+
+
+def _tasks_setting(**aliases: dict[str, Any]) -> Any:
+    from django.test import override_settings
+
+    from django_generic_tasks.backends.django_tasks import dj_tasks
+
+    immediate = f"{dj_tasks.__name__}.backends.immediate.ImmediateBackend"
+    return override_settings(TASKS={"default": {"BACKEND": immediate}, **aliases})
+
+
+@contextmanager
+def django_tasks_db_harness() -> Iterator[BackendHarness]:
+    """``DjangoTasksBackend`` on django-tasks-db, drained by ``db_worker --batch`` in-process."""
+    from django.core.management import call_command
+
+    from django_generic_tasks.backends.django_tasks import DjangoTasksBackend
+
+    def drain(timeout: float) -> None:
+        from django_tasks_db.models import DBTaskResult
+
+        deadline = time.monotonic() + timeout
+        while True:
+            call_command(
+                "db_worker",
+                "--batch",
+                "--backend",
+                "db",
+                "--no-startup-delay",
+                "--no-reload",
+                verbosity=0,
+            )
+            if not DBTaskResult.objects.filter(status__in=["READY", "RUNNING"]).exists():
+                return
+            assert time.monotonic() < deadline, "runs still unfinished"
+            time.sleep(0.05)
+
+    with _tasks_setting(db={"BACKEND": "django_tasks_db.DatabaseBackend"}):
+        yield BackendHarness("django-tasks-db", DjangoTasksBackend(alias="db"), drain=drain)
+
+
+@contextmanager
+def django_tasks_immediate_harness() -> Iterator[BackendHarness]:
+    """``DjangoTasksBackend`` on Django's ``ImmediateBackend``: runs at ``start()``."""
+    from django_generic_tasks.backends.django_tasks import DjangoTasksBackend
+
+    with _tasks_setting():
+        yield BackendHarness("django-tasks-immediate", DjangoTasksBackend(alias="default"))
+
+
+def _has(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+_no_framework = pytest.mark.skipif(
+    not (_has("django.tasks") or _has("django_tasks")),
+    reason="neither django.tasks nor the django-tasks backport is installed",
+)
+HARNESSES.extend(
+    [
+        HarnessFactory(
+            "celery",
+            celery_harness,
+            (pytest.mark.skipif(not _has("celery"), reason="celery is not installed"),),
+        ),
+        HarnessFactory(
+            "django-tasks-db",
+            django_tasks_db_harness,
+            (
+                _no_framework,
+                pytest.mark.skipif(not _has("django_tasks_db"), reason="needs django-tasks-db"),
+            ),
+        ),
+        HarnessFactory("django-tasks-immediate", django_tasks_immediate_harness, (_no_framework,)),
+    ]
+)
