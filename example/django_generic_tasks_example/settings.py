@@ -54,6 +54,7 @@ DATABASES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
+TIME_ZONE = "UTC"
 STATIC_URL = "static/"
 
 # E-mails are written as files so you can read what the tasks sent.
@@ -71,8 +72,8 @@ else:
 DEFAULT_FROM_EMAIL = "tasks@example.com"
 
 # django-generic-tasks
-TASKS_BACKEND = "django_generic_tasks.backends.ThreadingBackend"
-TASKS_BACKEND_OPTIONS = {"max_workers": 2}
+# Durable by default: each start() is a row; run `python manage.py tasks_worker` to run them.
+TASKS_BACKEND = "django_generic_tasks.backends.DatabaseBackend"
 TASKS_API_AUTHENTICATION = None  # use "oidc" behind Cloud Tasks; see the README
 
 LOGGING = {

@@ -22,7 +22,9 @@ def test_example_project_runs_end_to_end() -> None:
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    assert "run() returned 2" in output
-    assert "HTTP 200" in output
+    assert "run() returned 1" in output
+    assert "the worker ran it: succeeded" in output
     assert "invalid params -> HTTP 422" in output
+    assert '"status": "succeeded"' in output
     assert "Subject: Hello over HTTP" in output
+    assert "Subject: Hello from the worker" in output
