@@ -30,9 +30,10 @@ start_services() {
     rabbitmq-server -detached || true
     wait_for rabbit_available 60 || echo "warning: RabbitMQ did not come up" >&2
   fi
-  if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "==> installing Debian's chromium for the page tests"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-      || echo "warning: could not install chromium" >&2
+  if ! { command -v chromium && command -v chromedriver; } >/dev/null 2>&1 \
+    && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "==> installing Debian's chromium and chromium-driver for the page tests"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      chromium chromium-driver >/dev/null) || echo "warning: could not install chromium" >&2
   fi
 }

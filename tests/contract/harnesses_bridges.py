@@ -54,18 +54,36 @@ def _celery_idle(app: Any) -> bool:
 def celery_harness() -> Iterator[BackendHarness]:
     """``CeleryBackend`` with a Celery worker thread on the in-memory broker."""
     from django_generic_tasks.backends.celery import CeleryBackend
+    from django_generic_tasks.signals import task_enqueued, task_finished
 
     app = _celery_app()
+    started: set[str] = set()
+    finished: set[str] = set()
+
+    def on_enqueued(request: Any, **kwargs: Any) -> None:
+        started.add(request.run_id)
+
+    def on_finished(outcome: Any, **kwargs: Any) -> None:
+        if not outcome.will_retry:
+            finished.add(outcome.run_id)
 
     def drain(timeout: float) -> None:
+        # A message with an ETA sits in the worker's timer, neither queued nor reserved, so
+        # "idle" alone is not enough: also wait until every started run reached its end.
         deadline = time.monotonic() + timeout
         idle_checks = 0
-        while idle_checks < 5:  # idle several times in a row: no hand-over in flight
+        while idle_checks < 5 or not started <= finished:
             idle_checks = idle_checks + 1 if _celery_idle(app) else 0
             assert time.monotonic() < deadline, "runs still unfinished"
             time.sleep(0.02)
 
-    yield BackendHarness("celery", CeleryBackend(app=app), drain=drain)
+    task_enqueued.connect(on_enqueued, weak=False)
+    task_finished.connect(on_finished, weak=False)
+    try:
+        yield BackendHarness("celery", CeleryBackend(app=app), drain=drain)
+    finally:
+        task_enqueued.disconnect(on_enqueued)
+        task_finished.disconnect(on_finished)
 
 
 def _tasks_setting(**aliases: dict[str, Any]) -> Any:
