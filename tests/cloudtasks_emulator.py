@@ -107,10 +107,14 @@ class Emulator:
             self._client = new_client(self.host)
         return self._client
 
+    def command(self) -> list[str]:
+        """The command line that starts the emulator on ``self.port`` (benches extend it)."""
+        return [str(self.executable), "start", "--port", str(self.port)]
+
     def start(self, timeout: float = 30.0) -> None:
         """Start the process and wait until it answers gRPC calls."""
         self.process = subprocess.Popen(
-            [str(self.executable), "start", "--port", str(self.port)],
+            self.command(),
             stdout=self.log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

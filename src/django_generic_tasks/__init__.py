@@ -5,54 +5,24 @@
 >>> class EmailTask(tasks.Task[EmailParams]):
 ...     def run(self): ...
 >>> EmailTask(EmailParams(...)).start()
-
-The names below are imported on first use, so that importing the package (as the pytest plugin
-does at start-up, before coverage measurement begins) runs none of its modules.
 """
 
-from __future__ import annotations
-
-import sys
-import types
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .exceptions import (
-        ConfigurationError,
-        DuplicateTaskNameError,
-        EnqueueError,
-        InvalidOptionError,
-        MissingDependencyError,
-        ResultNotAvailableError,
-        TaskDefinitionError,
-        TasksError,
-        TaskTimeoutError,
-        UnknownTaskError,
-        UnsupportedOptionError,
-    )
-    from .registry import TaskRegistry, get_task_class, registry
-    from .status import ErrorInfo, TaskHandle, TaskStatus
-    from .task import Task
-
-_EXPORTS = {
-    "ConfigurationError": ".exceptions",
-    "DuplicateTaskNameError": ".exceptions",
-    "EnqueueError": ".exceptions",
-    "InvalidOptionError": ".exceptions",
-    "MissingDependencyError": ".exceptions",
-    "ResultNotAvailableError": ".exceptions",
-    "TaskDefinitionError": ".exceptions",
-    "TasksError": ".exceptions",
-    "TaskTimeoutError": ".exceptions",
-    "UnknownTaskError": ".exceptions",
-    "UnsupportedOptionError": ".exceptions",
-    "get_task_class": ".registry",
-    "ErrorInfo": ".status",
-    "TaskHandle": ".status",
-    "TaskStatus": ".status",
-    "Task": ".task",
-}
+from .exceptions import (
+    ConfigurationError,
+    DuplicateTaskNameError,
+    EnqueueError,
+    InvalidOptionError,
+    MissingDependencyError,
+    ResultNotAvailableError,
+    TaskDefinitionError,
+    TasksError,
+    TaskTimeoutError,
+    UnknownTaskError,
+    UnsupportedOptionError,
+)
+from .registry import get_task_class, registry
+from .status import ErrorInfo, TaskHandle, TaskStatus
+from .task import Task
 
 __all__ = [
     "ConfigurationError",
@@ -73,34 +43,3 @@ __all__ = [
     "get_task_class",
     "registry",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(module, __name__), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
-
-
-class _Package(types.ModuleType):
-    @property
-    def registry(self) -> TaskRegistry:
-        """The task registry (``django_generic_tasks.registry.registry``)."""
-        from .registry import registry
-
-        return registry
-
-    @registry.setter
-    def registry(self, value: object) -> None:
-        # Importing the ``registry`` submodule stores it here; the registry instance wins,
-        # as it did when this package imported it eagerly.
-        pass
-
-
-sys.modules[__name__].__class__ = _Package

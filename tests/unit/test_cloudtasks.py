@@ -146,6 +146,10 @@ def test_unknown_option_is_a_configuration_error() -> None:
         ({"bulk_concurrency": 0}, "bulk_concurrency"),
         ({"retry_deadline": -1}, "retry_deadline"),
         ({"emulator_oidc_token": "token"}, "only accepted together with 'emulator_host'"),
+        ({"api_endpoint": "https://cloudtasks.googleapis.com/"}, "no scheme, no path"),
+        ({"api_endpoint": ""}, "'host' or 'host:port'"),
+        ({"api_endpoint": 443}, "'host' or 'host:port'"),
+        ({"api_endpoint": "x:443", "emulator_host": "127.0.0.1:1"}, "exclude each other"),
     ],
 )
 def test_invalid_options_are_refused_clearly(
@@ -261,3 +265,55 @@ def test_missing_application_default_credentials_is_one_clear_enqueue_error(
     assert "projects/proj/locations/europe-west1/queues/tasks" in str(caught.value)
     with pytest.raises(CloudTasksEnqueueError, match="Application Default Credentials"):
         b.enqueue_many([request_for()])
+
+
+def test_api_endpoint_with_an_emulator_host_from_the_environment_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CLOUD_TASKS_EMULATOR_HOST", "127.0.0.1:8123")
+    with pytest.raises(ConfigurationError, match="CLOUD_TASKS_EMULATOR_HOST"):
+        backend(api_endpoint="cloudtasks.googleapis.com:443")
+
+
+def test_api_endpoint_client_uses_application_default_credentials_from_a_key_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import json
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from google.oauth2 import service_account
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    key_file = tmp_path / "key.json"
+    key_file.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "proj",
+                "private_key_id": "k1",
+                "private_key": pem,
+                "client_email": "enqueuer@proj.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": "http://127.0.0.1:9/token",
+            }
+        )
+    )
+    monkeypatch.delenv("CLOUD_TASKS_EMULATOR_HOST", raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_file))
+    b = backend(api_endpoint="europe-west1-cloudtasks.example.test:8443")
+    assert "endpoint=europe-west1-cloudtasks.example.test:8443" in repr(b)
+    try:
+        transport = b._client("parent").transport  # no connection is made until a call
+        assert transport._host == "europe-west1-cloudtasks.example.test:8443"
+        assert isinstance(transport._credentials, service_account.Credentials)
+        assert transport._credentials.service_account_email == (
+            "enqueuer@proj.iam.gserviceaccount.com"
+        )
+    finally:
+        b.close()

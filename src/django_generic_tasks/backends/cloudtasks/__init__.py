@@ -18,6 +18,9 @@ Options (keyword arguments, or ``TASKS_BACKEND_OPTIONS``):
 |  | ``TASKS_OIDC_AUDIENCE`` must be the same value |
 | ``emulator_host`` | ``host:port`` of a Cloud Tasks emulator (default: env |
 |  | ``CLOUD_TASKS_EMULATOR_HOST``): insecure gRPC, anonymous credentials |
+| ``api_endpoint`` | ``host[:port]`` of the Cloud Tasks API (default ``cloudtasks.googleapis.com``), |
+|  | e.g. a regional or Private Service Connect endpoint; TLS and Application Default |
+|  | Credentials as usual; not together with ``emulator_host`` |
 | ``emulator_oidc_token`` | test hook, only with ``emulator_host``: a token (or a callable |
 |  | ``(audience, service_account_email) -> token``) sent as ``Authorization: Bearer``, |
 |  | because the emulator mints none |
@@ -86,6 +89,7 @@ class CloudTasksBackend(BaseBackend):
         audience: str | None = None,
         queues: Mapping[str, str] | None = None,
         emulator_host: str | None = None,
+        api_endpoint: str | None = None,
         emulator_oidc_token: TokenSource | None = None,
         retry_deadline: float = 30.0,
         bulk_concurrency: int = 16,
@@ -99,12 +103,13 @@ class CloudTasksBackend(BaseBackend):
         self.service_account_email = service_account_email or service_account
         self.queues = dict(queues or {})
         self.emulator_host = emulator_host or os.environ.get(EMULATOR_HOST_ENV) or None
+        self.api_endpoint = api_endpoint
         self.audience = audience or (default_audience(base_url) if base_url else None)
         self.emulator_oidc_token = emulator_oidc_token
         self.retry_deadline = retry_deadline
         self.bulk_concurrency = bulk_concurrency
         self._validate()
-        self._clients = ClientHolder(self.emulator_host)
+        self._clients = ClientHolder(self.emulator_host, self.api_endpoint)
         self._retry: Any = None
 
     def _validate(self) -> None:
@@ -129,6 +134,8 @@ class CloudTasksBackend(BaseBackend):
                     f"{name} option 'queues' maps {task_queue!r} to {cloud_queue!r}, which is not "
                     "a queue id nor a 'projects/P/locations/L/queues/Q' path."
                 )
+        if self.api_endpoint is not None:
+            _validate_api_endpoint(name, self.api_endpoint, self.emulator_host)
         if self.emulator_oidc_token is not None and not self.emulator_host:
             raise ConfigurationError(
                 f"{name} option 'emulator_oidc_token' is a test hook for the Cloud Tasks emulator "
@@ -291,7 +298,22 @@ class CloudTasksBackend(BaseBackend):
 
     def __repr__(self) -> str:
         where = f" emulator={self.emulator_host}" if self.emulator_host else ""
+        where = where or (f" endpoint={self.api_endpoint}" if self.api_endpoint else "")
         return f"<CloudTasksBackend {self.queue_path_for('default')}{where}>"
+
+
+def _validate_api_endpoint(name: str, endpoint: object, emulator_host: str | None) -> None:
+    if not isinstance(endpoint, str) or not endpoint or "/" in endpoint or endpoint != endpoint.strip():
+        raise ConfigurationError(
+            f"{name} option 'api_endpoint' must be a 'host' or 'host:port' such as "
+            f"'cloudtasks.googleapis.com:443' (no scheme, no path); got {endpoint!r}."
+        )
+    if emulator_host:
+        raise ConfigurationError(
+            f"{name} options 'api_endpoint' ({endpoint!r}) and 'emulator_host' "
+            f"({emulator_host!r}, maybe from env {EMULATOR_HOST_ENV}) exclude each other: "
+            "one is the real API over TLS, the other an insecure emulator."
+        )
 
 
 def _is_absolute_http_url(value: str) -> bool:

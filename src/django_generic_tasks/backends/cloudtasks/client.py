@@ -35,9 +35,9 @@ def import_tasks_v2() -> Any:
         ) from exc
 
 
-def new_client(emulator_host: str | None) -> Any:
+def new_client(emulator_host: str | None, api_endpoint: str | None = None) -> Any:
     """A new ``CloudTasksClient``: for the emulator, insecure gRPC and anonymous credentials;
-    otherwise Application Default Credentials."""
+    otherwise Application Default Credentials over TLS, to ``api_endpoint`` if given."""
     tasks_v2 = import_tasks_v2()
     if emulator_host:
         import grpc  # type: ignore[import-untyped]
@@ -49,6 +49,8 @@ def new_client(emulator_host: str | None) -> Any:
             credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
         )
         return tasks_v2.CloudTasksClient(transport=transport)
+    if api_endpoint:
+        return tasks_v2.CloudTasksClient(client_options={"api_endpoint": api_endpoint})
     return tasks_v2.CloudTasksClient()
 
 
@@ -69,8 +71,9 @@ def new_retry(deadline: float) -> Any:
 class ClientHolder:
     """Holds one client for the current process; thread-safe, and fork-aware by pid."""
 
-    def __init__(self, emulator_host: str | None) -> None:
+    def __init__(self, emulator_host: str | None, api_endpoint: str | None = None) -> None:
         self.emulator_host = emulator_host
+        self.api_endpoint = api_endpoint
         self._lock = threading.Lock()
         self._client: Any = None
         self._pid = 0
@@ -84,7 +87,7 @@ class ClientHolder:
             if self._client is None or self._pid != os.getpid():
                 # A client inherited through fork shares the parent's gRPC channel, which is
                 # not fork-safe: drop it without closing it (closing would touch the parent's).
-                self._client = new_client(self.emulator_host)
+                self._client = new_client(self.emulator_host, self.api_endpoint)
                 self._pid = os.getpid()
             return self._client
 

@@ -82,8 +82,10 @@ class Command(BaseCommand):
         worker.run()
 
     def _log_to_stderr(self, verbosity: int) -> None:
+        worker_logger = logging.getLogger("django_generic_tasks.worker")
+        worker_logger.setLevel(logging.DEBUG if verbosity >= 2 else logging.INFO)
+        if worker_logger.hasHandlers():
+            return  # the project's LOGGING already routes these records somewhere
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        worker_logger = logging.getLogger("django_generic_tasks.worker")
         worker_logger.addHandler(handler)
-        worker_logger.setLevel(logging.DEBUG if verbosity >= 2 else logging.INFO)
