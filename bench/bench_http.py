@@ -9,8 +9,11 @@ three endpoints from one NinjaAPI, so they are compared under identical conditio
   verified against certificates served from 127.0.0.1, warm in the cache).
 
 A local client (threads + ``http.client``, 127.0.0.1 only, bounded by time) measures requests/s
-with 4 concurrent connections, then per-request latency with one connection. Variants
-alternate over several rounds; medians are printed with ratios to ``bare``.
+with 4 concurrent connections, and the gunicorn workers' CPU time per request (from ``/proc``:
+the figure the client's own CPU use on a small machine disturbs least), then per-request
+latency with one connection. Variants alternate over several rounds in a rotating order, and
+ratios are taken within each round (same background load), so noise from other processes
+shows as spread, printed as ``median [min, max]``, rather than as a bias.
 Run: ``.venv/bin/python bench/bench_http.py [--quick]``.
 """
 
@@ -122,6 +125,7 @@ application = get_wsgi_application()
 '''
 
 BODY = json.dumps({"n": 7, "label": "hello"}).encode()
+ROUNDS, SECONDS = 10, 1.0
 VARIANTS = {
     "bare": "/api/bare/noop",
     "tasks": "/api/tasks/bench.noop",
@@ -201,7 +205,7 @@ def main(quick: bool = False) -> None:
     """Run the benchmark and print a Markdown table (quick: a few seconds in all)."""
     from tests.oidc_support import CertsServer, google_claims, make_signing_key, mint_token
 
-    rounds, seconds, latency_count = (1, 0.7, 100) if quick else (8, 1.5, 200)
+    rounds, seconds, latency_count = (2, 0.4, 60) if quick else (ROUNDS, SECONDS, 200)
     key = make_signing_key("bench-key")
     audience, email = "https://bench.test/api/tasks/", "bench@p.iam.gserviceaccount.com"
     token = mint_token(google_claims(audience=audience, email=email, lifetime=3000), key=key)
@@ -232,10 +236,8 @@ def main(quick: bool = False) -> None:
         try:
             _wait_ready(port, server)
             for variant, path in VARIANTS.items():  # warm both workers, the certs cache too
-                _throughput(port, path, headers[variant], 0.3)
-            rps: dict[str, list[float]] = {v: [] for v in VARIANTS}
-            cpu: dict[str, list[float]] = {v: [] for v in VARIANTS}
-            latency: dict[str, list[float]] = {v: [] for v in VARIANTS}
+                _throughput(port, path, headers[variant], 0.2 if quick else 0.5)
+            samples = _Samples()
             order = list(VARIANTS)
             for n in range(rounds):  # rotate the order: load from elsewhere hits all alike
                 for variant in order[n % 3 :] + order[: n % 3]:
@@ -243,16 +245,35 @@ def main(quick: bool = False) -> None:
                     before = _worker_cpu_seconds(server.pid)
                     rate, count = _throughput(port, path, headers[variant], seconds)
                     used = _worker_cpu_seconds(server.pid) - before
-                    rps[variant].append(rate)
-                    cpu[variant].append(used / count * 1000)
-                    latency[variant].append(
-                        _latency_ms(port, path, headers[variant], latency_count)
-                    )
+                    latency = _latency_ms(port, path, headers[variant], latency_count)
+                    samples.add(variant, rate, used / count * 1000, latency)
             fetches = certs.requests
         finally:
             server.terminate()
             server.wait(timeout=30)
-    _print_table(rps, cpu, latency, rounds, seconds, fetches)
+    _print_table(samples, rounds, seconds, fetches)
+
+
+class _Samples:
+    """Per-round figures of each variant; ratios are paired within a round (same load)."""
+
+    def __init__(self) -> None:
+        self.rps: dict[str, list[float]] = {v: [] for v in VARIANTS}
+        self.cpu: dict[str, list[float]] = {v: [] for v in VARIANTS}
+        self.latency: dict[str, list[float]] = {v: [] for v in VARIANTS}
+
+    def add(self, variant: str, rps: float, cpu_ms: float, latency_ms: float) -> None:
+        self.rps[variant].append(rps)
+        self.cpu[variant].append(cpu_ms)
+        self.latency[variant].append(latency_ms)
+
+    @staticmethod
+    def ratios(values: dict[str, list[float]], variant: str, base: str) -> list[float]:
+        return [a / b for a, b in zip(values[variant], values[base], strict=True)]
+
+    @staticmethod
+    def diffs(values: dict[str, list[float]], variant: str, base: str) -> list[float]:
+        return [a - b for a, b in zip(values[variant], values[base], strict=True)]
 
 
 def _wait_ready(port: int, server: subprocess.Popen[bytes]) -> None:
@@ -268,18 +289,19 @@ def _wait_ready(port: int, server: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("gunicorn did not start within 30 s")
 
 
-def _print_table(
-    rps: dict[str, list[float]],
-    cpu: dict[str, list[float]],
-    latency: dict[str, list[float]],
-    rounds: int,
-    seconds: float,
-    fetches: int,
-) -> None:
-    med = statistics.median
+def _spread(values: list[float], fmt: str, unit: str = "") -> str:
+    """``median [min, max]`` of ``values``."""
+    med = statistics.median(values)
+    if len(values) < 2 or min(values) == max(values):
+        return f"{med:{fmt}}{unit}"
+    return f"{med:{fmt}}{unit} [{min(values):{fmt}}, {max(values):{fmt}}]"
+
+
+def _print_table(samples: _Samples, rounds: int, seconds: float, fetches: int) -> None:
     print(
         f"\n### HTTP: POST /tasks/<noop> vs a bare django-ninja endpoint "
-        f"(gunicorn, 2 sync workers; median of {rounds} round(s) of {seconds:g} s)\n"
+        f"(gunicorn, 2 sync workers; {rounds} round(s) of {seconds:g} s per variant, "
+        "variants alternating; median [min, max] over rounds; ratios paired within a round)\n"
     )
     print(
         "| endpoint | req/s (4 connections) | vs bare | server CPU / request | vs bare "
@@ -289,20 +311,28 @@ def _print_table(
     label = {"bare": "bare ninja", "tasks": "tasks router", "tasks+oidc": "tasks router + OIDC"}
     for variant in VARIANTS:
         base = "tasks" if variant == "tasks+oidc" else "bare"
-        added = "" if variant == "bare" else f"{med(latency[variant]) - med(latency[base]):+.3f} ms"
-        print(
-            f"| {label[variant]} | {med(rps[variant]):,.0f} | "
-            f"{med(rps[variant]) / med(rps['bare']):.2f}x | {med(cpu[variant]):.3f} ms | "
-            f"{med(cpu[variant]) / med(cpu['bare']):.2f}x | {med(latency[variant]):.3f} ms | "
-            f"{added} |"
+        rps_ratio = _spread(samples.ratios(samples.rps, variant, "bare"), ".2f", "x")
+        cpu_ratio = _spread(samples.ratios(samples.cpu, variant, "bare"), ".2f", "x")
+        added = (
+            ""
+            if variant == "bare"
+            else _spread(samples.diffs(samples.latency, variant, base), "+.3f", " ms")
         )
-    overhead = med(cpu["tasks"]) / med(cpu["bare"]) - 1
-    oidc_cpu = med(cpu["tasks+oidc"]) - med(cpu["tasks"])
+        print(
+            f"| {label[variant]} | {_spread(samples.rps[variant], ',.0f')} | {rps_ratio} "
+            f"| {_spread(samples.cpu[variant], '.3f', ' ms')} | {cpu_ratio} "
+            f"| {_spread(samples.latency[variant], '.3f', ' ms')} | {added} |"
+        )
+    med = statistics.median
+    cpu_overhead = med(samples.ratios(samples.cpu, "tasks", "bare")) - 1
+    throughput = med(samples.ratios(samples.rps, "tasks", "bare"))
+    oidc_cpu = med(samples.diffs(samples.cpu, "tasks+oidc", "tasks"))
     print(
-        f"\nTasks router: {overhead:+.1%} server CPU per request vs bare (goal <= 15%). "
-        f"OIDC with warm certs: {oidc_cpu:+.3f} ms server CPU per request, latency 'added' "
-        f"is against the open tasks endpoint (goal <= 1 ms). Certificates fetched {fetches} "
-        "time(s) in all (once per worker process)."
+        f"\nTasks router vs bare (medians of per-round ratios): {cpu_overhead:+.1%} server CPU "
+        f"per request, {throughput:.2f}x the requests/s (goal: overhead <= 15%). OIDC with warm "
+        f"certs: {oidc_cpu:+.3f} ms server CPU per request; latency 'added' is against the "
+        f"open tasks endpoint (goal <= 1 ms). Certificates fetched {fetches} time(s) in all "
+        "(once per worker process)."
     )
 
 

@@ -28,8 +28,9 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router, Status
+from ninja.errors import AuthenticationError
 from ninja.operation import Operation
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ValidationError
 
 from .api_schemas import (
     CLOUD_TASKS_NAME_HEADER,
@@ -42,9 +43,12 @@ from .api_schemas import (
     RunStatusOut,
     StartedOut,
     ValidationErrorOut,
+    body_model,
     envelope,
+    envelope_json,
     error_out,
     http_status,
+    is_push_delivery,
     jsonable,
     read_run_headers,
     run_headers_openapi,
@@ -77,6 +81,7 @@ __all__ = [
     "TasksRouter",
     "ValidationErrorOut",
     "envelope",
+    "envelope_json",
     "http_status",
     "read_run_headers",
     "router",
@@ -142,22 +147,6 @@ class TasksAuth:
         return result
 
 
-def _body_model(params_model: type[BaseModel]) -> type[BaseModel]:
-    """The params model as the body schema, rejecting unknown fields like ``start()`` does."""
-    if "extra" in params_model.model_config:
-        return params_model
-    return type(
-        params_model.__name__,
-        (params_model,),
-        {
-            "model_config": ConfigDict(**{**params_model.model_config, "extra": "forbid"}),
-            "__module__": params_model.__module__,
-            "__qualname__": params_model.__qualname__,
-            "__doc__": params_model.__doc__,
-        },
-    )
-
-
 def _operation_id(prefix: str, name: str, taken: set[str]) -> str:
     base = f"{prefix}_" + re.sub(r"\W", "_", name)
     candidate, n = base, 1
@@ -175,25 +164,48 @@ def _make_run_view(task_class: type[Any], body: type[BaseModel]) -> Any:
         attempt, run_id, errors = read_run_headers(request)
         if errors:
             return Status(422, ValidationErrorOut(detail=errors))
-        outcome = execute(name, request.body, run_id=run_id, attempt=attempt)
-        # Serialised here (validated model -> JSON in one step): the hot path of push queues.
+        # ``params``: the task's params model, validated from the body as execute() would;
+        # ``None`` leaves the body to execute() (push deliveries, or what only ninja accepts).
+        data = request.body if params is None else params
+        outcome = execute(name, data, run_id=run_id, attempt=attempt)
         return HttpResponse(
-            envelope(outcome).model_dump_json(),
-            status=http_status(outcome),
-            content_type=JSON_CONTENT_TYPE,
+            envelope_json(outcome), status=http_status(outcome), content_type=JSON_CONTENT_TYPE
         )
 
     run_task.__name__ = "run_task"
+    run_task.params_model = task_class.params_model  # type: ignore[attr-defined]
     return run_task
 
 
-def is_push_delivery(request: HttpRequest) -> bool:
-    """Whether ``request`` is a push queue's delivery (Cloud Tasks sets its task name header)."""
-    return "HTTP_X_CLOUDTASKS_TASKNAME" in request.META
+class _TaskOperation(Operation):
+    """An operation guarded by one ``TasksAuth``, called directly.
+
+    django-ninja's generic loop inspects every auth callback for coroutines on each request;
+    ``TasksAuth`` awaits its own result, so that costs time and decides nothing.
+    """
+
+    def _run_authentication(self, request: HttpRequest) -> HttpResponse | None:
+        callbacks = self.auth_callbacks
+        if len(callbacks) != 1 or type(callbacks[0]) is not TasksAuth:
+            return super()._run_authentication(request)
+        try:
+            result = callbacks[0](request)
+        except Exception as exc:
+            return self.api.on_exception(request, exc)
+        if result:
+            request.auth = result  # type: ignore[attr-defined]
+            return None
+        return self.api.on_exception(request, AuthenticationError())
 
 
-class _RunOperation(Operation):
-    """The run operation: a push delivery whose params no longer validate answers 200 ``failed``.
+class _RunOperation(_TaskOperation):
+    """The run operation: the body is validated once, and push deliveries are never gated.
+
+    The body is validated from JSON against the task's params model as ``execute()`` and
+    every backend do (unknown fields rejected at every level), and that instance is run.
+    When it does not validate, django-ninja's own body handling answers (400 for a body that
+    is not JSON, 422 with field errors); should django-ninja accept it anyway, ``execute()``
+    fails the run, as it would on any backend.
 
     Push queues retry every non-2xx answer, and params that do not validate never will, so for
     deliveries the body is validated by ``execute()`` (which fails such a run for good) rather
@@ -201,14 +213,25 @@ class _RunOperation(Operation):
     """
 
     def run(self, request: HttpRequest, **kw: Any) -> Any:
-        """Authenticate, then run without the body gate for push deliveries."""
-        if not is_push_delivery(request):
-            return super().run(request, **kw)
+        """Authenticate, validate the body once, run (no body gate for push deliveries)."""
         error = self._run_checks(request)
         if error:
             return error
         try:
-            return self.view_func(request, params=None)
+            params = None
+            if not is_push_delivery(request):
+                model = self.view_func.params_model  # type: ignore[attr-defined]
+                try:
+                    params = validate_params(model, request.body)
+                except ValidationError:
+                    # django-ninja words the 400/422 (the view takes no response argument).
+                    self._get_values(request, kw, None)  # type: ignore[arg-type]
+            result = self.view_func(request, params=params)
+            if isinstance(result, HttpResponse):
+                return result
+            return self._result_to_response(
+                request, result, self.api.create_temporal_response(request)
+            )
         except Exception as exc:
             return self.api.on_exception(request, exc)
 
@@ -345,7 +368,7 @@ class TasksRouter(Router):
             logger.warning("Task %r has no HTTP endpoint: its name has one of {}<>.", name)
             return
         self._served.add(name)
-        body = _body_model(task_class.params_model)
+        body = body_model(task_class.params_model)
         doc = (task_class.__doc__ or "").strip() or None
         auth = TasksAuth(task_class)
         self.add_api_operation(
@@ -360,7 +383,7 @@ class TasksRouter(Router):
             url_name=f"run-{name}",
             openapi_extra=run_headers_openapi(),
         )
-        # django-ninja's PathView always builds a plain Operation; give this one the push rule.
+        # django-ninja's PathView always builds a plain Operation: give ours their run rules.
         self.path_operations[name].operations[-1].__class__ = _RunOperation
 
         self.add_api_operation(
@@ -374,6 +397,7 @@ class TasksRouter(Router):
             description=doc,
             url_name=f"start-{name}",
         )
+        self.path_operations[f"{name}/start"].operations[-1].__class__ = _TaskOperation
 
 
 router = TasksRouter()

@@ -9,8 +9,8 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest
-from pydantic import BaseModel, Field
-from pydantic_core import PydanticSerializationError, to_jsonable_python
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import PydanticSerializationError, to_json, to_jsonable_python
 
 from .execution import Outcome
 from .status import ErrorInfo, TaskStatus, new_run_id
@@ -96,6 +96,27 @@ _EXECUTION_COUNT_META = _meta_key(EXECUTION_COUNT_HEADER)
 _RUN_ID_META = _meta_key(RUN_ID_HEADER)
 _CLOUD_TASKS_NAME_META = _meta_key(CLOUD_TASKS_NAME_HEADER)
 _RUN_ID_RE = re.compile(_RUN_ID_PATTERN)
+
+
+def is_push_delivery(request: HttpRequest) -> bool:
+    """Whether ``request`` is a push queue's delivery (Cloud Tasks sets its task name header)."""
+    return "HTTP_X_CLOUDTASKS_TASKNAME" in request.META
+
+
+def body_model(params_model: type[BaseModel]) -> type[BaseModel]:
+    """The params model as the body schema, rejecting unknown fields like ``start()`` does."""
+    if "extra" in params_model.model_config:
+        return params_model
+    return type(
+        params_model.__name__,
+        (params_model,),
+        {
+            "model_config": ConfigDict(**{**params_model.model_config, "extra": "forbid"}),
+            "__module__": params_model.__module__,
+            "__qualname__": params_model.__qualname__,
+            "__doc__": params_model.__doc__,
+        },
+    )
 
 
 def _header_error(header: str, kind: str, message: str) -> dict[str, Any]:
@@ -197,6 +218,26 @@ def envelope(outcome: Outcome) -> RunOut:
         result=jsonable(outcome.result),
         error=error_out(outcome.error),
         retry_at=outcome.retry_at,
+    )
+
+
+def envelope_json(outcome: Outcome) -> bytes:
+    """``envelope(outcome)`` serialised: the same JSON, without building the model when the
+    attempt has neither error nor retry time (the hot path of push queues)."""
+    if outcome.error is not None or outcome.retry_at is not None:
+        return envelope(outcome).model_dump_json().encode()
+    return to_json(
+        {
+            "run_id": outcome.run_id,
+            "task": outcome.task_name,
+            "status": outcome.status,
+            "attempt": outcome.attempt,
+            "max_attempts": outcome.max_attempts,
+            "result": jsonable(outcome.result),
+            "error": None,
+            "retry_at": None,
+        },
+        inf_nan_mode="null",  # as RunOut's serialiser (Pydantic's default for models)
     )
 
 

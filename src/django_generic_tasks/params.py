@@ -24,15 +24,16 @@ def validate_params[P: BaseModel](model: type[P], data: P | Mapping[str, Any] | 
     Unknown fields raise ``ValidationError`` (``extra_forbidden``) unless the model, or the
     nested model they belong to, sets ``extra`` in its ``model_config``.
     """
-    if isinstance(data, model):
-        return data
-    mode = _unknown_fields_mode(model)
-    if isinstance(data, str | bytes):
+    if type(data) is str or isinstance(data, str | bytes):  # str first: the hot path
+        mode = _unknown_fields_mode(model)
         if mode == "forbid":  # model_validate_json(data, extra="forbid"), minus its plumbing
             return model.__pydantic_validator__.validate_json(data, extra="forbid")  # type: ignore[no-any-return]
         if mode == "top-level":
             _raise_on_unknown_json_fields(model, data)
         return model.model_validate_json(data)
+    if isinstance(data, model):
+        return data
+    mode = _unknown_fields_mode(model)
     if isinstance(data, BaseModel):
         raise TypeError(
             f"{model.__name__} expected, got an instance of {type(data).__name__}; "

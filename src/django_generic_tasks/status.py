@@ -40,9 +40,10 @@ _FINISHED = frozenset(
 
 
 _last_run_id = 0
-_random_pool = b""
-_random_offset = 0
+_random_words: list[int] = []
 _run_id_lock = threading.Lock()
+_acquire, _release = _run_id_lock.acquire, _run_id_lock.release
+_time_ns = time.time_ns
 
 
 def new_run_id() -> str:
@@ -52,19 +53,20 @@ def new_run_id() -> str:
     and ids made in one process are strictly increasing, even within one clock tick. The 62
     random bits come from ``os.urandom``, read in blocks (one system call per 512 ids).
     """
-    global _last_run_id, _random_pool, _random_offset
-    unix_ms, rest_ns = divmod(time.time_ns(), 1_000_000)
-    high = ((unix_ms & 0xFFFF_FFFF_FFFF) << 16 | 0x7000 | rest_ns * 4096 // 1_000_000) << 64
-    with _run_id_lock:
-        if _random_offset >= len(_random_pool):
-            _random_pool, _random_offset = os.urandom(4096), 0
-        rand = int.from_bytes(_random_pool[_random_offset : _random_offset + 8])
-        _random_offset += 8
-        value = high | 0x8000_0000_0000_0000 | rand & 0x3FFF_FFFF_FFFF_FFFF
+    global _last_run_id, _random_words
+    ns = _time_ns()
+    value = (ns // 1_000_000 << 16 | 0x7000 | ns % 1_000_000 * 4096 // 1_000_000) << 64
+    _acquire()  # hot path: a bare acquire/release is cheaper than ``with``
+    try:
+        if not _random_words:
+            _random_words = list(memoryview(os.urandom(4096)).cast("Q"))
+        value |= 0x8000_0000_0000_0000 | _random_words.pop() & 0x3FFF_FFFF_FFFF_FFFF
         if value <= _last_run_id:
             value = _last_run_id + 1
         _last_run_id = value
-    digits = f"{value:032x}"
+    finally:
+        _release()
+    digits = value.to_bytes(16).hex()
     return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 

@@ -170,25 +170,25 @@ def test_start_in_a_committed_transaction_runs_once(harness: BackendHarness, tok
 
 
 def test_start_in_a_rolled_back_transaction_never_runs(harness: BackendHarness, token: str) -> None:
-    if not harness.transactional:
-        pytest.skip(f"{harness.name} captures at start() by design (a test double)")
     with transaction.atomic():
         ContractRecord({"token": token}).start(backend=harness.backend)
         transaction.set_rollback(True)
     harness.drain(TIMEOUT)
-    assert harness.ran(token) == 0
+    # A test double captures at start() by design, so that tests inside TestCase see starts.
+    assert harness.ran(token) == (0 if harness.transactional else 1)
 
 
 def test_on_commit_false_hands_over_inside_a_rolled_back_transaction(
     harness: BackendHarness, token: str
 ) -> None:
-    if harness.backend.enqueues_in_transaction:
-        pytest.skip(f"{harness.name} enqueues inside the transaction: on_commit does not apply")
     with transaction.atomic():
         ContractRecord({"token": token}).start(on_commit=False, backend=harness.backend)
         transaction.set_rollback(True)
     harness.drain(TIMEOUT)
-    assert harness.ran(token) == 1
+    # Backends that write the run in the caller's transaction lose it with the rollback, on
+    # purpose: on_commit only decides when other backends are handed the run.
+    in_transaction = harness.backend.enqueues_in_transaction and harness.transactional
+    assert harness.ran(token) == (0 if in_transaction else 1)
 
 
 def test_an_unknown_task_name_fails_and_the_backend_keeps_working(

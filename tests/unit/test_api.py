@@ -70,6 +70,24 @@ class PrivateTask(tasks.Task[OpaqueParams]):
         return "private"
 
 
+class Inner(BaseModel):
+    x: int
+
+
+class NestedParams(BaseModel):
+    inner: Inner
+
+
+class NestedTask(tasks.Task[NestedParams]):
+    """Records the params it was given."""
+
+    name = "tests.api.nested"
+
+    def run(self) -> int:
+        calls.append((self.name, self.params))
+        return self.params.inner.x
+
+
 class PublicTask(tasks.Task[OpaqueParams]):
     """Open even when TASKS_API_AUTHENTICATION is set."""
 
@@ -372,3 +390,59 @@ class KeyAuth(HttpBearer):
 
     def authenticate(self, request: Any, token: str) -> Any:
         return token == "k" or None
+
+
+def test_the_task_gets_its_own_params_model_validated_from_the_body(client: Client) -> None:
+    response = post(client, "tests.api.nested", {"inner": {"x": 3}})
+    assert response.json()["result"] == 3
+    ((_, params),) = calls
+    assert type(params) is NestedParams
+    assert params == NestedParams(inner=Inner(x=3))
+
+
+def test_unknown_nested_fields_are_never_dropped_silently(client: Client) -> None:
+    response = post(client, "tests.api.nested", {"inner": {"x": 3, "typo": 1}})
+    assert response.json()["status"] == "failed"
+    assert "typo" in response.json()["error"]["message"]
+    assert calls == []
+
+
+def test_push_delivery_with_a_garbage_attempt_header_answers_422_not_500(client: Client) -> None:
+    headers = {"X-CloudTasks-TaskName": "t4", "X-CloudTasks-TaskRetryCount": "x"}
+    response = post(client, "tests.add", {"a": 1}, **headers)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["header", "X-CloudTasks-TaskRetryCount"]
+    assert calls == []
+
+
+def test_empty_body_answers_422_and_body_that_is_not_an_object_answers_422(
+    client: Client,
+) -> None:
+    empty = client.post(URL + "tests.add", b"", content_type="application/json")
+    listed = client.post(URL + "tests.add", b"[1]", content_type="application/json")
+    assert (empty.status_code, listed.status_code) == (422, 422)
+    assert listed.json()["detail"][0]["loc"][0] == "body"
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        None,
+        7,
+        1.5,
+        float("nan"),
+        float("inf"),
+        "h\u00e9llo",
+        [1, {"a": (1, 2)}],
+        object(),
+        OpaqueParams(),
+        {"k": object()},
+    ],
+)
+def test_envelope_json_is_the_envelope_models_json(result: Any) -> None:
+    from django_generic_tasks.execution import Outcome
+    from django_generic_tasks.status import TaskStatus
+
+    outcome = Outcome("r1", "t", 1, 3, TaskStatus.SUCCEEDED, result)
+    assert api.envelope_json(outcome) == api.envelope(outcome).model_dump_json().encode()

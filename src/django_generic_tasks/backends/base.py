@@ -8,6 +8,8 @@ asked to, then calls ``backend.enqueue()``.
 from __future__ import annotations
 
 import logging
+import threading
+from asyncio import _get_running_loop
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -304,4 +306,11 @@ def _in_atomic_block() -> bool:
         if not settings.configured:
             return False
         _settings_configured = True
+    # ``connections[alias]`` goes through asgiref's Local, which asks asyncio for a running
+    # loop by catching a RuntimeError on every call. Outside an event loop that Local is a
+    # plain threading.local: read it directly (no connection object yet: no atomic block).
+    storage = getattr(connections._connections, "_storage", None)  # type: ignore[attr-defined]
+    if type(storage) is threading.local and _get_running_loop() is None:
+        connection = getattr(storage, DEFAULT_DB_ALIAS, None)
+        return connection is not None and bool(connection.in_atomic_block)
     return bool(connections[DEFAULT_DB_ALIAS].in_atomic_block)

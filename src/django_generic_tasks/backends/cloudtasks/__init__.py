@@ -18,9 +18,9 @@ Options (keyword arguments, or ``TASKS_BACKEND_OPTIONS``):
 |  | ``TASKS_OIDC_AUDIENCE`` must be the same value |
 | ``emulator_host`` | ``host:port`` of a Cloud Tasks emulator (default: env |
 |  | ``CLOUD_TASKS_EMULATOR_HOST``): insecure gRPC, anonymous credentials |
-| ``api_endpoint`` | ``host[:port]`` of the Cloud Tasks API (default ``cloudtasks.googleapis.com``), |
-|  | e.g. a regional or Private Service Connect endpoint; TLS and Application Default |
-|  | Credentials as usual; not together with ``emulator_host`` |
+| ``api_endpoint`` | ``host[:port]`` of the Cloud Tasks API (default: the global one), e.g. |
+|  | a Private Service Connect endpoint; TLS and Application Default Credentials as |
+|  | usual; not together with ``emulator_host`` |
 | ``emulator_oidc_token`` | test hook, only with ``emulator_host``: a token (or a callable |
 |  | ``(audience, service_account_email) -> token``) sent as ``Authorization: Bearer``, |
 |  | because the emulator mints none |
@@ -303,7 +303,8 @@ class CloudTasksBackend(BaseBackend):
 
 
 def _validate_api_endpoint(name: str, endpoint: object, emulator_host: str | None) -> None:
-    if not isinstance(endpoint, str) or not endpoint or "/" in endpoint or endpoint != endpoint.strip():
+    valid = isinstance(endpoint, str) and endpoint == endpoint.strip() != ""
+    if not valid or "/" in str(endpoint):
         raise ConfigurationError(
             f"{name} option 'api_endpoint' must be a 'host' or 'host:port' such as "
             f"'cloudtasks.googleapis.com:443' (no scheme, no path); got {endpoint!r}."
