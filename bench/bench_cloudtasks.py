@@ -30,6 +30,7 @@ Run: ``.venv/bin/python bench/bench_cloudtasks.py [--quick]``.
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -191,10 +192,12 @@ def main(quick: bool) -> None:
     from tests.cloudtasks_emulator import EmulatorUnavailable
 
     auth = AuthServer()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-cloudtasks-"))  # the keys made for the run
     try:
-        emulators = _start(quick, Path(tempfile.mkdtemp(prefix="bench-cloudtasks-")), auth)
+        emulators = _start(quick, workdir, auth)
     except EmulatorUnavailable as exc:
         auth.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
         reason = str(exc).replace("\n", " ")
         print(f"Emulator unavailable, not measured: {reason[:80]} ... {reason[-150:]}")
         return
@@ -236,6 +239,7 @@ def main(quick: bool) -> None:
         for emulator in emulators:
             emulator.stop()
         auth.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     _print(rows)
 
 

@@ -38,7 +38,7 @@ fi
 
 echo "==> tests: Django 5.2 LTS, SQLite"
 ensure_venv .venv-django52 "$EXTRAS" "django>=5.2,<5.3"
-run_pytest .venv-django52/bin/python -m pytest -q -m "not slow" "$@"
+run_pytest .venv-django52/bin/python -m pytest -q "$@"
 
 echo "==> benchmarks (smoke run)"
 .venv/bin/python bench/run.py --quick

@@ -62,44 +62,51 @@ class EnqueueRequest:
         key: str | None = None,
     ) -> EnqueueRequest:
         """Build the request for ``task`` with ``start()``'s options, validating them."""
-        if delay is not None and eta is not None:
-            raise InvalidOptionError("Pass either delay or eta to start(), not both.")
         run_after: datetime | None = None
-        if delay is not None:
-            if not isinstance(delay, timedelta):
-                raise InvalidOptionError("start(delay=...) must be a datetime.timedelta.")
-            if delay.total_seconds() < 0:
-                raise InvalidOptionError("start(delay=...) must not be negative.")
-            run_after = datetime.now(UTC) + delay
-        elif eta is not None:
-            if not isinstance(eta, datetime) or eta.tzinfo is None:
-                raise InvalidOptionError(
-                    "start(eta=...) must be a timezone-aware datetime, "
-                    "such as django.utils.timezone.now() + timedelta(...)."
-                )
-            run_after = eta
-        if priority is not None and not (isinstance(priority, int) and -100 <= priority <= 100):
-            raise InvalidOptionError("start(priority=...) must be an integer from -100 to 100.")
-        if queue is not None and (not isinstance(queue, str) or not queue):
-            raise InvalidOptionError("start(queue=...) must be a non-empty string.")
+        if delay is not None or eta is not None or priority is not None or queue is not None:
+            run_after = _run_after(delay, eta)
+            if priority is not None and not (isinstance(priority, int) and -100 <= priority <= 100):
+                raise InvalidOptionError("start(priority=...) must be an integer from -100 to 100.")
+            if queue is not None and (not isinstance(queue, str) or not queue):
+                raise InvalidOptionError("start(queue=...) must be a non-empty string.")
         if key is not None and (not isinstance(key, str) or not key or len(key) > 255):
             raise InvalidOptionError("start(key=...) must be a non-empty string of <= 255 chars.")
         task_class = type(task)
-        return cls(
-            run_id=new_run_id(),
-            task_name=task_class.name,
-            params_json=dump_params(task.params),
-            queue=queue or task_class.queue,
-            priority=task_class.priority if priority is None else priority,
-            run_after=run_after,
-            key=key,
-            max_attempts=task_class.max_attempts,
-            timeout=task_class.timeout,
+        return cls(  # positional: cheaper than keywords on the hot path, in field order
+            new_run_id(),
+            task_class.name,
+            dump_params(task.params),
+            queue or task_class.queue,
+            task_class.priority if priority is None else priority,
+            run_after,
+            key,
+            task_class.max_attempts,
+            task_class.timeout,
         )
 
     def next_attempt(self, run_after: datetime | None) -> EnqueueRequest:
         """The same run, one attempt later, due at ``run_after``."""
         return replace(self, attempt=self.attempt + 1, run_after=run_after)
+
+
+def _run_after(delay: timedelta | None, eta: datetime | None) -> datetime | None:
+    """When a run with ``start(delay=..., eta=...)`` is due (``None``: now), validated."""
+    if delay is not None and eta is not None:
+        raise InvalidOptionError("Pass either delay or eta to start(), not both.")
+    if delay is not None:
+        if not isinstance(delay, timedelta):
+            raise InvalidOptionError("start(delay=...) must be a datetime.timedelta.")
+        if delay.total_seconds() < 0:
+            raise InvalidOptionError("start(delay=...) must not be negative.")
+        return datetime.now(UTC) + delay
+    if eta is not None:
+        if not isinstance(eta, datetime) or eta.tzinfo is None:
+            raise InvalidOptionError(
+                "start(eta=...) must be a timezone-aware datetime, "
+                "such as django.utils.timezone.now() + timedelta(...)."
+            )
+        return eta
+    return None
 
 
 @runtime_checkable
@@ -234,7 +241,8 @@ def check_capabilities(backend: Backend, request: EnqueueRequest) -> None:
 
 def submit(backend: Backend, request: EnqueueRequest, *, on_commit: bool = True) -> TaskHandle:
     """Hand ``request`` to ``backend``, after the current transaction commits if asked."""
-    check_capabilities(backend, request)
+    if request.run_after is not None or request.priority or request.key is not None:
+        check_capabilities(backend, request)  # only these options can be unsupported
     if on_commit and not backend.enqueues_in_transaction and _in_atomic_block():
         from django.db import transaction
 
@@ -243,7 +251,10 @@ def submit(backend: Backend, request: EnqueueRequest, *, on_commit: bool = True)
         )
         transaction.on_commit(partial(_enqueue_into, backend, request, handle))
         return handle
-    return _enqueue(backend, request)
+    handle = backend.enqueue(request)  # _enqueue(), inlined: the hot path of start()
+    if task_enqueued.receivers:
+        _announce(request)
+    return handle
 
 
 def submit_many(
