@@ -125,7 +125,7 @@ application = get_wsgi_application()
 '''
 
 BODY = json.dumps({"n": 7, "label": "hello"}).encode()
-ROUNDS, SECONDS = 10, 1.0
+ROUNDS, SECONDS = 16, 0.6
 VARIANTS = {
     "bare": "/api/bare/noop",
     "tasks": "/api/tasks/bench.noop",
@@ -205,7 +205,7 @@ def main(quick: bool = False) -> None:
     """Run the benchmark and print a Markdown table (quick: a few seconds in all)."""
     from tests.oidc_support import CertsServer, google_claims, make_signing_key, mint_token
 
-    rounds, seconds, latency_count = (2, 0.4, 60) if quick else (ROUNDS, SECONDS, 200)
+    rounds, seconds, latency_count = (2, 0.4, 60) if quick else (ROUNDS, SECONDS, 120)
     key = make_signing_key("bench-key")
     audience, email = "https://bench.test/api/tasks/", "bench@p.iam.gserviceaccount.com"
     token = mint_token(google_claims(audience=audience, email=email, lifetime=3000), key=key)

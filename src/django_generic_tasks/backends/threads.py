@@ -148,6 +148,7 @@ class ThreadingBackend(BaseBackend):
 
     def _work(self) -> None:
         tokens, mutex, idle, pop_ready = self._tokens, self._mutex, self._idle, self._pop_ready
+        _opened.connection = False  # set: getattr() with a default on a missing one is slow
         tokens.get()
         with mutex:
             item = pop_ready()
@@ -172,7 +173,7 @@ class ThreadingBackend(BaseBackend):
                     extra={"task_name": item.task_name, "run_id": item.run_id},
                 )
             finally:
-                if getattr(_opened, "connection", False):
+                if _opened.connection:
                     _opened.connection = False
                     connections.close_all()
             # Under load the next token is already there: count this run finished and take

@@ -84,8 +84,20 @@ class Command(BaseCommand):
     def _log_to_stderr(self, verbosity: int) -> None:
         worker_logger = logging.getLogger("django_generic_tasks.worker")
         worker_logger.setLevel(logging.DEBUG if verbosity >= 2 else logging.INFO)
-        if worker_logger.hasHandlers():
-            return  # the project's LOGGING already routes these records somewhere
+        if _emits_somewhere(worker_logger):
+            return  # the project's LOGGING already shows these records
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         worker_logger.addHandler(handler)
+
+
+def _emits_somewhere(logger: logging.Logger) -> bool:
+    """Whether a handler other than a ``NullHandler`` receives ``logger``'s records."""
+    current: logging.Logger | None = logger
+    while current is not None:
+        if any(not isinstance(h, logging.NullHandler) for h in current.handlers):
+            return True
+        if not current.propagate:
+            return False
+        current = current.parent
+    return False
