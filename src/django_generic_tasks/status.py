@@ -46,6 +46,20 @@ _acquire, _release = _run_id_lock.acquire, _run_id_lock.release
 _time_ns = time.time_ns
 
 
+def _after_fork_in_child() -> None:
+    # A forked child must not reuse its parent's buffered random bits or continue its parent's
+    # sequence (both would make the same ids), nor inherit the lock in whatever state another
+    # thread of the parent left it.
+    global _run_id_lock, _acquire, _release, _random_words, _last_run_id
+    _random_words = []
+    _last_run_id = 0
+    _run_id_lock = threading.Lock()
+    _acquire, _release = _run_id_lock.acquire, _run_id_lock.release
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def new_run_id() -> str:
     """Return a new run id: a version-7 UUID, so ids sort by creation time.
 

@@ -160,3 +160,22 @@ def test_params_from_json_text_or_bytes_reject_unknown_and_wrong_fields() -> Non
         validate_params(Label, '{"label": 3}')
     with pytest.raises(ValidationError):
         validate_params(Label, "not json")
+
+
+@pytest.mark.slow
+def test_a_forked_child_makes_run_ids_of_its_own() -> None:
+    import os
+
+    from django_generic_tasks.status import new_run_id
+
+    new_run_id()  # fills the parent's buffer of random bits
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report one id and leave at once
+        os.write(write_end, new_run_id().encode())
+        os._exit(0)
+    os.close(write_end)
+    child_id = os.read(read_end, 100).decode()
+    os.waitpid(pid, 0)
+    parent_id = new_run_id()
+    assert child_id[19:] != parent_id[19:]  # the random tails differ
