@@ -163,7 +163,9 @@ def test_params_from_json_text_or_bytes_reject_unknown_and_wrong_fields() -> Non
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_makes_run_ids_of_its_own() -> None:
+    # Forking a process with threads is exactly the case the at-fork hook is for.
     import os
 
     from django_generic_tasks.status import new_run_id
