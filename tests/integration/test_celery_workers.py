@@ -13,11 +13,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import suppress
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -26,6 +25,7 @@ from django_generic_tasks.backends.celery import CeleryBackend
 from django_generic_tasks.status import TaskStatus
 from tests.celery_app import make_app
 from tests.conftest import need_service
+from tests.polling import wait_until
 from tests.workerapp.tasks import FlakyRecordTask, RecordTask, SleepyTask, events
 
 pytestmark = pytest.mark.slow
@@ -46,17 +46,6 @@ def reachable(port: int) -> bool:
     except OSError:
         return False
     return True
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
-    """Poll ``predicate`` until it is truthy; fail the test if it never is."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail("condition not reached in time")
 
 
 class CeleryWorker:

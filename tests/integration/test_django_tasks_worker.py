@@ -14,10 +14,9 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from django.db import connection
@@ -25,6 +24,7 @@ from django.test import override_settings
 
 from django_generic_tasks import conf
 from django_generic_tasks.status import TaskStatus
+from tests.polling import wait_until
 from tests.workerapp.tasks import FlakyRecordTask, RecordTask, events
 
 pytestmark = [
@@ -41,17 +41,6 @@ TASKS = {
     "default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"},
     "db": {"BACKEND": "django_tasks_db.DatabaseBackend"},
 }
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
-    """Poll ``predicate`` until it is truthy; fail the test if it never is."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail("condition not reached in time")
 
 
 @pytest.fixture
