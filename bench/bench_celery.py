@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -152,31 +151,21 @@ def main(quick: bool = False) -> None:
                 results[variant]["cpu"].append(cpu)
     print(f"### CeleryBackend vs plain Celery task (Redis, solo pool, {count} no-op runs)\n")
     print(f"median of {rounds} round(s)\n")
-    print(_table(results, "plain Celery task", "CeleryBackend"))
+    from paired_table import paired_table  # beside this file; workers need not import it
 
-
-def _table(results: dict[str, dict[str, list[float]]], plain_title: str, ours_title: str) -> str:
-    """Medians with (min-max), the ratio of medians and the median of per-round ratios."""
-    lines = [
-        f"| measure | {plain_title} | {ours_title} | ratio of medians | median round ratio |",
-        "| --- | ---: | ---: | ---: | ---: |",
-    ]
-    labels = {
-        "start": "start, 1 per call (runs/s)",
-        "drain": "drain, 1 worker (runs/s)",
-        "cpu": "worker CPU per run (µs; ratio = plain / ours)",
-    }
-    for key, label in labels.items():
-        plain, ours = results["plain"][key], results["ours"][key]
-        cells = [
-            f"{statistics.median(v):,.0f} ({min(v):,.0f}-{max(v):,.0f})" for v in (plain, ours)
-        ]
-        if key == "cpu":  # lower is better: invert so every ratio reads "ours as fast as"
-            plain, ours = [1 / v for v in plain], [1 / v for v in ours]
-        ratio = statistics.median(ours) / statistics.median(plain)
-        paired = statistics.median(o / p for o, p in zip(ours, plain, strict=True))
-        lines.append(f"| {label} | {cells[0]} | {cells[1]} | {ratio:.2f} | {paired:.2f} |")
-    return "\n".join(lines) + "\n"
+    print(
+        paired_table(
+            results,
+            "plain Celery task",
+            "CeleryBackend",
+            {
+                "start": "start, 1 per call (runs/s)",
+                "drain": "drain, 1 worker (runs/s)",
+                "cpu": "worker CPU per run (µs; ratio = plain / ours)",
+            },
+            lower_is_better=frozenset({"cpu"}),
+        )
+    )
 
 
 if __name__ == "__main__":

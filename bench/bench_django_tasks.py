@@ -11,7 +11,6 @@ Run: ``.venv/bin/python bench/bench_django_tasks.py [--quick]``.
 from __future__ import annotations
 
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -126,25 +125,16 @@ def main(quick: bool = False) -> None:
                 results[variant]["drain"].append(_drain(count))
     print(f"### DjangoTasksBackend vs plain @task on django-tasks-db ({count} no-op runs)\n")
     print(f"SQLite file database, `db_worker --batch --interval 0.05`; median of {rounds}\n")
-    print(_table(results, "plain `@task`", "DjangoTasksBackend"))
+    from paired_table import paired_table  # beside this file; workers need not import it
 
-
-def _table(results: dict[str, dict[str, list[float]]], plain_title: str, ours_title: str) -> str:
-    """Medians with (min-max), the ratio of medians and the median of per-round ratios."""
-    lines = [
-        f"| measure | {plain_title} | {ours_title} | ratio of medians | median round ratio |",
-        "| --- | ---: | ---: | ---: | ---: |",
-    ]
-    labels = {"start": "start, 1 per call (runs/s)", "drain": "drain, 1 worker (runs/s)"}
-    for key, label in labels.items():
-        plain, ours = results["plain"][key], results["ours"][key]
-        cells = [
-            f"{statistics.median(v):,.0f} ({min(v):,.0f}-{max(v):,.0f})" for v in (plain, ours)
-        ]
-        ratio = statistics.median(ours) / statistics.median(plain)
-        paired = statistics.median(o / p for o, p in zip(ours, plain, strict=True))
-        lines.append(f"| {label} | {cells[0]} | {cells[1]} | {ratio:.2f} | {paired:.2f} |")
-    return "\n".join(lines) + "\n"
+    print(
+        paired_table(
+            results,
+            "plain `@task`",
+            "DjangoTasksBackend",
+            {"start": "start, 1 per call (runs/s)", "drain": "drain, 1 worker (runs/s)"},
+        )
+    )
 
 
 if __name__ == "__main__":
