@@ -34,6 +34,21 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
+_SUMMARY_FIELDS = ("id", "task_name", "coloured_status", "queue", "priority", "key")
+_PAYLOAD_FIELDS = ("params_json", "result_json")
+_ERROR_FIELDS = ("error_type", "error_message", "traceback")
+_TIMING_FIELDS = (
+    "attempts",
+    "run_after",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "worker_id",
+    "lease_expires_at",
+    "timeout",
+)
+
+
 @admin.register(TaskRun)
 class TaskRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """Runs newest first; filters by status, queue and task; search by run id or key."""
@@ -56,46 +71,13 @@ class TaskRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     show_full_result_count = False
     actions = ("retry_runs", "cancel_runs", "run_now")
     fieldsets = (
-        (None, {"fields": ("id", "task_name", "coloured_status", "queue", "priority", "key")}),
-        ("Params and result", {"fields": ("params_json", "result_json")}),
-        ("Last error", {"fields": ("error_type", "error_message", "traceback")}),
-        (
-            "Timing",
-            {
-                "fields": (
-                    "attempts",
-                    "run_after",
-                    "created_at",
-                    "started_at",
-                    "finished_at",
-                    "worker_id",
-                    "lease_expires_at",
-                    "timeout",
-                )
-            },
-        ),
+        (None, {"fields": _SUMMARY_FIELDS}),
+        ("Params and result", {"fields": _PAYLOAD_FIELDS}),
+        ("Last error", {"fields": _ERROR_FIELDS}),
+        ("Timing", {"fields": _TIMING_FIELDS}),
     )
-    readonly_fields = (
-        "id",
-        "task_name",
-        "coloured_status",
-        "queue",
-        "priority",
-        "key",
-        "params_json",
-        "result_json",
-        "error_type",
-        "error_message",
-        "traceback",
-        "attempts",
-        "run_after",
-        "created_at",
-        "started_at",
-        "finished_at",
-        "worker_id",
-        "lease_expires_at",
-        "timeout",
-    )
+    # Runs are written by backends and workers: every field shown is read-only.
+    readonly_fields = (*_SUMMARY_FIELDS, *_PAYLOAD_FIELDS, *_ERROR_FIELDS, *_TIMING_FIELDS)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         """Runs are started by code (``Task.start()``), not typed in."""
