@@ -113,14 +113,11 @@ def claim(
         *queue_params,
         limit,
     ]
-    if _pg(connection):
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
-    else:
-        with write_transaction(connection) as cursor:
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
+    # SKIP LOCKED keeps PostgreSQL workers apart; SQLite needs its single-writer transaction.
+    cursor_context = connection.cursor() if _pg(connection) else write_transaction(connection)
+    with cursor_context as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
     runs = [
         ClaimedRun(_id_str(r[0]), r[0], r[1], r[2], int(r[3]), int(r[4]), int(r[5])) for r in rows
     ]
