@@ -118,6 +118,7 @@ def make_backend(
         base_url=f"{base_url}/api/tasks/",
         service_account_email=OIDC_EMAIL,
         emulator_host=emulator.host,
+        allow_emulator=True,
         emulator_oidc_token=token,
         retry_deadline=10.0,
     )

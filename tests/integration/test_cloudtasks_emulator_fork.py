@@ -25,7 +25,7 @@ SCRIPT = textwrap.dedent(
 
     backend = CloudTasksBackend(
         project=sys.argv[1], location=sys.argv[2], queue=sys.argv[3],
-        base_url="http://127.0.0.1:9/api/tasks/", emulator_host=sys.argv[4],
+        base_url="http://127.0.0.1:9/api/tasks/", emulator_host=sys.argv[4], allow_emulator=True,
     )
     AddTask({"a": 1}).start(backend=backend)  # the parent's client exists before the fork
     parent_client = backend._clients.get()

@@ -86,6 +86,34 @@ def test_key_names_depend_only_on_task_name_and_key() -> None:
     assert task_id(request_for()) != task_id(request_for())
 
 
+def test_attack_same_key_on_two_tasks_never_collides_in_cloud_tasks() -> None:
+    ours = request_for(key="export-user-7")
+    theirs = replace(ours, task_name="tests.export", run_id="other")
+    assert task_id(ours) != task_id(theirs)
+
+
+@pytest.mark.parametrize(
+    "queue",
+    [
+        "projects/otherproj/locations/us-central1/queues/prod-billing",
+        "../queues/prod-billing",
+        "a" * 150,
+        "with space",
+    ],
+)
+def test_attack_caller_chosen_queue_never_becomes_another_queue_path(queue: str) -> None:
+    unmapped = backend(queue=None)
+    with pytest.raises(InvalidOptionError, match="cannot be a Cloud Tasks queue id"):
+        AddTask({"a": 1}).start(backend=unmapped, queue=queue)
+    assert unmapped._clients._client is None  # refused before any create
+
+
+def test_configured_queue_paths_are_still_accepted() -> None:
+    mapped = backend(queue=None, queues={"billing": "projects/p2/locations/l2/queues/b"})
+    assert mapped.queue_path_for("billing") == "projects/p2/locations/l2/queues/b"
+    assert mapped.queue_path_for("emails-2").endswith("/europe-west1/queues/emails-2")
+
+
 def test_create_request_without_service_account_has_no_oidc_token() -> None:
     create = build_create_task_request(
         request_for(), parent="p", url="http://x/t", service_account_email=None, audience="a"
@@ -192,7 +220,44 @@ def test_start_with_missing_options_raises_before_sending(settings: object) -> N
 
 
 def test_emulator_does_not_need_a_service_account() -> None:
-    assert backend(service_account_email=None, emulator_host="127.0.0.1:1").check() == []
+    emulated = backend(service_account_email=None, emulator_host="127.0.0.1:1", allow_emulator=True)
+    assert emulated.check() == []
+
+
+def test_attack_emulator_host_from_the_environment_with_debug_off_is_a_check_error(
+    monkeypatch: pytest.MonkeyPatch, settings: object
+) -> None:
+    settings.DEBUG = False  # type: ignore[attr-defined]
+    monkeypatch.setenv("CLOUD_TASKS_EMULATOR_HOST", "10.0.0.99:8123")
+    messages = backend().check()
+    assert [m.id for m in messages] == ["django_generic_tasks.cloudtasks.E003"]
+    assert "10.0.0.99:8123" in messages[0].msg
+    assert "CLOUD_TASKS_EMULATOR_HOST" in messages[0].msg
+
+
+def test_attack_emulator_with_debug_off_sends_nothing_and_raises_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch, settings: object
+) -> None:
+    settings.DEBUG = False  # type: ignore[attr-defined]
+    monkeypatch.setenv("CLOUD_TASKS_EMULATOR_HOST", "10.0.0.99:8123")
+    emulated = backend(emulator_oidc_token="secret-token")
+    with pytest.raises(ConfigurationError, match="DEBUG is off"):
+        AddTask({"a": 1}).start(backend=emulated)
+    assert emulated._clients._client is None  # no channel was ever opened
+
+
+def test_emulator_is_accepted_with_debug_on_or_when_explicitly_allowed(
+    monkeypatch: pytest.MonkeyPatch, settings: object
+) -> None:
+    monkeypatch.setenv("CLOUD_TASKS_EMULATOR_HOST", "127.0.0.1:1")
+    assert backend(allow_emulator=True).check() == []
+    settings.DEBUG = True  # type: ignore[attr-defined]
+    assert backend().check() == []
+
+
+def test_allow_emulator_must_be_a_boolean() -> None:
+    with pytest.raises(ConfigurationError, match="allow_emulator"):
+        backend(allow_emulator="yes")
 
 
 def test_audience_that_the_endpoint_would_reject_is_a_warning(settings: object) -> None:

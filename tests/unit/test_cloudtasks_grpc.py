@@ -114,6 +114,7 @@ def backend(grpc_server: tuple[str, list[FakeCloudTasks]]) -> Iterator[CloudTask
         base_url="https://app.example.com/api/tasks/",
         service_account_email="invoker@proj.iam.gserviceaccount.com",
         emulator_host=grpc_server[0],
+        allow_emulator=True,
         retry_deadline=2.0,
     )
     yield b
@@ -215,6 +216,7 @@ def test_transient_errors_past_the_retry_deadline_raise_enqueue_error(
         queue="q",
         base_url="http://x/",
         emulator_host=grpc_server[0],
+        allow_emulator=True,
         retry_deadline=1.0,
     )
     with pytest.raises(CloudTasksEnqueueError, match=f"{PARENT}.*retrying") as caught:
@@ -259,6 +261,7 @@ def test_emulator_token_hook_sends_a_bearer_header(
         base_url="http://127.0.0.1:1/api/tasks",
         service_account_email="sa@proj.iam",
         emulator_host=grpc_server[0],
+        allow_emulator=True,
         emulator_oidc_token=mint,
     )
     AddTask({"a": 1}).start(backend=b)

@@ -21,6 +21,10 @@ Options (keyword arguments, or ``TASKS_BACKEND_OPTIONS``):
 | ``api_endpoint`` | ``host[:port]`` of the Cloud Tasks API (default: the global one), e.g. |
 |  | a Private Service Connect endpoint; TLS and Application Default Credentials as |
 |  | usual; not together with ``emulator_host`` |
+| ``allow_emulator`` | ``True`` lets an emulator be used while ``DEBUG`` is off (test |
+|  | settings); otherwise an emulator with ``DEBUG = False`` is refused at the first start |
+|  | and by ``manage.py check`` (``django_generic_tasks.cloudtasks.E003``), so a stray |
+|  | ``CLOUD_TASKS_EMULATOR_HOST`` cannot divert production tasks to an insecure host |
 | ``emulator_oidc_token`` | test hook, only with ``emulator_host``: a token (or a callable |
 |  | ``(audience, service_account_email) -> token``) sent as ``Authorization: Bearer``, |
 |  | because the emulator mints none |
@@ -46,11 +50,12 @@ from ...exceptions import (
 )
 from ...status import TaskHandle, TaskStatus
 from ..base import BaseBackend, EnqueueRequest
-from .client import ClientHolder, new_retry
+from .client import EMULATOR_HOST_ENV, ClientHolder, new_retry
 from .request import (
     build_create_task_request,
     default_audience,
     is_queue_path,
+    queue_id,
     queue_path,
     task_url,
 )
@@ -59,8 +64,6 @@ __all__ = ["CloudTasksBackend"]
 
 logger = logging.getLogger("django_generic_tasks")
 
-EMULATOR_HOST_ENV = "CLOUD_TASKS_EMULATOR_HOST"
-"""Environment variable read when ``emulator_host`` is not given."""
 PER_ATTEMPT_TIMEOUT = 20.0
 """Seconds one ``CreateTask`` call may take (Google's default for it)."""
 
@@ -94,6 +97,7 @@ class CloudTasksBackend(BaseBackend):
         retry_deadline: float = 30.0,
         bulk_concurrency: int = 16,
         service_account: str | None = None,
+        allow_emulator: bool = False,
     ) -> None:
         # ``service_account`` is the name older releases used for ``service_account_email``.
         self.project = project
@@ -103,6 +107,8 @@ class CloudTasksBackend(BaseBackend):
         self.service_account_email = service_account_email or service_account
         self.queues = dict(queues or {})
         self.emulator_host = emulator_host or os.environ.get(EMULATOR_HOST_ENV) or None
+        self.emulator_from_env = bool(self.emulator_host and not emulator_host)
+        self.allow_emulator = allow_emulator
         self.api_endpoint = api_endpoint
         self.audience = audience or (default_audience(base_url) if base_url else None)
         self.emulator_oidc_token = emulator_oidc_token
@@ -142,6 +148,8 @@ class CloudTasksBackend(BaseBackend):
                 "and is only accepted together with 'emulator_host'; real Cloud Tasks signs the "
                 "token itself (service_account_email)."
             )
+        if not isinstance(self.allow_emulator, bool):
+            raise ConfigurationError(f"{name} option 'allow_emulator' must be True or False.")
         if not (isinstance(self.retry_deadline, int | float) and self.retry_deadline > 0):
             raise ConfigurationError(f"{name} option 'retry_deadline' must be a positive number.")
         if not (isinstance(self.bulk_concurrency, int) and self.bulk_concurrency >= 1):
@@ -157,8 +165,13 @@ class CloudTasksBackend(BaseBackend):
         return [option for option in required if not getattr(self, option)]
 
     def queue_path_for(self, task_queue: str) -> str:
-        """The full Cloud Tasks queue path that runs of task queue ``task_queue`` go to."""
-        cloud_queue = self.queues.get(task_queue) or self.queue or task_queue
+        """The full Cloud Tasks queue path that runs of task queue ``task_queue`` go to.
+
+        Configured queues (``queues``, ``queue``) may be full paths; an unmapped task queue
+        name must be a plain queue id (``InvalidOptionError`` otherwise), so no caller of
+        ``start(queue=...)`` can send a run to another project's queue.
+        """
+        cloud_queue = self.queues.get(task_queue) or self.queue or queue_id(task_queue)
         return queue_path(self.project or "", self.location or "", cloud_queue)
 
     def url_for(self, task_name: str) -> str:
@@ -275,7 +288,30 @@ class CloudTasksBackend(BaseBackend):
                 raise _auth_error(parent, exc) from exc
             raise
 
+    def emulator_refused(self) -> str | None:
+        """Why this backend may not use its emulator now (``None``: it may, or has none).
+
+        An emulator is plain, unauthenticated gRPC: outside ``DEBUG`` it must be asked for
+        explicitly (``allow_emulator``), never picked up by accident from the environment.
+        """
+        from django.conf import settings
+
+        if not self.emulator_host or self.allow_emulator or settings.DEBUG:
+            return None
+        source = f"env {EMULATOR_HOST_ENV}" if self.emulator_from_env else "option emulator_host"
+        return (
+            f"CloudTasksBackend is configured to use the Cloud Tasks emulator at "
+            f"{self.emulator_host!r} ({source}) while DEBUG is off: tasks would go over "
+            "insecure gRPC to that host instead of Google Cloud Tasks."
+        )
+
     def _client(self, parent: str) -> Any:
+        refused = self.emulator_refused()
+        if refused:
+            raise ConfigurationError(
+                f"{refused} Unset {EMULATOR_HOST_ENV} / emulator_host in production, or set "
+                "TASKS_BACKEND_OPTIONS['allow_emulator'] = True in test settings."
+            )
         try:
             return self._clients.get()
         except Exception as exc:

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from django.core.checks import CheckMessage, Error, Warning
 
 from ...exceptions import MissingDependencyError
-from .client import INSTALL_HINT, import_tasks_v2
+from .client import EMULATOR_HOST_ENV, INSTALL_HINT, import_tasks_v2
 
 if TYPE_CHECKING:
     from . import CloudTasksBackend
@@ -28,7 +28,8 @@ HINTS = {
 
 
 def check_cloudtasks_backend(backend: CloudTasksBackend) -> list[CheckMessage]:
-    """Errors: google-cloud-tasks missing, required options missing. Warnings: an audience,
+    """Errors: google-cloud-tasks missing, required options missing, an emulator outside
+    ``DEBUG`` that was not explicitly allowed. Warnings: an audience,
     account or ``base_url`` that this project's own endpoint would reject."""
     messages: list[CheckMessage] = []
     try:
@@ -43,6 +44,19 @@ def check_cloudtasks_backend(backend: CloudTasksBackend) -> list[CheckMessage]:
                 f"CloudTasksBackend option {option!r} is not set.",
                 hint=HINTS[option],
                 id="django_generic_tasks.cloudtasks.E002",
+            )
+        )
+    refused = backend.emulator_refused()
+    if refused:
+        messages.append(
+            Error(
+                refused,
+                hint=(
+                    f"Unset {EMULATOR_HOST_ENV} (and the emulator_host option) in production; "
+                    "in test settings with DEBUG off, set "
+                    "TASKS_BACKEND_OPTIONS['allow_emulator'] = True."
+                ),
+                id="django_generic_tasks.cloudtasks.E003",
             )
         )
     messages.extend(_check_oidc_pairing(backend))

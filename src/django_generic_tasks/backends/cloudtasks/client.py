@@ -14,6 +14,8 @@ from typing import Any
 from ...exceptions import MissingDependencyError
 
 INSTALL_HINT = "pip install 'django-generic-tasks[cloudtasks]'"
+EMULATOR_HOST_ENV = "CLOUD_TASKS_EMULATOR_HOST"
+"""Environment variable read when the backend's ``emulator_host`` option is not given."""
 # gRPC codes worth another try: the create may not have happened, and every task we create is
 # named, so a retry of one that did happen answers ALREADY_EXISTS instead of doubling it.
 TRANSIENT_ERRORS = (

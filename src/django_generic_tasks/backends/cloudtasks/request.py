@@ -7,6 +7,7 @@ accepts, so it can be inspected (and tested) without a client.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -24,6 +25,7 @@ RUN_ID_HEADER = "X-Task-Run-Id"
 MAX_TASK_BYTES = 100 * 1024
 """Cloud Tasks' largest task; the JSON body must fit in it with the headers and URL."""
 _QUEUE_PATH_PARTS = 6
+_QUEUE_ID = re.compile(r"[A-Za-z0-9-]{1,100}")
 
 
 def task_url(base_url: str, task_name: str) -> str:
@@ -42,10 +44,28 @@ def default_audience(base_url: str) -> str:
 
 
 def queue_path(project: str, location: str, queue: str) -> str:
-    """The full resource name of ``queue``; a value that already is one is kept as is."""
+    """The full resource name of ``queue``; a value that already is one is kept as is.
+
+    Only for queues the project configured (options ``queue`` and ``queues``): a queue name
+    that arrives with a run goes through ``queue_id()`` first.
+    """
     if queue.startswith("projects/"):
         return queue
     return f"projects/{project}/locations/{location}/queues/{queue}"
+
+
+def queue_id(task_queue: str) -> str:
+    """``task_queue`` when it can be a Cloud Tasks queue id in this project, else an error.
+
+    A run's queue name comes from ``start(queue=...)``, possibly from an HTTP caller: it may
+    pick a queue of the configured project and location, never another project's queue path.
+    """
+    if not _QUEUE_ID.fullmatch(task_queue):
+        raise InvalidOptionError(
+            f"Queue {task_queue!r} cannot be a Cloud Tasks queue id: use 1-100 letters, digits "
+            "or hyphens, or map the name to a queue in the backend's 'queues' option."
+        )
+    return task_queue
 
 
 def is_queue_path(value: str) -> bool:
