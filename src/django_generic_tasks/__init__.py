@@ -8,6 +8,7 @@
 """
 
 from .exceptions import (
+    CapacityExceededError,
     ConfigurationError,
     DuplicateTaskNameError,
     EnqueueError,
@@ -25,6 +26,7 @@ from .status import ErrorInfo, TaskHandle, TaskStatus
 from .task import Task
 
 __all__ = [
+    "CapacityExceededError",
     "ConfigurationError",
     "DuplicateTaskNameError",
     "EnqueueError",

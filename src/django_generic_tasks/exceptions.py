@@ -54,6 +54,11 @@ class TaskTimeoutError(TasksError, TimeoutError):
     """The task ran longer than its timeout."""
 
 
+class CapacityExceededError(TasksError):
+    """Too many timed-out task runs are still running in this process; no more timed runs are
+    started until some finish (see TASKS_MAX_ABANDONED_THREADS)."""
+
+
 class ResultNotAvailableError(TasksError):
     """This backend does not keep task results."""
 

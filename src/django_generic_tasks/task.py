@@ -55,6 +55,9 @@ class Task[P: BaseModel]:
     """Randomise each wait between half and all of its value, so retries do not stampede."""
     timeout: ClassVar[float | None] = None
     """Seconds a run may take before it fails with ``TaskTimeoutError``; ``None`` = no limit."""
+    api_accepts_key: ClassVar[bool] = False
+    """Whether HTTP callers may pass `key` to `POST <task>/start` (idempotency keys are scoped
+    per task)."""
 
     params: P
 
