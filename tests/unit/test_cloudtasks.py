@@ -200,7 +200,7 @@ def test_complete_configuration_passes_the_checks() -> None:
 
 def test_each_missing_option_is_a_check_error_with_a_hint() -> None:
     messages = CloudTasksBackend().check()
-    assert [m.id for m in messages] == ["django_generic_tasks.cloudtasks.E002"] * 4
+    assert [m.id for m in messages] == ["django_generic_tasks.E202"] * 4
     text = " ".join(m.msg for m in messages)
     for option in ("project", "location", "base_url", "service_account_email"):
         assert repr(option) in text
@@ -211,7 +211,7 @@ def test_manage_py_check_reports_missing_options(settings: object) -> None:
     settings.TASKS_BACKEND = "django_generic_tasks.backends.CloudTasksBackend"  # type: ignore[attr-defined]
     settings.TASKS_BACKEND_OPTIONS = {"project": "proj"}  # type: ignore[attr-defined]
     ids = [m.id for m in check_backend()]
-    assert ids == ["django_generic_tasks.cloudtasks.E002"] * 3
+    assert ids == ["django_generic_tasks.E202"] * 3
 
 
 def test_start_with_missing_options_raises_before_sending(settings: object) -> None:
@@ -230,7 +230,7 @@ def test_attack_emulator_host_from_the_environment_with_debug_off_is_a_check_err
     settings.DEBUG = False  # type: ignore[attr-defined]
     monkeypatch.setenv("CLOUD_TASKS_EMULATOR_HOST", "10.0.0.99:8123")
     messages = backend().check()
-    assert [m.id for m in messages] == ["django_generic_tasks.cloudtasks.E003"]
+    assert [m.id for m in messages] == ["django_generic_tasks.E203"]
     assert "10.0.0.99:8123" in messages[0].msg
     assert "CLOUD_TASKS_EMULATOR_HOST" in messages[0].msg
 
@@ -265,7 +265,7 @@ def test_audience_that_the_endpoint_would_reject_is_a_warning(settings: object) 
     settings.TASKS_OIDC_AUDIENCE = "https://other.example.com"  # type: ignore[attr-defined]
     settings.TASKS_OIDC_SERVICE_ACCOUNTS = ["someone-else@proj.iam.gserviceaccount.com"]  # type: ignore[attr-defined]
     ids = [m.id for m in backend().check()]
-    assert ids == ["django_generic_tasks.cloudtasks.W001", "django_generic_tasks.cloudtasks.W002"]
+    assert ids == ["django_generic_tasks.W201", "django_generic_tasks.W202"]
     settings.TASKS_OIDC_AUDIENCE = "https://app.example.com"  # type: ignore[attr-defined]
     settings.TASKS_OIDC_SERVICE_ACCOUNTS = [OPTIONS["service_account_email"]]  # type: ignore[attr-defined]
     assert backend().check() == []
@@ -277,7 +277,7 @@ def test_missing_google_cloud_tasks_is_reported_with_the_install_hint(
     monkeypatch.setitem(sys.modules, "google.cloud.tasks_v2", None)
     b = backend()
     [message] = b.check()
-    assert message.id == "django_generic_tasks.cloudtasks.E001"
+    assert message.id == "django_generic_tasks.E201"
     assert "django-generic-tasks[cloudtasks]" in message.hint
     with pytest.raises(MissingDependencyError, match=r"\[cloudtasks\]"):
         b.enqueue(request_for())
@@ -305,7 +305,7 @@ def test_run_id_header_is_the_one_the_endpoint_reads() -> None:
 )
 def test_base_url_that_does_not_reach_the_router_is_a_warning(base_url: str) -> None:
     [message] = backend(base_url=base_url).check()
-    assert message.id == "django_generic_tasks.cloudtasks.W003"
+    assert message.id == "django_generic_tasks.W203"
     assert "older releases took the site root" in (message.hint or "")
 
 

@@ -23,7 +23,7 @@ Options (keyword arguments, or ``TASKS_BACKEND_OPTIONS``):
 |  | usual; not together with ``emulator_host`` |
 | ``allow_emulator`` | ``True`` lets an emulator be used while ``DEBUG`` is off (test |
 |  | settings); otherwise an emulator with ``DEBUG = False`` is refused at the first start |
-|  | and by ``manage.py check`` (``django_generic_tasks.cloudtasks.E003``), so a stray |
+|  | and by ``manage.py check`` (``django_generic_tasks.E203``), so a stray |
 |  | ``CLOUD_TASKS_EMULATOR_HOST`` cannot divert production tasks to an insecure host |
 | ``emulator_oidc_token`` | test hook, only with ``emulator_host``: a token (or a callable |
 |  | ``(audience, service_account_email) -> token``) sent as ``Authorization: Bearer``, |

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from django.core.checks import CheckMessage, Error, Warning
 
+from ...check_ids import CheckId
 from ...exceptions import MissingDependencyError
 from .client import EMULATOR_HOST_ENV, INSTALL_HINT, import_tasks_v2
 
@@ -36,14 +37,14 @@ def check_cloudtasks_backend(backend: CloudTasksBackend) -> list[CheckMessage]:
         import_tasks_v2()
     except MissingDependencyError as exc:
         messages.append(
-            Error(str(exc), hint=INSTALL_HINT, id="django_generic_tasks.cloudtasks.E001")
+            Error(str(exc), hint=INSTALL_HINT, id=CheckId.CLOUDTASKS_DEPENDENCY_MISSING)
         )
     for option in backend.missing_options():
         messages.append(
             Error(
                 f"CloudTasksBackend option {option!r} is not set.",
                 hint=HINTS[option],
-                id="django_generic_tasks.cloudtasks.E002",
+                id=CheckId.CLOUDTASKS_OPTION_MISSING,
             )
         )
     refused = backend.emulator_refused()
@@ -56,7 +57,7 @@ def check_cloudtasks_backend(backend: CloudTasksBackend) -> list[CheckMessage]:
                     "in test settings with DEBUG off, set "
                     "TASKS_BACKEND_OPTIONS['allow_emulator'] = True."
                 ),
-                id="django_generic_tasks.cloudtasks.E003",
+                id=CheckId.CLOUDTASKS_EMULATOR_WITHOUT_DEBUG,
             )
         )
     messages.extend(_check_oidc_pairing(backend))
@@ -79,7 +80,7 @@ def _check_oidc_pairing(backend: CloudTasksBackend) -> list[CheckMessage]:
                 f"TASKS_OIDC_AUDIENCE is {configured.oidc_audience!r}: the endpoint would "
                 "reject every task this backend starts.",
                 hint="Make the backend's 'audience' option and TASKS_OIDC_AUDIENCE equal.",
-                id="django_generic_tasks.cloudtasks.W001",
+                id=CheckId.CLOUDTASKS_AUDIENCE_REJECTED,
             )
         )
     accounts = configured.oidc_service_accounts
@@ -90,7 +91,7 @@ def _check_oidc_pairing(backend: CloudTasksBackend) -> list[CheckMessage]:
                 f"CloudTasksBackend's service_account_email {email!r} is not in "
                 "TASKS_OIDC_SERVICE_ACCOUNTS: the endpoint would answer 403.",
                 hint="Add it to TASKS_OIDC_SERVICE_ACCOUNTS.",
-                id="django_generic_tasks.cloudtasks.W002",
+                id=CheckId.CLOUDTASKS_ACCOUNT_REJECTED,
             )
         )
     return messages
@@ -130,6 +131,6 @@ def _check_base_url_path(backend: CloudTasksBackend) -> list[CheckMessage]:
                 "mounted, e.g. 'https://app.example.com/api/tasks/' (older releases took the "
                 "site root). Ignore this if another project serves the tasks."
             ),
-            id="django_generic_tasks.cloudtasks.W003",
+            id=CheckId.CLOUDTASKS_BASE_URL_UNROUTED,
         )
     ]
