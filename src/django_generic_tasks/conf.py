@@ -99,7 +99,7 @@ def get_backend() -> Backend:
 
 def load_backend(spec: Any, options: dict[str, Any] | None = None) -> Backend:
     """Build a backend from a dotted path, a class or an instance, with constructor options."""
-    from .backends.base import LegacyBackendAdapter
+    from .compat import LegacyBackendAdapter
 
     options = dict(options or {})
     target = spec

@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -25,7 +25,9 @@ from .params import validate_params
 from .registry import get_task_class
 from .signals import task_finished, task_started
 from .status import ErrorInfo, TaskStatus
-from .task import Task
+
+if TYPE_CHECKING:
+    from .task import Task
 
 logger = logging.getLogger("django_generic_tasks")
 _DEBUG = logging.DEBUG

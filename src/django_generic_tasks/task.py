@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, get_args, get_origin
 
 from pydantic import BaseModel
 
-from .backends.base import EnqueueRequest, submit, submit_many
 from .conf import get_backend
+from .dispatch import submit, submit_many
+from .enqueue import EnqueueRequest
 from .exceptions import TaskDefinitionError
 from .params import validate_params
 from .registry import registry

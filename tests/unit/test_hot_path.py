@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 import django_generic_tasks as tasks
 from django_generic_tasks import status
 from django_generic_tasks.backends import ThreadingBackend
-from django_generic_tasks.backends.base import _in_atomic_block
+from django_generic_tasks.compat import in_atomic_block as _in_atomic_block
 from django_generic_tasks.params import validate_params
 from tests.unit.core_support import clean_registry  # noqa: F401
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 
+from ..enqueue import EnqueueRequest
 from ..execution import execute
+from ..retry import settle
 from ..status import TaskHandle
-from .base import BaseBackend, EnqueueRequest
+from .base import BaseBackend
 
 
 class ImmediateBackend(BaseBackend):
@@ -32,11 +34,10 @@ class ImmediateBackend(BaseBackend):
                 attempt=request.attempt,
                 max_attempts=request.max_attempts,
             )
-            if not outcome.will_retry:
+            retry = settle(self, request, outcome)
+            if retry is None:
                 break
-            if self.sleep_between_retries and outcome.retry_at is not None:
-                time.sleep(max(0.0, outcome.retry_at.timestamp() - time.time()))
-            request = request.next_attempt(outcome.retry_at)
+            request = retry
         handle = self.handle_for(request, outcome.status)
         handle.result, handle.error, handle.attempts = (
             outcome.result,
@@ -44,3 +45,8 @@ class ImmediateBackend(BaseBackend):
             request.attempt,
         )
         return handle
+
+    def requeue(self, request: EnqueueRequest) -> None:
+        """The next attempt runs in ``enqueue()``'s loop; wait for it first when configured."""
+        if self.sleep_between_retries and request.run_after is not None:
+            time.sleep(max(0.0, request.run_after.timestamp() - time.time()))

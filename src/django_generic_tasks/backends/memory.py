@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 
+from ..enqueue import EnqueueRequest
 from ..execution import Outcome, execute
+from ..retry import final, settle
 from ..status import TaskHandle, TaskStatus
-from .base import BaseBackend, EnqueueRequest
+from .base import BaseBackend
 
 
 class InMemoryBackend(BaseBackend):
@@ -71,8 +73,7 @@ class InMemoryBackend(BaseBackend):
                 if not self.requests:
                     return outcomes
                 request = self.requests.pop(0)
-            handle = self.handles[request.run_id]
-            handle.status = TaskStatus.RUNNING
+            self.handles[request.run_id].status = TaskStatus.RUNNING
             outcome = execute(
                 request.task_name,
                 request.params_json,
@@ -81,11 +82,17 @@ class InMemoryBackend(BaseBackend):
                 max_attempts=request.max_attempts,
             )
             outcomes.append(outcome)
-            handle.attempts = request.attempt
-            if outcome.will_retry and retries:
-                with self._lock:
-                    self.requests.insert(0, request.next_attempt(None))
-                handle.status = TaskStatus.SCHEDULED
-                continue
-            handle.status = TaskStatus.FAILED if outcome.will_retry else outcome.status
+            settle(self, request, outcome if retries else final(outcome))
+
+    def record(self, request: EnqueueRequest, outcome: Outcome) -> None:
+        """Update the run's handle (retry seam hook)."""
+        handle = self.handles[request.run_id]
+        handle.attempts = request.attempt
+        handle.status = outcome.status
+        if outcome.status.is_finished:
             handle.result, handle.error = outcome.result, outcome.error
+
+    def requeue(self, request: EnqueueRequest) -> None:
+        """Put the run's next attempt first in line (retry seam hook)."""
+        with self._lock:
+            self.requests.insert(0, request)

@@ -17,9 +17,11 @@ from collections.abc import Sequence
 from django.db import connections
 from django.db.backends.signals import connection_created
 
+from ..enqueue import EnqueueRequest
 from ..execution import execute
+from ..retry import settle
 from ..status import TaskHandle, TaskStatus
-from .base import BaseBackend, EnqueueRequest
+from .base import BaseBackend
 
 logger = logging.getLogger("django_generic_tasks")
 
@@ -98,6 +100,10 @@ class ThreadingBackend(BaseBackend):
         else:
             self._push_ready(-request.priority, request)
 
+    def requeue(self, request: EnqueueRequest) -> None:
+        """Queue a run's next attempt for its ``run_after`` (retry seam hook)."""
+        self._accept(request)
+
     def _push_ready(self, rank: int, item: object) -> None:
         with self._mutex:
             level = self._levels.get(rank)
@@ -162,8 +168,7 @@ class ThreadingBackend(BaseBackend):
                     attempt=item.attempt,
                     max_attempts=item.max_attempts,
                 )
-                if outcome.status is TaskStatus.SCHEDULED:  # the task's policy wants a retry
-                    self._accept(item.next_attempt(outcome.retry_at))
+                settle(self, item, outcome)
             except BaseException:  # e.g. SystemExit from a task: log it, keep the worker
                 logger.exception(
                     "Task %s (run %s) raised outside the task's error handling; the worker "

@@ -1,0 +1,109 @@
+"""How ``start()`` hands runs to a backend: capability checks, the on-commit hop, the signal.
+
+``Task.start()`` builds an ``EnqueueRequest`` and calls ``submit()``, which checks the request
+against the backend's capability flags, waits for the surrounding transaction to commit when
+asked to, then calls ``backend.enqueue()`` and sends ``task_enqueued``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+from typing import TYPE_CHECKING
+
+from .compat import in_atomic_block
+from .exceptions import UnsupportedOptionError
+from .signals import task_enqueued
+from .status import TaskHandle, TaskStatus
+
+if TYPE_CHECKING:
+    from .backends.base import Backend
+    from .enqueue import EnqueueRequest
+
+__all__ = ["check_capabilities", "submit", "submit_many"]
+
+
+def check_capabilities(backend: Backend, request: EnqueueRequest) -> None:
+    """Raise ``UnsupportedOptionError`` when ``request`` asks what ``backend`` cannot do."""
+    name = type(backend).__name__
+    if request.run_after is not None and not backend.supports_defer:
+        raise UnsupportedOptionError(
+            f"{name} cannot run a task later (start(delay=...)/start(eta=...)); "
+            "use a backend with supports_defer, such as ThreadingBackend or DatabaseBackend."
+        )
+    if request.priority != 0 and not backend.supports_priority:
+        raise UnsupportedOptionError(
+            f"{name} cannot order runs by priority (priority={request.priority}); "
+            "leave priority at 0 or use a backend with supports_priority."
+        )
+    if request.key is not None and not backend.supports_key:
+        raise UnsupportedOptionError(
+            f"{name} cannot deduplicate runs (start(key=...)); use DatabaseBackend or "
+            "CloudTasksBackend."
+        )
+
+
+def submit(backend: Backend, request: EnqueueRequest, *, on_commit: bool = True) -> TaskHandle:
+    """Hand ``request`` to ``backend``, after the current transaction commits if asked."""
+    if request.run_after is not None or request.priority or request.key is not None:
+        check_capabilities(backend, request)  # only these options can be unsupported
+    if on_commit and not backend.enqueues_in_transaction and in_atomic_block():
+        from django.db import transaction
+
+        handle = TaskHandle(
+            id=request.run_id, name=request.task_name, status=TaskStatus.PENDING, backend=backend
+        )
+        transaction.on_commit(partial(_enqueue_into, backend, request, handle))
+        return handle
+    return _enqueue(backend, request)
+
+
+def submit_many(
+    backend: Backend, requests: Sequence[EnqueueRequest], *, on_commit: bool = True
+) -> list[TaskHandle]:
+    """Hand many requests to ``backend`` at once, after commit if asked."""
+    for request in requests:
+        check_capabilities(backend, request)
+    if on_commit and not backend.enqueues_in_transaction and in_atomic_block():
+        from django.db import transaction
+
+        handles = [
+            TaskHandle(id=r.run_id, name=r.task_name, status=TaskStatus.PENDING, backend=backend)
+            for r in requests
+        ]
+
+        def enqueue_all() -> None:
+            for handle, fresh in zip(handles, _enqueue_many(backend, requests), strict=True):
+                handle.status, handle.result, handle.error = fresh.status, fresh.result, fresh.error
+
+        transaction.on_commit(enqueue_all)
+        return handles
+    return _enqueue_many(backend, requests)
+
+
+def _enqueue(backend: Backend, request: EnqueueRequest) -> TaskHandle:
+    handle = backend.enqueue(request)
+    if task_enqueued.receivers:
+        _announce(request)
+    return handle
+
+
+def _enqueue_many(backend: Backend, requests: Sequence[EnqueueRequest]) -> list[TaskHandle]:
+    handles = backend.enqueue_many(requests)
+    if task_enqueued.receivers:
+        for request in requests:
+            _announce(request)
+    return handles
+
+
+def _announce(request: EnqueueRequest) -> None:
+    from .registry import registry
+
+    sender = registry.get(request.task_name) if request.task_name in registry else None
+    task_enqueued.send(sender=sender, request=request)
+
+
+def _enqueue_into(backend: Backend, request: EnqueueRequest, handle: TaskHandle) -> None:
+    fresh = _enqueue(backend, request)
+    handle.status, handle.result, handle.error = fresh.status, fresh.result, fresh.error
+    handle.attempts = fresh.attempts
