@@ -6,9 +6,12 @@ says what went wrong; pass a more specific message when you have one.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
+
+if TYPE_CHECKING:
+    from .status import ErrorInfo
 
 
 class TasksError(Exception):
@@ -52,6 +55,39 @@ class EnqueueError(TasksError):
 
 class TaskTimeoutError(TasksError, TimeoutError):
     """The task ran longer than its timeout."""
+
+
+class RunFailedError(TasksError):
+    """A task run failed for good.
+
+    ``args`` are ``(type, message, traceback, task_name)``: the fields of the task's own error
+    (an ``ErrorInfo``) and the task's name, plain strings, so the exception survives a JSON
+    result store; ``error`` gives the error back as an ``ErrorInfo``.
+    """
+
+    def __init__(
+        self, type: str = "", message: str = "", traceback: str = "", task_name: str = ""
+    ) -> None:
+        Exception.__init__(self, type, message, traceback, task_name)
+
+    @property
+    def task_name(self) -> str:
+        """The name of the task whose run failed ("" when unknown)."""
+        return str(self.args[3]) if len(self.args) > 3 else ""
+
+    @property
+    def error(self) -> ErrorInfo:
+        """The task's error."""
+        from .status import ErrorInfo
+
+        type_, message, traceback = (str(arg) for arg in (*self.args, "", "", "")[:3])
+        return ErrorInfo(type_, message, traceback)
+
+    def __str__(self) -> str:
+        type_, message = (str(arg) for arg in (*self.args, "", "")[:2])
+        if not type_:
+            return (self.__doc__ or "").strip().splitlines()[0]
+        return f"{type_}: {message}"
 
 
 class CapacityExceededError(TasksError):

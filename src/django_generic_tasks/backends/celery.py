@@ -2,9 +2,10 @@
 
 Every run travels as one generic Celery task, ``django_generic_tasks.run``, whose message
 carries the task name, the params as JSON, the attempt numbers and the run id (also used as the
-Celery task id). Its body calls ``execution.execute()``, the same path every backend uses; when
-the task's policy asks for another attempt, the body re-sends the message with an ETA and
-``attempt + 1`` (Celery's own autoretry is not used).
+Celery task id). Its body calls ``execution.execute()``, the same path every backend uses, and
+settles the outcome through the retry seam: another attempt is the same message re-sent with an
+ETA and ``attempt + 1`` (Celery's own autoretry is not used). What it stores is the bridge's
+summary (``backends.bridge``); only results carrying it are read back as runs.
 
 The worker side is a plain ``celery -A proj worker``: the generic task is a ``shared_task``,
 bound to every Celery app, and it is imported by Django's app loading (and by
@@ -21,17 +22,25 @@ from urllib.parse import urlparse
 
 from django.core.checks import CheckMessage, Error, Warning
 
-from ..exceptions import ConfigurationError, EnqueueError, MissingDependencyError
-from ..execution import Outcome, execute
+from ..enqueue import EnqueueRequest
+from ..exceptions import (
+    ConfigurationError,
+    EnqueueError,
+    MissingDependencyError,
+    RunFailedError,
+    RunNotFoundError,
+)
+from ..execution import execute
+from ..retry import settle
 from ..status import ErrorInfo, TaskHandle, TaskStatus
-from .base import BaseBackend, EnqueueRequest
+from .base import BaseBackend
+from .bridge import BridgeSink, apply_summary, read_summary, run_failed
 
 try:
     import celery
     from celery import shared_task
-    from celery.exceptions import Ignore
-    from celery.result import AsyncResult
-    from kombu.exceptions import OperationalError
+    from celery.exceptions import Ignore, SecurityError
+    from kombu.exceptions import DecodeError, OperationalError
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingDependencyError(
         "CeleryBackend needs Celery: pip install 'django-generic-tasks[celery]' "
@@ -48,14 +57,6 @@ SCHEDULED_STATE = "SCHEDULED"
 
 CELERY_PRIORITY_LEVELS = 10
 """Celery priorities used: 0..9, the range both Redis and RabbitMQ (``x-max-priority``) take."""
-
-
-class RunFailedError(Exception):
-    """A run failed for good; raised by the Celery task so Celery records it as FAILURE.
-
-    ``args`` are ``(summary, traceback)`` where ``summary`` is ``"<type>: <message>"`` of the
-    task's own exception, so the error survives Celery's JSON result serialisation.
-    """
 
 
 def celery_priority(priority: int, *, lowest_first: bool) -> int:
@@ -79,43 +80,61 @@ def _run_task(
     queue: str | None = None,
     priority: int | None = None,
 ) -> str | None:
-    """Run one attempt of a typed task on a Celery worker and apply its retry policy.
+    """Run one attempt of a typed task on a Celery worker and settle its outcome.
 
     Returns the run's summary as a JSON string when the app has a result backend (Celery reprs
-    every return value for its logs, and a string is far cheaper to repr than a dict).
+    every return value for its logs, and a string is far cheaper to repr than a dict); a run
+    that failed for good raises ``RunFailedError`` so that Celery records a FAILURE.
     """
     outcome = execute(task, params, run_id=run_id, attempt=attempt, max_attempts=max_attempts)
-    summary: dict[str, Any] = {"status": str(outcome.status), "attempt": attempt}
-    if outcome.will_retry:
-        summary["retry_at"] = outcome.retry_at.isoformat() if outcome.retry_at else None
-        # Celery never overwrites a stored SUCCESS, so this attempt stores a custom state and is
-        # ignored (acknowledged, no result stored), before the next attempt can finish.
-        self.update_state(task_id=run_id, state=SCHEDULED_STATE, meta=summary)
-        self.apply_async(
-            kwargs={
-                "task": task,
-                "params": params,
-                "run_id": run_id,
-                "attempt": attempt + 1,
-                "max_attempts": outcome.max_attempts,
-                "queue": queue,
-                "priority": priority,
-            },
-            task_id=run_id,
-            kwargsrepr=_describe(task, attempt + 1),
-            eta=outcome.retry_at,
-            queue=queue,
-            priority=priority,
-        )
-        raise Ignore()
+    request = EnqueueRequest(
+        run_id, task, params, queue or "", 0, None, None, outcome.max_attempts, None, attempt
+    )
+    sink = _CelerySink(self, queue, priority, bool(self.app.conf.result_backend))
+    if settle(sink, request, outcome) is not None:
+        raise Ignore()  # acknowledged, nothing stored: the SCHEDULED state stays until then
     if outcome.status is TaskStatus.FAILED and outcome.error is not None:
-        raise RunFailedError(str(outcome.error), outcome.error.traceback)
-    if not self.app.conf.result_backend:
-        return None  # nobody can read it back: skip building it
-    summary["result"] = _jsonable(outcome)
-    if outcome.error is not None:
-        summary["error"] = str(outcome.error)
-    return json.dumps(summary)
+        raise run_failed(outcome.error, task)
+    if sink.summary is None or not sink.with_result:
+        return None  # nobody can read it back
+    return json.dumps(sink.summary)
+
+
+class _CelerySink(BridgeSink):
+    """The retry-seam hooks inside the generic Celery task."""
+
+    def __init__(self, task: Any, queue: str | None, priority: int | None, results: bool) -> None:
+        super().__init__(with_result=results)
+        self.task, self.queue, self.priority = task, queue, priority
+
+    def record(self, request: EnqueueRequest, outcome: Any) -> None:
+        """Keep the summary; a retry's SCHEDULED state is stored at once."""
+        if outcome.status is TaskStatus.SCHEDULED:
+            # Celery never overwrites a stored SUCCESS, so the SCHEDULED state is stored before
+            # the next attempt is sent (and can finish).
+            super().record(request, outcome)
+            self.task.update_state(task_id=request.run_id, state=SCHEDULED_STATE, meta=self.summary)
+        elif self.with_result:
+            super().record(request, outcome)
+
+    def requeue(self, request: EnqueueRequest) -> None:
+        """Send the generic task again for the next attempt, with an ETA."""
+        self.task.apply_async(
+            kwargs={
+                "task": request.task_name,
+                "params": request.params_json,
+                "run_id": request.run_id,
+                "attempt": request.attempt,
+                "max_attempts": request.max_attempts,
+                "queue": self.queue,
+                "priority": self.priority,
+            },
+            task_id=request.run_id,
+            kwargsrepr=_describe(request.task_name, request.attempt),
+            eta=request.run_after,
+            queue=self.queue,
+            priority=self.priority,
+        )
 
 
 run_task: Any = shared_task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True)(
@@ -258,27 +277,44 @@ class CeleryBackend(BaseBackend):
         return [self.handle_for(request) for request in requests]
 
     def get_result(self, run_id: str) -> TaskHandle:
-        """Read the run's state from the Celery result backend."""
+        """Read a run's state from the Celery result backend.
+
+        Only runs started through this library are read: a stored result without this
+        library's summary (another application's task, a JSON list, garbage) raises
+        ``RunNotFoundError`` (a ``LookupError``). A run Celery knows nothing of yet is
+        ``ready`` (Celery cannot tell unknown ids from waiting ones).
+        """
         if not self.supports_results:
             return super().get_result(run_id)
-        result = AsyncResult(run_id, app=self.app)
-        state = result.state
+        try:
+            meta = self.app.backend.get_task_meta(run_id)
+        except (DecodeError, SecurityError, TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise RunNotFoundError(f"No task run {run_id!r}.") from exc
+        if not isinstance(meta, dict):
+            raise RunNotFoundError(f"No task run {run_id!r}.")
+        state, value = meta.get("status"), meta.get("result")
         handle = TaskHandle(id=run_id, name="", status=TaskStatus.READY, backend=self)
-        if state == "STARTED":
+        if state in {"SUCCESS", SCHEDULED_STATE}:
+            summary = read_summary(value, run_id)
+            if summary is None:
+                raise RunNotFoundError(f"No task run {run_id!r}.")
+            apply_summary(handle, summary)
+            return handle
+        if state == "FAILURE" and isinstance(value, RunFailedError):
+            handle.status, handle.error = TaskStatus.FAILED, value.error
+            handle.name = value.task_name
+            return handle
+        if state != "PENDING" and meta.get("name") != TASK_NAME:
+            # Started, revoked or failed without our summary: only ``result_extended`` names
+            # the task; anything unnamed or named otherwise is not shown.
+            raise RunNotFoundError(f"No task run {run_id!r}.")
+        if state in {"STARTED", "RETRY"}:
             handle.status = TaskStatus.RUNNING
         elif state == "REVOKED":
             handle.status = TaskStatus.CANCELLED
         elif state == "FAILURE":
             handle.status = TaskStatus.FAILED
-            handle.error = _error_from(result.result, result.traceback)
-        elif state in {"SUCCESS", SCHEDULED_STATE} and isinstance(result.result, str | dict):
-            value = result.result
-            summary = json.loads(value) if isinstance(value, str) else value
-            handle.status = TaskStatus(summary.get("status", TaskStatus.SUCCEEDED))
-            handle.result = summary.get("result")
-            handle.attempts = int(summary.get("attempt", 0))
-            if summary.get("error"):
-                handle.error = _error_from(summary["error"], None)
+            handle.error = _crash_info(value, meta.get("traceback"))
         return handle
 
     def check(self) -> list[CheckMessage]:
@@ -323,22 +359,11 @@ def _describe(task_name: str, attempt: int) -> str:
     return f"{{task: {task_name!r}, attempt: {attempt}}}"
 
 
-def _jsonable(outcome: Outcome) -> Any:
-    """The run's result if it can be serialised as JSON, else its ``repr``."""
-    try:
-        json.dumps(outcome.result)
-    except (TypeError, ValueError):
-        return repr(outcome.result)
-    return outcome.result
-
-
-def _error_from(value: Any, traceback: str | None) -> ErrorInfo:
-    if isinstance(value, RunFailedError) and value.args:
-        summary = str(value.args[0])
-        traceback = str(value.args[1]) if len(value.args) > 1 else traceback
-    elif isinstance(value, BaseException):
-        summary = f"{type(value).__module__}.{type(value).__qualname__}: {value}"
-    else:
-        summary = str(value)
-    kind, _, message = summary.partition(": ")
-    return ErrorInfo(type=kind, message=message, traceback=traceback or "")
+def _crash_info(value: Any, traceback: Any) -> ErrorInfo:
+    """The error of a generic task that crashed outside the task's own error handling."""
+    exc_type = type(value)
+    return ErrorInfo(
+        type=f"{exc_type.__module__}.{exc_type.__qualname__}",
+        message=str(value),
+        traceback=traceback if isinstance(traceback, str) else "",
+    )

@@ -2,8 +2,12 @@
 
 Every run is enqueued as one module-level ``django.tasks`` task, ``run_generic_task``, whose
 arguments are the task name, the params as JSON, the run id and the attempt numbers. Its body
-calls ``execution.execute()``, the path every backend uses; when the task's policy asks for
-another attempt, it enqueues itself again with ``run_after`` and ``attempt + 1``.
+calls ``execution.execute()``, the path every backend uses, and settles the outcome through the
+retry seam: another attempt is the same task enqueued again with ``run_after`` and
+``attempt + 1``. Every attempt returns the bridge's summary (``backends.bridge``), failures
+included: ``django.tasks`` keeps only an exception's class path and traceback text, so a run
+that failed for good is a SUCCESSFUL ``django.tasks`` result whose summary says ``failed``
+(with its error as structured fields).
 
 Uses ``django.tasks`` (Django >= 6.0) or, on Django 5.2, the ``django-tasks`` backport.
 """
@@ -11,7 +15,6 @@ Uses ``django.tasks`` (Django >= 6.0) or, on Django 5.2, the ``django-tasks`` ba
 from __future__ import annotations
 
 import importlib
-import json
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,15 +22,19 @@ from typing import Any, ClassVar
 
 from django.core.checks import CheckMessage, Error
 
+from ..enqueue import EnqueueRequest
 from ..exceptions import (
     ConfigurationError,
     EnqueueError,
     MissingDependencyError,
     ResultNotAvailableError,
+    RunNotFoundError,
 )
 from ..execution import execute
+from ..retry import settle
 from ..status import ErrorInfo, TaskHandle, TaskStatus
-from .base import BaseBackend, EnqueueRequest
+from .base import BaseBackend
+from .bridge import BridgeSink, apply_summary, error_fields, read_summary
 
 
 def _import_tasks_framework() -> Any:
@@ -58,14 +65,6 @@ RESULT_IDS_KEPT = 10_000
 """How many run id -> result id pairs a backend remembers for ``get_result(run_id)``."""
 
 
-class RunFailedError(Exception):
-    """A run failed for good; raised by ``run_generic_task`` so ``django.tasks`` records FAILED.
-
-    ``args`` are ``(summary, traceback)``: ``summary`` is ``"<type>: <message>"`` of the task's
-    own exception and ``traceback`` its formatted traceback.
-    """
-
-
 def _run_generic_task(
     context: Any,
     task: str,
@@ -74,28 +73,48 @@ def _run_generic_task(
     attempt: int = 1,
     max_attempts: int | None = None,
 ) -> dict[str, Any]:
-    """Run one attempt of a typed task inside a ``django.tasks`` worker."""
+    """Run one attempt of a typed task inside a ``django.tasks`` worker; return its summary."""
     outcome = execute(task, params, run_id=run_id, attempt=attempt, max_attempts=max_attempts)
-    summary: dict[str, Any] = {"status": str(outcome.status), "attempt": attempt}
-    if outcome.will_retry:
-        current = context.task_result.task
+    request = EnqueueRequest(
+        run_id, task, params, "", 0, None, None, outcome.max_attempts, None, attempt
+    )
+    sink = _DjangoTasksSink(context)
+    settle(sink, request, outcome)
+    assert sink.summary is not None
+    follow_up = sink.follow_up
+    if follow_up is None:
+        return sink.summary
+    follow_status = str(follow_up.status)
+    if follow_status == "SUCCESSFUL":  # ran in-process (ImmediateBackend): report its end
+        return dict(follow_up.return_value)
+    if follow_status == "FAILED":  # the follow-up crashed outside the task's error handling
+        summary = dict(sink.summary, status=str(TaskStatus.FAILED))
+        if follow_up.errors:
+            summary["error"] = error_fields(_crash_info(follow_up.errors[-1]))
+        return summary
+    return dict(sink.summary, next=follow_up.id)
+
+
+class _DjangoTasksSink(BridgeSink):
+    """The retry-seam hooks inside ``run_generic_task``."""
+
+    def __init__(self, context: Any) -> None:
+        super().__init__()
+        self.context = context
+        self.follow_up: Any = None
+
+    def requeue(self, request: EnqueueRequest) -> None:
+        """Enqueue ``run_generic_task`` again for the next attempt (deferred if possible)."""
+        current = self.context.task_result.task
         backend = dj_tasks.task_backends[current.backend]
-        retry = current.using(run_after=outcome.retry_at) if backend.supports_defer else current
-        follow_up = retry.enqueue(task, params, run_id, attempt + 1, outcome.max_attempts)
-        follow_status = str(follow_up.status)
-        if follow_status == "SUCCESSFUL":  # ran in-process (ImmediateBackend): report its end
-            return dict(follow_up.return_value)
-        if follow_status == "FAILED" and follow_up.errors:
-            error = _error_from_task_error(follow_up.errors[-1])
-            raise RunFailedError(str(error), error.traceback)
-        summary["next"] = follow_up.id
-    elif outcome.status is TaskStatus.FAILED and outcome.error is not None:
-        raise RunFailedError(str(outcome.error), outcome.error.traceback)
-    else:
-        summary["result"] = _jsonable(outcome.result)
-        if outcome.error is not None:
-            summary["error"] = str(outcome.error)
-    return summary
+        retry = current.using(run_after=request.run_after) if backend.supports_defer else current
+        self.follow_up = retry.enqueue(
+            request.task_name,
+            request.params_json,
+            request.run_id,
+            request.attempt,
+            request.max_attempts,
+        )
 
 
 _run_generic_task.__name__ = _run_generic_task.__qualname__ = "run_generic_task"
@@ -242,6 +261,8 @@ class DjangoTasksBackend(BaseBackend):
             result = self.tasks_backend.get_result(result_id)
         except _DoesNotExist as exc:
             raise ResultNotAvailableError(f"No run or task result {run_id!r}.") from exc
+        if not _is_ours(result):
+            raise RunNotFoundError(f"No task run {run_id!r}.")
         handle = DjangoTaskHandle(id=run_id, name="", status=TaskStatus.READY, backend=self)
         handle.task_result = result
         _follow(handle, self.tasks_backend)
@@ -277,66 +298,49 @@ def _follow(handle: DjangoTaskHandle, backend: Any) -> None:
     """Walk from ``handle.task_result`` along retries to the latest attempt, then apply it."""
     result = handle.task_result
     for _ in range(1000):
-        value = _return_value(result)
-        next_id = value.get("next") if isinstance(value, dict) else None
-        if not next_id:
+        summary = _summary(result)
+        next_id = summary.get("next") if summary is not None else None
+        if not isinstance(next_id, str) or not next_id:
             break
         result = backend.get_result(next_id)
+        if not _is_ours(result):
+            break
     handle.task_result = result
     _apply(handle, result, False)
 
 
-def _return_value(result: Any) -> Any:
-    status = str(result.status)
-    if status != "SUCCESSFUL":
+def _is_ours(result: Any) -> bool:
+    """Whether a ``django.tasks`` result is one of ``run_generic_task``'s."""
+    return getattr(getattr(result, "task", None), "func", None) is _run_generic_task
+
+
+def _summary(result: Any) -> dict[str, Any] | None:
+    if str(result.status) != "SUCCESSFUL":
         return None
-    return result.return_value
+    return read_summary(result.return_value)
 
 
 def _apply(handle: TaskHandle, result: Any, deferred: bool) -> None:
     status = str(result.status)
-    value = _return_value(result)
-    if status == "SUCCESSFUL" and isinstance(value, dict):
-        handle.status = TaskStatus(value.get("status", TaskStatus.SUCCEEDED))
-        handle.result = value.get("result")
-        handle.attempts = int(value.get("attempt", 0))
-        if value.get("error"):
-            handle.error = _error_info(str(value["error"]), "")
+    if status == "SUCCESSFUL":
+        summary = _summary(result)
+        if summary is None:
+            raise RunNotFoundError(f"No task run {handle.id!r}.")
+        apply_summary(handle, summary)
     elif status == "FAILED":
         handle.status = TaskStatus.FAILED
         handle.attempts = max(handle.attempts, len(result.worker_ids))
         if result.errors:
-            handle.error = _error_from_task_error(result.errors[-1])
+            handle.error = _crash_info(result.errors[-1])
     elif status == "RUNNING":
         handle.status = TaskStatus.RUNNING
     else:
         handle.status = TaskStatus.SCHEDULED if deferred else TaskStatus.READY
 
 
-def _error_from_task_error(error: Any) -> ErrorInfo:
-    traceback = str(error.traceback)
-    if error.exception_class_path == f"{__name__}.RunFailedError":
-        # The last line of the traceback is "...RunFailedError: ('<type>: <message>', '<tb>')".
-        marker = "RunFailedError: "
-        tail = traceback[traceback.rfind(marker) + len(marker) :].strip()
-        try:
-            import ast
-
-            summary, original = ast.literal_eval(tail)
-            return _error_info(str(summary), str(original))
-        except (ValueError, SyntaxError):
-            pass
-    return _error_info(f"{error.exception_class_path}: ", traceback)
-
-
-def _error_info(summary: str, traceback: str) -> ErrorInfo:
-    kind, _, message = summary.partition(": ")
-    return ErrorInfo(type=kind, message=message, traceback=traceback)
-
-
-def _jsonable(value: Any) -> Any:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
-    return value
+def _crash_info(error: Any) -> ErrorInfo:
+    """The error of a ``run_generic_task`` that raised (outside the task's error handling):
+    ``django.tasks`` keeps the class path and the traceback text, shown as they are."""
+    return ErrorInfo(
+        type=str(error.exception_class_path), message="", traceback=str(error.traceback)
+    )
