@@ -1,246 +1,47 @@
-"""What the tasks endpoints read and answer: response schemas, run envelopes, push headers.
+"""Older home of the tasks endpoints' schemas: ``django_generic_tasks.api.schemas`` now."""
 
-Used by ``django_generic_tasks.api``; the names are re-exported there.
-"""
+from .api.schemas import (
+    DetailOut,
+    ErrorOut,
+    RunOut,
+    RunStatusOut,
+    StartedOut,
+    ValidationErrorOut,
+    body_model,
+    envelope,
+    envelope_json,
+    error_out,
+    http_status,
+    is_push_delivery,
+    jsonable,
+    read_run_headers,
+    run_headers_openapi,
+)
+from .wire import (
+    CLOUD_TASKS_NAME_HEADER,
+    EXECUTION_COUNT_HEADER,
+    RETRY_COUNT_HEADER,
+    RUN_ID_HEADER,
+)
 
-import re
-from datetime import datetime
-from typing import Any
-
-from django.conf import settings
-from django.http import HttpRequest
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic_core import PydanticSerializationError, to_json, to_jsonable_python
-
-from .execution import Outcome
-from .status import ErrorInfo, TaskStatus, new_run_id
-
-RETRY_COUNT_HEADER = "X-CloudTasks-TaskRetryCount"
-EXECUTION_COUNT_HEADER = "X-CloudTasks-TaskExecutionCount"
-RUN_ID_HEADER = "X-Task-Run-Id"
-CLOUD_TASKS_NAME_HEADER = "X-CloudTasks-TaskName"
-_RUN_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
-_RUN_RESPONSES = {
-    "responses": {
-        200: {"description": "Finished: succeeded, discarded, or failed for the last time."},
-        500: {"description": "Failed; the task's policy wants another attempt (retry on 5xx)."},
-        400: {"description": "The body is not JSON."},
-        401: {"description": "Missing or invalid credentials."},
-        403: {"description": "Valid credentials of a caller that is not allowed."},
-        422: {"description": "Invalid params: nothing was run."},
-        503: {"description": "Credentials cannot be checked now (e.g. certificates fetch)."},
-    }
-}
-
-
-class ErrorOut(BaseModel):
-    """Why a run failed: exception type and message (the traceback only when DEBUG)."""
-
-    type: str
-    message: str
-    traceback: str | None = None
-
-
-class RunOut(BaseModel):
-    """The envelope of one attempt run through ``POST <mount>/<Task.name>``."""
-
-    run_id: str
-    task: str
-    status: TaskStatus = Field(
-        description="succeeded, failed (final), discarded, or scheduled (will be retried)."
-    )
-    attempt: int
-    max_attempts: int
-    result: Any = Field(default=None, description="The return value, when JSON-serialisable.")
-    error: ErrorOut | None = None
-    retry_at: datetime | None = None
-
-
-class StartedOut(BaseModel):
-    """A run handed to the configured backend by ``POST <mount>/<Task.name>/start``."""
-
-    run_id: str
-    task: str
-    status: TaskStatus
-
-
-class RunStatusOut(BaseModel):
-    """A run's last known state, from a backend that keeps results."""
-
-    run_id: str
-    task: str
-    status: TaskStatus
-    attempts: int
-    result: Any = None
-    error: ErrorOut | None = None
-
-
-class DetailOut(BaseModel):
-    """An error that is not about a task's own failure."""
-
-    detail: str
-
-
-class ValidationErrorOut(BaseModel):
-    """Field-level validation errors, as django-ninja reports them."""
-
-    detail: list[dict[str, Any]]
-
-
-def _meta_key(header: str) -> str:
-    return "HTTP_" + header.upper().replace("-", "_")
-
-
-_RETRY_COUNT_META = _meta_key(RETRY_COUNT_HEADER)
-_EXECUTION_COUNT_META = _meta_key(EXECUTION_COUNT_HEADER)
-_RUN_ID_META = _meta_key(RUN_ID_HEADER)
-_CLOUD_TASKS_NAME_META = _meta_key(CLOUD_TASKS_NAME_HEADER)
-_RUN_ID_RE = re.compile(_RUN_ID_PATTERN)
-
-
-def is_push_delivery(request: HttpRequest) -> bool:
-    """Whether ``request`` is a push queue's delivery (Cloud Tasks sets its task name header)."""
-    return "HTTP_X_CLOUDTASKS_TASKNAME" in request.META
-
-
-def body_model(params_model: type[BaseModel]) -> type[BaseModel]:
-    """The params model as the body schema, rejecting unknown fields like ``start()`` does."""
-    if "extra" in params_model.model_config:
-        return params_model
-    return type(
-        params_model.__name__,
-        (params_model,),
-        {
-            "model_config": ConfigDict(**{**params_model.model_config, "extra": "forbid"}),
-            "__module__": params_model.__module__,
-            "__qualname__": params_model.__qualname__,
-            "__doc__": params_model.__doc__,
-        },
-    )
-
-
-def _header_error(header: str, kind: str, message: str) -> dict[str, Any]:
-    return {"type": kind, "loc": ["header", header], "msg": message}
-
-
-def read_run_headers(request: HttpRequest) -> tuple[int, str, list[dict[str, Any]]]:
-    """The attempt number and run id a push queue sent, and field errors for bad values.
-
-    Attempt = ``X-CloudTasks-TaskRetryCount`` + 1, else ``X-CloudTasks-TaskExecutionCount``
-    + 1, else 1 (Django's ``META`` makes header names case-insensitive). The run id is
-    ``X-Task-Run-Id``, else ``X-CloudTasks-TaskName`` when it is a valid id, else a new one.
-    """
-    meta, errors, attempt = request.META, [], 0
-    for header, key in (
-        (RETRY_COUNT_HEADER, _RETRY_COUNT_META),
-        (EXECUTION_COUNT_HEADER, _EXECUTION_COUNT_META),
-    ):
-        value = meta.get(key)
-        if value is None:
-            continue
-        value = value.strip()
-        if not (value.isascii() and value.isdigit()):
-            errors.append(_header_error(header, "int_parsing", "Expected an integer >= 0."))
-        elif not attempt:
-            attempt = int(value) + 1
-    run_id = meta.get(_RUN_ID_META)
-    if run_id is not None and not _RUN_ID_RE.match(run_id):
-        errors.append(
-            _header_error(RUN_ID_HEADER, "string_pattern_mismatch", f"Must match {_RUN_ID_PATTERN}")
-        )
-    if not run_id:
-        name = meta.get(_CLOUD_TASKS_NAME_META)
-        run_id = name if name and _RUN_ID_RE.match(name) else new_run_id()
-    return attempt or 1, run_id, errors
-
-
-def run_headers_openapi() -> dict[str, Any]:
-    """OpenAPI ``parameters`` and response descriptions for ``POST <mount>/<Task.name>``."""
-    count = {"type": "integer", "minimum": 0}
-    return {
-        "parameters": [
-            {
-                "in": "header",
-                "name": RETRY_COUNT_HEADER,
-                "required": False,
-                "schema": count,
-                "description": "Set by Cloud Tasks: retries so far; attempt = value + 1.",
-            },
-            {
-                "in": "header",
-                "name": EXECUTION_COUNT_HEADER,
-                "required": False,
-                "schema": count,
-                "description": "Set by Cloud Tasks; used when the retry count is absent.",
-            },
-            {
-                "in": "header",
-                "name": RUN_ID_HEADER,
-                "required": False,
-                "schema": {"type": "string", "pattern": _RUN_ID_PATTERN},
-                "description": "The run id to report (backends that push runs set it); "
-                "default: the Cloud Tasks task name, or a new id.",
-            },
-        ],
-        **_RUN_RESPONSES,
-    }
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` as JSON-compatible data, or ``None`` when it cannot be represented."""
-    if value is None:
-        return None
-    try:
-        return to_jsonable_python(value)
-    except (PydanticSerializationError, TypeError, ValueError):
-        return None
-
-
-def error_out(error: ErrorInfo | None) -> ErrorOut | None:
-    """``error`` for an HTTP caller: the traceback only when ``DEBUG``."""
-    if error is None:
-        return None
-    return ErrorOut(
-        type=error.type,
-        message=error.message,
-        traceback=error.traceback if settings.DEBUG else None,
-    )
-
-
-def envelope(outcome: Outcome) -> RunOut:
-    """The response body for one executed attempt."""
-    return RunOut(
-        run_id=outcome.run_id,
-        task=outcome.task_name,
-        status=outcome.status,
-        attempt=outcome.attempt,
-        max_attempts=outcome.max_attempts,
-        result=jsonable(outcome.result),
-        error=error_out(outcome.error),
-        retry_at=outcome.retry_at,
-    )
-
-
-def envelope_json(outcome: Outcome) -> bytes:
-    """``envelope(outcome)`` serialised: the same JSON, without building the model when the
-    attempt has neither error nor retry time (the hot path of push queues)."""
-    if outcome.error is not None or outcome.retry_at is not None:
-        return envelope(outcome).model_dump_json().encode()
-    return to_json(
-        {
-            "run_id": outcome.run_id,
-            "task": outcome.task_name,
-            "status": outcome.status,
-            "attempt": outcome.attempt,
-            "max_attempts": outcome.max_attempts,
-            "result": jsonable(outcome.result),
-            "error": None,
-            "retry_at": None,
-        },
-        inf_nan_mode="null",  # as RunOut's serialiser (Pydantic's default for models)
-    )
-
-
-def http_status(outcome: Outcome) -> int:
-    """500 when the run will be retried (push queues retry on 5xx), else 200."""
-    return 500 if outcome.will_retry else 200
+__all__ = [
+    "CLOUD_TASKS_NAME_HEADER",
+    "EXECUTION_COUNT_HEADER",
+    "RETRY_COUNT_HEADER",
+    "RUN_ID_HEADER",
+    "DetailOut",
+    "ErrorOut",
+    "RunOut",
+    "RunStatusOut",
+    "StartedOut",
+    "ValidationErrorOut",
+    "body_model",
+    "envelope",
+    "envelope_json",
+    "error_out",
+    "http_status",
+    "is_push_delivery",
+    "jsonable",
+    "read_run_headers",
+    "run_headers_openapi",
+]

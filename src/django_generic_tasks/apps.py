@@ -13,5 +13,6 @@ class DjangoGenericTasksConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks, security  # noqa: F401  (registers the system checks)
+        from .api import checks as api_checks  # noqa: F401  (registers W301)
 
         autodiscover_modules("tasks")

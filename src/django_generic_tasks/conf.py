@@ -9,6 +9,8 @@
 | ``TASKS_OIDC_SERVICE_ACCOUNTS`` | allowed ``email`` claims | ``[]`` |
 | ``TASKS_OIDC_CERTS_URL`` | where Google's signing certificates are fetched | Google's v1 certs |
 | ``TASKS_OIDC_CLOCK_SKEW`` | seconds of clock skew tolerated on ``exp``/``iat`` | ``10`` |
+| ``TASKS_API_EXPOSE_ERROR_MESSAGES`` | error bodies carry exception messages | ``False`` |
+| ``TASKS_API_QUEUES`` | more queue names ``POST <task>/start?queue=`` accepts | ``[]`` |
 """
 
 from __future__ import annotations
@@ -47,6 +49,10 @@ class TasksSettings(BaseModel):
     )
     oidc_certs_url: str = Field(default=GOOGLE_CERTS_URL, alias="TASKS_OIDC_CERTS_URL")
     oidc_clock_skew: int = Field(default=10, ge=0, le=600, alias="TASKS_OIDC_CLOCK_SKEW")
+    api_expose_error_messages: bool = Field(
+        default=False, alias="TASKS_API_EXPOSE_ERROR_MESSAGES", strict=True
+    )
+    api_queues: list[str] = Field(default_factory=list, alias="TASKS_API_QUEUES")
 
 
 _SETTING_NAMES = frozenset(

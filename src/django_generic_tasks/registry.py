@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import DuplicateTaskNameError, UnknownTaskError
@@ -21,7 +21,8 @@ class TaskRegistry:
         self._tasks: dict[str, AnyTaskClass] = {}
         self._lock = threading.Lock()
         self.urls_built = False
-        """Set once an HTTP router has built its routes; later registrations then warn."""
+        """Set once an HTTP router has built its routes; later registrations go to listeners."""
+        self._late_listeners: list[Callable[[AnyTaskClass], None]] = []
 
     def register(self, task_class: AnyTaskClass) -> None:
         """Register a task class under its ``name``.
@@ -39,9 +40,18 @@ class TaskRegistry:
                 )
             self._tasks[name] = task_class
         if self.urls_built and existing is None:
-            from .api import warn_late_registration
+            for listener in list(self._late_listeners):
+                listener(task_class)
 
-            warn_late_registration(task_class)
+    def on_late_registration(self, listener: Callable[[AnyTaskClass], None]) -> None:
+        """Call ``listener(task_class)`` for each new task registered once ``urls_built`` is set.
+
+        The HTTP router uses it to warn that such a task has no endpoint; the registry itself
+        knows nothing about HTTP. Adding the same listener twice has no effect.
+        """
+        with self._lock:
+            if listener not in self._late_listeners:
+                self._late_listeners.append(listener)
 
     def unregister(self, name: str) -> None:
         """Forget the task registered under ``name`` (for tests)."""

@@ -8,6 +8,7 @@ import pytest
 from django.core.checks import run_checks
 from django.test import Client
 
+from django_generic_tasks.api.checks import check_open_api
 from django_generic_tasks.security import check_api_authentication
 
 # Requests go through Django's request signals, which touch the database connection.
@@ -52,13 +53,34 @@ def test_unimportable_auth_path_is_an_error(settings: Any) -> None:
 
 def test_open_api_without_debug_warns(settings: Any) -> None:
     settings.DEBUG = False
-    (warning,) = [m for m in check_api_authentication() if m.id == "django_generic_tasks.W301"]
+    (warning,) = [m for m in check_open_api() if m.id == "django_generic_tasks.W301"]
     assert "tests.add" in warning.msg
+    assert "runs/<run_id>" in warning.msg
 
 
 def test_open_api_with_debug_does_not_warn(settings: Any) -> None:
     settings.DEBUG = True
-    assert "django_generic_tasks.W301" not in ids(check_api_authentication())
+    assert "django_generic_tasks.W301" not in ids(check_open_api())
+
+
+def test_w301_leaves_out_the_run_status_endpoint_once_global_auth_is_set(settings: Any) -> None:
+    settings.DEBUG = False
+    settings.TASKS_API_AUTHENTICATION = "tests.unit.test_api.allow_header_key"
+    messages = [m for m in check_open_api() if m.id == "django_generic_tasks.W301"]
+    # Only tasks that opt out with api_auth = None stay open; runs of other tasks are guarded.
+    assert all("runs/<run_id>" not in m.msg for m in messages)
+    assert all("tests.add" not in m.msg for m in messages)
+
+
+def test_plain_http_certs_url_is_an_error(settings: Any) -> None:
+    settings.TASKS_API_AUTHENTICATION = "oidc"
+    settings.TASKS_OIDC_AUDIENCE = "https://x.test/api/tasks/"
+    settings.TASKS_OIDC_SERVICE_ACCOUNTS = ["sa@p.iam.gserviceaccount.com"]
+    settings.TASKS_OIDC_CERTS_URL = "http://certs.example.test/oauth2/v1/certs"
+    assert "django_generic_tasks.E305" in ids(check_api_authentication())
+    for fine in ("https://certs.example.test/c", "http://127.0.0.1:8123/c", "http://[::1]/c"):
+        settings.TASKS_OIDC_CERTS_URL = fine
+        assert "django_generic_tasks.E305" not in ids(check_api_authentication())
 
 
 def test_the_check_is_registered_with_django(settings: Any) -> None:

@@ -221,7 +221,9 @@ def test_expired_cache_is_refreshed(signing_key: SigningKey, oidc_settings: Cert
     cache.min_interval = 0
     try:
         assert call(bearer(mint_token(key=signing_key))).status_code == 200
+        # expired: served while the refresh runs in the background
         assert call(bearer(mint_token(key=signing_key))).status_code == 200
+        assert cache.wait_for_refresh(10)
         assert oidc_settings.requests == 2
     finally:
         cache.min_interval = 5.0

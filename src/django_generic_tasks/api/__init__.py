@@ -1,0 +1,65 @@
+"""The HTTP layer: a django-ninja router with one endpoint per registered task.
+
+Mount it on your own ``NinjaAPI``::
+
+    api.add_router("/tasks/", django_generic_tasks.api.router)
+
+which gives, for every registered task:
+
+- ``POST <mount>/<Task.name>``: run the task now, through ``execution.execute()``; the body is
+  the task's params model. 200 with the run's envelope when it succeeded, was discarded, or
+  failed for the last time; 500 when it failed and its policy wants another attempt (so a push
+  queue such as Cloud Tasks retries); 422 for invalid params; 404 for an unknown task.
+- ``POST <mount>/<Task.name>/start``: hand the task to ``TASKS_BACKEND``; 202 with the run id.
+- ``GET <mount>/runs/<run_id>``: status and result, on backends that keep results.
+
+Every ``POST`` needs ``Content-Type: application/json`` (415 otherwise). Routes are added when
+the router is bound to an API (when ``api.urls`` is built). A task registered after that has
+no endpoint: its registration warns, and a request for it answers 404 saying why. Import task
+modules at start-up (an app's ``tasks.py`` is autodiscovered).
+
+Modules: ``routes`` (the router), ``views``, ``auth`` (who may call), ``schemas`` (what is
+read and answered), ``checks`` (system check W301).
+"""
+
+from ..wire import (
+    CLOUD_TASKS_NAME_HEADER,
+    EXECUTION_COUNT_HEADER,
+    RETRY_COUNT_HEADER,
+    RUN_ID_HEADER,
+)
+from .auth import TasksAuth
+from .routes import TasksRouter, router, warn_late_registration
+from .schemas import (
+    DetailOut,
+    ErrorOut,
+    RunOut,
+    RunStatusOut,
+    StartedOut,
+    ValidationErrorOut,
+    envelope,
+    envelope_json,
+    http_status,
+    read_run_headers,
+)
+
+__all__ = [
+    "CLOUD_TASKS_NAME_HEADER",
+    "EXECUTION_COUNT_HEADER",
+    "RETRY_COUNT_HEADER",
+    "RUN_ID_HEADER",
+    "DetailOut",
+    "ErrorOut",
+    "RunOut",
+    "RunStatusOut",
+    "StartedOut",
+    "TasksAuth",
+    "TasksRouter",
+    "ValidationErrorOut",
+    "envelope",
+    "envelope_json",
+    "http_status",
+    "read_run_headers",
+    "router",
+    "warn_late_registration",
+]

@@ -1,0 +1,301 @@
+"""What the tasks endpoints read and answer: response schemas, run envelopes, push headers.
+
+Used by ``django_generic_tasks.api``; the names are re-exported there (and from the older
+``django_generic_tasks.api_schemas``).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import PydanticSerializationError, to_json, to_jsonable_python
+
+from ..conf import get_settings
+from ..execution import Outcome
+from ..status import ErrorInfo, TaskStatus, new_run_id
+from ..wire import (
+    CLOUD_TASKS_NAME_HEADER,
+    EXECUTION_COUNT_HEADER,
+    RETRY_COUNT_HEADER,
+    RUN_ID_HEADER,
+    RUN_ID_PATTERN,
+    meta_key,
+)
+
+_RUN_ID_PATTERN = RUN_ID_PATTERN
+GENERIC_ERROR_MESSAGE = "The task failed; the server's logs have the details."
+_RUN_RESPONSES = {
+    "responses": {
+        200: {"description": "Finished: succeeded, discarded, or failed for the last time."},
+        500: {"description": "Failed; the task's policy wants another attempt (retry on 5xx)."},
+        400: {"description": "The body is not JSON."},
+        401: {"description": "Missing or invalid credentials."},
+        403: {"description": "Valid credentials of a caller that is not allowed."},
+        415: {"description": "The body is not sent as application/json."},
+        422: {"description": "Invalid params: nothing was run."},
+        503: {"description": "Credentials cannot be checked now, or the process is at capacity."},
+    }
+}
+
+
+class ErrorOut(BaseModel):
+    """Why a run failed: the exception type, and its message only with ``DEBUG`` or
+    ``TASKS_API_EXPOSE_ERROR_MESSAGES`` (a generic text otherwise; the traceback only with
+    ``DEBUG``)."""
+
+    type: str
+    message: str
+    traceback: str | None = None
+
+
+class RunOut(BaseModel):
+    """The envelope of one attempt run through ``POST <mount>/<Task.name>``."""
+
+    run_id: str
+    task: str
+    status: TaskStatus = Field(
+        description="succeeded, failed (final), discarded, or scheduled (will be retried)."
+    )
+    attempt: int
+    max_attempts: int
+    result: Any = Field(default=None, description="The return value, when JSON-serialisable.")
+    error: ErrorOut | None = None
+    retry_at: datetime | None = None
+
+
+class StartedOut(BaseModel):
+    """A run handed to the configured backend by ``POST <mount>/<Task.name>/start``."""
+
+    run_id: str
+    task: str
+    status: TaskStatus
+
+
+class RunStatusOut(BaseModel):
+    """A run's last known state, from a backend that keeps results."""
+
+    run_id: str
+    task: str
+    status: TaskStatus
+    attempts: int
+    result: Any = None
+    error: ErrorOut | None = None
+
+
+class DetailOut(BaseModel):
+    """An error that is not about a task's own failure."""
+
+    detail: str
+
+
+class ValidationErrorOut(BaseModel):
+    """Field-level validation errors, as django-ninja reports them."""
+
+    detail: list[dict[str, Any]]
+
+
+_RETRY_COUNT_META = meta_key(RETRY_COUNT_HEADER)
+_EXECUTION_COUNT_META = meta_key(EXECUTION_COUNT_HEADER)
+_RUN_ID_META = meta_key(RUN_ID_HEADER)
+_CLOUD_TASKS_NAME_META = meta_key(CLOUD_TASKS_NAME_HEADER)
+_RUN_ID_RE = re.compile(RUN_ID_PATTERN)
+
+
+def is_push_delivery(request: HttpRequest) -> bool:
+    """Whether ``request`` says it is a push queue's delivery (Cloud Tasks sets its task name
+    header). Only believe it for a request authenticated as the push queue."""
+    return _CLOUD_TASKS_NAME_META in request.META
+
+
+def body_model(params_model: type[BaseModel]) -> type[BaseModel]:
+    """The params model as the body schema, rejecting unknown fields like ``start()`` does."""
+    if "extra" in params_model.model_config:
+        return params_model
+    return type(
+        params_model.__name__,
+        (params_model,),
+        {
+            "model_config": ConfigDict(**{**params_model.model_config, "extra": "forbid"}),
+            "__module__": params_model.__module__,
+            "__qualname__": params_model.__qualname__,
+            "__doc__": params_model.__doc__,
+        },
+    )
+
+
+def _header_error(header: str, kind: str, message: str) -> dict[str, Any]:
+    return {"type": kind, "loc": ["header", header], "msg": message}
+
+
+def read_run_headers(
+    request: HttpRequest, *, trusted: bool = True
+) -> tuple[int, str, list[dict[str, Any]]]:
+    """The attempt number and run id a push queue sent, and field errors for bad values.
+
+    Attempt = ``X-CloudTasks-TaskRetryCount`` + 1, else ``X-CloudTasks-TaskExecutionCount``
+    + 1, else 1 (Django's ``META`` makes header names case-insensitive). The run id is
+    ``X-Task-Run-Id``, else ``X-CloudTasks-TaskName`` when it is a valid id, else a new one.
+    Unless ``trusted`` (the request was authenticated as the push queue), the headers are
+    ignored: attempt 1 and a new run id.
+    """
+    if not trusted:
+        return 1, new_run_id(), []
+    meta, errors, attempt = request.META, [], 0
+    for header, key in (
+        (RETRY_COUNT_HEADER, _RETRY_COUNT_META),
+        (EXECUTION_COUNT_HEADER, _EXECUTION_COUNT_META),
+    ):
+        value = meta.get(key)
+        if value is None:
+            continue
+        value = value.strip()
+        if not (value.isascii() and value.isdigit()):
+            errors.append(_header_error(header, "int_parsing", "Expected an integer >= 0."))
+        elif not attempt:
+            attempt = int(value) + 1
+    run_id = meta.get(_RUN_ID_META)
+    if run_id is not None and not _RUN_ID_RE.match(run_id):
+        errors.append(
+            _header_error(RUN_ID_HEADER, "string_pattern_mismatch", f"Must match {RUN_ID_PATTERN}")
+        )
+    if not run_id:
+        name = meta.get(_CLOUD_TASKS_NAME_META)
+        run_id = name if name and _RUN_ID_RE.match(name) else new_run_id()
+    return attempt or 1, run_id, errors
+
+
+def run_headers_openapi() -> dict[str, Any]:
+    """OpenAPI ``parameters`` and response descriptions for ``POST <mount>/<Task.name>``."""
+    count = {"type": "integer", "minimum": 0}
+    return {
+        "parameters": [
+            {
+                "in": "header",
+                "name": RETRY_COUNT_HEADER,
+                "required": False,
+                "schema": count,
+                "description": "Set by Cloud Tasks: retries so far; attempt = value + 1.",
+            },
+            {
+                "in": "header",
+                "name": EXECUTION_COUNT_HEADER,
+                "required": False,
+                "schema": count,
+                "description": "Set by Cloud Tasks; used when the retry count is absent.",
+            },
+            {
+                "in": "header",
+                "name": RUN_ID_HEADER,
+                "required": False,
+                "schema": {"type": "string", "pattern": RUN_ID_PATTERN},
+                "description": "The run id to report (backends that push runs set it); "
+                "default: the Cloud Tasks task name, or a new id. Push headers are only "
+                "read from requests authenticated as the push queue (OIDC).",
+            },
+        ],
+        **_RUN_RESPONSES,
+    }
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as JSON-compatible data, or ``None`` when it cannot be represented."""
+    if value is None:
+        return None
+    try:
+        return to_jsonable_python(value)
+    except (PydanticSerializationError, TypeError, ValueError):
+        return None
+
+
+def expose_error_messages() -> bool:
+    """Whether error bodies carry exception messages: ``DEBUG`` or the explicit opt-in
+    ``TASKS_API_EXPOSE_ERROR_MESSAGES`` (messages may hold URLs, hosts, credentials)."""
+    return bool(settings.DEBUG) or get_settings().api_expose_error_messages
+
+
+def error_out(error: ErrorInfo | None) -> ErrorOut | None:
+    """``error`` for an HTTP caller: its type; its message only when ``expose_error_messages()``;
+    the traceback only when ``DEBUG``."""
+    if error is None:
+        return None
+    return ErrorOut(
+        type=error.type,
+        message=error.message if expose_error_messages() else GENERIC_ERROR_MESSAGE,
+        traceback=error.traceback if settings.DEBUG else None,
+    )
+
+
+def request_body_openapi(params_model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI ``requestBody`` of a task's endpoints: its params model's JSON schema.
+
+    The views read the body themselves, so the schema is given here, self-contained: nested
+    models are written in place (a model that contains itself becomes a plain object there).
+    """
+    schema = body_model(params_model).model_json_schema(ref_template="#/$defs/{model}")
+    definitions = schema.pop("$defs", {})
+    return {
+        "requestBody": {
+            "content": {"application/json": {"schema": _inline(schema, definitions, ())}},
+            "required": True,
+        }
+    }
+
+
+def _inline(node: Any, definitions: dict[str, Any], seen: tuple[str, ...]) -> Any:
+    if isinstance(node, list):
+        return [_inline(item, definitions, seen) for item in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        name = ref.removeprefix("#/$defs/")
+        rest = {k: _inline(v, definitions, seen) for k, v in node.items() if k != "$ref"}
+        if name in seen or name not in definitions:
+            return {"type": "object", "title": name, **rest}
+        return {**_inline(copy.deepcopy(definitions[name]), definitions, (*seen, name)), **rest}
+    return {key: _inline(value, definitions, seen) for key, value in node.items()}
+
+
+def envelope(outcome: Outcome) -> RunOut:
+    """The response body for one executed attempt."""
+    return RunOut(
+        run_id=outcome.run_id,
+        task=outcome.task_name,
+        status=outcome.status,
+        attempt=outcome.attempt,
+        max_attempts=outcome.max_attempts,
+        result=jsonable(outcome.result),
+        error=error_out(outcome.error),
+        retry_at=outcome.retry_at,
+    )
+
+
+def envelope_json(outcome: Outcome) -> bytes:
+    """``envelope(outcome)`` serialised: the same JSON, without building the model when the
+    attempt has neither error nor retry time (the hot path of push queues)."""
+    if outcome.error is not None or outcome.retry_at is not None:
+        return envelope(outcome).model_dump_json().encode()
+    return to_json(
+        {
+            "run_id": outcome.run_id,
+            "task": outcome.task_name,
+            "status": outcome.status,
+            "attempt": outcome.attempt,
+            "max_attempts": outcome.max_attempts,
+            "result": jsonable(outcome.result),
+            "error": None,
+            "retry_at": None,
+        },
+        inf_nan_mode="null",  # as RunOut's serialiser (Pydantic's default for models)
+    )
+
+
+def http_status(outcome: Outcome) -> int:
+    """500 when the run will be retried (push queues retry on 5xx), else 200."""
+    return 500 if outcome.will_retry else 200

@@ -1,0 +1,260 @@
+"""The views of the tasks endpoints: run a task now, start it on the backend, read a run.
+
+The views read and validate the body themselves, once, from JSON against the task's params
+model, as ``execute()`` and every backend do (unknown fields rejected at every level): 400 for
+a body that is not JSON (too deeply nested included), 422 with field errors otherwise.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated, Any
+
+from django.http import HttpRequest, HttpResponse
+from ninja import Query, Status
+from ninja.errors import HttpError
+from ninja.errors import ValidationError as NinjaValidationError
+from pydantic import BaseModel, ValidationError
+
+from ..conf import get_backend, get_settings
+from ..exceptions import (
+    CapacityExceededError,
+    EnqueueError,
+    InvalidOptionError,
+    ResultNotAvailableError,
+    UnsupportedOptionError,
+)
+from ..execution import execute
+from ..params import validate_params
+from ..registry import registry
+from ..security.auth import auth_for_task, authenticates_push_queue
+from ..status import TaskHandle
+from .auth import admit, json_body_required, responder
+from .schemas import (
+    DetailOut,
+    RunStatusOut,
+    StartedOut,
+    envelope_json,
+    error_out,
+    expose_error_messages,
+    http_status,
+    is_push_delivery,
+    jsonable,
+    read_run_headers,
+)
+
+logger = logging.getLogger("django_generic_tasks")
+
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+MAX_DELAY = 10 * 366 * 86400
+MAX_QUEUE_LENGTH = 100  # TaskRun.queue's max_length
+MAX_KEY_LENGTH = 255  # TaskRun.key's max_length
+
+
+def read_params(model: type[BaseModel], body: bytes) -> BaseModel:
+    """``body`` validated as ``model``: ``HttpError`` 400 when it is not JSON, django-ninja's
+    ``ValidationError`` (422, field errors under ``body``) when it does not validate."""
+    try:
+        return validate_params(model, body or b"{}")
+    except ValidationError as exc:
+        raise body_errors(exc) from None
+    except RecursionError:
+        raise HttpError(400, "The body is not valid JSON: it is nested too deeply.") from None
+
+
+def body_errors(exc: ValidationError) -> Exception:
+    """The HTTP error for params that do not validate (400 when the body is not JSON)."""
+    errors = exc.errors(include_url=False, include_context=False, include_input=False)
+    if any(error["type"] == "json_invalid" for error in errors):
+        return HttpError(400, "The body is not valid JSON.")
+    return NinjaValidationError([{**error, "loc": ["body", *error["loc"]]} for error in errors])
+
+
+def make_run_view(task_class: type[Any]) -> Callable[..., Any]:
+    """``POST <mount>/<Task.name>``: run the task now and answer its envelope.
+
+    Push queues retry every non-2xx answer, and params that do not validate never will, so a
+    delivery from the push queue (authenticated as such) with such params is run by
+    ``execute()``, which fails it for good (200); direct callers get the 422.
+    """
+    name, model = task_class.name, task_class.params_model
+
+    def run_task(request: HttpRequest) -> HttpResponse:
+        trusted = authenticates_push_queue(auth_for_task(task_class))
+        attempt, run_id, errors = read_run_headers(request, trusted=trusted)
+        if errors:
+            raise NinjaValidationError(errors)
+        data: BaseModel | bytes
+        try:
+            data = read_params(model, request.body)
+        except NinjaValidationError:
+            if not (trusted and is_push_delivery(request)):
+                raise
+            data = request.body or b"{}"
+        try:
+            outcome = execute(name, data, run_id=run_id, attempt=attempt)
+        except CapacityExceededError as exc:
+            logger.warning("Refused to run %s over HTTP: %s", name, exc)
+            raise HttpError(503, "Too many runs are still running here; try again later.") from exc
+        return HttpResponse(
+            envelope_json(outcome), status=http_status(outcome), content_type=JSON_CONTENT_TYPE
+        )
+
+    return run_task
+
+
+def allowed_queues(task_class: type[Any]) -> set[str]:
+    """Queue names ``/start?queue=`` accepts: the task's own, the backend's ``queues`` mapping
+    keys, and ``TASKS_API_QUEUES``."""
+    allowed = {task_class.queue, *get_settings().api_queues}
+    mapping = getattr(get_backend(), "queues", None)
+    if isinstance(mapping, dict):
+        allowed.update(key for key in mapping if isinstance(key, str))
+    return allowed
+
+
+def check_start_options(task_class: type[Any], key: str | None, queue: str | None) -> None:
+    """400 for a key the task does not take over HTTP, or a queue the project does not declare."""
+    if key is not None and not getattr(task_class, "api_accepts_key", False):
+        raise HttpError(
+            400, f"Task {task_class.name!r} does not accept a key over HTTP (api_accepts_key)."
+        )
+    if queue is not None and (
+        len(queue) > MAX_QUEUE_LENGTH or "/" in queue or queue not in allowed_queues(task_class)
+    ):
+        raise HttpError(
+            400,
+            f"Queue {queue[:MAX_QUEUE_LENGTH]!r} is not one this project declares for "
+            f"{task_class.name!r} (its own queue, the backend's queues, or TASKS_API_QUEUES).",
+        )
+
+
+def make_start_view(task_class: type[Any]) -> Callable[..., Any]:
+    """``POST <mount>/<Task.name>/start``: hand the task to ``TASKS_BACKEND``; 202 with the id."""
+
+    def start_task(
+        request: HttpRequest,
+        delay: Annotated[
+            float | None, Query(ge=0, le=MAX_DELAY, description="Seconds to wait first.")
+        ] = None,
+        key: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=MAX_KEY_LENGTH,
+                description="Deduplication key (tasks with api_accepts_key only).",
+            ),
+        ] = None,
+        queue: Annotated[
+            str | None,
+            Query(min_length=1, description="A queue this project declares for the task."),
+        ] = None,
+        priority: Annotated[int | None, Query(ge=-100, le=100)] = None,
+    ) -> Any:
+        params = read_params(task_class.params_model, request.body)
+        check_start_options(task_class, key, queue)
+        try:
+            handle = task_class(params).start(
+                delay=None if delay is None else timedelta(seconds=delay),
+                key=key,
+                queue=queue,
+                priority=priority,
+            )
+        except (InvalidOptionError, UnsupportedOptionError) as exc:
+            return Status(400, DetailOut(detail=str(exc)))
+        except EnqueueError as exc:
+            logger.warning("Could not start %s over HTTP: %s", task_class.name, exc)
+            detail = f"Could not start the task ({type(exc).__name__})."
+            if expose_error_messages():
+                detail = f"{detail[:-1]}: {exc}"
+            return Status(503, DetailOut(detail=detail))
+        return Status(202, StartedOut(run_id=handle.id, task=handle.name, status=handle.status))
+
+    return start_task
+
+
+@dataclass(frozen=True)
+class RunLookup:
+    """What ``run_status_guard`` found for ``GET runs/<run_id>``, for ``get_run``."""
+
+    handle: TaskHandle | None = None
+    unavailable: str | None = None
+
+
+_LOOKUP = "django_generic_tasks_run_lookup"
+NO_SUCH_RUN = "No such run is known."
+
+
+def run_status_guard(run: Callable[..., Any]) -> Callable[..., Any]:
+    """Look the run up, then authorize with its task's auth (the global auth when the run, or
+    its task, is unknown, which then answers 404 alike); never 500 for a lookup error."""
+    respond = responder(run)
+
+    @functools.wraps(run)
+    def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        lookup = _look_up(str(kwargs.get("run_id", "")))
+        task_class = None
+        if lookup.handle is not None and lookup.handle.name in registry:
+            task_class = registry.get(lookup.handle.name)
+        elif lookup.handle is not None:
+            lookup = RunLookup()
+        refused = json_body_required(request, respond) or admit(
+            request, auth_for_task(task_class), authenticate=True, respond=respond
+        )
+        if refused is not None:
+            return refused
+        setattr(request, _LOOKUP, lookup)
+        return run(request, *args, **kwargs)
+
+    return guarded
+
+
+def _look_up(run_id: str) -> RunLookup:
+    backend = get_backend()
+    if not backend.supports_results:
+        return RunLookup(unavailable=f"{type(backend).__name__} does not keep task results.")
+    try:
+        return RunLookup(handle=backend.get_result(run_id))
+    except ResultNotAvailableError as exc:
+        return RunLookup(unavailable=str(exc))
+    except Exception as exc:  # unknown ids, malformed ids, a foreign result: all "not found"
+        logger.info("Run %r not found: %s: %s", run_id, type(exc).__name__, exc)
+        return RunLookup()
+
+
+def get_run(request: HttpRequest, run_id: str) -> Any:
+    """Status and result of a run, from ``TASKS_BACKEND`` when it keeps results."""
+    lookup: RunLookup | None = getattr(request, _LOOKUP, None)
+    if lookup is None:  # not through run_status_guard: nothing was authorized
+        return Status(404, DetailOut(detail=NO_SUCH_RUN))
+    if lookup.unavailable is not None:
+        return Status(501, DetailOut(detail=lookup.unavailable))
+    handle = lookup.handle
+    if handle is None:
+        return Status(404, DetailOut(detail=NO_SUCH_RUN))
+    return RunStatusOut(
+        run_id=handle.id,
+        task=handle.name,
+        status=handle.status,
+        attempts=handle.attempts,
+        result=jsonable(handle.result),
+        error=error_out(handle.error),
+    )
+
+
+def not_found(request: HttpRequest, rest: str) -> Any:
+    """404 for a path under the mount that is no task's endpoint."""
+    name = rest.removesuffix("/").removesuffix("/start")
+    if name in registry:
+        detail = (
+            f"Task {name!r} is registered, but it was registered after the tasks API built its "
+            "URLs, or its name cannot be a URL path, so it has no endpoint. Import task modules "
+            "in AppConfig.ready() or an app's tasks.py."
+        )
+    else:
+        detail = f"No task is registered under the name {name!r}."
+    return Status(404, DetailOut(detail=detail))

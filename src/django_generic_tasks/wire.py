@@ -1,0 +1,32 @@
+"""What travels over HTTP between a push queue and the tasks endpoints, defined once.
+
+The Cloud Tasks backend writes these headers and URL names; the HTTP layer reads them.
+"""
+
+from __future__ import annotations
+
+RETRY_COUNT_HEADER = "X-CloudTasks-TaskRetryCount"
+"""Set by Cloud Tasks: retries so far (attempt = value + 1)."""
+EXECUTION_COUNT_HEADER = "X-CloudTasks-TaskExecutionCount"
+"""Set by Cloud Tasks: deliveries that reached the handler so far."""
+CLOUD_TASKS_NAME_HEADER = "X-CloudTasks-TaskName"
+"""Set by Cloud Tasks: the short task name, which marks a request as a push delivery."""
+RUN_ID_HEADER = "X-Task-Run-Id"
+"""Set by backends that push runs: the run id the endpoint reports."""
+
+RUN_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
+"""Run ids accepted from a header or a URL."""
+
+RUN_URL_NAME_PREFIX = "run-"
+"""URL name of ``POST <mount>/<Task.name>`` is ``"run-" + Task.name``."""
+START_URL_NAME_PREFIX = "start-"
+"""URL name of ``POST <mount>/<Task.name>/start`` is ``"start-" + Task.name``."""
+RUN_STATUS_URL_NAME = "tasks-run-status"
+"""URL name of ``GET <mount>/runs/<run_id>``."""
+NOT_FOUND_URL_NAME = "tasks-not-found"
+"""URL name of the catch-all that answers 404 for paths that are no task's endpoint."""
+
+
+def meta_key(header: str) -> str:
+    """The ``request.META`` key Django stores ``header`` under."""
+    return "HTTP_" + header.upper().replace("-", "_")
