@@ -140,14 +140,22 @@ class CertsServer:
     """Serves ``{kid: PEM}`` at ``url`` on 127.0.0.1, like Google's v1 certs endpoint.
 
     ``certs`` may be changed while it runs; ``fail = True`` makes it answer 500; ``requests``
-    counts the fetches it served.
+    counts the fetches it served. ``drip`` > 0 sends the body in ``DRIP_PIECES`` pieces spread
+    over that many seconds (a slow server); ``dripping`` is set while a slow body is being
+    sent, ``drip_done`` once one was sent in full.
     """
+
+    DRIP_PIECES = 24
 
     def __init__(self, certs: Mapping[str, str], *, max_age: int = 3600) -> None:
         self.certs = dict(certs)
         self.max_age = max_age
         self.fail = False
         self.requests = 0
+        self.drip = 0.0
+        self.dripping = threading.Event()
+        self.drip_done = threading.Event()
+        self._stopping = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -162,7 +170,20 @@ class CertsServer:
                 self.send_header("Cache-Control", f"public, max-age={server.max_age}")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                if server.drip <= 0:
+                    self.wfile.write(body)
+                    return
+                server.dripping.set()
+                size = -(-len(body) // server.DRIP_PIECES)
+                for start in range(0, len(body), size):
+                    if server._stopping.wait(server.drip / server.DRIP_PIECES):
+                        return
+                    try:
+                        self.wfile.write(body[start : start + size])
+                        self.wfile.flush()
+                    except OSError:
+                        return  # the client gave up
+                server.drip_done.set()
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -185,7 +206,8 @@ class CertsServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving and close the socket."""
+        """Stop serving (and dripping) and close the socket."""
+        self._stopping.set()
         self._httpd.shutdown()
         self._httpd.server_close()
 

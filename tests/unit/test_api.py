@@ -501,3 +501,21 @@ def test_envelope_json_is_the_envelope_models_json(result: Any) -> None:
 
     outcome = Outcome("r1", "t", 1, 3, TaskStatus.SUCCEEDED, result)
     assert api.envelope_json(outcome) == api.envelope(outcome).model_dump_json().encode()
+
+
+def test_a_router_built_while_auth_is_configured_authenticates_through_ninja(
+    settings: Any,
+) -> None:
+    settings.TASKS_API_AUTHENTICATION = "tests.unit.test_api.allow_header_key"
+    settings.ROOT_URLCONF = "tests.protected_urls"
+    client = Client()
+    path = "/protected/tasks/tests.add"
+    assert client.post(path, {"a": 1}, content_type="application/json").status_code == 401
+    ok = client.post(
+        path, {"a": 1}, content_type="application/json", headers={"X-Key": "let-me-in"}
+    )
+    assert ok.status_code == 200
+    assert client.post(path, '{"a": 1}', content_type="text/plain").status_code == 415
+    assert calls == [("tests.add", 1)]
+    schema = client.get("/protected/openapi.json").json()
+    assert "security" not in schema["paths"]["/protected/tasks/tests.add"]["post"]  # a callable

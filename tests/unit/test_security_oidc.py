@@ -282,3 +282,16 @@ def test_incomplete_oidc_settings_fail_closed(signing_key: SigningKey, settings:
 def test_the_verifier_returns_the_claims(signing_key: SigningKey) -> None:
     claims = security.OIDCVerifier.from_settings().verify(mint_token(key=signing_key))
     assert (claims["email"], claims["aud"]) == (OIDC_EMAIL, OIDC_AUDIENCE)
+
+
+def test_push_headers_are_trusted_from_the_push_queue(signing_key: SigningKey) -> None:
+    headers = {
+        "Authorization": bearer(mint_token(key=signing_key)),
+        "X-Task-Run-Id": "run-from-the-queue",
+        "X-CloudTasks-TaskName": "t-1",
+        "X-CloudTasks-TaskRetryCount": "2",
+    }
+    response = Client().post(URL, {"a": 1}, content_type="application/json", headers=headers)
+    assert (response.json()["run_id"], response.json()["attempt"]) == ("run-from-the-queue", 3)
+    invalid = Client().post(URL, {"a": "x"}, content_type="application/json", headers=headers)
+    assert (invalid.status_code, invalid.json()["status"]) == (200, "failed")

@@ -1,0 +1,15 @@
+"""A URLconf with its own tasks router, for tests that build it while auth is configured.
+
+The router decides which operations carry django-ninja auth when it is first mounted, so the
+tests that use this module set ``TASKS_API_AUTHENTICATION`` before their first request.
+"""
+
+from django.urls import path
+from ninja import NinjaAPI
+
+from django_generic_tasks.api import TasksRouter
+
+api = NinjaAPI(urls_namespace="tests-protected")
+api.add_router("/tasks/", TasksRouter())
+
+urlpatterns = [path("protected/", api.urls)]
