@@ -293,11 +293,9 @@ def test_capabilities() -> None:
 
 def test_run_id_header_is_the_one_the_endpoint_reads() -> None:
     from django_generic_tasks import api
-    from django_generic_tasks.backends.cloudtasks.request import RUN_ID_HEADER
 
-    assert RUN_ID_HEADER == api.RUN_ID_HEADER
     headers = backend().create_task_request(request_for())["task"]["http_request"]["headers"]
-    assert api.RUN_ID_HEADER in headers
+    assert headers[api.RUN_ID_HEADER] == headers["X-Task-Run-Id"]
 
 
 @pytest.mark.parametrize(

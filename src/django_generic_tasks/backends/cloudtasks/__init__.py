@@ -43,13 +43,14 @@ from urllib.parse import urlsplit
 
 from django.core.checks import CheckMessage
 
+from ...enqueue import EnqueueRequest
 from ...exceptions import (
     BulkEnqueueError,
     CloudTasksEnqueueError,
     ConfigurationError,
 )
 from ...status import TaskHandle, TaskStatus
-from ..base import BaseBackend, EnqueueRequest
+from ..base import BaseBackend
 from .client import EMULATOR_HOST_ENV, ClientHolder, new_retry
 from .request import (
     build_create_task_request,

@@ -9,6 +9,7 @@ from django.core.checks import CheckMessage, Error, Warning
 
 from ...check_ids import CheckId
 from ...exceptions import MissingDependencyError
+from ...wire import RUN_URL_NAME_PREFIX
 from .client import EMULATOR_HOST_ENV, INSTALL_HINT, import_tasks_v2
 
 if TYPE_CHECKING:
@@ -116,7 +117,7 @@ def _check_base_url_path(backend: CloudTasksBackend) -> list[CheckMessage]:
             match = resolve(urlsplit(backend.url_for(name)).path)
         except Resolver404:
             return False
-        return (match.url_name or "").startswith("run-")
+        return (match.url_name or "").startswith(RUN_URL_NAME_PREFIX)
 
     # Any task will do: one registered too late for the router has no endpoint anyway.
     if any(reaches_endpoint(name) for name in names):

@@ -13,15 +13,14 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from ...enqueue import EnqueueRequest
 from ...exceptions import InvalidOptionError, UnsupportedOptionError
-from ..base import EnqueueRequest
+from ...wire import RUN_ID_HEADER
 
 MIN_DISPATCH_DEADLINE = 15.0
 """Cloud Tasks' shortest dispatch deadline for HTTP targets, in seconds."""
 MAX_DISPATCH_DEADLINE = 1800.0
 """Cloud Tasks' longest dispatch deadline for HTTP targets, in seconds (30 minutes)."""
-RUN_ID_HEADER = "X-Task-Run-Id"
-"""Header carrying our run id to the endpoint (``django_generic_tasks.api`` reports it)."""
 MAX_TASK_BYTES = 100 * 1024
 """Cloud Tasks' largest task; the JSON body must fit in it with the headers and URL."""
 _QUEUE_PATH_PARTS = 6
