@@ -1,4 +1,5 @@
-"""The test suite's one settings module. ``DATABASE_URL`` picks PostgreSQL, else SQLite."""
+"""The test suite's one settings module. ``DATABASE_URL`` picks PostgreSQL (``postgres://``),
+MariaDB/MySQL (``mysql://``), else SQLite."""
 
 import os
 from urllib.parse import urlparse
@@ -62,6 +63,17 @@ def _database(url: str | None) -> dict[str, object]:
             "TEST": {"NAME": os.environ.get("TASKS_TEST_SQLITE_TEST", None)},
         }
     parsed = urlparse(url)
+    if parsed.scheme == "mysql":
+        return {
+            "ENGINE": "django.db.backends.mysql",
+            "NAME": parsed.path.lstrip("/") or "test",
+            "USER": parsed.username or "root",
+            "PASSWORD": parsed.password or "",
+            "HOST": parsed.hostname or "127.0.0.1",
+            "PORT": parsed.port or 3306,
+            "OPTIONS": {"charset": "utf8mb4"},
+            "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
+        }
     return {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": parsed.path.lstrip("/") or "test",

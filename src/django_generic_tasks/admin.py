@@ -1,5 +1,5 @@
 """The admin for ``TaskRun``: filter and search runs, read params/results/tracebacks, and
-retry, cancel or run them now."""
+retry, cancel or run them now (users with the change permission only), through the store."""
 
 from __future__ import annotations
 
@@ -8,17 +8,15 @@ import uuid
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 
-from .models import UNFINISHED, WAITING, TaskRun
-from .status import TaskStatus
+from . import store
+from .models import TaskRun
 from .worker.notify import notify_workers
 
-_RETRYABLE = [TaskStatus.FAILED.value, TaskStatus.DISCARDED.value, TaskStatus.CANCELLED.value]
 _COLOURS = {
     "succeeded": "#2e7d32",
     "failed": "#c62828",
@@ -127,32 +125,20 @@ class TaskRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         """The last error's traceback, as text."""
         return format_html("<pre>{}</pre>", run.error_traceback or "-")
 
-    @admin.action(description="Retry selected runs (failed, discarded, cancelled)")
+    @admin.action(
+        description="Retry selected runs (failed, discarded, cancelled)", permissions=["change"]
+    )
     def retry_runs(self, request: HttpRequest, queryset: QuerySet[TaskRun]) -> None:
         """Run finished-but-unsuccessful runs again, as one more attempt."""
-        retried, blocked = 0, []
-        now = timezone.now()
-        skipped = queryset.exclude(status__in=_RETRYABLE).count()
-        for run in queryset.filter(status__in=_RETRYABLE):
-            try:
-                with transaction.atomic(using=queryset.db):
-                    TaskRun.objects.using(queryset.db).filter(pk=run.pk).update(
-                        status=TaskStatus.READY.value,
-                        run_after=now,
-                        finished_at=None,
-                        result=None,
-                        max_attempts=max(run.max_attempts, run.attempt + 1),
-                    )
-                retried += 1
-            except IntegrityError:
-                blocked.append(run.key or str(run.pk))
+        retried, blocked, skipped = store.using(queryset.db).retry(queryset, timezone.now())
         if retried:
             notify_workers(queryset.db)
         self.message_user(request, f"Retried {retried} runs.", messages.SUCCESS)
         if blocked:
             self.message_user(
                 request,
-                "Not retried, another unfinished run holds the same key: " + ", ".join(blocked),
+                "Not retried, another unfinished run of the task holds the same key: "
+                + ", ".join(blocked),
                 messages.WARNING,
             )
         if skipped:
@@ -160,21 +146,17 @@ class TaskRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 request, f"Skipped {skipped} runs that are not failed/discarded/cancelled."
             )
 
-    @admin.action(description="Cancel selected runs (not finished)")
+    @admin.action(description="Cancel selected runs (not finished)", permissions=["change"])
     def cancel_runs(self, request: HttpRequest, queryset: QuerySet[TaskRun]) -> None:
         """Cancel unfinished runs; a running one finishes its attempt but its outcome is
         dropped."""
-        count = queryset.filter(status__in=[s.value for s in UNFINISHED]).update(
-            status=TaskStatus.CANCELLED.value, finished_at=timezone.now(), lease_expires_at=None
-        )
+        count = store.using(queryset.db).cancel(queryset, timezone.now())
         self.message_user(request, f"Cancelled {count} runs.", messages.SUCCESS)
 
-    @admin.action(description="Run selected runs now (scheduled or ready)")
+    @admin.action(description="Run selected runs now (scheduled or ready)", permissions=["change"])
     def run_now(self, request: HttpRequest, queryset: QuerySet[TaskRun]) -> None:
         """Make waiting runs due immediately, ahead of their schedule."""
-        count = queryset.filter(status__in=[s.value for s in WAITING]).update(
-            status=TaskStatus.READY.value, run_after=timezone.now()
-        )
+        count = store.using(queryset.db).make_due(queryset, timezone.now())
         if count:
             notify_workers(queryset.db)
         self.message_user(request, f"{count} runs are due now.", messages.SUCCESS)

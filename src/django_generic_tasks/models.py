@@ -1,4 +1,12 @@
-"""``TaskRun``: one row per started task, written by ``DatabaseBackend`` and run by the worker."""
+"""``TaskRun``: one row per started task, written by ``DatabaseBackend`` and run by the worker.
+
+Rows are read and written only through ``django_generic_tasks.store``. The indexes the store
+relies on differ per database (partial indexes on PostgreSQL and SQLite, generated columns on
+MariaDB/MySQL, which have no partial indexes), so migration 0003 creates them, not ``Meta``:
+- a task's ``key`` is unique among its unfinished runs (``dgt_taskrun_open_key``);
+- claims read only waiting runs (``dgt_taskrun_claim``), so finished rows never slow them;
+- finding expired leases reads only running runs (``dgt_taskrun_lease``).
+"""
 
 from __future__ import annotations
 
@@ -6,20 +14,17 @@ import uuid
 from typing import TYPE_CHECKING
 
 from django.db import models
-from django.db.models import Q
 from django.utils import timezone
 
 from .status import ErrorInfo, TaskHandle, TaskStatus, new_run_id
+from .store.statuses import STORED, UNFINISHED, WAITING
 
 if TYPE_CHECKING:
     from .backends.base import Backend
 
-UNFINISHED = (TaskStatus.SCHEDULED, TaskStatus.READY, TaskStatus.RUNNING)
-"""Statuses of runs that are not over yet (a ``key`` is unique among these)."""
-WAITING = (TaskStatus.SCHEDULED, TaskStatus.READY)
-"""Statuses of runs a worker may claim once their ``run_after`` has passed."""
+__all__ = ["UNFINISHED", "WAITING", "TaskRun"]
 
-_CHOICES = [(s.value, s.value.capitalize()) for s in TaskStatus if s is not TaskStatus.PENDING]
+_CHOICES = [(s.value, s.value.capitalize()) for s in STORED]
 
 
 def _new_uuid() -> uuid.UUID:
@@ -53,29 +58,6 @@ class TaskRun(models.Model):
     class Meta:
         verbose_name = "task run"
         ordering = ["-id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["key"],
-                condition=Q(status__in=[s.value for s in UNFINISHED]),
-                name="dgt_taskrun_unique_unfinished_key",
-            )
-        ]
-        indexes = [
-            # Claiming reads only waiting runs, so a million finished rows never slow it down.
-            models.Index(
-                models.F("priority").desc(),
-                "run_after",
-                name="dgt_taskrun_claim",
-                condition=Q(status__in=[s.value for s in WAITING]),
-            ),
-            # Finding expired leases reads only running runs. No other index: every index
-            # costs each claim and each completion a write.
-            models.Index(
-                fields=["lease_expires_at"],
-                name="dgt_taskrun_lease",
-                condition=Q(status=TaskStatus.RUNNING.value),
-            ),
-        ]
 
     def __str__(self) -> str:
         return f"{self.task_name} {self.id} ({self.status})"

@@ -90,7 +90,7 @@ def test_retry_refuses_a_run_whose_key_is_taken_by_an_unfinished_run(
     failed = make(status="failed", key="only-one")
     make(status="ready", key="only-one")
     page = act(admin_client, "retry_runs", failed)
-    assert "another unfinished run holds the same key: only-one" in page
+    assert "another unfinished run of the task holds the same key: only-one" in page
     failed.refresh_from_db()
     assert failed.status == "failed"
 

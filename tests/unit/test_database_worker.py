@@ -19,7 +19,7 @@ from django_generic_tasks.backends import DatabaseBackend
 from django_generic_tasks.models import TaskRun
 from django_generic_tasks.status import TaskStatus
 from django_generic_tasks.worker import Worker, WorkerOptions
-from django_generic_tasks.worker import claim as sql
+from django_generic_tasks import store
 from tests.testapp.tasks import AddTask, FlakyTask, calls
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -51,6 +51,11 @@ class EchoTask(tasks.Task[TextParams]):
 
     def run(self) -> str:
         return self.params.text.replace("0", "\x00")
+
+
+def runs() -> store.RunStore:
+    """The store on the test's connection."""
+    return store.for_connection(connection)
 
 
 def drain(**options: object) -> int:
@@ -128,8 +133,8 @@ def test_higher_priority_runs_are_claimed_first() -> None:
     low = AddTask({"a": 1}).start(backend=backend, priority=-5)
     high = AddTask({"a": 2}).start(backend=backend, priority=9)
     mid = AddTask({"a": 3}).start(backend=backend)
-    runs = sql.claim(connection, "w", (), 10, 30, datetime.now(UTC))
-    assert [r.id for r in runs] == [high.id, mid.id, low.id]
+    claimed = runs().claim("w", (), 10, 30, datetime.now(UTC))
+    assert [r.id for r in claimed] == [high.id, mid.id, low.id]
 
 
 def test_worker_takes_only_its_queues() -> None:
@@ -151,7 +156,7 @@ def test_expired_lease_is_reclaimed_as_a_new_attempt() -> None:
         worker_id="dead-worker",
         lease_expires_at=past,
     )
-    requeued, failed = sql.reclaim_expired(connection, 3, datetime.now(UTC))
+    requeued, failed = runs().reclaim_expired(3, datetime.now(UTC))
     assert (requeued, failed) == (1, 0)
     assert drain() == 1
     run.refresh_from_db()
@@ -169,27 +174,27 @@ def test_run_that_keeps_losing_its_worker_is_given_up() -> None:
         worker_id="dead-worker",
         lease_expires_at=past,
     )
-    assert sql.reclaim_expired(connection, 3, datetime.now(UTC)) == (0, 1)
+    assert runs().reclaim_expired(3, datetime.now(UTC)) == (0, 1)
     run.refresh_from_db()
     assert run.status == "failed"
-    assert run.error_type == sql.LOST_ERROR_TYPE
+    assert run.error_type == store.LOST_ERROR_TYPE
 
 
 def test_live_lease_is_not_reclaimed_and_heartbeat_extends_it() -> None:
     AddTask({"a": 1}).start(backend=DatabaseBackend())
     now = datetime.now(UTC)
-    [claimed] = sql.claim(connection, "me", (), 5, 30, now)
-    assert sql.reclaim_expired(connection, 3, now + timedelta(seconds=10)) == (0, 0)
-    assert sql.extend_leases(connection, "me", 30, now + timedelta(seconds=20)) == 1
-    assert sql.reclaim_expired(connection, 3, now + timedelta(seconds=40)) == (0, 0)
+    [claimed] = runs().claim("me", (), 5, 30, now)
+    assert runs().reclaim_expired(3, now + timedelta(seconds=10)) == (0, 0)
+    assert runs().extend_leases("me", 30, now + timedelta(seconds=20)) == 1
+    assert runs().reclaim_expired(3, now + timedelta(seconds=40)) == (0, 0)
     assert TaskRun.objects.get(pk=claimed.id).status == "running"
 
 
 def test_released_claims_go_back_to_ready_without_counting_an_attempt() -> None:
     handle = AddTask({"a": 1}).start(backend=DatabaseBackend())
-    claimed = sql.claim(connection, "me", (), 5, 30, datetime.now(UTC))
-    assert sql.release(connection, "someone-else", claimed) == 0
-    assert sql.release(connection, "me", claimed) == 1
+    claimed = runs().claim("me", (), 5, 30, datetime.now(UTC))
+    assert runs().release("someone-else", claimed) == 0
+    assert runs().release("me", claimed) == 1
     run = TaskRun.objects.get(pk=handle.id)
     assert (run.status, run.attempt, run.worker_id) == ("ready", 0, None)
 
@@ -197,15 +202,14 @@ def test_released_claims_go_back_to_ready_without_counting_an_attempt() -> None:
 def test_outcome_of_a_reclaimed_run_is_not_written_by_its_old_worker() -> None:
     AddTask({"a": 1}).start(backend=DatabaseBackend())
     now = datetime.now(UTC)
-    [old] = sql.claim(connection, "old", (), 5, 0.001, now)
-    sql.reclaim_expired(connection, 3, now + timedelta(seconds=1))
-    [new] = sql.claim(connection, "new", (), 5, 30, now + timedelta(seconds=1))
+    [old] = runs().claim("old", (), 5, 0.001, now)
+    runs().reclaim_expired(3, now + timedelta(seconds=1))
+    [new] = runs().claim("new", (), 5, 30, now + timedelta(seconds=1))
     from django_generic_tasks.execution import execute
 
-    sql.finish(
-        connection,
+    runs().finish(
         "old",
-        [sql.Finished(old, execute(old.task_name, old.params, run_id=old.id), now)],
+        [store.Finished(old, execute(old.task_name, old.params, run_id=old.id), now)],
     )
     run = TaskRun.objects.get(pk=new.id)
     assert (run.status, run.worker_id, run.attempt) == ("running", "new", 2)

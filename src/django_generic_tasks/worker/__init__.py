@@ -1,6 +1,8 @@
-"""The database worker (``manage.py tasks_worker``): claims, runs and finishes ``TaskRun`` rows."""
+"""The database worker (``manage.py tasks_worker``): claims runs through the store, runs them
+through ``execution.execute()``, and writes their outcomes back through the store."""
 
 from .notify import notify_workers
-from .runner import Worker, WorkerOptions
+from .options import WorkerOptionError, WorkerOptions
+from .runner import Worker
 
-__all__ = ["Worker", "WorkerOptions", "notify_workers"]
+__all__ = ["Worker", "WorkerOptionError", "WorkerOptions", "notify_workers"]

@@ -15,59 +15,23 @@ import socket
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
 from ..execution import Outcome, error_info, execute
 from ..status import TaskStatus
-from . import claim as sql
-from .claim import ClaimedRun, Finished
+from ..store import ClaimedRun, Finished, RunStore, for_connection
+from .options import WorkerOptions
 
 logger = logging.getLogger("django_generic_tasks.worker")
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerOptions:
-    """How a worker runs (the ``tasks_worker`` command's options)."""
-
-    queues: tuple[str, ...] = ()
-    """Queues to take runs from; empty means every queue."""
-    concurrency: int = 4
-    """Threads running tasks."""
-    batch: int = 100
-    """Most runs claimed per query. The worker claims fewer while runs are slow, so a
-    backlog of long runs is shared among workers rather than hoarded by one."""
-    interval: float = 1.0
-    """Seconds between polls when idle (PostgreSQL also wakes on NOTIFY)."""
-    lease: float = 30.0
-    """Seconds a claim stays valid without a heartbeat before others may take the run."""
-    grace: float = 30.0
-    """Seconds in-flight runs get to finish after SIGTERM/SIGINT."""
-    once: bool = False
-    """Run what is due now, then exit."""
-    max_tasks: int | None = None
-    """Exit after this many runs."""
-    lost_limit: int = 3
-    """Extra attempts a run gets when its worker dies, beyond ``max_attempts``."""
-    database: str = "default"
-    listen: bool = True
-    """Use LISTEN/NOTIFY on PostgreSQL."""
-
-    prefetch: float = 0.1
-    """Seconds of work (at the observed speed) to hold beyond the busy threads."""
 
 
 class Worker:
     """Runs task runs stored by ``DatabaseBackend``; ``run()`` blocks until stopped."""
 
     def __init__(self, options: WorkerOptions | None = None) -> None:
-        self.options = options or WorkerOptions()
-        if self.options.concurrency < 1 or self.options.batch < 1:
-            raise ValueError("concurrency and batch must be at least 1")
-        if self.options.lease <= 0 or self.options.interval <= 0:
-            raise ValueError("lease and interval must be positive")
+        self.options = options or WorkerOptions()  # validated when built
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.processed = 0
         self._claimed_total = 0
@@ -170,13 +134,8 @@ class Worker:
             take = min(take, options.max_tasks - self._claimed_total)
         if take <= 0:
             return 0
-        runs = sql.claim(
-            _connection(options.database),
-            self.id,
-            options.queues,
-            take,
-            options.lease,
-            datetime.now(UTC),
+        runs = _store(options.database).claim(
+            self.id, options.queues, take, options.lease, datetime.now(UTC)
         )
         with self._lock:
             self._in_flight += len(runs)
@@ -197,9 +156,9 @@ class Worker:
         # A run's finished_at is when its outcome is written: what a status reader sees.
         now = datetime.now(UTC)
         items = [Finished(run, outcome, now) for run, outcome in pending]
-        connection = _connection(self.options.database)
+        runs = _store(self.options.database)
         try:
-            sql.finish(connection, self.id, items)
+            runs.finish(self.id, items)
         except Exception as exc:
             if _is_connection_error(exc) or not _is_db_error(exc):
                 with self._lock:
@@ -207,12 +166,12 @@ class Worker:
                 raise
             logger.warning("Writing %d outcomes failed (%s); writing one by one", len(items), exc)
             for item in items:
-                self._finish_one(connection, item)
+                self._finish_one(runs, item)
         self.processed += len(items)
 
-    def _finish_one(self, connection: Any, item: Finished) -> None:
+    def _finish_one(self, runs: RunStore, item: Finished) -> None:
         try:
-            sql.finish(connection, self.id, [item])
+            runs.finish(self.id, [item])
         except Exception as exc:
             if _is_connection_error(exc) or not _is_db_error(exc):
                 raise
@@ -225,7 +184,7 @@ class Worker:
                 TaskStatus.FAILED,
                 error=error_info(RuntimeError(f"The run's outcome could not be stored: {exc}")),
             )
-            sql.finish(connection, self.id, [Finished(item.run, failure, item.at)])
+            runs.finish(self.id, [Finished(item.run, failure, item.at)])
 
     # -- threads ----------------------------------------------------------------------------
 
@@ -298,17 +257,17 @@ class Worker:
         next_reap = time.monotonic() + min(reap_every, 1.0)
         while not self._halt.wait(min(beat, reap_every, 1.0) / 2):
             try:
-                connection = _connection(options.database)
+                runs = _store(options.database)
                 now = datetime.now(UTC)
                 with self._lock:
                     busy = self._in_flight > 0
                 if time.monotonic() >= next_beat:
                     next_beat = time.monotonic() + beat
                     if busy:
-                        sql.extend_leases(connection, self.id, options.lease, now)
+                        runs.extend_leases(self.id, options.lease, now)
                 if time.monotonic() >= next_reap:
                     next_reap = time.monotonic() + reap_every
-                    requeued, failed = sql.reclaim_expired(connection, options.lost_limit, now)
+                    requeued, failed = runs.reclaim_expired(options.lost_limit, now)
                     if requeued or failed:
                         logger.warning(
                             "Requeued %d runs whose worker stopped; gave up on %d",
@@ -352,7 +311,7 @@ class Worker:
         self._halt.set()
         try:
             if unstarted:
-                released = sql.release(_connection(self.options.database), self.id, unstarted)
+                released = _store(self.options.database).release(self.id, unstarted)
                 logger.info("Released %d claimed runs that had not started", released)
             self._flush()
         except Exception as exc:
@@ -371,6 +330,10 @@ def _connection(database: str) -> Any:
     from django.db import connections
 
     return connections[database]
+
+
+def _store(database: str) -> RunStore:
+    return for_connection(_connection(database))
 
 
 def _reset_connection_quietly(database: str) -> None:

@@ -9,10 +9,11 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from django_generic_tasks import store
 from django_generic_tasks.status import TaskStatus
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-_FINISHED = [s.value for s in TaskStatus if s.is_finished]
+_FINISHED = [s.value for s in store.FINISHED]
 
 
 def parse_age(text: str) -> timedelta:
@@ -43,8 +44,6 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Delete in batches so a million rows never hold one huge transaction."""
-        from django_generic_tasks.models import TaskRun
-
         try:
             age = parse_age(options["older_than"])
         except ValueError as exc:
@@ -59,17 +58,13 @@ class Command(BaseCommand):
         if options["batch"] < 1:
             raise CommandError("--batch must be at least 1.")
         cutoff = timezone.now() - age
-        runs = TaskRun.objects.using(options["database"]).filter(
-            status__in=statuses or _FINISHED, finished_at__lt=cutoff
+        count = store.using(options["database"]).prune(
+            cutoff,
+            [TaskStatus(s) for s in statuses] or store.FINISHED,
+            batch=options["batch"],
+            dry_run=options["dry_run"],
         )
         if options["dry_run"]:
-            self.stdout.write(f"Would delete {runs.count()} task runs.")
-            return
-        deleted = 0
-        while True:
-            ids = list(runs.values_list("pk", flat=True)[: options["batch"]])
-            if not ids:
-                break
-            count, _ = TaskRun.objects.using(options["database"]).filter(pk__in=ids).delete()
-            deleted += count
-        self.stdout.write(f"Deleted {deleted} task runs finished before {cutoff.isoformat()}.")
+            self.stdout.write(f"Would delete {count} task runs.")
+        else:
+            self.stdout.write(f"Deleted {count} task runs finished before {cutoff.isoformat()}.")

@@ -8,7 +8,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_generic_tasks.worker import Worker, WorkerOptions
+from django_generic_tasks.worker import Worker, WorkerOptionError, WorkerOptions
+from django_generic_tasks.worker.options import DEFAULTS, parse_queues
 
 
 class Command(BaseCommand):
@@ -20,7 +21,8 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        """The worker's options."""
+        """The worker's options (defaults from ``WorkerOptions``)."""
+        d = DEFAULTS
         parser.add_argument(
             "--queue",
             action="append",
@@ -28,46 +30,45 @@ class Command(BaseCommand):
             default=[],
             help="Queue to take runs from (repeat, or comma-separate; default: all queues).",
         )
-        parser.add_argument("--concurrency", type=int, default=4, help="Threads (default 4).")
+        parser.add_argument(
+            "--concurrency", type=int, default=d.concurrency, help="Threads (default %(default)s)."
+        )
         parser.add_argument(
             "--batch",
             type=int,
-            default=100,
-            help="Most runs claimed per query (default 100; fewer while runs are slow).",
+            default=d.batch,
+            help="Most runs claimed per query (default %(default)s; fewer while runs are slow).",
         )
         parser.add_argument("--once", action="store_true", help="Run what is due, then exit.")
-        parser.add_argument("--max-tasks", type=int, default=None, help="Exit after N runs.")
+        parser.add_argument("--max-tasks", type=int, default=d.max_tasks, help="Exit after N runs.")
         parser.add_argument(
-            "--interval", type=float, default=1.0, help="Idle poll interval, seconds (default 1)."
+            "--interval",
+            type=float,
+            default=d.interval,
+            help="Idle poll interval, seconds (default %(default)s).",
         )
         parser.add_argument(
-            "--lease", type=float, default=30.0, help="Lease of a claimed run, seconds."
+            "--lease",
+            type=float,
+            default=d.lease,
+            help="Lease of a claimed run, seconds (default %(default)s).",
         )
         parser.add_argument(
-            "--grace", type=float, default=30.0, help="Seconds to finish in-flight runs on stop."
+            "--grace",
+            type=float,
+            default=d.grace,
+            help="Seconds to finish in-flight runs on stop (default %(default)s).",
         )
-        parser.add_argument("--database", default="default", help="Database alias.")
+        parser.add_argument("--database", default=d.database, help="Database alias.")
         parser.add_argument(
             "--no-listen", action="store_true", help="Poll even on PostgreSQL (no LISTEN)."
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Build the worker from the options and run it."""
-        queues = tuple(q.strip() for value in options["queues"] for q in value.split(",") if q)
-        for name, minimum in (("concurrency", 1), ("batch", 1), ("max_tasks", 1)):
-            value = options[name]
-            if value is not None and value < minimum:
-                raise CommandError(f"--{name.replace('_', '-')} must be at least {minimum}.")
-        for name in ("interval", "lease"):
-            if options[name] <= 0:
-                raise CommandError(f"--{name} must be positive.")
-        if options["grace"] < 0:
-            raise CommandError("--grace must not be negative.")
-        if options["verbosity"] >= 1:
-            self._log_to_stderr(options["verbosity"])
-        worker = Worker(
-            WorkerOptions(
-                queues=queues,
+        try:
+            worker_options = WorkerOptions(
+                queues=parse_queues(options["queues"]),
                 concurrency=options["concurrency"],
                 batch=options["batch"],
                 interval=options["interval"],
@@ -78,8 +79,12 @@ class Command(BaseCommand):
                 database=options["database"],
                 listen=not options["no_listen"],
             )
-        )
-        worker.run()
+        except WorkerOptionError as exc:
+            flag = "--queue" if exc.option == "queues" else f"--{exc.option.replace('_', '-')}"
+            raise CommandError(f"{flag} {exc.requirement}.") from None
+        if options["verbosity"] >= 1:
+            self._log_to_stderr(options["verbosity"])
+        Worker(worker_options).run()
 
     def _log_to_stderr(self, verbosity: int) -> None:
         worker_logger = logging.getLogger("django_generic_tasks.worker")

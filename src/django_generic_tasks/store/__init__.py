@@ -1,0 +1,73 @@
+"""The run store: the only code that reads and writes ``TaskRun`` rows.
+
+``DatabaseBackend`` inserts through it, the worker claims, finishes, releases and reclaims
+through it, the admin retries, cancels and makes runs due through it, and ``tasks_prune``
+deletes through it. One dialect per database: ``postgresql``, ``sqlite`` and ``mysql``
+(MariaDB >= 10.6, MySQL >= 8); ``base.RunStore`` holds the SQL they share.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import RunStore
+from .rows import LOST_ERROR_TYPE, ClaimedRun, Finished, result_json
+from .statuses import FINISHED, RETRYABLE, UNFINISHED, WAITING, waiting_status
+
+__all__ = [
+    "FINISHED",
+    "LOST_ERROR_TYPE",
+    "RETRYABLE",
+    "UNFINISHED",
+    "WAITING",
+    "ClaimedRun",
+    "Finished",
+    "RunStore",
+    "UnsupportedDatabaseError",
+    "for_connection",
+    "result_json",
+    "using",
+    "waiting_status",
+]
+
+
+class UnsupportedDatabaseError(LookupError):
+    """The database is not one the store has a dialect for."""
+
+
+def _dialect(vendor: str) -> type[RunStore]:
+    if vendor == "postgresql":
+        from .postgresql import PostgreSQLRunStore
+
+        return PostgreSQLRunStore
+    if vendor == "sqlite":
+        from .sqlite import SQLiteRunStore
+
+        return SQLiteRunStore
+    if vendor == "mysql":
+        from .mysql import MySQLRunStore
+
+        return MySQLRunStore
+    raise UnsupportedDatabaseError(
+        f"django-generic-tasks stores runs on PostgreSQL, SQLite, MariaDB and MySQL, "
+        f"not on {vendor}."
+    )
+
+
+_DIALECTS: dict[str, type[RunStore]] = {}
+
+
+def for_connection(connection: Any) -> RunStore:
+    """The store working through the Django ``connection``."""
+    vendor = connection.vendor
+    dialect = _DIALECTS.get(vendor)
+    if dialect is None:
+        dialect = _DIALECTS[vendor] = _dialect(vendor)
+    return dialect(connection)
+
+
+def using(database: str = "default") -> RunStore:
+    """The store working through the connection alias ``database`` (this thread's)."""
+    from django.db import connections
+
+    return for_connection(connections[database])

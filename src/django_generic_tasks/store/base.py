@@ -1,0 +1,350 @@
+"""``RunStore``: every statement on ``TaskRun``, in SQL that SQLite and most databases accept.
+
+The dialects (``postgresql.py``, ``mysql.py``, ``sqlite.py``) override only what they do
+differently: how to insert in bulk, how to claim without two workers taking one run, how to
+write a batch of outcomes in one statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from ..status import TaskStatus
+from . import statuses as st
+from .rows import (
+    LOST_ERROR_TYPE,
+    LOST_MESSAGE,
+    ClaimedRun,
+    Finished,
+    new_row,
+    outcome_row,
+    result_json,
+)
+from .schema import id_str, parse_run_id, table
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
+    from ..backends.base import EnqueueRequest
+    from ..models import TaskRun
+
+# Rows per INSERT: SQLite allows 32,766 bound variables per statement, MySQL 65,535.
+CHUNK = 1000
+RUNNING = f"'{TaskStatus.RUNNING.value}'"
+WAITING_SQL = st.sql_list(st.WAITING)
+
+
+class RunStore:
+    """The statements on ``TaskRun`` for one connection (see ``for_connection()``)."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.alias: str = connection.alias
+
+    @cached_property
+    def table(self) -> str:
+        """The quoted table name."""
+        return str(self.connection.ops.quote_name(table().name))
+
+    def _dt(self, value: datetime | None) -> Any:
+        return None if value is None else self.connection.ops.adapt_datetimefield_value(value)
+
+    @contextmanager
+    def write_transaction(self) -> Iterator[Any]:
+        """A cursor inside a write transaction."""
+        from django.db import transaction
+
+        with transaction.atomic(using=self.alias), self.connection.cursor() as cursor:
+            yield cursor
+
+    @property
+    def objects(self) -> QuerySet[TaskRun]:
+        """``TaskRun`` rows on this connection, through the ORM."""
+        from ..models import TaskRun
+
+        return TaskRun.objects.using(self.alias)
+
+    # -- starting runs ----------------------------------------------------------------------
+
+    def insert(self, requests: Sequence[EnqueueRequest], now: datetime) -> list[TaskRun | None]:
+        """Insert one run per request, in order. Per request: ``None`` when its row was
+        written (status per ``statuses.waiting_status``), or the unfinished run of the same
+        task that already holds its ``key``."""
+        rows = [new_row(self.connection, request, now) for request in requests]
+        keyed = any(request.key is not None for request in requests)
+        if not keyed and self._bulk_insert(rows):
+            return [None] * len(rows)
+        found: list[TaskRun | None] = []
+        with self.connection.cursor() as cursor:
+            for start in range(0, len(rows), CHUNK):
+                chunk = rows[start : start + CHUNK]
+                sql, params = self.insert_sql(chunk, keyed)
+                cursor.execute(sql, params)
+                if not keyed:
+                    found.extend([None] * len(chunk))
+                    continue
+                inserted = {id_str(r[0]) for r in cursor.fetchall()}
+                for request in requests[start : start + CHUNK]:
+                    found.append(None if request.run_id in inserted else self._holder(request))
+        return found
+
+    def _bulk_insert(self, rows: list[tuple[Any, ...]]) -> bool:
+        """Insert ``rows`` by a dialect's fastest path; ``False`` when it has none for them."""
+        return False
+
+    def insert_sql(self, rows: list[tuple[Any, ...]], keyed: bool) -> tuple[str, list[Any]]:
+        """One INSERT of ``rows``; ``keyed``: skip rows whose key is taken, return ids."""
+        one = "(" + ", ".join(self._marks()) + ")"
+        sql = (
+            f"INSERT INTO {self.table} ({table().quoted_columns(self.connection)}) "
+            f"VALUES {', '.join([one] * len(rows))}"
+        )
+        if keyed:
+            sql += " ON CONFLICT DO NOTHING RETURNING id"
+        return sql, [value for row in rows for value in row]
+
+    def _marks(self) -> list[str]:
+        """The placeholder of each column in a VALUES row."""
+        return ["%s"] * len(table().columns)
+
+    def _holder(self, request: EnqueueRequest) -> TaskRun | None:
+        """The unfinished run holding ``request.key``; insert after all if it just finished."""
+        assert request.key is not None
+        for _ in range(3):
+            run = self.open_run(request.task_name, request.key)
+            if run is not None:
+                return run
+            sql, params = self.insert_sql([new_row(self.connection, request, _now())], True)
+            with self.connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                if cursor.fetchall():
+                    return None
+        raise RuntimeError(f"Could not start or find the run with key {request.key!r}.")
+
+    def open_run(self, task_name: str, key: str) -> TaskRun | None:
+        """The unfinished run of ``task_name`` that holds ``key``, if any."""
+        return (
+            self.objects.filter(task_name=task_name, key=key, status__in=st.values(st.UNFINISHED))
+            .order_by("pk")
+            .first()
+        )
+
+    def get(self, run_id: str) -> TaskRun | None:
+        """The run ``run_id``; ``None`` when there is none or the id is malformed."""
+        pk = parse_run_id(run_id)
+        return None if pk is None else self.objects.filter(pk=pk).first()
+
+    # -- the worker -------------------------------------------------------------------------
+
+    def claim(
+        self, worker_id: str, queues: Sequence[str], limit: int, lease: float, now: datetime
+    ) -> list[ClaimedRun]:
+        """Take up to ``limit`` due runs (priority, then ``run_after`` order) and lease them.
+
+        No two claims, from any number of workers, ever return the same run attempt.
+        """
+        if limit <= 0:
+            return []
+        sql = (
+            f"UPDATE {self.table} SET status = {RUNNING}, attempt = attempt + 1, "
+            "worker_id = %s, started_at = %s, lease_expires_at = %s "
+            f"WHERE id IN ({self._due_sql(queues)}) "
+            "RETURNING id, task_name, params, attempt, max_attempts, priority"
+        )
+        params = [
+            worker_id,
+            self._dt(now),
+            self._dt(now + timedelta(seconds=lease)),
+            *self._due_params(queues, limit, now),
+        ]
+        with self._claim_cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        return _claimed(rows, 0)
+
+    def _due_sql(self, queues: Sequence[str], lock: str = "") -> str:
+        queue_sql = f" AND queue IN ({', '.join(['%s'] * len(queues))})" if queues else ""
+        return (
+            f"SELECT id FROM {self.table} WHERE status IN {WAITING_SQL} AND run_after <= %s"
+            f"{queue_sql} ORDER BY priority DESC, run_after LIMIT %s{lock}"
+        )
+
+    def _due_params(self, queues: Sequence[str], limit: int, now: datetime) -> list[Any]:
+        return [self._dt(now), *queues, limit]
+
+    def _claim_cursor(self) -> Any:
+        return self.write_transaction()
+
+    def finish(self, worker_id: str, items: Sequence[Finished]) -> None:
+        """Write outcomes back, only for runs this worker still holds (same attempt)."""
+        if not items:
+            return
+        sql = (
+            f"UPDATE {self.table} SET status = %s, result = %s, error_type = %s, "
+            "error_message = %s, error_traceback = %s, finished_at = %s, "
+            "run_after = COALESCE(%s, run_after), lease_expires_at = NULL "
+            f"WHERE id = %s AND attempt = %s AND status = {RUNNING} AND worker_id = %s"
+        )
+        rows = []
+        for item in items:
+            row = outcome_row(item)
+            rows.append(
+                [
+                    row.status,
+                    result_json(row.result),
+                    row.error_type,
+                    row.error_message,
+                    row.error_traceback,
+                    self._dt(row.finished_at),
+                    self._dt(row.run_after),
+                    item.run.db_id,
+                    item.run.attempt,
+                    worker_id,
+                ]
+            )
+        with self.write_transaction() as cursor:
+            cursor.executemany(sql, rows)
+
+    def release(self, worker_id: str, runs: Sequence[ClaimedRun]) -> int:
+        """Give back claimed runs that never started (the attempt does not count)."""
+        if not runs:
+            return 0
+        marks = ", ".join(["%s"] * len(runs))
+        sql = (
+            f"UPDATE {self.table} SET status = '{TaskStatus.READY.value}', "
+            "attempt = attempt - 1, worker_id = NULL, started_at = NULL, "
+            f"lease_expires_at = NULL WHERE id IN ({marks}) AND status = {RUNNING} "
+            "AND worker_id = %s"
+        )
+        with self.write_transaction() as cursor:
+            cursor.execute(sql, [*(run.db_id for run in runs), worker_id])
+            return int(cursor.rowcount)
+
+    def extend_leases(self, worker_id: str, lease: float, now: datetime) -> int:
+        """Heartbeat: push back the lease of every run ``worker_id`` holds."""
+        sql = (
+            f"UPDATE {self.table} SET lease_expires_at = %s "
+            f"WHERE status = {RUNNING} AND worker_id = %s"
+        )
+        with self.write_transaction() as cursor:
+            cursor.execute(sql, [self._dt(now + timedelta(seconds=lease)), worker_id])
+            return int(cursor.rowcount)
+
+    def reclaim_expired(self, lost_limit: int, now: datetime) -> tuple[int, int]:
+        """Runs whose worker stopped heartbeating go back to ``ready`` as a new attempt.
+
+        A run that lost its worker so often that it reached ``max_attempts + lost_limit``
+        attempts is failed instead: it probably kills the worker. Returns (requeued, failed).
+        """
+        stamp = self._dt(now)
+        expired = f"status = {RUNNING} AND lease_expires_at < %s"
+        with self.write_transaction() as cursor:
+            cursor.execute(
+                f"UPDATE {self.table} SET status = '{TaskStatus.FAILED.value}', "
+                "finished_at = %s, lease_expires_at = NULL, error_type = %s, "
+                "error_message = %s, error_traceback = '' "
+                f"WHERE {self._expired_where(expired + ' AND attempt >= max_attempts + %s')}",
+                [stamp, LOST_ERROR_TYPE, LOST_MESSAGE, stamp, lost_limit],
+            )
+            failed = int(cursor.rowcount)
+            cursor.execute(
+                f"UPDATE {self.table} SET status = '{TaskStatus.READY.value}', "
+                "run_after = %s, worker_id = NULL, lease_expires_at = NULL "
+                f"WHERE {self._expired_where(expired)}",
+                [stamp, stamp],
+            )
+            requeued = int(cursor.rowcount)
+        return requeued, failed
+
+    def _expired_where(self, condition: str) -> str:
+        return condition
+
+    # -- operators (admin, commands) --------------------------------------------------------
+
+    def retry(self, runs: QuerySet[TaskRun], now: datetime) -> tuple[int, list[str], int]:
+        """Make failed, discarded or cancelled runs ready again, as one more attempt each.
+
+        Returns (retried, keys of runs not retried because another unfinished run of the same
+        task holds the key, runs skipped because they are not retryable).
+        """
+        from django.db import IntegrityError, transaction
+
+        retryable = st.values(st.RETRYABLE)
+        skipped = runs.exclude(status__in=retryable).count()
+        retried, blocked = 0, []
+        for run in runs.filter(status__in=retryable):
+            if run.key is not None and self.open_run(run.task_name, run.key) is not None:
+                blocked.append(run.key)
+                continue
+            try:
+                with transaction.atomic(using=self.alias):
+                    self.objects.filter(pk=run.pk, status__in=retryable).update(
+                        status=TaskStatus.READY.value,
+                        run_after=now,
+                        finished_at=None,
+                        result=None,
+                        max_attempts=max(run.max_attempts, run.attempt + 1),
+                    )
+                retried += 1
+            except IntegrityError:
+                blocked.append(run.key or str(run.pk))
+        return retried, blocked, skipped
+
+    def cancel(self, runs: QuerySet[TaskRun], now: datetime) -> int:
+        """Cancel unfinished runs (a running one's outcome will be dropped); return how many."""
+        return runs.filter(status__in=st.values(st.UNFINISHED)).update(
+            status=TaskStatus.CANCELLED.value, finished_at=now, lease_expires_at=None
+        )
+
+    def make_due(self, runs: QuerySet[TaskRun], now: datetime) -> int:
+        """Make waiting runs due at ``now``, ahead of their schedule; return how many."""
+        return runs.filter(status__in=st.values(st.WAITING)).update(
+            status=TaskStatus.READY.value, run_after=now
+        )
+
+    def prune(
+        self,
+        before: datetime,
+        statuses: Sequence[TaskStatus] = st.FINISHED,
+        batch: int = 10_000,
+        dry_run: bool = False,
+    ) -> int:
+        """Delete finished runs (of ``statuses``) finished before ``before``, ``batch`` rows per
+        DELETE; return how many (with ``dry_run``, how many would go)."""
+        unknown = [s for s in statuses if s not in st.FINISHED]
+        if unknown:
+            raise ValueError(f"Only finished runs can be pruned, not {unknown}.")
+        runs = self.objects.filter(status__in=[s.value for s in statuses], finished_at__lt=before)
+        if dry_run:
+            return runs.count()
+        deleted = 0
+        while ids := list(runs.values_list("pk", flat=True)[:batch]):
+            count, _ = self.objects.filter(pk__in=ids).delete()
+            deleted += count
+        return deleted
+
+    def stats(self) -> dict[TaskStatus, int]:
+        """How many runs are in each status (statuses with none are left out)."""
+        from django.db.models import Count
+
+        rows = self.objects.order_by().values_list("status").annotate(n=Count("pk"))
+        return {TaskStatus(status): int(n) for status, n in rows}
+
+
+def _claimed(rows: Sequence[Sequence[Any]], attempt_offset: int) -> list[ClaimedRun]:
+    runs = [
+        ClaimedRun(id_str(r[0]), r[0], r[1], r[2], int(r[3]) + attempt_offset, int(r[4]), int(r[5]))
+        for r in rows
+    ]
+    runs.sort(key=lambda run: -run.priority)
+    return runs
+
+
+def _now() -> datetime:
+    from datetime import UTC
+
+    return datetime.now(UTC)

@@ -1,0 +1,125 @@
+"""MariaDB >= 10.6 and MySQL >= 8: claims with ``SELECT ... FOR UPDATE SKIP LOCKED`` then an
+``UPDATE`` in one transaction (neither has ``UPDATE ... RETURNING``), keyed inserts with
+``INSERT IGNORE ... RETURNING`` (MariaDB) and a batch of outcomes in one ``UPDATE ... JOIN``.
+
+Neither has partial indexes: migration 0003 adds generated columns instead (``open_key``: the
+key while the run is unfinished, unique with ``task_name``; ``waiting``: 1 while claimable,
+leading the claim index).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from .base import RUNNING, RunStore, _claimed
+from .rows import ClaimedRun, Finished, new_row, outcome_row, result_json
+
+
+class MySQLRunStore(RunStore):
+    """``RunStore`` on MariaDB (10.6+) or MySQL (8+)."""
+
+    def insert_sql(self, rows: list[tuple[Any, ...]], keyed: bool) -> tuple[str, list[Any]]:
+        """``INSERT IGNORE`` skips only duplicate keys here: lengths were checked before, and
+        every other value comes from the library, not the caller."""
+        sql, params = super().insert_sql(rows, False)
+        if keyed:
+            if not self.connection.mysql_is_mariadb:
+                return sql, params  # MySQL has no INSERT ... RETURNING: see _insert_keyed
+            sql = "INSERT IGNORE" + sql.removeprefix("INSERT") + " RETURNING id"
+        return sql, params
+
+    def insert(self, requests: Sequence[Any], now: datetime) -> list[Any]:
+        """As ``RunStore.insert``; on MySQL, keyed requests go one by one (no RETURNING)."""
+        if self.connection.mysql_is_mariadb or all(r.key is None for r in requests):
+            return super().insert(requests, now)
+        return [self._insert_keyed(request, now) for request in requests]
+
+    def _insert_keyed(self, request: Any, now: datetime) -> Any:
+        from django.db import IntegrityError, transaction
+
+        for _ in range(3):
+            sql, params = super().insert_sql([new_row(self.connection, request, now)], False)
+            try:
+                with transaction.atomic(using=self.alias), self.connection.cursor() as cursor:
+                    cursor.execute(sql, params)
+                return None
+            except IntegrityError:
+                run = self.open_run(request.task_name, request.key)
+                if run is not None:
+                    return run
+        raise RuntimeError(f"Could not start or find the run with key {request.key!r}.")
+
+    def open_run(self, task_name: str, key: str) -> Any:
+        """Compares keys byte for byte, as the unique index does (``open_key``)."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id FROM {self.table} WHERE task_name = %s AND open_key = %s",
+                [task_name, key],
+            )
+            row = cursor.fetchone()
+        return None if row is None else self.objects.filter(pk=row[0]).first()
+
+    def claim(
+        self, worker_id: str, queues: Sequence[str], limit: int, lease: float, now: datetime
+    ) -> list[ClaimedRun]:
+        """Lock due runs (skipping runs other claims hold), then mark them running."""
+        if limit <= 0:
+            return []
+        queue_sql = f" AND queue IN ({', '.join(['%s'] * len(queues))})" if queues else ""
+        select = (
+            "SELECT id, task_name, params, attempt, max_attempts, priority "
+            f"FROM {self.table} WHERE waiting = 1 AND run_after <= %s{queue_sql} "
+            "ORDER BY priority DESC, run_after LIMIT %s FOR UPDATE SKIP LOCKED"
+        )
+        with self.write_transaction() as cursor:
+            cursor.execute(select, [self._dt(now), *queues, limit])
+            rows = cursor.fetchall()
+            if not rows:
+                return []
+            marks = ", ".join(["%s"] * len(rows))
+            cursor.execute(
+                f"UPDATE {self.table} SET status = {RUNNING}, attempt = attempt + 1, "
+                f"worker_id = %s, started_at = %s, lease_expires_at = %s WHERE id IN ({marks})",
+                [
+                    worker_id,
+                    self._dt(now),
+                    self._dt(now + timedelta(seconds=lease)),
+                    *(r[0] for r in rows),
+                ],
+            )
+        return _claimed(rows, 1)
+
+    def finish(self, worker_id: str, items: Sequence[Finished]) -> None:
+        """One ``UPDATE ... JOIN`` of the batch, given as a derived table."""
+        if not items:
+            return
+        one = (
+            "SELECT %s AS id, %s AS attempt, %s AS status, %s AS result, %s AS error_type, "
+            "%s AS error_message, %s AS error_traceback, %s AS finished_at, %s AS run_after"
+        )
+        params: list[Any] = []
+        for item in items:
+            row = outcome_row(item)
+            params += [
+                item.run.db_id,
+                item.run.attempt,
+                row.status,
+                result_json(row.result),
+                row.error_type,
+                row.error_message,
+                row.error_traceback,
+                self._dt(row.finished_at),
+                self._dt(row.run_after),
+            ]
+        sql = (
+            f"UPDATE {self.table} AS t JOIN ({' UNION ALL '.join([one] * len(items))}) AS v "
+            "ON t.id = v.id AND t.attempt = v.attempt "
+            "SET t.status = v.status, t.result = v.result, t.error_type = v.error_type, "
+            "t.error_message = v.error_message, t.error_traceback = v.error_traceback, "
+            "t.finished_at = v.finished_at, t.run_after = COALESCE(v.run_after, t.run_after), "
+            f"t.lease_expires_at = NULL WHERE t.status = {RUNNING} AND t.worker_id = %s"
+        )
+        with self.write_transaction() as cursor:
+            cursor.execute(sql, [*params, worker_id])

@@ -1,0 +1,106 @@
+"""Rows in and out: a new run's row, a claimed run, and an outcome's row (each written once)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic_core import to_json
+
+from ..status import TaskStatus
+from .schema import check_lengths, db_id, table
+from .statuses import waiting_status
+
+if TYPE_CHECKING:
+    from ..backends.base import EnqueueRequest
+    from ..execution import Outcome
+
+LOST_ERROR_TYPE = "django_generic_tasks.WorkerLost"
+LOST_MESSAGE = (
+    "The worker running this run stopped (killed, crashed or lost) too many times; "
+    "the run was given up."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRun:
+    """A run a worker holds a lease on."""
+
+    id: str
+    db_id: Any
+    task_name: str
+    params: Any
+    attempt: int
+    max_attempts: int
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """An outcome waiting to be written back."""
+
+    run: ClaimedRun
+    outcome: Outcome
+    at: datetime
+
+
+def new_row(connection: Any, request: EnqueueRequest, now: datetime) -> tuple[Any, ...]:
+    """The row of a new run, in ``table().columns`` order; lengths checked first."""
+    check_lengths(request.task_name, request.queue, request.key)
+    adapt = connection.ops.adapt_datetimefield_value
+    run_after = request.run_after or now
+    values = {
+        "id": db_id(connection, request.run_id),
+        "task_name": request.task_name,
+        "params": request.params_json,
+        "queue": request.queue,
+        "priority": request.priority,
+        "status": waiting_status(request.run_after, now).value,
+        "attempt": request.attempt - 1,
+        "max_attempts": request.max_attempts,
+        "timeout": request.timeout,
+        "run_after": adapt(run_after),
+        "created_at": adapt(now),
+        "key": request.key,
+    }
+    schema = table()
+    return tuple(map(values.get, schema.columns, schema.defaults))
+
+
+def result_json(result: Any) -> str | None:
+    """The JSON stored for a task's return value (``None`` stays SQL NULL)."""
+    if result is None:
+        return None
+    return to_json(result, fallback=repr).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeRow:
+    """What an outcome writes into its run's row (the one outcome -> row mapping)."""
+
+    status: str
+    result: Any
+    error_type: str
+    error_message: str
+    error_traceback: str
+    finished_at: datetime | None
+    run_after: datetime | None
+    """The next attempt's due time (retries only; ``None`` keeps the row's)."""
+
+
+def outcome_row(item: Finished) -> OutcomeRow:
+    """The values ``item``'s outcome stores: a retry waits, anything else is final."""
+    outcome = item.outcome
+    error = outcome.error
+    retry = outcome.status in (TaskStatus.SCHEDULED, TaskStatus.READY)
+    status = waiting_status(outcome.retry_at, item.at) if retry else outcome.status
+    return OutcomeRow(
+        status=status.value,
+        result=outcome.result if outcome.status is TaskStatus.SUCCEEDED else None,
+        error_type=error.type if error else "",
+        error_message=error.message if error else "",
+        error_traceback=error.traceback if error else "",
+        finished_at=None if retry else item.at,
+        run_after=outcome.retry_at if retry else None,
+    )

@@ -1,0 +1,85 @@
+"""What the store knows about the ``TaskRun`` table, all read from the model's ``_meta``."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from ..exceptions import InvalidOptionError
+
+
+@dataclass(frozen=True)
+class Table:
+    """The ``TaskRun`` table: its name and the columns an insert writes, from ``_meta``."""
+
+    name: str
+    columns: tuple[str, ...]
+    """Every stored column, in the model's field order (generated columns excluded)."""
+    defaults: tuple[Any, ...]
+    """Each column's default, for the columns a new run does not set itself."""
+    max_lengths: dict[str, int]
+    """Column name -> ``max_length`` of the text columns that have one."""
+
+    def quoted_columns(self, connection: Any) -> str:
+        """The column list of an INSERT, quoted for ``connection`` (``key`` is reserved)."""
+        quote = connection.ops.quote_name
+        return ", ".join(quote(column) for column in self.columns)
+
+    def db_types(self, connection: Any) -> tuple[str, ...]:
+        """Each column's database type on ``connection`` (for PostgreSQL's array casts)."""
+        from ..models import TaskRun
+
+        fields = {f.column: f for f in TaskRun._meta.concrete_fields}
+        return tuple(fields[c].db_type(connection) or "text" for c in self.columns)
+
+
+@cache
+def table() -> Table:
+    """The table of ``TaskRun`` (read once, when the app registry is ready)."""
+    from ..models import TaskRun
+
+    fields = [f for f in TaskRun._meta.concrete_fields if not getattr(f, "generated", False)]
+    return Table(
+        name=TaskRun._meta.db_table,
+        columns=tuple(str(f.column) for f in fields),
+        defaults=tuple(None if f.null else f.get_default() for f in fields),
+        max_lengths={str(f.column): int(f.max_length) for f in fields if f.max_length is not None},
+    )
+
+
+def check_lengths(task_name: str, queue: str, key: str | None) -> None:
+    """Raise ``InvalidOptionError`` when a value is longer than its column stores.
+
+    Checked before the database sees it: PostgreSQL would raise a ``DataError`` mid-transaction
+    and a lenient MariaDB/MySQL ``sql_mode`` would silently truncate.
+    """
+    limits = table().max_lengths
+    for option, value in (("queue", queue), ("key", key), ("task name", task_name)):
+        column = "task_name" if option == "task name" else option
+        if value is not None and len(value) > limits[column]:
+            raise InvalidOptionError(
+                f"The {option} {value[:40]!r}... is {len(value)} characters long; "
+                f"at most {limits[column]} are stored."
+            )
+
+
+def db_id(connection: Any, run_id: str) -> Any:
+    """``run_id`` as ``connection`` stores it (native UUID, or 32 hex digits elsewhere)."""
+    if connection.features.has_native_uuid_field:
+        return run_id
+    return uuid.UUID(run_id).hex
+
+
+def id_str(value: Any) -> str:
+    """A stored id (UUID, hex or text) as the canonical run id string."""
+    return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
+
+
+def parse_run_id(run_id: str) -> uuid.UUID | None:
+    """``run_id`` as a UUID, or ``None`` when it is not one."""
+    try:
+        return uuid.UUID(str(run_id))
+    except ValueError:
+        return None

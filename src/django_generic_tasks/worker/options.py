@@ -1,0 +1,77 @@
+"""The worker's options: their defaults and their validation, in this one place.
+
+``manage.py tasks_worker`` builds its command-line options from these defaults and reports
+these errors as ``--option`` errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ..exceptions import InvalidOptionError
+
+
+class WorkerOptionError(InvalidOptionError):
+    """A worker option has a value the worker cannot use."""
+
+    def __init__(self, option: str, requirement: str) -> None:
+        super().__init__(f"{option} {requirement}")
+        self.option = option
+        self.requirement = requirement
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    """How a worker runs (the ``tasks_worker`` command's options); validated when built."""
+
+    queues: tuple[str, ...] = ()
+    """Queues to take runs from; empty means every queue."""
+    concurrency: int = 4
+    """Threads running tasks."""
+    batch: int = 100
+    """Most runs claimed per query. The worker claims fewer while runs are slow, so a
+    backlog of long runs is shared among workers rather than hoarded by one."""
+    interval: float = 1.0
+    """Seconds between polls when idle (PostgreSQL also wakes on NOTIFY)."""
+    lease: float = 30.0
+    """Seconds a claim stays valid without a heartbeat before others may take the run."""
+    grace: float = 30.0
+    """Seconds in-flight runs get to finish after SIGTERM/SIGINT."""
+    once: bool = False
+    """Run what is due now, then exit."""
+    max_tasks: int | None = None
+    """Exit after this many runs."""
+    lost_limit: int = 3
+    """Extra attempts a run gets when its worker dies, beyond ``max_attempts``."""
+    database: str = "default"
+    """The connection alias runs are stored in."""
+    listen: bool = True
+    """Use LISTEN/NOTIFY on PostgreSQL."""
+    prefetch: float = 0.1
+    """Seconds of work (at the observed speed) to hold beyond the busy threads."""
+
+    def __post_init__(self) -> None:
+        for name in ("concurrency", "batch", "max_tasks"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise WorkerOptionError(name, "must be at least 1")
+        for name in ("interval", "lease"):
+            if not getattr(self, name) > 0:
+                raise WorkerOptionError(name, "must be positive")
+        for name in ("grace", "prefetch", "lost_limit"):
+            if not getattr(self, name) >= 0:
+                raise WorkerOptionError(name, "must not be negative")
+        if not isinstance(self.database, str) or not self.database:
+            raise WorkerOptionError("database", "must be a connection alias")
+        if any(not isinstance(q, str) or not q for q in self.queues):
+            raise WorkerOptionError("queues", "must be non-empty names")
+
+
+DEFAULTS = WorkerOptions()
+"""The default options (the command's defaults come from here)."""
+
+
+def parse_queues(values: Iterable[str]) -> tuple[str, ...]:
+    """``--queue`` values (repeated and/or comma-separated) as a tuple of queue names."""
+    return tuple(q.strip() for value in values for q in value.split(",") if q.strip())
