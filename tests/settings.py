@@ -2,6 +2,7 @@
 MariaDB/MySQL (``mysql://``), else SQLite."""
 
 import os
+import tempfile
 from urllib.parse import urlparse
 
 import django
@@ -85,6 +86,14 @@ def _database(url: str | None) -> dict[str, object]:
 
 
 DATABASES = {"default": _database(os.environ.get("DATABASE_URL"))}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, for the tests where two threads write at once: the in-memory test database
+    # fails a second writer at once, where a file makes it wait its turn like in production.
+    DATABASES["sqlite_file"] = {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.path.join(tempfile.gettempdir(), f"dgt-tests-{os.getpid()}.sqlite3"),
+        "TEST": {"NAME": os.path.join(tempfile.gettempdir(), f"dgt-tests-{os.getpid()}-t.sqlite3")},
+    }
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

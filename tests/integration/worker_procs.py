@@ -1,8 +1,8 @@
-"""Real worker processes against a private database (SQLite file or PostgreSQL database).
+"""Real worker processes against a private database (SQLite file, PostgreSQL or MariaDB).
 
 The database follows ``DATABASE_URL`` like the rest of the suite, but each test gets its own
-(a temporary SQLite file, or a fresh PostgreSQL database dropped afterwards), so worker
-processes and the test share it without touching pytest-django's test database.
+(a temporary SQLite file, or a fresh PostgreSQL/MariaDB database dropped afterwards), so
+worker processes and the test share it without touching pytest-django's test database.
 """
 
 from __future__ import annotations
@@ -32,7 +32,13 @@ class ProcDB:
         self.log = tmp / "side-effects.log"
         self.log.touch()
         url = os.environ.get("DATABASE_URL", "")
-        self.vendor = "postgresql" if url.startswith("postgres") else "sqlite"
+        self.vendor = (
+            "postgresql"
+            if url.startswith("postgres")
+            else "mysql"
+            if url.startswith("mysql")
+            else "sqlite"
+        )
         self.env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
         self.env.update(
             {
@@ -60,13 +66,41 @@ class ProcDB:
                 need_service(f"PostgreSQL is not reachable: {exc}")
             netloc = parsed.netloc
             self.env["DATABASE_URL"] = f"postgres://{netloc}/{self.name}"
+        elif self.vendor == "mysql":
+            parsed = urlparse(url)
+            self.name = f"dgt_proc_{uuid.uuid4().hex[:10]}"
+            self.mysql = {
+                "host": parsed.hostname or "127.0.0.1",
+                "port": parsed.port or 3306,
+                "user": parsed.username or "root",
+                "password": parsed.password or "",
+            }
+            try:
+                self._admin(f"CREATE DATABASE {self.name} CHARACTER SET utf8mb4")
+            except Exception as exc:
+                from tests.conftest import need_service
+
+                need_service(f"MariaDB/MySQL is not reachable: {exc}")
+            self.env["DATABASE_URL"] = f"mysql://{parsed.netloc}/{self.name}"
         else:
             self.name = str(tmp / "tasks.sqlite3")
             self.env["TASKS_TEST_SQLITE"] = self.name
         self.manage("migrate", "-v0")
         self.workers: list[subprocess.Popen[bytes]] = []
 
+    def _mysql(self, database: str | None = None) -> Any:
+        import MySQLdb
+
+        return MySQLdb.connect(**self.mysql, database=database or "", autocommit=True)
+
     def _admin(self, statement: str) -> None:
+        if self.vendor == "mysql":
+            conn = self._mysql()
+            try:
+                conn.cursor().execute(statement)
+            finally:
+                conn.close()
+            return
         import psycopg
 
         with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
@@ -80,6 +114,8 @@ class ProcDB:
                 proc.wait()
         if self.vendor == "postgresql":
             self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        elif self.vendor == "mysql":
+            self._admin(f"DROP DATABASE IF EXISTS {self.name}")
 
     def manage(self, *args: str) -> str:
         """Run a ``manage.py`` command; return its stdout (raise with output on failure)."""
@@ -129,6 +165,14 @@ class ProcDB:
 
             with psycopg.connect(self.dsn, autocommit=True) as conn:
                 return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+        if self.vendor == "mysql":
+            conn = self._mysql(self.name)
+            try:
+                cursor = conn.cursor()
+                cursor.execute(sql, params or None)
+                return list(cursor.fetchall())
+            finally:
+                conn.close()
         import sqlite3
 
         conn = sqlite3.connect(self.name, timeout=30)
@@ -144,6 +188,9 @@ class ProcDB:
 
             with psycopg.connect(self.dsn, autocommit=True) as conn:
                 conn.execute(sql, params)  # type: ignore[arg-type]
+            return
+        if self.vendor == "mysql":
+            self.query(sql, params)
             return
         import sqlite3
 
@@ -162,7 +209,16 @@ class ProcDB:
         return Counter(int(line) for line in self.log.read_text().split())
 
     def terminate_connections(self) -> int:
-        """Kill every server connection to the database (PostgreSQL), like a restart would."""
+        """Kill every server connection to the database, like a restart would."""
+        if self.vendor == "mysql":
+            ids = self.query(
+                "SELECT id FROM information_schema.processlist "
+                "WHERE db = %s AND id <> CONNECTION_ID()",
+                (self.name,),
+            )
+            for (thread_id,) in ids:
+                self.execute(f"KILL {int(thread_id)}")
+            return len(ids)
         rows = self.query(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = %s AND pid <> pg_backend_pid()",

@@ -109,3 +109,32 @@ def test_run_now_makes_scheduled_runs_due(admin_client: Client) -> None:
     later.refresh_from_db()
     assert later.status == "ready"
     assert later.run_after <= datetime.now(UTC)
+
+
+@pytest.fixture
+def view_only_client(client: Client) -> Client:
+    """Logged in as a staff user who may only view task runs."""
+    from django.contrib.auth.models import Permission, User
+
+    user = User.objects.create_user("viewer", password="x", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_taskrun"))
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize("action", ["retry_runs", "cancel_runs", "run_now"])
+def test_view_only_staff_user_cannot_run_an_admin_action(
+    view_only_client: Client, action: str
+) -> None:
+    later = datetime.now(UTC) + timedelta(days=1)
+    failed = make(status="failed", finished_at=datetime.now(UTC))
+    scheduled = make(status="scheduled", run_after=later)
+    before = {r.pk: (r.status, r.run_after) for r in TaskRun.objects.all()}
+    page = view_only_client.get(URL).content.decode()
+    assert str(failed.pk) in page  # the user can see the runs...
+    assert action not in page  # ...but is not offered the action
+    response = view_only_client.post(
+        URL, {"action": action, "_selected_action": [str(failed.pk), str(scheduled.pk)]}
+    )
+    assert response.status_code in (200, 302)
+    assert {r.pk: (r.status, r.run_after) for r in TaskRun.objects.all()} == before

@@ -15,11 +15,11 @@ from django.db import connection
 from pydantic import BaseModel
 
 import django_generic_tasks as tasks
+from django_generic_tasks import store
 from django_generic_tasks.backends import DatabaseBackend
 from django_generic_tasks.models import TaskRun
 from django_generic_tasks.status import TaskStatus
 from django_generic_tasks.worker import Worker, WorkerOptions
-from django_generic_tasks import store
 from tests.testapp.tasks import AddTask, FlakyTask, calls
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -296,3 +296,57 @@ def test_prune_dry_run_counts_without_deleting() -> None:
 def test_run_ids_sort_by_creation_time() -> None:
     handles = [AddTask({"a": i}).start(backend=DatabaseBackend()) for i in range(5)]
     assert sorted(handles, key=lambda h: uuid.UUID(h.id)) == handles
+
+
+def test_worker_command_with_max_tasks_and_concurrency_runs_exactly_n() -> None:
+    AddTask.start_many([{"a": i} for i in range(10)], backend=DatabaseBackend())
+    call_command("tasks_worker", "--max-tasks", "3", "--concurrency", "4", verbosity=0)
+    assert TaskRun.objects.filter(status="succeeded").count() == 3
+    assert TaskRun.objects.filter(status="ready", attempt=0).count() == 7
+
+
+class LongParams(BaseModel):
+    seconds: float
+    token: str
+
+
+class OutlivesItsLeaseTask(tasks.Task[LongParams]):
+    """Sleeps longer than the worker's lease."""
+
+    name = "tests.db.outlives_lease"
+
+    def run(self) -> str:
+        calls.append((self.name, self.params.token))
+        time.sleep(self.params.seconds)
+        return self.params.token
+
+
+def test_run_longer_than_its_lease_completes_once_because_heartbeats_extend_it() -> None:
+    # A lease of 0.3 s, a body of 1.2 s: without heartbeats the worker's own reaper would
+    # requeue the run (after 0.5 s) and run it a second time.
+    handle = OutlivesItsLeaseTask({"seconds": 1.2, "token": "once"}).start(
+        backend=DatabaseBackend()
+    )
+    assert drain(lease=0.3, concurrency=2) == 1
+    run = TaskRun.objects.get(pk=handle.id)
+    assert (run.status, run.attempt, run.result) == ("succeeded", 1, "once")
+    assert [c for c in calls if c[0] == "tests.db.outlives_lease"] == [
+        ("tests.db.outlives_lease", "once")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"concurrency": 0}, "concurrency must be at least 1"),
+        ({"batch": 0}, "batch must be at least 1"),
+        ({"lease": 0}, "lease must be positive"),
+        ({"grace": -1}, "grace must not be negative"),
+        ({"queues": ("",)}, "queues must be non-empty names"),
+    ],
+)
+def test_worker_options_are_validated_when_built(options: dict[str, object], message: str) -> None:
+    from django_generic_tasks.worker import WorkerOptionError
+
+    with pytest.raises(WorkerOptionError, match=message):
+        WorkerOptions(**options)  # type: ignore[arg-type]
