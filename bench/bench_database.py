@@ -7,7 +7,8 @@ All on the machine's PostgreSQL / Redis, no-op tasks, one run, side by side:
   ``--concurrency`` = the number of processes, no result backend;
 - idle latency, from just before ``start()`` to the first line of the body, p50/p95 after
   warm-up, random gaps between starts;
-- ours only: claim latency with 0 vs 1M finished rows.
+- ours only: claim latency with 0 vs 1M finished rows;
+- on MariaDB (127.0.0.1:3306), ours vs django-tasks-db: bulk enqueue and drain, 1 worker.
 Peers are installed in throwaway virtualenvs under ``.venv-bench/`` (git-ignored), built with
 ``sys.executable -m venv`` on first use. Medians of ``rounds`` rounds.
 Run: ``.venv/bin/python bench/bench_database.py [--quick]``.
@@ -67,11 +68,12 @@ def _build_venv(system: str) -> str | None:
     return None
 
 
-def _env(system: str, database: str, **extra: str) -> dict[str, str]:
+def _env(system: str, database: str, engine: str = "postgresql", **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_"))}
     env.update(
         BENCH_SYSTEM=system,
         BENCH_DB=database,
+        BENCH_ENGINE=engine,
         DJANGO_SETTINGS_MODULE="dbbench.settings",
         PYTHONPATH=os.pathsep.join(
             [str(BENCH), str(ROOT / "src") if system == "ours" else str(SITE)]
@@ -89,6 +91,22 @@ def _pg(sql: str, database: str = "postgres") -> list[tuple[Any, ...]]:
     ) as conn:
         cursor = conn.execute(sql)  # type: ignore[arg-type]
         return cursor.fetchall() if cursor.description else []
+
+
+def _my(sql: str, database: str = "") -> list[tuple[Any, ...]]:
+    import MySQLdb
+
+    conn = MySQLdb.connect(host="127.0.0.1", user="root", database=database, autocommit=True)
+    try:
+        cursor = conn.cursor()
+        cursor.execute(sql)
+        return list(cursor.fetchall())
+    finally:
+        conn.close()
+
+
+def _sql(engine: str, sql: str, database: str) -> list[tuple[Any, ...]]:
+    return _my(sql, database) if engine == "mysql" else _pg(sql, database)
 
 
 def _run(system: str, env: dict[str, str], *args: str, timeout: float = 900) -> Any:
@@ -146,6 +164,7 @@ def _stop(procs: list[Any]) -> None:
 
 def _drain_rate(system: str, env: dict[str, str], count: int, processes: int, db: str) -> float:
     out = Path(env.get("BENCH_OUT", ""))
+    engine = env.get("BENCH_ENGINE", "postgresql")
     procs = _worker(system, env, processes, drain=True)
     deadline = time.monotonic() + 600
     try:
@@ -159,22 +178,31 @@ def _drain_rate(system: str, env: dict[str, str], count: int, processes: int, db
                     return count / (last - first)
                 continue
             table, done = TABLES[system]
-            [(finished, seconds)] = _pg(
-                f"SELECT count(*) FILTER (WHERE status = '{done}'), "
-                f"EXTRACT(EPOCH FROM max(finished_at) - min(started_at)) FROM {table}",
+            span = (
+                "TIMESTAMPDIFF(MICROSECOND, min(started_at), max(finished_at)) / 1e6"
+                if engine == "mysql"
+                else "EXTRACT(EPOCH FROM max(finished_at) - min(started_at))"
+            )
+            [(finished, seconds)] = _sql(
+                engine,
+                f"SELECT SUM(CASE WHEN status = '{done}' THEN 1 ELSE 0 END), {span} FROM {table}",
                 db,
             )
-            if finished >= count:
+            if finished and finished >= count:
                 return count / float(seconds)
         raise RuntimeError(f"{system} did not drain {count} runs in time")
     finally:
         _stop(procs)
 
 
-def _fresh_database(system: str, name: str) -> None:
-    _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    _pg(f'CREATE DATABASE "{name}"')
-    env = _env(system, name)
+def _fresh_database(system: str, name: str, engine: str = "postgresql") -> None:
+    if engine == "mysql":
+        _my(f"DROP DATABASE IF EXISTS {name}")
+        _my(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
+    else:
+        _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _pg(f'CREATE DATABASE "{name}"')
+    env = _env(system, name, engine)
     subprocess.run(
         [_python(system), str(SITE / "manage.py"), "migrate", "-v0"],
         env=env,
@@ -187,7 +215,7 @@ def _fresh_database(system: str, name: str) -> None:
 def _clear(system: str, db: str, env: dict[str, str]) -> None:
     """Start from an empty queue (leftovers would be drained or delay the latency runs)."""
     if system in TABLES:
-        _pg(f"TRUNCATE {TABLES[system][0]}", db)
+        _sql(env.get("BENCH_ENGINE", "postgresql"), f"TRUNCATE {TABLES[system][0]}", db)
     else:
         _run(system, env, "purge", "0")
 
@@ -231,6 +259,66 @@ def _measure(system: str, sizes: dict[str, int], rounds: int) -> dict[str, Any]:
     return {key: statistics.median(values) for key, values in figures.items()}
 
 
+def _measure_mariadb(system: str, sizes: dict[str, int], rounds: int) -> dict[str, Any]:
+    """Bulk enqueue and 1-worker drain on MariaDB: lists of per-round values, as medians."""
+    db = f"dgt_bench_{system}_mariadb"
+    figures: dict[str, list[float]] = {}
+    env = _env(system, db, "mysql")
+    _fresh_database(system, db, "mysql")
+    try:
+        for _ in range(rounds):
+            _clear(system, db, env)
+            figures.setdefault("bulk", []).append(
+                _run(system, env, "bulk", str(sizes["drain"]))["rate"]
+            )
+            figures.setdefault("drain1", []).append(_drain_rate(system, env, sizes["drain"], 1, db))
+    finally:
+        _my(f"DROP DATABASE IF EXISTS {db}")
+    return {key: statistics.median(values) for key, values in figures.items()}
+
+
+def _mariadb_problem(system: str) -> str | None:
+    """Why ``system`` cannot run on MariaDB here, or ``None``."""
+    try:
+        _my("SELECT 1")
+    except Exception as exc:
+        return f"MariaDB not reachable or MySQLdb missing ({type(exc).__name__})"
+    if system == "ours":
+        return None
+    check = subprocess.run(
+        [_python(system), "-c", "import MySQLdb"], check=False, capture_output=True
+    )
+    if check.returncode:
+        install = subprocess.run(
+            [str(VENVS / system / "bin" / "pip"), "install", "-q", "mysqlclient>=2.2.1,<3"],
+            check=False,
+            capture_output=True,
+            timeout=600,
+        )
+        if install.returncode:
+            return "mysqlclient did not build in its virtualenv"
+    return None
+
+
+def _mariadb_table(results: dict[str, Any], sizes: dict[str, int], rounds: int) -> None:
+    systems = [s for s in ("ours", "dtdb") if s in results]
+    if not systems:
+        return
+    print(f"### DatabaseBackend vs django-tasks-db on MariaDB (median of {rounds})\n")
+    ratio = " | ours / django-tasks-db" if len(systems) == 2 else ""
+    print("| measure | " + " | ".join(LABELS[s] for s in systems) + ratio + " |")
+    print("| --- " * (len(systems) + 1 + (1 if ratio else 0)) + "|")
+    for key, label in (
+        ("bulk", f"bulk enqueue ({sizes['drain']:,} in one transaction)"),
+        ("drain1", f"drain {sizes['drain']:,}, 1 worker process"),
+    ):
+        cells = [_fmt(results[s].get(key), "rate") for s in systems]
+        if ratio:
+            cells.append(f"{results['ours'][key] / results['dtdb'][key]:.1f}x")
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    print()
+
+
 def _fmt(value: float | None, unit: str) -> str:
     if value is None:
         return "—"
@@ -265,6 +353,17 @@ def main(quick: bool = False) -> None:
     if quick:
         notes.append("django-tasks-db and Celery+Redis: not run in quick mode")
     _table(results, sizes, rounds, notes)
+    mariadb: dict[str, dict[str, Any]] = {}
+    for system in [s for s in systems if s in ("ours", "dtdb") and s in results]:
+        problem = _mariadb_problem(system)
+        if problem is None:
+            try:
+                mariadb[system] = _measure_mariadb(system, sizes, rounds)
+            except Exception as exc:
+                problem = f"failed: {str(exc).strip().splitlines()[0][:160]}"
+        if problem:
+            print(f"- MariaDB, {LABELS[system]}: {problem}\n")
+    _mariadb_table(mariadb, sizes, rounds)
 
 
 def _table(results: dict[str, Any], sizes: dict[str, int], rounds: int, notes: list[str]) -> None:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Sets everything up and runs the whole test suite: lint, types, tests on SQLite and PostgreSQL
-# with Django 6.x, tests on Django 5.2 LTS, and a short benchmark smoke run.
+# Sets everything up and runs the whole test suite: lint, types, tests on SQLite, PostgreSQL and
+# MariaDB with Django 6.x, tests on Django 5.2 LTS, and a short benchmark smoke run.
 # Usage: scripts/test.sh [extra pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +34,23 @@ elif [ "${CI:-}" = "true" ]; then
   echo "error: PostgreSQL is not reachable on 127.0.0.1:5432 under CI=true" >&2; exit 1
 else
   echo "warning: PostgreSQL not reachable; skipping the PostgreSQL run" >&2
+fi
+
+# MariaDB: the whole suite. mysqlclient (the `mysql` extra) builds against libmariadb-dev,
+# which start_services installs when it is missing.
+if mariadb_available && .venv/bin/python -m pip install --quiet --disable-pip-version-check \
+    -e ".[mysql]"; then
+  echo "==> tests: Django 6, MariaDB"
+  # The suite's own database (pytest-django creates test_dgt; worker subprocesses use dgt).
+  .venv/bin/python -c 'import MySQLdb; MySQLdb.connect(host="127.0.0.1", user="root").cursor(
+    ).execute("CREATE DATABASE IF NOT EXISTS dgt CHARACTER SET utf8mb4")'
+  DATABASE_URL=mysql://root@127.0.0.1:3306/dgt run_pytest .venv/bin/python -m pytest -q "$@"
+elif [ "${CI:-}" = "true" ]; then
+  echo "error: MariaDB is not reachable on 127.0.0.1:3306 (or mysqlclient did not build)" \
+    "under CI=true" >&2
+  exit 1
+else
+  echo "warning: MariaDB not reachable or mysqlclient not installable; skipping that run" >&2
 fi
 
 echo "==> tests: Django 5.2 LTS, SQLite"

@@ -101,17 +101,22 @@ def claim(rows: int) -> dict[str, float]:
     """Median time of claiming one due run, on an empty table and with ``rows`` finished."""
     from datetime import UTC, datetime
 
+    from django_generic_tasks import store
+    from django_generic_tasks.execution import Outcome
     from django_generic_tasks.models import TaskRun
-    from django_generic_tasks.worker import claim as sql
+    from django_generic_tasks.status import TaskStatus
+
+    runs = store.for_connection(connection)
 
     def measure() -> float:
         times = []
         for n in range(120):
             start("noop", n)
             began = time.perf_counter()
-            [run] = sql.claim(connection, "bench", (), 1, 30, datetime.now(UTC))
+            [run] = runs.claim("bench", (), 1, 30, datetime.now(UTC))
             times.append(time.perf_counter() - began)
-            TaskRun.objects.filter(pk=run.db_id).update(status="succeeded")
+            done = Outcome(run.id, run.task_name, run.attempt, 1, TaskStatus.SUCCEEDED)
+            runs.finish("bench", [store.Finished(run, done, datetime.now(UTC))])
         return statistics.median(times[20:]) * 1000
 
     TaskRun.objects.all().delete()

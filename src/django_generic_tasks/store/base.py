@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 # Rows per INSERT: SQLite allows 32,766 bound variables per statement, MySQL 65,535.
 CHUNK = 1000
 RUNNING = f"'{TaskStatus.RUNNING.value}'"
+_STATEMENTS: dict[tuple[type, int, bool], str] = {}
 WAITING_SQL = st.sql_list(st.WAITING)
 
 
@@ -98,14 +99,28 @@ class RunStore:
 
     def insert_sql(self, rows: list[tuple[Any, ...]], keyed: bool) -> tuple[str, list[Any]]:
         """One INSERT of ``rows``; ``keyed``: skip rows whose key is taken, return ids."""
+        return self.statement(len(rows), keyed), [value for row in rows for value in row]
+
+    def statement(self, rows: int, keyed: bool) -> str:
+        """The INSERT text for ``rows`` rows, built once per dialect, size and ``keyed``."""
+        cache_key = (type(self), rows, keyed)
+        sql = _STATEMENTS.get(cache_key)
+        if sql is None:
+            if len(_STATEMENTS) > 256:
+                _STATEMENTS.clear()
+            sql = _STATEMENTS[cache_key] = self.build_insert(rows, keyed)
+        return sql
+
+    def build_insert(self, rows: int, keyed: bool) -> str:
+        """The INSERT text for ``rows`` rows (see ``statement()``, which caches it)."""
         one = "(" + ", ".join(self._marks()) + ")"
         sql = (
             f"INSERT INTO {self.table} ({table().quoted_columns(self.connection)}) "
-            f"VALUES {', '.join([one] * len(rows))}"
+            f"VALUES {', '.join([one] * rows)}"
         )
         if keyed:
             sql += " ON CONFLICT DO NOTHING RETURNING id"
-        return sql, [value for row in rows for value in row]
+        return sql
 
     def _marks(self) -> list[str]:
         """The placeholder of each column in a VALUES row."""

@@ -20,15 +20,14 @@ from .rows import ClaimedRun, Finished, new_row, outcome_row, result_json
 class MySQLRunStore(RunStore):
     """``RunStore`` on MariaDB (10.6+) or MySQL (8+)."""
 
-    def insert_sql(self, rows: list[tuple[Any, ...]], keyed: bool) -> tuple[str, list[Any]]:
+    def build_insert(self, rows: int, keyed: bool) -> str:
         """``INSERT IGNORE`` skips only duplicate keys here: lengths were checked before, and
         every other value comes from the library, not the caller."""
-        sql, params = super().insert_sql(rows, False)
-        if keyed:
-            if not self.connection.mysql_is_mariadb:
-                return sql, params  # MySQL has no INSERT ... RETURNING: see _insert_keyed
+        sql = super().build_insert(rows, False)
+        if keyed and self.connection.mysql_is_mariadb:
+            # MySQL has no INSERT ... RETURNING: there keyed requests go one by one (insert).
             sql = "INSERT IGNORE" + sql.removeprefix("INSERT") + " RETURNING id"
-        return sql, params
+        return sql
 
     def insert(self, requests: Sequence[Any], now: datetime) -> list[Any]:
         """As ``RunStore.insert``; on MySQL, keyed requests go one by one (no RETURNING)."""
@@ -40,7 +39,7 @@ class MySQLRunStore(RunStore):
         from django.db import IntegrityError, transaction
 
         for _ in range(3):
-            sql, params = super().insert_sql([new_row(self.connection, request, now)], False)
+            sql, params = self.insert_sql([new_row(self.connection, request, now)], False)
             try:
                 with transaction.atomic(using=self.alias), self.connection.cursor() as cursor:
                     cursor.execute(sql, params)

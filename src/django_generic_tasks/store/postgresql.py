@@ -36,15 +36,20 @@ class PostgreSQLRunStore(RunStore):
         """Several rows: one array per column, a handful of parameters however many rows."""
         if len(rows) == 1:
             return super().insert_sql(rows, keyed)
-        types = table().db_types(self.connection)
-        arrays = ", ".join(f"%s::{kind}[]" for kind in types)
+        return self.statement(0, keyed), [list(column) for column in zip(*rows, strict=True)]
+
+    def build_insert(self, rows: int, keyed: bool) -> str:
+        """``rows`` = 0: the one-array-per-column form (``unnest``)."""
+        if rows:
+            return super().build_insert(rows, keyed)
+        arrays = ", ".join(f"%s::{kind}[]" for kind in table().db_types(self.connection))
         sql = (
             f"INSERT INTO {self.table} ({table().quoted_columns(self.connection)}) "
             f"SELECT * FROM unnest({arrays})"
         )
         if keyed:
             sql += " ON CONFLICT DO NOTHING RETURNING id"
-        return sql, [list(column) for column in zip(*rows, strict=True)]
+        return sql
 
     def _marks(self) -> list[str]:
         return ["%s::jsonb" if c == "params" else "%s" for c in table().columns]
