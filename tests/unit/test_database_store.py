@@ -14,7 +14,7 @@ from pydantic import BaseModel
 import django_generic_tasks as tasks
 from django_generic_tasks import store
 from django_generic_tasks.backends import DatabaseBackend
-from django_generic_tasks.backends.base import EnqueueRequest
+from django_generic_tasks.enqueue import EnqueueRequest
 from django_generic_tasks.exceptions import InvalidOptionError
 from django_generic_tasks.models import TaskRun
 from django_generic_tasks.status import TaskStatus

@@ -14,9 +14,11 @@ from typing import Any, ClassVar
 from django.core.checks import CheckMessage
 from django.core.checks import Error as CheckError
 
+from ..check_ids import CheckId
+from ..enqueue import EnqueueRequest
 from ..exceptions import ConfigurationError, RunNotFoundError
 from ..status import TaskHandle
-from .base import BaseBackend, EnqueueRequest
+from .base import BaseBackend
 
 
 class DatabaseBackend(BaseBackend):
@@ -96,19 +98,19 @@ class DatabaseBackend(BaseBackend):
                 CheckError(
                     "DatabaseBackend needs 'django_generic_tasks' in INSTALLED_APPS.",
                     hint="Add it, then run `python manage.py migrate`.",
-                    id="django_generic_tasks.E100",
+                    id=CheckId.DATABASE_APP_NOT_INSTALLED,
                 )
             )
         if self.database not in settings.DATABASES:
             messages.append(
                 CheckError(
                     f"DatabaseBackend's database {self.database!r} is not in DATABASES.",
-                    id="django_generic_tasks.E101",
+                    id=CheckId.DATABASE_ALIAS_UNKNOWN,
                 )
             )
         else:
             try:
                 store.for_connection(self.connection)
             except store.UnsupportedDatabaseError as exc:
-                messages.append(CheckError(str(exc), id="django_generic_tasks.E102"))
+                messages.append(CheckError(str(exc), id=CheckId.DATABASE_UNSUPPORTED))
         return messages

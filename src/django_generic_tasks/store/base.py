@@ -29,7 +29,7 @@ from .schema import id_str, parse_run_id, table
 if TYPE_CHECKING:
     from django.db.models import QuerySet
 
-    from ..backends.base import EnqueueRequest
+    from ..enqueue import EnqueueRequest
     from ..models import TaskRun
 
 # Rows per INSERT: SQLite allows 32,766 bound variables per statement, MySQL 65,535.

@@ -13,7 +13,7 @@ from .schema import check_lengths, db_id, table
 from .statuses import waiting_status
 
 if TYPE_CHECKING:
-    from ..backends.base import EnqueueRequest
+    from ..enqueue import EnqueueRequest
     from ..execution import Outcome
 
 LOST_ERROR_TYPE = "django_generic_tasks.WorkerLost"
