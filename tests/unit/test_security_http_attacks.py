@@ -20,8 +20,9 @@ import django_generic_tasks as tasks
 from django_generic_tasks.backends import DatabaseBackend, InMemoryBackend
 from django_generic_tasks.conf import override_backend
 from django_generic_tasks.enqueue import EnqueueRequest
-from django_generic_tasks.exceptions import CloudTasksEnqueueError
+from django_generic_tasks.exceptions import CapacityExceededError, CloudTasksEnqueueError
 from django_generic_tasks.models import TaskRun
+from django_generic_tasks.signals import task_started
 from django_generic_tasks.status import TaskHandle
 from tests.testapp.tasks import calls
 from tests.unit.test_api import PUSH, OpaqueParams, PrivateTask
@@ -293,3 +294,34 @@ def test_caller_that_is_not_the_push_queue_cannot_choose_run_id_or_attempt(
     assert body["attempt"] == 1
     # Nor can it pass as a delivery: invalid params get the 422, not a "failed" run.
     assert post(Client(), "tests.add", {"a": "x"}, **headers).status_code == 422
+
+
+class MappedQueuesBackend(InMemoryBackend):
+    """A backend with a ``queues`` mapping (as Cloud Tasks and Celery have)."""
+
+    queues = {"reports": "reports-queue"}
+
+
+def test_the_backends_queue_mapping_names_are_declared_queues() -> None:
+    backend = MappedQueuesBackend()
+    with override_backend(backend):
+        assert post(Client(), "tests.add/start?queue=reports", {"a": 1}).status_code == 202
+        assert post(Client(), "tests.add/start?queue=reports-queue", {"a": 1}).status_code == 400
+    assert [r.queue for r in backend.pending()] == ["reports"]
+
+
+# CapacityExceededError ------------------------------------------------------------------------
+
+
+def test_a_run_refused_for_capacity_answers_503_so_the_queue_retries_later() -> None:
+    def at_capacity(**kwargs: Any) -> None:
+        raise CapacityExceededError("12 timed-out runs are still running")
+
+    task_started.connect(at_capacity, dispatch_uid="tests-at-capacity")
+    try:
+        response = post(Client(), "tests.add", {"a": 1})
+    finally:
+        task_started.disconnect(dispatch_uid="tests-at-capacity")
+    assert response.status_code == 503
+    assert "12 timed-out" not in response.content.decode()
+    assert calls == []
