@@ -234,3 +234,19 @@ def test_override_backend_wins_over_settings_and_nests() -> None:
             assert conf.get_backend() is inner
         assert conf.get_backend() is outer
     assert isinstance(conf.get_backend(), ImmediateBackend)
+
+
+def test_http_settings_default_to_the_safe_choice() -> None:
+    current = conf.get_settings()
+    assert (current.api_expose_error_messages, current.api_queues) == (False, [])
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("TASKS_API_EXPOSE_ERROR_MESSAGES", "yes"), ("TASKS_API_QUEUES", "bulk")],
+)
+def test_http_settings_of_the_wrong_type_are_a_configuration_error(
+    setting: str, value: Any
+) -> None:
+    with override_settings(**{setting: value}), pytest.raises(ConfigurationError, match=setting):
+        conf.get_settings()
