@@ -1,7 +1,7 @@
-"""A URLconf with its own tasks router, for tests that build it while auth is configured.
+"""A URLconf with its own tasks router, for the test that builds it while auth is configured.
 
-The router decides which operations carry django-ninja auth when it is first mounted, so the
-tests that use this module set ``TASKS_API_AUTHENTICATION`` before their first request.
+The router decides which operations carry django-ninja auth when it is first mounted, so that
+test sets ``TASKS_API_AUTHENTICATION`` before its first request; no other test uses it.
 """
 
 from django.urls import path

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.test import Client
+from django.contrib.auth.models import User
+from django.test import Client, override_settings
 from ninja import NinjaAPI, Router
 from ninja.security import APIKeyHeader, HttpBearer
 from pydantic import BaseModel
@@ -506,16 +507,29 @@ def test_envelope_json_is_the_envelope_models_json(result: Any) -> None:
 def test_a_router_built_while_auth_is_configured_authenticates_through_ninja(
     settings: Any,
 ) -> None:
-    settings.TASKS_API_AUTHENTICATION = "tests.unit.test_api.allow_header_key"
+    settings.TASKS_API_AUTHENTICATION = "tests.unit.test_api.KeyAuth"
     settings.ROOT_URLCONF = "tests.protected_urls"
     client = Client()
     path = "/protected/tasks/tests.add"
+    schema = client.get("/protected/openapi.json").json()  # builds the router now
+    assert schema["paths"][path]["post"]["security"] == [{"TasksAuth": []}]
     assert client.post(path, {"a": 1}, content_type="application/json").status_code == 401
-    ok = client.post(
-        path, {"a": 1}, content_type="application/json", headers={"X-Key": "let-me-in"}
-    )
+    headers = {"Authorization": "Bearer k"}
+    ok = client.post(path, {"a": 1}, content_type="application/json", headers=headers)
     assert ok.status_code == 200
-    assert client.post(path, '{"a": 1}', content_type="text/plain").status_code == 415
+    refused = client.post(path, '{"a": 1}', content_type="text/plain", headers=headers)
+    assert refused.status_code == 415
     assert calls == [("tests.add", 1)]
-    schema = client.get("/protected/openapi.json").json()
-    assert "security" not in schema["paths"]["/protected/tasks/tests.add"]["post"]  # a callable
+
+
+@override_settings(ROOT_URLCONF="tests.docs_urls")
+def test_the_openapi_docs_can_be_kept_for_staff_or_turned_off() -> None:
+    # README: NinjaAPI(docs_decorator=staff_member_required) / NinjaAPI(openapi_url=None).
+    anonymous = Client()
+    for page in ("/staff-docs/openapi.json", "/staff-docs/docs"):
+        assert anonymous.get(page).status_code == 302  # to the admin login
+    staff = Client()
+    staff.force_login(User.objects.create_user("docs", is_staff=True))
+    assert "/staff-docs/tasks/tests.add" in staff.get("/staff-docs/openapi.json").json()["paths"]
+    assert anonymous.get("/no-docs/openapi.json").status_code == 404
+    assert anonymous.get("/no-docs/docs").status_code == 404
