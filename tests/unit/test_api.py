@@ -174,7 +174,9 @@ def test_unknown_fields_are_rejected_like_start_does(client: Client) -> None:
 
 def test_malformed_json_answers_4xx_not_500(client: Client) -> None:
     response = client.post(URL + "tests.add", b"{nope", content_type="application/json")
-    assert 400 <= response.status_code < 500
+    assert response.status_code == 400
+    start = client.post(URL + "tests.add/start", b"{nope", content_type="application/json")
+    assert start.status_code == 400
     assert calls == []
 
 

@@ -193,3 +193,19 @@ def test_installed_apps_tasks_modules_are_autodiscovered_when_apps_are_ready() -
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["tests.add", "tests.async_echo", "tests.flaky"]
+
+
+def test_registrations_after_urls_were_built_go_to_the_listeners_once() -> None:
+    own = TaskRegistry()
+    heard: list[str] = []
+
+    def listener(task_class: type) -> None:
+        heard.append(task_class.__name__)
+
+    own.on_late_registration(listener)
+    own.on_late_registration(listener)  # added twice: still called once
+    own.register(AddTask)  # before any router built its URLs: nobody is told
+    own.urls_built = True
+    own.register(FlakyTask)
+    own.register(FlakyTask)  # the same class again (a reload) is not new
+    assert heard == ["FlakyTask"]

@@ -11,6 +11,8 @@ from typing import Any
 from ninja import Router
 from ninja.decorators import decorate_view
 
+from ..conf import get_settings
+from ..exceptions import ConfigurationError
 from ..registry import registry
 from ..security.auth import auth_spec_safe
 from ..wire import (
@@ -178,9 +180,6 @@ class TasksRouter(Router):
 
 def auth_spec_safe_global() -> Any:
     """The global auth setting, for building routes: never raises (``"invalid"`` instead)."""
-    from ..conf import get_settings
-    from ..exceptions import ConfigurationError
-
     try:
         return get_settings().api_authentication
     except ConfigurationError:
