@@ -191,6 +191,10 @@ def test_push_delivery_with_params_that_no_longer_validate_answers_200_failed(
     body = response.json()
     assert body["status"] == "failed"
     assert body["error"]["type"].endswith("ValidationError")
+    not_json = client.post(
+        URL + "tests.add", b"{nope", content_type="application/json", headers=headers
+    )
+    assert (not_json.status_code, not_json.json()["status"]) == (200, "failed")
     assert calls == []
 
 

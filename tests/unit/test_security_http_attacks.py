@@ -15,6 +15,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.test import Client, override_settings
+from pydantic import BaseModel, ConfigDict
 
 import django_generic_tasks as tasks
 from django_generic_tasks.backends import DatabaseBackend, InMemoryBackend
@@ -56,6 +57,26 @@ class BoomTask(tasks.Task[OpaqueParams]):
 
     def run(self) -> None:
         raise ConnectionError(f"connect failed: {SECRET}")
+
+
+class Loose(BaseModel):
+    """A nested model that keeps unknown fields (so params are checked with ``json.loads``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class LooseParams(BaseModel):
+    inner: Loose | None = None
+    a: Any = None
+
+
+class LooseTask(tasks.Task[LooseParams]):
+    """Takes params whose unknown fields are checked at the top level only."""
+
+    name = "tests.attacks.loose"
+
+    def run(self) -> None:
+        calls.append((self.name, None))
 
 
 def post(client: Client, path: str, body: Any = None, **headers: str) -> Any:
@@ -261,7 +282,9 @@ def test_authenticated_callers_are_not_anonymous_to_the_throttle() -> None:
 # 14. deeply nested JSON -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["tests.add", "tests.add/start"])
+@pytest.mark.parametrize(
+    "path", ["tests.add", "tests.add/start", "tests.attacks.loose", "tests.attacks.loose/start"]
+)
 @pytest.mark.parametrize("push", [False, True])
 def test_deeply_nested_json_answers_4xx_never_500(path: str, push: bool, settings: Any) -> None:
     headers = {}

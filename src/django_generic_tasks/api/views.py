@@ -78,8 +78,9 @@ def make_run_view(task_class: type[Any]) -> Callable[..., Any]:
     """``POST <mount>/<Task.name>``: run the task now and answer its envelope.
 
     Push queues retry every non-2xx answer, and params that do not validate never will, so a
-    delivery from the push queue (authenticated as such) with such params is run by
-    ``execute()``, which fails it for good (200); direct callers get the 422.
+    delivery from the push queue (authenticated as such) with such params, or a body that is
+    not JSON, is run by ``execute()``, which fails it for good (200); direct callers get the
+    422 (400).
     """
     name, model = task_class.name, task_class.params_model
 
@@ -91,12 +92,14 @@ def make_run_view(task_class: type[Any]) -> Callable[..., Any]:
         data: BaseModel | bytes
         try:
             data = read_params(model, request.body)
-        except NinjaValidationError:
+        except (NinjaValidationError, HttpError):
             if not (trusted and is_push_delivery(request)):
                 raise
-            data = request.body or b"{}"
+            data = request.body or b"{}"  # execute() fails the run for good: 200, no retry
         try:
             outcome = execute(name, data, run_id=run_id, attempt=attempt)
+        except RecursionError:  # params too deeply nested to validate (tasks' own are caught)
+            raise HttpError(400, "The body is not valid JSON: it is nested too deeply.") from None
         except CapacityExceededError as exc:
             logger.warning("Refused to run %s over HTTP: %s", name, exc)
             raise HttpError(503, "Too many runs are still running here; try again later.") from exc
