@@ -3,7 +3,7 @@
 Rows are read and written only through ``django_generic_tasks.store``. The indexes the store
 relies on differ per database (partial indexes on PostgreSQL and SQLite, generated columns on
 MariaDB/MySQL, which have no partial indexes), so migration 0003 creates them, not ``Meta``:
-- a task's ``key`` is unique among its unfinished runs (``dgt_taskrun_open_key``);
+- a task's ``key`` is unique among that task's unfinished runs (``dgt_taskrun_open_key``);
 - claims read only waiting runs (``dgt_taskrun_claim``), so finished rows never slow them;
 - finding expired leases reads only running runs (``dgt_taskrun_lease``).
 """

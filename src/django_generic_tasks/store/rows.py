@@ -49,23 +49,22 @@ def new_row(connection: Any, request: EnqueueRequest, now: datetime) -> tuple[An
     """The row of a new run, in ``table().columns`` order; lengths checked first."""
     check_lengths(request.task_name, request.queue, request.key)
     adapt = connection.ops.adapt_datetimefield_value
-    run_after = request.run_after or now
-    values = {
-        "id": db_id(connection, request.run_id),
-        "task_name": request.task_name,
-        "params": request.params_json,
-        "queue": request.queue,
-        "priority": request.priority,
-        "status": waiting_status(request.run_after, now).value,
-        "attempt": request.attempt - 1,
-        "max_attempts": request.max_attempts,
-        "timeout": request.timeout,
-        "run_after": adapt(run_after),
-        "created_at": adapt(now),
-        "key": request.key,
-    }
-    schema = table()
-    return tuple(map(values.get, schema.columns, schema.defaults))
+    run_after = request.run_after
+    return (  # NEW_RUN_COLUMNS, then the defaults of the other required columns
+        db_id(connection, request.run_id),
+        request.task_name,
+        request.params_json,
+        request.queue,
+        request.priority,
+        waiting_status(run_after, now).value,
+        request.attempt - 1,
+        request.max_attempts,
+        request.timeout,
+        adapt(run_after or now),
+        adapt(now),
+        request.key,
+        *table().defaults,
+    )
 
 
 def result_json(result: Any) -> str | None:

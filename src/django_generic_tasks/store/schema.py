@@ -9,6 +9,22 @@ from typing import Any
 
 from ..exceptions import InvalidOptionError
 
+NEW_RUN_COLUMNS = (
+    "id",
+    "task_name",
+    "params",
+    "queue",
+    "priority",
+    "status",
+    "attempt",
+    "max_attempts",
+    "timeout",
+    "run_after",
+    "created_at",
+    "key",
+)
+"""The columns a new run sets itself, in the order ``rows.new_row()`` gives their values."""
+
 
 @dataclass(frozen=True)
 class Table:
@@ -16,9 +32,10 @@ class Table:
 
     name: str
     columns: tuple[str, ...]
-    """Every stored column, in the model's field order (generated columns excluded)."""
+    """The columns of an INSERT: ``NEW_RUN_COLUMNS``, then every other column that cannot
+    be NULL (nullable ones a new run leaves NULL are left out)."""
     defaults: tuple[Any, ...]
-    """Each column's default, for the columns a new run does not set itself."""
+    """The values of the columns after ``NEW_RUN_COLUMNS``: their model defaults."""
     max_lengths: dict[str, int]
     """Column name -> ``max_length`` of the text columns that have one."""
 
@@ -28,7 +45,7 @@ class Table:
         return ", ".join(quote(column) for column in self.columns)
 
     def db_types(self, connection: Any) -> tuple[str, ...]:
-        """Each column's database type on ``connection`` (for PostgreSQL's array casts)."""
+        """Each INSERT column's database type on ``connection`` (PostgreSQL's array casts)."""
         from ..models import TaskRun
 
         fields = {f.column: f for f in TaskRun._meta.concrete_fields}
@@ -41,12 +58,23 @@ def table() -> Table:
     from ..models import TaskRun
 
     fields = [f for f in TaskRun._meta.concrete_fields if not getattr(f, "generated", False)]
+    known = {f.column for f in fields}
+    unknown = set(NEW_RUN_COLUMNS) - known
+    if unknown:
+        raise LookupError(f"TaskRun has no column {sorted(unknown)}.")
+    rest = [f for f in fields if f.column not in NEW_RUN_COLUMNS and not f.null]
     return Table(
         name=TaskRun._meta.db_table,
-        columns=tuple(str(f.column) for f in fields),
-        defaults=tuple(None if f.null else f.get_default() for f in fields),
+        columns=(*NEW_RUN_COLUMNS, *(str(f.column) for f in rest)),
+        defaults=tuple(f.get_default() for f in rest),
         max_lengths={str(f.column): int(f.max_length) for f in fields if f.max_length is not None},
     )
+
+
+@cache
+def _limits() -> tuple[int, int, int]:
+    lengths = table().max_lengths
+    return lengths["task_name"], lengths["queue"], lengths["key"]
 
 
 def check_lengths(task_name: str, queue: str, key: str | None) -> None:
@@ -55,14 +83,18 @@ def check_lengths(task_name: str, queue: str, key: str | None) -> None:
     Checked before the database sees it: PostgreSQL would raise a ``DataError`` mid-transaction
     and a lenient MariaDB/MySQL ``sql_mode`` would silently truncate.
     """
-    limits = table().max_lengths
-    for option, value in (("queue", queue), ("key", key), ("task name", task_name)):
-        column = "task_name" if option == "task name" else option
-        if value is not None and len(value) > limits[column]:
-            raise InvalidOptionError(
-                f"The {option} {value[:40]!r}... is {len(value)} characters long; "
-                f"at most {limits[column]} are stored."
-            )
+    name_max, queue_max, key_max = _limits()
+    if len(queue) > queue_max or len(task_name) > name_max or (key and len(key) > key_max):
+        for option, value, limit in (
+            ("queue", queue, queue_max),
+            ("key", key or "", key_max),
+            ("task name", task_name, name_max),
+        ):
+            if len(value) > limit:
+                raise InvalidOptionError(
+                    f"The {option} {value[:40]!r}... is {len(value)} characters long; "
+                    f"at most {limit} are stored."
+                )
 
 
 def db_id(connection: Any, run_id: str) -> Any:
