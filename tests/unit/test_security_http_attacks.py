@@ -226,6 +226,8 @@ def test_a_failed_run_does_not_leak_its_message_without_debug(
 def test_error_messages_are_shown_with_debug_or_the_opt_in(setting: str, settings: Any) -> None:
     setattr(settings, setting, True)
     assert "hunter2" in post(Client(), "tests.attacks.boom").json()["error"]["message"]
+    with override_backend(RefusingBackend()):
+        assert "secret-proj" in post(Client(), "tests.add/start", {"a": 1}).json()["detail"]
 
 
 class RefusingBackend(InMemoryBackend):
