@@ -11,6 +11,7 @@
 | ``TASKS_OIDC_CLOCK_SKEW`` | seconds of clock skew tolerated on ``exp``/``iat`` | ``10`` |
 | ``TASKS_API_EXPOSE_ERROR_MESSAGES`` | error bodies carry exception messages | ``False`` |
 | ``TASKS_API_QUEUES`` | more queue names ``POST <task>/start?queue=`` accepts | ``[]`` |
+| ``TASKS_MAX_ABANDONED_THREADS`` | timed-out sync runs left running, then refuse | ``8`` |
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class TasksSettings(BaseModel):
         default=False, alias="TASKS_API_EXPOSE_ERROR_MESSAGES", strict=True
     )
     api_queues: list[str] = Field(default_factory=list, alias="TASKS_API_QUEUES")
+    max_abandoned_threads: int = Field(default=8, ge=0, alias="TASKS_MAX_ABANDONED_THREADS")
 
 
 _SETTING_NAMES = frozenset(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from .exceptions import TaskTimeoutError, UnknownTaskError
+from .exceptions import CapacityExceededError, TaskTimeoutError, UnknownTaskError
 from .params import validate_params
 from .registry import get_task_class
 from .signals import task_finished, task_started
@@ -67,7 +67,9 @@ def execute(
     """Run attempt ``attempt`` of task ``task_name`` with ``params`` and report the outcome.
 
     An unknown task name or params that no longer validate end the run as ``FAILED`` with no
-    retry (retrying cannot fix them).
+    retry (retrying cannot fix them). ``CapacityExceededError`` is raised, before the task
+    runs, when this process has too many timed-out runs still running (see
+    ``TASKS_MAX_ABANDONED_THREADS``): the attempt did not happen, so it is not an outcome.
     """
     try:
         task_class = get_task_class(task_name)
@@ -90,6 +92,8 @@ def execute_task(
 
 def _execute_task(task: Task[Any], run_id: str, attempt: int, limit: int) -> Outcome:
     task_class = type(task)
+    if _abandoned and task_class.timeout is not None and not _is_async(task_class):
+        _refuse_when_over_capacity(task_class)  # raises CapacityExceededError: nothing ran
     if task_started.receivers:
         task_started.send(sender=task_class, task=task, run_id=run_id, attempt=attempt)
     debug = logger.isEnabledFor(_DEBUG)
@@ -251,15 +255,49 @@ def _run_coroutine(coro: Coroutine[Any, Any, Any]) -> Any:
     return box.get("result")
 
 
+_abandoned_lock = threading.Lock()
+_abandoned = 0  # helper threads of timed-out runs that are still running
+
+
+def abandoned_threads() -> int:
+    """How many timed-out sync runs of this process are still running in the background."""
+    return _abandoned
+
+
+def _refuse_when_over_capacity(task_class: type[Task[Any]]) -> None:
+    """Raise ``CapacityExceededError`` (logged) when ``TASKS_MAX_ABANDONED_THREADS`` timed-out
+    runs are still running: a timed sync run could leave one more thread behind."""
+    from .conf import get_settings
+
+    limit = get_settings().max_abandoned_threads
+    if _abandoned < limit:
+        return
+    logger.error(
+        "Task %s refused: %d timed-out run(s) of this process are still running "
+        "(TASKS_MAX_ABANDONED_THREADS = %d).",
+        task_class.name,
+        _abandoned,
+        limit,
+        extra={"task_name": task_class.name},
+    )
+    raise CapacityExceededError(
+        f"{_abandoned} timed-out task run(s) are still running in this process "
+        f"(TASKS_MAX_ABANDONED_THREADS = {limit}); {task_class.name} was not started."
+    )
+
+
 def _run_in_thread_with_timeout(task: Task[Any], timeout: float) -> Any:
     """Run a sync task on a helper thread and stop waiting for it after ``timeout``.
 
     Python cannot kill a thread: a task that overruns keeps running in the background (it is
-    logged), but its run is failed so the caller moves on.
+    logged, and counted: see ``_refuse_when_over_capacity``), but its run is failed so the
+    caller moves on.
     """
+    global _abandoned
     box: dict[str, Any] = {}
 
     def target() -> None:
+        global _abandoned
         from django.db import connections
 
         try:
@@ -268,15 +306,25 @@ def _run_in_thread_with_timeout(task: Task[Any], timeout: float) -> Any:
             box["error"] = exc
         finally:
             connections.close_all()
+            with _abandoned_lock:
+                box["finished"] = True
+                if box.get("abandoned"):
+                    _abandoned -= 1
 
     thread = threading.Thread(target=target, name=f"task-{type(task).name}", daemon=True)
     thread.start()
     thread.join(timeout)
-    if thread.is_alive():
+    with _abandoned_lock:
+        if not box.get("finished"):
+            box["abandoned"] = True
+            _abandoned += 1
+    if box.get("abandoned"):
         logger.warning(
-            "Task %s exceeded its timeout of %gs; its thread is left to finish in the background.",
+            "Task %s exceeded its timeout of %gs; its thread is left to finish in the background "
+            "(%d such thread(s) now).",
             type(task).name,
             timeout,
+            _abandoned,
         )
         raise TaskTimeoutError(f"The task ran longer than its timeout of {timeout:g}s.")
     if "error" in box:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from .status import TaskStatus
@@ -20,10 +21,13 @@ if TYPE_CHECKING:
     from .enqueue import EnqueueRequest
     from .execution import Outcome
 
-__all__ = ["RunSink", "final", "settle"]
+__all__ = ["REFUSED_RETRY_DELAY", "RunSink", "defer", "final", "settle"]
 
 logger = logging.getLogger("django_generic_tasks")
 _SCHEDULED = TaskStatus.SCHEDULED
+
+REFUSED_RETRY_DELAY = timedelta(seconds=5)
+"""How long a run waits when this process refused to start it (``CapacityExceededError``)."""
 
 
 class RunSink(Protocol):
@@ -69,3 +73,20 @@ def final(outcome: Outcome) -> Outcome:
     if outcome.status is not _SCHEDULED:
         return outcome
     return replace(outcome, status=TaskStatus.FAILED, retry_at=None)
+
+
+def defer(sink: RunSink, request: EnqueueRequest, reason: BaseException) -> EnqueueRequest:
+    """Requeue the same attempt ``REFUSED_RETRY_DELAY`` later: it did not run because this
+    process refused it (``reason``, e.g. ``CapacityExceededError``); no attempt is used up."""
+    later = replace(request, run_after=datetime.now(UTC) + REFUSED_RETRY_DELAY)
+    logger.warning(
+        "Task %s (run %s) attempt %d was not started (%s); it is requeued for %s.",
+        request.task_name,
+        request.run_id,
+        request.attempt,
+        reason,
+        later.run_after.isoformat() if later.run_after else "now",
+        extra={"task_name": request.task_name, "run_id": request.run_id},
+    )
+    sink.requeue(later)
+    return later

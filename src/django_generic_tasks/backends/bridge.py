@@ -29,6 +29,7 @@ __all__ = [
     "MARKER",
     "BridgeSink",
     "apply_summary",
+    "deferred_summary",
     "error_fields",
     "error_from_fields",
     "jsonable",
@@ -58,6 +59,17 @@ def summary_of(outcome: Outcome, *, with_result: bool = True) -> dict[str, Any]:
         if outcome.error is not None:
             summary["error"] = error_fields(outcome.error)
     return summary
+
+
+def deferred_summary(request: EnqueueRequest) -> dict[str, Any]:
+    """The summary of an attempt this process refused to start (it is requeued as it is)."""
+    return {
+        MARKER: VERSION,
+        "run_id": request.run_id,
+        "task": request.task_name,
+        "status": str(TaskStatus.SCHEDULED),
+        "attempt": request.attempt - 1,
+    }
 
 
 def jsonable(value: Any) -> Any:

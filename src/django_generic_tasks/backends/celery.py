@@ -24,6 +24,7 @@ from django.core.checks import CheckMessage, Error, Warning
 
 from ..enqueue import EnqueueRequest
 from ..exceptions import (
+    CapacityExceededError,
     ConfigurationError,
     EnqueueError,
     MissingDependencyError,
@@ -31,7 +32,7 @@ from ..exceptions import (
     RunNotFoundError,
 )
 from ..execution import execute
-from ..retry import settle
+from ..retry import defer, settle
 from ..status import ErrorInfo, TaskHandle, TaskStatus
 from .base import BaseBackend
 from .bridge import BridgeSink, apply_summary, read_summary, run_failed
@@ -86,11 +87,16 @@ def _run_task(
     every return value for its logs, and a string is far cheaper to repr than a dict); a run
     that failed for good raises ``RunFailedError`` so that Celery records a FAILURE.
     """
-    outcome = execute(task, params, run_id=run_id, attempt=attempt, max_attempts=max_attempts)
     request = EnqueueRequest(
-        run_id, task, params, queue or "", 0, None, None, outcome.max_attempts, None, attempt
+        run_id, task, params, queue or "", 0, None, None, max_attempts or 0, None, attempt
     )
     sink = _CelerySink(self, queue, priority, bool(self.app.conf.result_backend))
+    try:
+        outcome = execute(task, params, run_id=run_id, attempt=attempt, max_attempts=max_attempts)
+    except CapacityExceededError as exc:  # refused before it ran: the same attempt, later
+        defer(sink, request, exc)
+        raise Ignore() from None
+    request.max_attempts = outcome.max_attempts
     if settle(sink, request, outcome) is not None:
         raise Ignore()  # acknowledged, nothing stored: the SCHEDULED state stays until then
     if outcome.status is TaskStatus.FAILED and outcome.error is not None:
@@ -125,7 +131,7 @@ class _CelerySink(BridgeSink):
                 "params": request.params_json,
                 "run_id": request.run_id,
                 "attempt": request.attempt,
-                "max_attempts": request.max_attempts,
+                "max_attempts": request.max_attempts or None,
                 "queue": self.queue,
                 "priority": self.priority,
             },

@@ -24,6 +24,7 @@ from django.core.checks import CheckMessage, Error
 
 from ..enqueue import EnqueueRequest
 from ..exceptions import (
+    CapacityExceededError,
     ConfigurationError,
     EnqueueError,
     MissingDependencyError,
@@ -31,10 +32,10 @@ from ..exceptions import (
     RunNotFoundError,
 )
 from ..execution import execute
-from ..retry import settle
+from ..retry import defer, settle
 from ..status import ErrorInfo, TaskHandle, TaskStatus
 from .base import BaseBackend
-from .bridge import BridgeSink, apply_summary, error_fields, read_summary
+from .bridge import BridgeSink, apply_summary, deferred_summary, error_fields, read_summary
 
 
 def _import_tasks_framework() -> Any:
@@ -74,12 +75,18 @@ def _run_generic_task(
     max_attempts: int | None = None,
 ) -> dict[str, Any]:
     """Run one attempt of a typed task inside a ``django.tasks`` worker; return its summary."""
-    outcome = execute(task, params, run_id=run_id, attempt=attempt, max_attempts=max_attempts)
     request = EnqueueRequest(
-        run_id, task, params, "", 0, None, None, outcome.max_attempts, None, attempt
+        run_id, task, params, "", 0, None, None, max_attempts or 0, None, attempt
     )
     sink = _DjangoTasksSink(context)
-    settle(sink, request, outcome)
+    try:
+        outcome = execute(task, params, run_id=run_id, attempt=attempt, max_attempts=max_attempts)
+    except CapacityExceededError as exc:  # refused before it ran: the same attempt, later
+        defer(sink, request, exc)
+        sink.summary = deferred_summary(request)
+    else:
+        request.max_attempts = outcome.max_attempts
+        settle(sink, request, outcome)
     assert sink.summary is not None
     follow_up = sink.follow_up
     if follow_up is None:
@@ -113,7 +120,7 @@ class _DjangoTasksSink(BridgeSink):
             request.params_json,
             request.run_id,
             request.attempt,
-            request.max_attempts,
+            request.max_attempts or None,
         )
 
 

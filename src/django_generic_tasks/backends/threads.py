@@ -18,8 +18,9 @@ from django.db import connections
 from django.db.backends.signals import connection_created
 
 from ..enqueue import EnqueueRequest
+from ..exceptions import CapacityExceededError
 from ..execution import execute
-from ..retry import settle
+from ..retry import defer, settle
 from ..status import TaskHandle, TaskStatus
 from .base import BaseBackend
 
@@ -169,6 +170,8 @@ class ThreadingBackend(BaseBackend):
                     max_attempts=item.max_attempts,
                 )
                 settle(self, item, outcome)
+            except CapacityExceededError as exc:  # refused before it ran: try again later
+                defer(self, item, exc)
             except BaseException:  # e.g. SystemExit from a task: log it, keep the worker
                 logger.exception(
                     "Task %s (run %s) raised outside the task's error handling; the worker "
