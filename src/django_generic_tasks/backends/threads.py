@@ -18,7 +18,7 @@ from django.db import connections
 from django.db.backends.signals import connection_created
 
 from ..enqueue import EnqueueRequest
-from ..exceptions import CapacityExceededError
+from ..exceptions import CapacityExceededError, EnqueueError, InvalidOptionError
 from ..execution import execute
 from ..retry import defer, settle
 from ..status import TaskHandle, TaskStatus
@@ -37,16 +37,40 @@ class ThreadingBackend(BaseBackend):
     database connections after every task. At interpreter exit, runs that are ready or running
     are finished (up to ``drain_timeout`` seconds); runs still waiting for a later time are
     logged as dropped. Use ``DatabaseBackend`` when work must survive a crash.
+
+    Everything waits in memory, so ``start()`` is bounded: at most ``max_pending`` runs ready,
+    running or due later (then ``EnqueueError``), delays of at most ``max_delay`` seconds
+    (then ``InvalidOptionError``) and at most ``max_delayed_bytes`` of params held for runs
+    due later (then ``EnqueueError``). Retries of accepted runs are never refused.
     """
 
     supports_defer = True
     supports_priority = True
     supports_retries = True
 
-    def __init__(self, *, max_workers: int = 4, drain_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        max_workers: int = 4,
+        drain_timeout: float = 30.0,
+        max_pending: int = 10_000,
+        max_delay: float = 86_400.0,
+        max_delayed_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
         if type(max_workers) is not int or max_workers < 1:
             raise ValueError("max_workers must be an integer >= 1")
+        for option, value in (
+            ("max_pending", max_pending),
+            ("max_delayed_bytes", max_delayed_bytes),
+        ):
+            if type(value) is not int or value < 1:
+                raise ValueError(f"{option} must be an integer >= 1")
+        if not isinstance(max_delay, int | float) or isinstance(max_delay, bool) or max_delay < 0:
+            raise ValueError("max_delay must be a number of seconds >= 0")
         self.max_workers = max_workers
+        self.max_pending = max_pending
+        self.max_delay = float(max_delay)
+        self.max_delayed_bytes = max_delayed_bytes
         self.drain_timeout = drain_timeout
         self._lock = threading.Lock()
         self._pid = -1
@@ -66,6 +90,7 @@ class ThreadingBackend(BaseBackend):
         self._tokens: queue.SimpleQueue[None] = queue.SimpleQueue()
         self._unfinished = 0  # ready + running
         self._later: list[tuple[float, int, EnqueueRequest]] = []
+        self._later_bytes = 0  # params held by _later (guarded by _later_changed)
         self._later_changed = threading.Condition()
         self._counter = itertools.count()
         self._threads: list[threading.Thread] = []
@@ -76,18 +101,61 @@ class ThreadingBackend(BaseBackend):
         """Queue the run (or schedule it for its ``run_after``); return immediately."""
         if self._pid != _pid or self._closed:
             self._ensure_started()
+        if self._unfinished + len(self._later) >= self.max_pending:
+            self._refuse(1)
         if request.run_after is None:  # the common case, inlined: start() is the hot path
             self._push_ready(-request.priority, request)
             return TaskHandle(request.run_id, request.task_name, TaskStatus.READY, self)
+        self._check_delayed([request])
         self._accept(request)
         return self.handle_for(request)
 
     def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[TaskHandle]:
-        """Queue many runs."""
+        """Queue many runs: all of them, or none (``EnqueueError``) when they do not fit."""
         self._ensure_started()
+        if self._unfinished + len(self._later) + len(requests) > self.max_pending:
+            self._refuse(len(requests))
+        self._check_delayed(requests)
         for request in requests:
             self._accept(request)
         return [self.handle_for(request) for request in requests]
+
+    def _refuse(self, count: int) -> None:
+        pending = self._unfinished + len(self._later)
+        logger.warning(
+            "ThreadingBackend refused %d run(s): %d are pending (max_pending = %d).",
+            count,
+            pending,
+            self.max_pending,
+        )
+        raise EnqueueError(
+            f"ThreadingBackend is full: {pending} runs are waiting or running "
+            f"(max_pending = {self.max_pending}); the run was not started."
+        )
+
+    def _check_delayed(self, requests: Sequence[EnqueueRequest]) -> None:
+        """Refuse delays over ``max_delay`` and params over ``max_delayed_bytes``."""
+        latest = time.time() + self.max_delay
+        size = 0
+        for request in requests:
+            if request.run_after is None:
+                continue
+            if request.run_after.timestamp() > latest:
+                raise InvalidOptionError(
+                    f"ThreadingBackend holds runs in memory for at most {self.max_delay:g}s "
+                    "(max_delay); use DatabaseBackend for runs due later."
+                )
+            size += len(request.params_json)
+        if size and self._later_bytes + size > self.max_delayed_bytes:
+            logger.warning(
+                "ThreadingBackend refused run(s) due later: their params would exceed "
+                "max_delayed_bytes = %d.",
+                self.max_delayed_bytes,
+            )
+            raise EnqueueError(
+                f"ThreadingBackend holds {self._later_bytes} bytes of params for runs due later "
+                f"(max_delayed_bytes = {self.max_delayed_bytes}); the run was not started."
+            )
 
     def _accept(self, request: EnqueueRequest) -> None:
         if request.run_after is not None and request.run_after.timestamp() > time.time():
@@ -97,6 +165,7 @@ class ThreadingBackend(BaseBackend):
                 heapq.heappush(
                     self._later, (request.run_after.timestamp(), next(self._counter), request)
                 )
+                self._later_bytes += len(request.params_json)
                 self._later_changed.notify()
         else:
             self._push_ready(-request.priority, request)
@@ -218,6 +287,7 @@ class ThreadingBackend(BaseBackend):
                 # pushed before it leaves _later, so wait_idle never sees it in neither place
                 self._push_ready(-request.priority, request)
                 heapq.heappop(self._later)
+                self._later_bytes -= len(request.params_json)
 
     def wait_idle(self, timeout: float | None = None, *, include_scheduled: bool = False) -> bool:
         """Block until no run is ready or running; ``False`` if ``timeout`` passed first.
