@@ -4,7 +4,9 @@ the transaction check, run ids, params validation, and the ThreadingBackend's re
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -149,6 +151,25 @@ def test_run_ids_keep_increasing_when_the_clock_stalls_or_goes_back(
     assert [before, *ids] == sorted([before, *ids])
     assert len(set(ids)) == 4
     assert all(run_id[14] == "7" and run_id[19] in "89ab" for run_id in ids)
+
+
+def test_run_ids_after_the_clock_steps_back_keep_fresh_random_bits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Attack (issue 10, item 13): ids made while the clock is behind the last id's time used
+    # to be the last id + 1, + 2... (guessable). Their random tail must stay random.
+    now = time.time_ns()
+    monkeypatch.setattr(status, "_time_ns", lambda: now)
+    before = status.new_run_id()
+    monkeypatch.setattr(status, "_time_ns", lambda: now - 3_600 * 10**9)  # one hour back
+    ids = [status.new_run_id() for _ in range(200)]
+    assert [before, *ids] == sorted([before, *ids])  # still increasing
+    assert len(set(ids)) == 200
+    tails = [int(run_id.replace("-", "")[16:], 16) & (2**62 - 1) for run_id in ids]
+    steps = {b - a for a, b in itertools.pairwise(tails)}
+    assert len(steps) > 190  # not a sequence: a fresh random tail each time
+    assert all(run_id[14] == "7" and run_id[19] in "89ab" for run_id in ids)
+    assert all(run_id[:13] == before[:13] for run_id in ids[:10])  # time field counts on
 
 
 def test_params_from_json_text_or_bytes_reject_unknown_and_wrong_fields() -> None:
