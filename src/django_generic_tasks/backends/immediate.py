@@ -7,7 +7,7 @@ import time
 from ..enqueue import EnqueueRequest
 from ..execution import execute
 from ..retry import settle
-from ..status import TaskHandle
+from ..status import TaskHandle, TaskStatus
 from .base import BaseBackend
 
 
@@ -34,6 +34,8 @@ class ImmediateBackend(BaseBackend):
                 attempt=request.attempt,
                 max_attempts=request.max_attempts,
             )
+            if outcome.status is not TaskStatus.SCHEDULED:
+                break  # settle() would only record() it, which keeps nothing here (hot path)
             retry = settle(self, request, outcome)
             if retry is None:
                 break
