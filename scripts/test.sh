@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets everything up and runs the whole test suite: lint, types, tests on SQLite, PostgreSQL and
-# MariaDB with Django 6.x, tests on Django 5.2 LTS, and a short benchmark smoke run.
+# MariaDB with Django 6.x, tests on Django 5.2 LTS, the HTTP tests on the lowest django-ninja
+# allowed, and a short benchmark smoke run.
 # Usage: scripts/test.sh [extra pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,6 +57,21 @@ fi
 echo "==> tests: Django 5.2 LTS, SQLite"
 ensure_venv .venv-django52 "$EXTRAS" "django>=5.2,<5.3"
 run_pytest .venv-django52/bin/python -m pytest -q "$@"
+
+# The lowest django-ninja pyproject.toml allows (the main venv has the newest): the HTTP layer
+# uses only django-ninja's public API, and these tests hold it to that on both ends.
+NINJA_LOW=$(.venv/bin/python - <<'PY'
+import re, tomllib
+deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]
+print(next(re.search(r">=\s*([\d.]+)", d).group(1) for d in deps if d.startswith("django-ninja")))
+PY
+)
+echo "==> tests: lowest django-ninja ($NINJA_LOW), HTTP layer and contract suite"
+ensure_venv .venv-ninja-low "$EXTRAS" "django-ninja==$NINJA_LOW"
+run_pytest .venv-ninja-low/bin/python -m pytest -q -p no:cacheprovider \
+  tests/unit/test_api.py tests/unit/test_security_*.py tests/unit/test_registry.py \
+  tests/unit/test_checks.py tests/unit/test_conf.py tests/integration/test_schemathesis.py \
+  tests/integration/test_docs_page.py tests/contract "$@"
 
 echo "==> benchmarks (smoke run)"
 .venv/bin/python bench/run.py --quick
