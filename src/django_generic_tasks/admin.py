@@ -67,7 +67,7 @@ class TaskRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     search_help_text = "A run id, or a key (or the start of one)."
     list_per_page = 50
     show_full_result_count = False
-    actions = ("retry_runs", "cancel_runs", "run_now")
+    actions = ("retry_runs", "retry_runs_fresh_budget", "cancel_runs", "run_now")
     fieldsets = (
         (None, {"fields": _SUMMARY_FIELDS}),
         ("Params and result", {"fields": _PAYLOAD_FIELDS}),
@@ -80,6 +80,13 @@ class TaskRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def has_add_permission(self, request: HttpRequest) -> bool:
         """Runs are started by code (``Task.start()``), not typed in."""
         return False
+
+    def has_change_permission(self, request: HttpRequest, obj: TaskRun | None = None) -> bool:
+        """A run's own page is read-only for everyone (no Save buttons, a POST is refused);
+        the change permission still grants the actions on the list."""
+        if obj is not None:
+            return False
+        return bool(super().has_change_permission(request))
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[TaskRun], search_term: str
@@ -126,14 +133,32 @@ class TaskRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return format_html("<pre>{}</pre>", run.error_traceback or "-")
 
     @admin.action(
-        description="Retry selected runs (failed, discarded, cancelled)", permissions=["change"]
+        description="Retry selected runs: exactly one more attempt each (failed, discarded, "
+        "cancelled)",
+        permissions=["change"],
     )
     def retry_runs(self, request: HttpRequest, queryset: QuerySet[TaskRun]) -> None:
-        """Run finished-but-unsuccessful runs again, as one more attempt."""
-        retried, blocked, skipped = store.using(queryset.db).retry(queryset, timezone.now())
+        """Run finished-but-unsuccessful runs again, as one more attempt (``max_attempts``
+        grows by one when the budget was used up: 8 -> 9)."""
+        self._retry(request, queryset, fresh_budget=False)
+
+    @admin.action(
+        description="Retry selected runs with a fresh attempt budget (the task's max_attempts)",
+        permissions=["change"],
+    )
+    def retry_runs_fresh_budget(self, request: HttpRequest, queryset: QuerySet[TaskRun]) -> None:
+        """Run finished-but-unsuccessful runs again with the attempt counter restarted: the
+        task's whole ``max_attempts`` budget, retries included."""
+        self._retry(request, queryset, fresh_budget=True)
+
+    def _retry(self, request: HttpRequest, queryset: QuerySet[TaskRun], fresh_budget: bool) -> None:
+        retried, blocked, skipped = store.using(queryset.db).retry(
+            queryset, timezone.now(), fresh_budget=fresh_budget
+        )
         if retried:
             notify_workers(queryset.db)
-        self.message_user(request, f"Retried {retried} runs.", messages.SUCCESS)
+        budget = " with a fresh attempt budget" if fresh_budget else ""
+        self.message_user(request, f"Retried {retried} runs{budget}.", messages.SUCCESS)
         if blocked:
             self.message_user(
                 request,

@@ -87,4 +87,7 @@ def test_admin_logs_in_filters_failed_runs_and_retries_one(
 
     browser.get(f"{live_server.url}/admin/django_generic_tasks/taskrun/{failed.pk}/change/")
     assert "Transient: failure 4" in browser.find_element(By.TAG_NAME, "body").text
+    # Every field is read-only: no Save buttons render, only Close (and Delete for admins).
+    assert not browser.find_elements(By.CSS_SELECTOR, ".submit-row input[type=submit]")
+    assert browser.find_elements(By.CSS_SELECTOR, ".submit-row a.closelink")
     browser.save_screenshot(str(ARTIFACTS / "admin-taskrun-detail.png"))

@@ -84,6 +84,71 @@ def test_retry_makes_failed_runs_ready_again_as_one_more_attempt(admin_client: C
     assert done.status == "succeeded"
 
 
+def test_retry_gives_exactly_one_more_attempt_and_says_so(admin_client: Client) -> None:
+    failed = make(status="failed", attempt=8, max_attempts=8, finished_at=datetime.now(UTC))
+    assert "exactly one more attempt" in admin_client.get(URL).content.decode()
+    act(admin_client, "retry_runs", failed)
+    failed.refresh_from_db()
+    assert (failed.status, failed.attempt, failed.max_attempts) == ("ready", 8, 9)
+
+
+def test_retry_with_a_fresh_budget_restarts_the_attempts_at_the_tasks_max_attempts(
+    admin_client: Client,
+) -> None:
+    # tests.flaky has max_attempts = 4; this run was already retried once (4 -> 5).
+    failed = make(
+        task_name="tests.flaky",
+        status="failed",
+        attempt=5,
+        max_attempts=5,
+        finished_at=datetime.now(UTC),
+    )
+    assert (
+        "Retry selected runs with a fresh attempt budget" in admin_client.get(URL).content.decode()
+    )
+    page = act(admin_client, "retry_runs_fresh_budget", failed)
+    assert "Retried 1 runs with a fresh attempt budget." in page
+    failed.refresh_from_db()
+    assert (failed.status, failed.attempt, failed.max_attempts, failed.finished_at) == (
+        "ready",
+        0,
+        4,
+        None,
+    )
+
+
+def test_retry_with_a_fresh_budget_skips_runs_that_are_not_retryable(admin_client: Client) -> None:
+    done = make(status="succeeded", attempt=1, max_attempts=1)
+    assert "Skipped 1 runs" in act(admin_client, "retry_runs_fresh_budget", done)
+    done.refresh_from_db()
+    assert (done.status, done.attempt) == ("succeeded", 1)
+
+
+def test_run_page_has_no_save_buttons_and_refuses_a_post(admin_client: Client) -> None:
+    run = make(status="failed", error_message="boom")
+    response = admin_client.get(f"{URL}{run.pk}/change/")
+    page = response.content.decode()
+    assert response.status_code == 200
+    for button in ('name="_save"', 'name="_continue"', 'name="_addanother"'):
+        assert button not in page
+    assert "Close" in page
+    assert "deletelink" in page  # a superuser may still delete the run
+    posted = admin_client.post(f"{URL}{run.pk}/change/", {"error_message": "edited"})
+    assert posted.status_code == 403
+    run.refresh_from_db()
+    assert run.error_message == "boom"
+
+
+def test_run_page_offers_no_delete_without_the_delete_permission(
+    view_only_client: Client,
+) -> None:
+    run = make(status="failed")
+    page = view_only_client.get(f"{URL}{run.pk}/change/").content.decode()
+    assert 'name="_save"' not in page
+    assert "deletelink" not in page
+    assert str(run.pk) in page
+
+
 def test_retry_refuses_a_run_whose_key_is_taken_by_an_unfinished_run(
     admin_client: Client,
 ) -> None:
@@ -122,7 +187,9 @@ def view_only_client(client: Client) -> Client:
     return client
 
 
-@pytest.mark.parametrize("action", ["retry_runs", "cancel_runs", "run_now"])
+@pytest.mark.parametrize(
+    "action", ["retry_runs", "retry_runs_fresh_budget", "cancel_runs", "run_now"]
+)
 def test_view_only_staff_user_cannot_run_an_admin_action(
     view_only_client: Client, action: str
 ) -> None:

@@ -158,3 +158,15 @@ def test_an_unsupported_database_is_a_clear_error() -> None:
 
     with pytest.raises(store.UnsupportedDatabaseError, match="not on oracle"):
         store.for_connection(Oracle())
+
+
+def test_a_fresh_budget_retry_of_an_unregistered_task_keeps_the_runs_own_budget() -> None:
+    run = TaskRun.objects.create(
+        task_name="gone.task", status="discarded", attempt=3, max_attempts=3
+    )
+    retried, blocked, skipped = store.using().retry(
+        TaskRun.objects.filter(pk=run.pk), datetime.now(UTC), fresh_budget=True
+    )
+    assert (retried, blocked, skipped) == (1, [], 0)
+    run.refresh_from_db()
+    assert (run.status, run.attempt, run.max_attempts) == ("ready", 0, 3)

@@ -280,11 +280,17 @@ class RunStore:
 
     # -- operators (admin, commands) --------------------------------------------------------
 
-    def retry(self, runs: QuerySet[TaskRun], now: datetime) -> tuple[int, list[str], int]:
-        """Make failed, discarded or cancelled runs ready again, as one more attempt each.
+    def retry(
+        self, runs: QuerySet[TaskRun], now: datetime, fresh_budget: bool = False
+    ) -> tuple[int, list[str], int]:
+        """Make failed, discarded or cancelled runs ready again.
 
-        Returns (retried, keys of runs not retried because another unfinished run of the same
-        task holds the key, runs skipped because they are not retryable).
+        By default each gets exactly one more attempt (``max_attempts`` 8 -> 9 after eight
+        attempts); with ``fresh_budget`` the attempt counter restarts at 0 and the run gets
+        its task's whole ``max_attempts`` budget again (the run's own when the task is not
+        registered here). Returns (retried, keys of runs not retried because another
+        unfinished run of the same task holds the key, runs skipped because they are not
+        retryable).
         """
         from django.db import IntegrityError, transaction
 
@@ -295,6 +301,10 @@ class RunStore:
             if run.key is not None and self.open_run(run.task_name, run.key) is not None:
                 blocked.append(run.key)
                 continue
+            if fresh_budget:
+                budget = {"attempt": 0, "max_attempts": _task_budget(run)}
+            else:
+                budget = {"max_attempts": max(run.max_attempts, run.attempt + 1)}
             try:
                 with transaction.atomic(using=self.alias):
                     self.objects.filter(pk=run.pk, status__in=retryable).update(
@@ -302,7 +312,7 @@ class RunStore:
                         run_after=now,
                         finished_at=None,
                         result=None,
-                        max_attempts=max(run.max_attempts, run.attempt + 1),
+                        **budget,
                     )
                 retried += 1
             except IntegrityError:
@@ -357,6 +367,15 @@ def _claimed(rows: Sequence[Sequence[Any]], attempt_offset: int) -> list[Claimed
     ]
     runs.sort(key=lambda run: -run.priority)
     return runs
+
+
+def _task_budget(run: TaskRun) -> int:
+    """The ``max_attempts`` of ``run``'s task as registered now, else the run's own."""
+    from ..registry import registry
+
+    if run.task_name in registry:
+        return int(registry.get(run.task_name).max_attempts)
+    return int(run.max_attempts)
 
 
 def _now() -> datetime:
