@@ -240,3 +240,88 @@ def test_the_pytest_plugin_loads_and_works_without_django_settings(tmp_path: Pat
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout
+
+
+class Email(BaseModel):
+    subject: str
+    content: str
+    recipients: list[str]
+
+
+class SendEmail(tasks.Task[Email]):
+    name = "tests.testing_helpers.email"
+
+    def run(self) -> None:
+        calls.append((self.name, self.params.subject))
+
+
+def sign_up(address: str) -> None:
+    SendEmail({"subject": "Welcome", "content": "Hi!", "recipients": [address]}).start()
+
+
+def test_assert_started_params_are_exact_so_a_partial_dict_is_rejected() -> None:
+    with capture_tasks() as captured:
+        sign_up("alice@example.com")
+    with pytest.raises(ValidationError, match="content\n"):
+        captured.assert_started(SendEmail, params={"subject": "Welcome"})
+
+
+def test_assert_started_with_params_subset_compares_only_the_named_fields() -> None:
+    with capture_tasks() as captured:
+        sign_up("alice@example.com")
+        (match,) = captured.assert_started(SendEmail, params_subset={"subject": "Welcome"})
+        assert match.params.recipients == ["alice@example.com"]  # type: ignore[attr-defined]
+        captured.assert_started(
+            SendEmail, params_subset={"subject": "Welcome", "recipients": ["alice@example.com"]}
+        )
+        captured.run_all()
+    assert calls == [(SendEmail.name, "Welcome")]
+
+
+def test_params_subset_values_are_validated_as_their_fields() -> None:
+    with capture_tasks() as captured:
+        AddTask({"a": 1, "b": 2}).start()
+    captured.assert_started(AddTask, params_subset={"b": "2"})  # "2" validates as the int 2
+    with pytest.raises(ValueError, match=r"params_subset\['b'\] is not a valid AddParams.b: Input"):
+        captured.assert_started(AddTask, params_subset={"b": "two"})
+
+
+def test_params_subset_failure_lists_the_captured_params() -> None:
+    with capture_tasks() as captured:
+        sign_up("alice@example.com")
+    with pytest.raises(AssertionError) as info:
+        captured.assert_started(SendEmail, params_subset={"subject": "Goodbye"})
+    message = str(info.value)
+    assert message.startswith(
+        "Expected tests.testing_helpers.email with params including {'subject': 'Goodbye'} "
+        "to be started. Captured tests.testing_helpers.email starts:\n"
+    )
+    assert "Email(subject='Welcome', content='Hi!', recipients=['alice@example.com'])" in message
+
+
+def test_params_subset_rejects_names_that_are_no_field() -> None:
+    with capture_tasks() as captured, pytest.raises(TypeError, match=r"no field of Email: subjet"):
+        captured.assert_started(SendEmail, params_subset={"subjet": "Welcome"})
+
+
+def test_params_and_params_subset_cannot_be_combined() -> None:
+    with capture_tasks() as captured, pytest.raises(TypeError, match="not both"):
+        captured.assert_started(AddTask, {"a": 1}, params_subset={"a": 1})
+
+
+def test_params_subset_counts_and_options_combine() -> None:
+    with capture_tasks() as captured:
+        AddTask({"a": 1, "b": 5}).start(queue="q1")
+        AddTask({"a": 2, "b": 5}).start(queue="q1")
+        AddTask({"a": 3, "b": 5}).start()
+    captured.assert_started(AddTask, params_subset={"b": 5}, count=3)
+    captured.assert_started(AddTask, params_subset={"b": 5}, queue="q1", count=2)
+
+
+def test_the_readme_testing_example_with_params_subset() -> None:
+    # README "Testing your tasks", with the line proposed for it.
+    with capture_tasks() as captured:
+        sign_up("alice@example.com")  # calls SendEmail(...).start()
+        captured.assert_started(SendEmail, params_subset={"subject": "Welcome"})
+        captured.run_all()  # runs them, and what they start (perform_enqueued_jobs)
+    assert calls == [(SendEmail.name, "Welcome")]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
+from ..compat import in_atomic_block
 from ..enqueue import EnqueueRequest
 from ..execution import Outcome, execute
 from ..retry import final, settle
@@ -11,11 +13,33 @@ from ..status import TaskHandle, TaskStatus
 from .base import BaseBackend
 
 
+class _Committed:
+    """An on-commit callback that only notes that its transaction committed."""
+
+    __slots__ = ("committed",)
+
+    def __init__(self) -> None:
+        self.committed = False
+
+    def __call__(self) -> None:
+        self.committed = True
+
+
 class InMemoryBackend(BaseBackend):
     """Captures every started run without running it; ``run_all()`` runs them on demand.
 
     It accepts every ``start()`` option, so code under test can use them all. Used by
     ``django_generic_tasks.testing``.
+
+    Transactions are modelled like ``DatabaseBackend``, which writes the run in the caller's
+    transaction: a start is captured at once, even inside ``atomic()``, and is dropped when
+    the atomic block it was made in (or any block around it) rolls back, as if it had never
+    been made; ``pending()`` and ``run_all()`` never return or run a dropped start. A start
+    inside a transaction that has not ended yet -- such as the one Django's ``TestCase``
+    wraps every test in, which never commits -- stays visible. ``start(on_commit=False)``
+    does not change this (``DatabaseBackend`` writes in the transaction either way). Dropped
+    starts are listed in ``rolled_back``. Only the ``default`` database's transactions count,
+    as for ``start()``'s on-commit hand-over.
     """
 
     supports_defer = True
@@ -28,30 +52,93 @@ class InMemoryBackend(BaseBackend):
     def __init__(self) -> None:
         self.requests: list[EnqueueRequest] = []
         self.handles: dict[str, TaskHandle] = {}
+        self.rolled_back: list[EnqueueRequest] = []
         self._by_key: dict[str, TaskHandle] = {}
         self._lock = threading.Lock()
+        # Starts made in a transaction that has not committed yet: run id -> (connection,
+        # its on-commit marker). Django forgets the on-commit callbacks of a block that rolls
+        # back, so a marker that neither ran nor is still registered means "rolled back".
+        self._open: dict[str, tuple[Any, _Committed]] = {}
+        self._checked: dict[Any, tuple[list[Any], int]] = {}
 
     def enqueue(self, request: EnqueueRequest) -> TaskHandle:
         """Record the run; a repeated ``key`` returns the first run's handle."""
         with self._lock:
             if request.key is not None and request.key in self._by_key:
-                existing = self._by_key[request.key]
-                if not existing.status.is_finished:
+                self._drop_rolled_back()
+                existing = self._by_key.get(request.key)
+                if existing is not None and not existing.status.is_finished:
                     return existing
             handle = self.handle_for(request)
             self.requests.append(request)
             self.handles[request.run_id] = handle
             if request.key is not None:
                 self._by_key[request.key] = handle
+            if in_atomic_block():
+                self._watch(request.run_id)
             return handle
 
+    def _watch(self, run_id: str) -> None:
+        from django.db import DEFAULT_DB_ALIAS, connections
+
+        connection = connections[DEFAULT_DB_ALIAS]
+        marker = _Committed()
+        connection.on_commit(marker)
+        self._open[run_id] = (connection, marker)
+
+    def _drop_rolled_back(self) -> None:
+        """Forget starts whose transaction rolled back (call with the lock held)."""
+        if not self._open:
+            return
+        registered: dict[Any, set[int]] = {}
+        dropped: set[str] = set()
+        for run_id, (connection, marker) in list(self._open.items()):
+            if marker.committed:
+                del self._open[run_id]
+                continue
+            callbacks = connection.run_on_commit
+            seen = self._checked.get(connection)
+            # Django replaces the list when it removes callbacks (rollback, savepoint
+            # rollback, commit) and only appends to it otherwise: the same list, no shorter,
+            # means every marker checked last time is still registered.
+            if seen is not None and seen[0] is callbacks and len(callbacks) >= seen[1]:
+                continue
+            if connection not in registered:
+                registered[connection] = {id(item) for entry in callbacks for item in entry}
+            if id(marker) not in registered[connection]:
+                del self._open[run_id]
+                dropped.add(run_id)
+        for connection in registered:
+            self._checked[connection] = (connection.run_on_commit, len(connection.run_on_commit))
+        if dropped:
+            self._forget(dropped)
+
+    def _forget(self, run_ids: set[str]) -> None:
+        kept = []
+        for request in self.requests:
+            if request.run_id in run_ids:
+                if request.attempt == 1:
+                    self.rolled_back.append(request)
+            else:
+                kept.append(request)
+        self.requests[:] = kept
+        for run_id in run_ids:
+            self.handles.pop(run_id, None)
+        for key, handle in list(self._by_key.items()):
+            if handle.id in run_ids:
+                del self._by_key[key]
+
     def get_result(self, run_id: str) -> TaskHandle:
-        """The handle of a captured run."""
+        """The handle of a captured run (``KeyError`` for one that was rolled back)."""
+        with self._lock:
+            self._drop_rolled_back()
         return self.handles[run_id]
 
     def pending(self) -> list[EnqueueRequest]:
-        """Captured runs that have not run yet, in the order they were started."""
+        """Captured runs that have not run yet, in the order they were started (without
+        those whose transaction rolled back)."""
         with self._lock:
+            self._drop_rolled_back()
             return list(self.requests)
 
     def clear(self) -> None:
@@ -59,17 +146,22 @@ class InMemoryBackend(BaseBackend):
         with self._lock:
             self.requests.clear()
             self.handles.clear()
+            self.rolled_back.clear()
             self._by_key.clear()
+            self._open.clear()
+            self._checked.clear()
 
     def run_all(self, *, retries: bool = True) -> list[Outcome]:
         """Run captured runs, and runs they start, until none is left; return the outcomes.
 
         Delays and ETAs are not waited for. Failed attempts are retried right away while the
-        task's policy allows (``retries=False`` runs each attempt once).
+        task's policy allows (``retries=False`` runs each attempt once). A start whose
+        transaction rolled back is never run, including one rolled back by a run before it.
         """
         outcomes: list[Outcome] = []
         while True:
             with self._lock:
+                self._drop_rolled_back()
                 if not self.requests:
                     return outcomes
                 request = self.requests.pop(0)
@@ -86,7 +178,9 @@ class InMemoryBackend(BaseBackend):
 
     def record(self, request: EnqueueRequest, outcome: Outcome) -> None:
         """Update the run's handle (retry seam hook)."""
-        handle = self.handles[request.run_id]
+        handle = self.handles.get(request.run_id)
+        if handle is None:  # rolled back while it ran
+            return
         handle.attempts = request.attempt
         handle.status = outcome.status
         if outcome.status.is_finished:
@@ -95,4 +189,5 @@ class InMemoryBackend(BaseBackend):
     def requeue(self, request: EnqueueRequest) -> None:
         """Put the run's next attempt first in line (retry seam hook)."""
         with self._lock:
-            self.requests.insert(0, request)
+            if request.run_id in self.handles:
+                self.requests.insert(0, request)
