@@ -9,8 +9,8 @@ one backend instance and knows how to make its runs happen:
   A backend that runs in another process polls here (e.g. until its queue table is empty).
 - ``calls(token)``: what the contract tasks recorded for ``token`` (the default reads the
   journal of ``tests.contract.tasks``, which works across processes).
-- ``transactional``: ``start()`` inside an ``atomic()`` that rolls back never runs (only the
-  in-memory test double, which captures at ``start()`` by design, says ``False``).
+- ``transactional``: ``start()`` inside an ``atomic()`` that rolls back never runs (every
+  backend here, the in-memory test double included: it drops a start on rollback).
 
 Which options a backend honours comes from its own capability flags (``supports_defer``,
 ``supports_key``...): where a flag says no, the suite asserts ``UnsupportedOptionError``.
@@ -122,7 +122,7 @@ def in_memory_harness() -> Iterator[BackendHarness]:
                 time.sleep(wait)
             backend.run_all()
 
-    yield BackendHarness("in-memory", backend, drain=drain, transactional=False)
+    yield BackendHarness("in-memory", backend, drain=drain)
 
 
 HARNESSES: list[HarnessFactory] = [

@@ -174,7 +174,6 @@ def test_start_in_a_rolled_back_transaction_never_runs(harness: BackendHarness, 
         ContractRecord({"token": token}).start(backend=harness.backend)
         transaction.set_rollback(True)
     harness.drain(TIMEOUT)
-    # A test double captures at start() by design, so that tests inside TestCase see starts.
     assert harness.ran(token) == (0 if harness.transactional else 1)
 
 
