@@ -19,7 +19,9 @@ from django_generic_tasks import api
 from django_generic_tasks.backends import InMemoryBackend
 from django_generic_tasks.conf import override_backend
 from django_generic_tasks.registry import registry
-from tests.testapp.tasks import calls
+from django_generic_tasks.signals import task_finished
+from django_generic_tasks.status import TaskStatus
+from tests.testapp.tasks import attempts, calls
 
 # Requests go through Django's request signals, which touch the database connection.
 pytestmark = pytest.mark.django_db
@@ -120,6 +122,8 @@ class PushQueueKey(APIKeyHeader):
 
 
 PUSH = {"X-Push-Key": "push"}
+DELIVERY = {**PUSH, "X-CloudTasks-TaskName": "delivery-1"}
+PUSH_WITH_QUEUE_NAME = {**PUSH, "X-CloudTasks-QueueName": "default"}
 
 
 @pytest.fixture
@@ -227,15 +231,79 @@ def test_unknown_task_answers_404_json(client: Client) -> None:
     assert post(client, "tests.nope/start", {}).status_code == 404
 
 
-def test_retryable_failure_answers_500_without_traceback(client: Client) -> None:
-    response = post(client, "tests.flaky", {"token": "t1", "failures": 1})
+@pytest.mark.usefixtures("push_queue")
+def test_retryable_failure_of_a_push_delivery_answers_500_without_traceback(
+    client: Client,
+) -> None:
+    response = post(client, "tests.flaky", {"token": "t1", "failures": 1}, **DELIVERY)
     assert response.status_code == 500
     body = response.json()
     assert body["status"] == "scheduled"
     assert body["error"]["type"] == "tests.testapp.tasks.Transient"
     assert body["error"]["traceback"] is None
     assert body["retry_at"]
+    assert body["retried_by"] == "push_queue"
+    assert "the push queue that delivered it retries it" in body["detail"]
     assert "Traceback" not in response.content.decode()
+
+
+def test_direct_call_failure_is_final_and_says_nobody_retries_it(client: Client) -> None:
+    response = post(client, "tests.flaky", {"token": "d1", "failures": 1})
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["status"], body["attempt"], body["max_attempts"]) == ("failed", 1, 1)
+    assert (body["retry_at"], body["retried_by"]) == (None, None)
+    assert body["detail"].startswith("The run failed and was not retried: a direct call runs")
+    assert body["error"]["type"] == "tests.testapp.tasks.Transient"
+    assert attempts["d1"] == 1
+
+
+def test_direct_call_runs_the_tasks_failure_hook_not_its_retry_hook(client: Client) -> None:
+    seen: list[TaskStatus] = []
+
+    def record(sender: Any, outcome: Any, **kwargs: Any) -> None:
+        seen.append(outcome.status)
+
+    task_finished.connect(record)
+    try:
+        post(client, "tests.api.always_fails", {})
+    finally:
+        task_finished.disconnect(record)
+    assert seen == [TaskStatus.FAILED]
+
+
+def test_direct_call_run_id_is_not_known_at_runs(client: Client) -> None:
+    with override_backend(InMemoryBackend()):  # a backend that keeps results
+        run_id = post(client, "tests.add", {"a": 1}).json()["run_id"]
+        assert client.get(f"{URL}runs/{run_id}").status_code == 404
+
+
+def test_cloud_tasks_headers_from_an_untrusted_caller_make_no_push_delivery(
+    client: Client,
+) -> None:
+    headers = {"X-CloudTasks-TaskName": "t9", "X-CloudTasks-TaskRetryCount": "0"}
+    body = post(client, "tests.api.always_fails", {}, **headers).json()
+    assert (body["status"], body["retried_by"]) == ("failed", None)
+    assert "direct call" in body["detail"]
+
+
+@pytest.mark.usefixtures("push_queue")
+def test_push_queue_credentials_without_cloud_tasks_headers_make_a_direct_call(
+    client: Client,
+) -> None:
+    response = post(client, "tests.api.always_fails", {}, **PUSH)
+    assert response.status_code == 200
+    assert (response.json()["status"], response.json()["retried_by"]) == ("failed", None)
+
+
+@pytest.mark.usefixtures("push_queue")
+def test_push_delivery_of_the_last_attempt_says_nobody_retries_it(client: Client) -> None:
+    headers = {"X-CloudTasks-TaskRetryCount": "2", **DELIVERY}
+    response = post(client, "tests.api.always_fails", {}, **headers)
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["status"], body["retried_by"]) == ("failed", None)
+    assert body["detail"] == "The run failed for good; nobody retries it."
 
 
 def test_traceback_is_shown_only_with_debug(client: Client, settings: Any) -> None:
@@ -269,7 +337,7 @@ def test_discarded_run_answers_200_so_the_queue_stops(client: Client) -> None:
 def test_attempt_comes_from_cloud_tasks_headers_case_insensitively(
     client: Client, headers: dict[str, str], attempt: int, code: int, status: str
 ) -> None:
-    response = post(client, "tests.api.always_fails", {}, **headers, **PUSH)
+    response = post(client, "tests.api.always_fails", {}, **headers, **PUSH_WITH_QUEUE_NAME)
     assert response.status_code == code
     body = response.json()
     assert (body["attempt"], body["max_attempts"], body["status"]) == (attempt, 3, status)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -32,8 +32,14 @@ _RUN_ID_PATTERN = RUN_ID_PATTERN
 GENERIC_ERROR_MESSAGE = "The task failed; the server's logs have the details."
 _RUN_RESPONSES = {
     "responses": {
-        200: {"description": "Finished: succeeded, discarded, or failed for the last time."},
-        500: {"description": "Failed; the task's policy wants another attempt (retry on 5xx)."},
+        200: {
+            "description": "Finished: succeeded, discarded, or failed for good (a direct "
+            "call's failure is final: nothing retries it)."
+        },
+        500: {
+            "description": "A push queue's delivery failed and the task's policy wants "
+            "another attempt: the queue retries on 5xx."
+        },
         400: {"description": "The body is not JSON."},
         401: {"description": "Missing or invalid credentials."},
         403: {"description": "Valid credentials of a caller that is not allowed."},
@@ -55,18 +61,38 @@ class ErrorOut(BaseModel):
 
 
 class RunOut(BaseModel):
-    """The envelope of one attempt run through ``POST <mount>/<Task.name>``."""
+    """The envelope of one attempt run through ``POST <mount>/<Task.name>``.
+
+    Only a push queue's delivery (a request authenticated as the push queue that carries its
+    ``X-CloudTasks-*`` headers) is ever retried, by the queue, when this answer is 500. A
+    direct call runs exactly one attempt: a failure is final (``failed``, 200), nothing
+    retries it, and the run is not stored, so ``runs/<run_id>`` does not know it.
+    """
 
     run_id: str
     task: str
     status: TaskStatus = Field(
-        description="succeeded, failed (final), discarded, or scheduled (will be retried)."
+        description="succeeded; discarded; failed (final: nothing retries it); or scheduled "
+        "(a push queue's delivery that failed: the queue retries it on this 500 answer)."
     )
     attempt: int
-    max_attempts: int
+    max_attempts: int = Field(
+        description="The task's limit for a push queue's delivery; a direct call gets one "
+        "attempt, so it equals attempt."
+    )
     result: Any = Field(default=None, description="The return value, when JSON-serialisable.")
     error: ErrorOut | None = None
-    retry_at: datetime | None = None
+    retry_at: datetime | None = Field(
+        default=None, description="When the push queue's next attempt is due (scheduled only)."
+    )
+    retried_by: Literal["push_queue"] | None = Field(
+        default=None,
+        description="Who retries this run: push_queue (it delivered this attempt and retries "
+        "it on this 500 answer), or null: nobody.",
+    )
+    detail: str | None = Field(
+        default=None, description="What a failure means for the caller, in words."
+    )
 
 
 class StartedOut(BaseModel):
@@ -105,12 +131,20 @@ _EXECUTION_COUNT_META = meta_key(EXECUTION_COUNT_HEADER)
 _RUN_ID_META = meta_key(RUN_ID_HEADER)
 _CLOUD_TASKS_NAME_META = meta_key(CLOUD_TASKS_NAME_HEADER)
 _RUN_ID_RE = re.compile(RUN_ID_PATTERN)
+_PUSH_METAS = (
+    _CLOUD_TASKS_NAME_META,
+    _RETRY_COUNT_META,
+    _EXECUTION_COUNT_META,
+    meta_key("X-CloudTasks-QueueName"),
+)
 
 
 def is_push_delivery(request: HttpRequest) -> bool:
-    """Whether ``request`` says it is a push queue's delivery (Cloud Tasks sets its task name
-    header). Only believe it for a request authenticated as the push queue."""
-    return _CLOUD_TASKS_NAME_META in request.META
+    """Whether ``request`` says it is a push queue's delivery (Cloud Tasks sets its
+    ``X-CloudTasks-*`` headers on every delivery). Only believe it for a request authenticated
+    as the push queue."""
+    meta = request.META
+    return any(key in meta for key in _PUSH_METAS)
 
 
 def body_model(params_model: type[BaseModel]) -> type[BaseModel]:
@@ -262,8 +296,24 @@ def _inline(node: Any, definitions: dict[str, Any], seen: tuple[str, ...]) -> An
     return {key: _inline(value, definitions, seen) for key, value in node.items()}
 
 
-def envelope(outcome: Outcome) -> RunOut:
-    """The response body for one executed attempt."""
+RETRIED_BY_THE_QUEUE = (
+    "The attempt failed; the push queue that delivered it retries it (this answer is 500)."
+)
+FAILED_FOR_GOOD = "The run failed for good; nobody retries it."
+FAILED_DIRECT_CALL = (
+    "The run failed and was not retried: a direct call runs one attempt, nothing retries it, "
+    "and the run is not stored (runs/<run_id> does not know it). Call again to retry, or "
+    "start it with POST <mount>/<task>/start to run it on TASKS_BACKEND with retries."
+)
+
+
+def envelope(outcome: Outcome, *, direct: bool = False) -> RunOut:
+    """The response body for one executed attempt (``direct``: not a push queue's delivery)."""
+    detail = None
+    if outcome.status is TaskStatus.SCHEDULED:
+        detail = RETRIED_BY_THE_QUEUE
+    elif outcome.status is TaskStatus.FAILED:
+        detail = FAILED_DIRECT_CALL if direct else FAILED_FOR_GOOD
     return RunOut(
         run_id=outcome.run_id,
         task=outcome.task_name,
@@ -273,14 +323,16 @@ def envelope(outcome: Outcome) -> RunOut:
         result=jsonable(outcome.result),
         error=error_out(outcome.error),
         retry_at=outcome.retry_at,
+        retried_by="push_queue" if outcome.will_retry else None,
+        detail=detail,
     )
 
 
-def envelope_json(outcome: Outcome) -> bytes:
+def envelope_json(outcome: Outcome, *, direct: bool = False) -> bytes:
     """``envelope(outcome)`` serialised: the same JSON, without building the model when the
     attempt has neither error nor retry time (the hot path of push queues)."""
     if outcome.error is not None or outcome.retry_at is not None:
-        return envelope(outcome).model_dump_json().encode()
+        return envelope(outcome, direct=direct).model_dump_json().encode()
     return to_json(
         {
             "run_id": outcome.run_id,
@@ -291,11 +343,14 @@ def envelope_json(outcome: Outcome) -> bytes:
             "result": jsonable(outcome.result),
             "error": None,
             "retry_at": None,
+            "retried_by": None,
+            "detail": None,
         },
         inf_nan_mode="null",  # as RunOut's serialiser (Pydantic's default for models)
     )
 
 
 def http_status(outcome: Outcome) -> int:
-    """500 when the run will be retried (push queues retry on 5xx), else 200."""
+    """500 when the run will be retried (push queues retry on 5xx), else 200 (a direct call's
+    outcome is always final: it is run with one attempt)."""
     return 500 if outcome.will_retry else 200

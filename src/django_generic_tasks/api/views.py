@@ -77,15 +77,22 @@ def body_errors(exc: ValidationError) -> Exception:
 def make_run_view(task_class: type[Any]) -> Callable[..., Any]:
     """``POST <mount>/<Task.name>``: run the task now and answer its envelope.
 
+    A push queue's delivery (authenticated as the push queue and carrying its
+    ``X-CloudTasks-*`` headers) runs under the task's retry policy: 500 when it wants another
+    attempt, which the queue makes. Any other call is direct: it runs exactly one attempt, so
+    a failure is final (``failed``, 200, ``retried_by`` null) and nothing retries it. Neither
+    is stored: ``runs/<id>`` knows only runs started through ``TASKS_BACKEND`` when it keeps
+    results.
+
     Push queues retry every non-2xx answer, and params that do not validate never will, so a
-    delivery from the push queue (authenticated as such) with such params, or a body that is
-    not JSON, is run by ``execute()``, which fails it for good (200); direct callers get the
-    422 (400).
+    push delivery with such params, or a body that is not JSON, is run by ``execute()``, which
+    fails it for good (200); direct callers get the 422 (400).
     """
     name, model = task_class.name, task_class.params_model
 
     def run_task(request: HttpRequest) -> HttpResponse:
         trusted = authenticates_push_queue(auth_for_task(task_class))
+        push = trusted and is_push_delivery(request)
         attempt, run_id, errors = read_run_headers(request, trusted=trusted)
         if errors:
             raise NinjaValidationError(errors)
@@ -93,18 +100,22 @@ def make_run_view(task_class: type[Any]) -> Callable[..., Any]:
         try:
             data = read_params(model, request.body)
         except (NinjaValidationError, HttpError):
-            if not (trusted and is_push_delivery(request)):
+            if not push:
                 raise
             data = request.body or b"{}"  # execute() fails the run for good: 200, no retry
         try:
-            outcome = execute(name, data, run_id=run_id, attempt=attempt)
+            outcome = execute(
+                name, data, run_id=run_id, attempt=attempt, max_attempts=None if push else attempt
+            )
         except RecursionError:  # params too deeply nested to validate (tasks' own are caught)
             raise HttpError(400, "The body is not valid JSON: it is nested too deeply.") from None
         except CapacityExceededError as exc:
             logger.warning("Refused to run %s over HTTP: %s", name, exc)
             raise HttpError(503, "Too many runs are still running here; try again later.") from exc
         return HttpResponse(
-            envelope_json(outcome), status=http_status(outcome), content_type=JSON_CONTENT_TYPE
+            envelope_json(outcome, direct=not push),
+            status=http_status(outcome),
+            content_type=JSON_CONTENT_TYPE,
         )
 
     return run_task
@@ -230,7 +241,15 @@ def _look_up(run_id: str) -> RunLookup:
 
 
 def get_run(request: HttpRequest, run_id: str) -> Any:
-    """Status and result of a run, from ``TASKS_BACKEND`` when it keeps results."""
+    """Status and result of a run, from ``TASKS_BACKEND`` when it keeps results.
+
+    Known runs are those started through ``TASKS_BACKEND`` (``Task.start()``,
+    ``POST <mount>/<Task.name>/start``) while it keeps results (``DatabaseBackend``,
+    ``CeleryBackend`` with a result backend, ``DjangoTasksBackend`` when its backend does).
+    A run of ``POST <mount>/<Task.name>`` (a direct call or a push queue's delivery) is not
+    stored by that call: 404 for a direct call's ``run_id``. 501 when the backend keeps no
+    results.
+    """
     lookup: RunLookup | None = getattr(request, _LOOKUP, None)
     if lookup is None:  # not through run_status_guard: nothing was authorized
         return Status(404, DetailOut(detail=NO_SUCH_RUN))
