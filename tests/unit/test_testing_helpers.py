@@ -243,12 +243,16 @@ def test_the_pytest_plugin_loads_and_works_without_django_settings(tmp_path: Pat
 
 
 class Email(BaseModel):
+    """An e-mail to send."""
+
     subject: str
     content: str
     recipients: list[str]
 
 
 class SendEmail(tasks.Task[Email]):
+    """Sends an e-mail."""
+
     name = "tests.testing_helpers.email"
 
     def run(self) -> None:

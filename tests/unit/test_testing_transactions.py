@@ -25,10 +25,14 @@ pytestmark = pytest.mark.usefixtures("clean_registry")
 
 
 class Order(BaseModel):
+    """An order number."""
+
     number: int
 
 
 class ChargeCard(tasks.Task[Order]):
+    """Charges the order's card."""
+
     name = "tests.testing_transactions.charge"
 
     def run(self) -> None:
@@ -36,6 +40,8 @@ class ChargeCard(tasks.Task[Order]):
 
 
 class SendReceipt(tasks.Task[Order]):
+    """Mails the order's receipt."""
+
     name = "tests.testing_transactions.receipt"
 
     def run(self) -> None:
