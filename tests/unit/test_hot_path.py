@@ -8,6 +8,7 @@ import itertools
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
@@ -202,3 +203,31 @@ def test_a_forked_child_makes_run_ids_of_its_own() -> None:
     os.waitpid(pid, 0)
     parent_id = new_run_id()
     assert child_id[19:] != parent_id[19:]  # the random tails differ
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_inlined_hand_over_and_the_after_commit_one_both_announce_the_run_once() -> None:
+    # submit() inlines _enqueue() (its hot path); the after-commit path calls it: both must
+    # hand the run over once and send task_enqueued once.
+    from django_generic_tasks.signals import task_enqueued
+
+    seen: list[tuple[object, str]] = []
+
+    def on_enqueued(sender: object, request: Any, **kwargs: object) -> None:
+        seen.append((sender, request.params_json))
+
+    order.clear()
+    backend = ThreadingBackend(max_workers=1)
+    task_enqueued.connect(on_enqueued)
+    try:
+        Ordered({"label": "direct"}).start(backend=backend)
+        with transaction.atomic():
+            Ordered({"label": "after-commit"}).start(backend=backend)
+            assert len(seen) == 1
+        assert backend.wait_idle(30)
+    finally:
+        task_enqueued.disconnect(on_enqueued)
+        backend.close()
+    assert [label for _, label in seen] == ['{"label":"direct"}', '{"label":"after-commit"}']
+    assert {sender for sender, _ in seen} == {Ordered}
+    assert sorted(order) == ["after-commit", "direct"]
