@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 import django_generic_tasks as tasks
 from django_generic_tasks import api
+from django_generic_tasks.api.markdown import rst_to_markdown
 from django_generic_tasks.backends import InMemoryBackend
 from django_generic_tasks.conf import override_backend
 from django_generic_tasks.registry import registry
@@ -447,7 +448,7 @@ def test_openapi_lists_every_task_with_its_schema_and_docstring(client: Client) 
     schema = client.get("/api/openapi.json").json()
     for task_class in registry:
         operation = schema["paths"][f"{URL}{task_class.name}"]["post"]
-        assert operation["description"] == (task_class.__doc__ or "").strip() or None
+        assert operation.get("description") == (rst_to_markdown(task_class.__doc__) or None)
         assert f"{URL}{task_class.name}/start" in schema["paths"]
     for path in (f"{URL}tests.add", f"{URL}tests.add/start"):
         body = schema["paths"][path]["post"]["requestBody"]["content"]["application/json"]

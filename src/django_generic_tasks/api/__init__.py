@@ -8,10 +8,13 @@ which gives, for every registered task:
 
 - ``POST <mount>/<Task.name>``: run the task now, through ``execution.execute()``; the body is
   the task's params model. 200 with the run's envelope when it succeeded, was discarded, or
-  failed for the last time; 500 when it failed and its policy wants another attempt (so a push
-  queue such as Cloud Tasks retries); 422 for invalid params; 404 for an unknown task.
+  failed for good; 500 when a push queue's delivery (authenticated as the push queue, with
+  its ``X-CloudTasks-*`` headers) failed and the task's policy wants another attempt, which the
+  queue makes; 422 for invalid params; 404 for an unknown task. A direct call (any other)
+  runs one attempt: its failure is final, nothing retries it, and it is not stored.
 - ``POST <mount>/<Task.name>/start``: hand the task to ``TASKS_BACKEND``; 202 with the run id.
-- ``GET <mount>/runs/<run_id>``: status and result, on backends that keep results.
+- ``GET <mount>/runs/<run_id>``: status and result of a run started through ``TASKS_BACKEND``
+  when it keeps results (404 for a direct call's run id: it is not stored).
 
 Every ``POST`` needs ``Content-Type: application/json`` (415 otherwise). Routes are added when
 the router is bound to an API (when ``api.urls`` is built). A task registered after that has
@@ -19,7 +22,8 @@ no endpoint: its registration warns, and a request for it answers 404 saying why
 modules at start-up (an app's ``tasks.py`` is autodiscovered).
 
 Modules: ``routes`` (the router), ``views``, ``auth`` (who may call), ``schemas`` (what is
-read and answered), ``checks`` (system check W301).
+read and answered), ``markdown`` (docstrings as Markdown for the OpenAPI document), ``checks``
+(system check W301).
 """
 
 from ..wire import (

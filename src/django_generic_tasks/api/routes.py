@@ -22,6 +22,7 @@ from ..wire import (
     START_URL_NAME_PREFIX,
 )
 from .auth import TasksAuth, task_guard
+from .markdown import markdown_descriptions, rst_to_markdown
 from .schemas import (
     DetailOut,
     RunOut,
@@ -109,7 +110,6 @@ class TasksRouter(Router):
         def run_status(request: Any, run_id: str) -> Any:
             return get_run(request, run_id)
 
-        run_status.__doc__ = get_run.__doc__
         self.add_api_operation(
             "runs/{run_id}",
             ["GET"],
@@ -118,6 +118,7 @@ class TasksRouter(Router):
             response={200: RunStatusOut, **_ERRORS, 501: DetailOut},
             operation_id="get_task_run",
             summary="Status and result of a run",
+            description=rst_to_markdown(get_run.__doc__),
             tags=["task runs"],
             url_name=RUN_STATUS_URL_NAME,
         )
@@ -147,11 +148,11 @@ class TasksRouter(Router):
         if _UNROUTABLE.search(name):
             logger.warning("Task %r has no HTTP endpoint: its name has one of {}<>.", name)
             return
-        doc = (task_class.__doc__ or "").strip() or None
+        doc = rst_to_markdown(task_class.__doc__) or None  # Swagger/ReDoc render Markdown
         protected = auth_spec_safe(task_class) is not None
         auth = TasksAuth(task_class) if protected else None
         guard = task_guard(task_class, ninja_auth=protected)
-        body = request_body_openapi(task_class.params_model)
+        body = markdown_descriptions(request_body_openapi(task_class.params_model))
         self.add_api_operation(
             name,
             ["POST"],

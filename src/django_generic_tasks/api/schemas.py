@@ -27,6 +27,7 @@ from ..wire import (
     RUN_ID_PATTERN,
     meta_key,
 )
+from .markdown import markdown_descriptions
 
 _RUN_ID_PATTERN = RUN_ID_PATTERN
 GENERIC_ERROR_MESSAGE = "The task failed; the server's logs have the details."
@@ -50,7 +51,17 @@ _RUN_RESPONSES = {
 }
 
 
-class ErrorOut(BaseModel):
+def _markdown_schema(schema: dict[str, Any]) -> None:
+    schema.update(markdown_descriptions(schema))
+
+
+class _Out(BaseModel):
+    """A response body: its OpenAPI descriptions are Markdown (the docstrings are rST)."""
+
+    model_config = ConfigDict(json_schema_extra=_markdown_schema)
+
+
+class ErrorOut(_Out):
     """Why a run failed: the exception type, and its message only with ``DEBUG`` or
     ``TASKS_API_EXPOSE_ERROR_MESSAGES`` (a generic text otherwise; the traceback only with
     ``DEBUG``)."""
@@ -60,7 +71,7 @@ class ErrorOut(BaseModel):
     traceback: str | None = None
 
 
-class RunOut(BaseModel):
+class RunOut(_Out):
     """The envelope of one attempt run through ``POST <mount>/<Task.name>``.
 
     Only a push queue's delivery (a request authenticated as the push queue that carries its
@@ -95,7 +106,7 @@ class RunOut(BaseModel):
     )
 
 
-class StartedOut(BaseModel):
+class StartedOut(_Out):
     """A run handed to the configured backend by ``POST <mount>/<Task.name>/start``."""
 
     run_id: str
@@ -103,7 +114,7 @@ class StartedOut(BaseModel):
     status: TaskStatus
 
 
-class RunStatusOut(BaseModel):
+class RunStatusOut(_Out):
     """A run's last known state, from a backend that keeps results."""
 
     run_id: str
@@ -114,13 +125,13 @@ class RunStatusOut(BaseModel):
     error: ErrorOut | None = None
 
 
-class DetailOut(BaseModel):
+class DetailOut(_Out):
     """An error that is not about a task's own failure."""
 
     detail: str
 
 
-class ValidationErrorOut(BaseModel):
+class ValidationErrorOut(_Out):
     """Field-level validation errors, as django-ninja reports them."""
 
     detail: list[dict[str, Any]]
