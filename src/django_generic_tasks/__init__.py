@@ -23,6 +23,7 @@ from .exceptions import (
     UnsupportedOptionError,
 )
 from .registry import get_task_class, registry
+from .schedules.spec import Schedule
 from .status import ErrorInfo, TaskHandle, TaskStatus
 from .task import Task
 
@@ -36,6 +37,7 @@ __all__ = [
     "MissingDependencyError",
     "ResultNotAvailableError",
     "RunFailedError",
+    "Schedule",
     "Task",
     "TaskDefinitionError",
     "TaskHandle",

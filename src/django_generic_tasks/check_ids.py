@@ -9,6 +9,7 @@ Ids read ``django_generic_tasks.<E|W><number>``; the hundreds say the part of th
 | 2xx | ``CloudTasksBackend`` |
 | 3xx | the HTTP API and its authentication |
 | 4xx | the Celery and ``django.tasks`` bridges |
+| 5xx | periodic tasks (``TASKS_SCHEDULES``, schedules and the backend firing them) |
 
 Silence one with ``SILENCED_SYSTEM_CHECKS = ["django_generic_tasks.W301"]``.
 """
@@ -47,3 +48,6 @@ class CheckId(StrEnum):
     CELERY_APP_INVALID = PREFIX + "E401"
     CELERY_VISIBILITY_TIMEOUT_SHORT = PREFIX + "W401"
     DJANGO_TASKS_ALIAS_INVALID = PREFIX + "E411"
+
+    SCHEDULES_INVALID = PREFIX + "E501"
+    SCHEDULES_UNSUPPORTED_BY_BACKEND = PREFIX + "E502"

@@ -85,3 +85,30 @@ class TaskRun(models.Model):
             error=self.error,
             attempts=self.attempt,
         )
+
+
+class ScheduleSlot(models.Model):
+    """One slot of a schedule that a scheduler claimed: unique per schedule and slot time.
+
+    Written only through ``django_generic_tasks.store.slots``. ``fired_at`` is set once the
+    run was handed to the backend (on ``DatabaseBackend`` in the same transaction as the
+    claim); a claim without it is retried by any scheduler once ``lease_until`` passes.
+    """
+
+    schedule_id = models.CharField(max_length=255)
+    slot_at = models.DateTimeField()
+    run_id = models.CharField(max_length=36)
+    claimed_at = models.DateTimeField()
+    fired_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    owner = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        verbose_name = "schedule"
+        verbose_name_plural = "schedules"
+        constraints = [
+            models.UniqueConstraint(fields=["schedule_id", "slot_at"], name="dgt_slot_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.schedule_id} @ {self.slot_at.isoformat()}"

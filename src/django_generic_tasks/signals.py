@@ -11,3 +11,6 @@ from django.dispatch import Signal
 task_enqueued = Signal()
 task_started = Signal()
 task_finished = Signal()
+schedule_fired = Signal()
+"""``schedule_fired(sender=None, schedule_id=str, slot_at=datetime, run_id=str, entry=...)``: a
+scheduler claimed a slot of a periodic task and handed its run to the backend."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, get_args, get_origin
 
@@ -18,6 +18,7 @@ from .registry import registry
 
 if TYPE_CHECKING:
     from .backends.base import Backend
+    from .schedules.spec import Schedule
     from .status import TaskHandle
 
 
@@ -56,6 +57,8 @@ class Task[P: BaseModel]:
     """Randomise each wait between half and all of its value, so retries do not stampede."""
     timeout: ClassVar[float | None] = None
     """Seconds a run may take before it fails with ``TaskTimeoutError``; ``None`` = no limit."""
+    schedules: ClassVar[Sequence[Schedule]] = ()
+    """``tasks.Schedule`` values: when the task runs by itself (not inherited by subclasses)."""
     api_accepts_key: ClassVar[bool] = False
     """Whether HTTP callers may pass `key` to `POST <task>/start` (idempotency keys are scoped
     per task)."""
@@ -85,6 +88,10 @@ class Task[P: BaseModel]:
         if "name" not in cls.__dict__:
             cls.name = f"{cls.__module__}.{cls.__qualname__}"
         _check_options(cls)
+        if cls.__dict__.get("schedules"):  # validated now; classes without any pay nothing
+            from .schedules.spec import resolve_all
+
+            cls._schedule_entries = resolve_all(cls, cls.__dict__["schedules"])  # type: ignore[attr-defined]
         registry.register(cls)
 
     def run(self) -> Any:

@@ -50,6 +50,8 @@ class WorkerOptions:
     """Use LISTEN/NOTIFY on PostgreSQL."""
     prefetch: float = 0.1
     """Seconds of work (at the observed speed) to hold beyond the busy threads."""
+    scheduler: bool = False
+    """Also fire periodic tasks (the ``tasks_scheduler`` loop, on a thread)."""
 
     def __post_init__(self) -> None:
         for name in ("concurrency", "batch", "max_tasks"):

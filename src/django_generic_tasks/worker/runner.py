@@ -63,6 +63,7 @@ class Worker:
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
         self._start_threads()
+        scheduler = _start_scheduler(options.database) if options.scheduler else None
         logger.info(
             "Worker %s started: queues=%s concurrency=%d batch<=%d",
             self.id,
@@ -73,6 +74,8 @@ class Worker:
         try:
             self._loop()
         finally:
+            if scheduler is not None:
+                scheduler.stop()
             self._shutdown()
         logger.info("Worker %s stopped after %d runs", self.id, self.processed)
         return self.processed
@@ -324,6 +327,14 @@ class Worker:
 
     def _reset_connection(self) -> None:
         _reset_connection_quietly(self.options.database)
+
+
+def _start_scheduler(database: str) -> Any:
+    from ..schedules.runtime import SchedulerThread, build_scheduler
+
+    thread = SchedulerThread(build_scheduler(database))
+    thread.start()
+    return thread
 
 
 def _connection(database: str) -> Any:

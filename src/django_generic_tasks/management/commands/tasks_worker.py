@@ -63,6 +63,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-listen", action="store_true", help="Poll even on PostgreSQL (no LISTEN)."
         )
+        parser.add_argument(
+            "--scheduler", action="store_true", help="Also fire periodic tasks (schedules)."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Build the worker from the options and run it."""
@@ -78,12 +81,17 @@ class Command(BaseCommand):
                 max_tasks=options["max_tasks"],
                 database=options["database"],
                 listen=not options["no_listen"],
+                scheduler=options["scheduler"],
             )
         except WorkerOptionError as exc:
             flag = "--queue" if exc.option == "queues" else f"--{exc.option.replace('_', '-')}"
             raise CommandError(f"{flag} {exc.requirement}.") from None
         if options["verbosity"] >= 1:
             self._log_to_stderr(options["verbosity"])
+            if worker_options.scheduler:
+                from django_generic_tasks.schedules.runtime import log_to_stderr
+
+                log_to_stderr("django_generic_tasks.schedules", options["verbosity"])
         Worker(worker_options).run()
 
     def _log_to_stderr(self, verbosity: int) -> None:

@@ -1,0 +1,71 @@
+"""Building a scheduler from the settings, and running one beside the database worker."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+
+from .scheduler import Scheduler
+
+logger = logging.getLogger("django_generic_tasks.schedules")
+
+
+def slot_database(backend: object, database: str | None = None) -> str:
+    """Where slots are claimed: ``database``, else the ``DatabaseBackend``'s, else default."""
+    from ..backends.database import DatabaseBackend
+
+    if database:
+        return database
+    return backend.database if isinstance(backend, DatabaseBackend) else "default"
+
+
+def build_scheduler(database: str | None = None) -> Scheduler:
+    """A scheduler for every declared schedule, firing through ``TASKS_BACKEND``."""
+    from django.conf import settings
+
+    from ..conf import get_backend
+    from ..exceptions import ConfigurationError
+    from .registry import all_entries
+
+    backend = get_backend()
+    alias = slot_database(backend, database)
+    if alias not in settings.DATABASES:
+        raise ConfigurationError(f"The database {alias!r} is not in DATABASES.")
+    return Scheduler(all_entries(), backend, alias)
+
+
+class SchedulerThread(threading.Thread):
+    """A scheduler on a daemon thread (``tasks_worker --scheduler``)."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        super().__init__(name="tasks-scheduler", daemon=True)
+        self.scheduler = scheduler
+
+    def run(self) -> None:
+        """Run the scheduler until ``stop()``."""
+        try:
+            self.scheduler.run()
+        except Exception:
+            logger.exception("The scheduler thread stopped")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the scheduler and wait for it."""
+        self.scheduler.stop()
+        self.join(timeout)
+
+
+def log_to_stderr(name: str, verbosity: int) -> None:
+    """Show ``name``'s records on stderr unless the project's ``LOGGING`` shows them."""
+    target = logging.getLogger(name)
+    target.setLevel(logging.DEBUG if verbosity >= 2 else logging.INFO)
+    current: logging.Logger | None = target
+    while current is not None:
+        if any(not isinstance(h, logging.NullHandler) for h in current.handlers):
+            return
+        if not current.propagate:
+            break
+        current = current.parent
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    target.addHandler(handler)

@@ -1,0 +1,184 @@
+"""The scheduler fires each slot once however many run, follows catch_up, and loses nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+import django_generic_tasks as tasks
+from django_generic_tasks.backends import DatabaseBackend
+from django_generic_tasks.backends.memory import InMemoryBackend
+from django_generic_tasks.enqueue import EnqueueRequest
+from django_generic_tasks.models import ScheduleSlot, TaskRun
+from django_generic_tasks.schedules.scheduler import CATCH_UP_LIMIT, Scheduler
+from django_generic_tasks.schedules.spec import ScheduleEntry, resolve
+from django_generic_tasks.signals import schedule_fired
+from django_generic_tasks.status import TaskHandle
+from django_generic_tasks.store.slots import using
+from tests.testapp.tasks import AddTask
+
+pytestmark = pytest.mark.django_db
+T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def entry(catch_up: str = "latest", every: int = 60, **options: Any) -> ScheduleEntry:
+    """A schedule of ``tests.add`` every ``every`` seconds."""
+    schedule = tasks.Schedule(
+        every=timedelta(seconds=every), params={"a": 1}, catch_up=catch_up, **options
+    )  # type: ignore[arg-type]
+    return resolve(AddTask, schedule, f"tests.add:{catch_up}")
+
+
+class Clock:
+    """A wall clock the test moves."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def scheduler(e: ScheduleEntry, clock: Clock, backend: Any = None) -> Scheduler:
+    s = Scheduler([e], backend or DatabaseBackend(), wall=clock)
+    s.start()
+    return s
+
+
+def slot_times(schedule_id: str) -> list[datetime]:
+    return [s.slot_at for s in using().slots(schedule_id)]
+
+
+def test_two_schedulers_fire_each_slot_exactly_once_with_its_run() -> None:
+    clock = Clock(T0 - timedelta(seconds=1))
+    e = entry(every=10)
+    first, second = scheduler(e, clock), scheduler(e, clock)
+    for step in range(12):
+        clock.now = T0 + timedelta(seconds=5 * step, milliseconds=3)
+        (first if step % 2 else second).tick()
+        (second if step % 2 else first).tick()
+    fired = first.fired + second.fired
+    slots = [f.slot_at for f in fired]
+    assert len(slots) == len(set(slots)) == 6
+    assert slots
+    assert sorted(slots) == [T0 + timedelta(seconds=10 * i) for i in range(6)]
+    runs = set(TaskRun.objects.values_list("id", flat=True))
+    assert {str(r) for r in runs} == {f.run_id for f in fired}
+    assert ScheduleSlot.objects.filter(fired_at__isnull=True).count() == 0
+
+
+def test_catch_up_latest_fires_only_the_newest_missed_slot() -> None:
+    clock = Clock(T0 - timedelta(seconds=1))
+    e = entry("latest")
+    scheduler(e, clock).tick(T0)  # the last slot fired before the downtime
+    clock.now = T0 + timedelta(hours=1, seconds=30)
+    later = scheduler(e, clock)
+    later.tick()
+    assert slot_times(e.id) == [T0, T0 + timedelta(hours=1)]
+
+
+def test_catch_up_all_fires_every_missed_slot_in_order_up_to_the_cap() -> None:
+    clock = Clock(T0 - timedelta(seconds=1))
+    e = entry("all")
+    scheduler(e, clock).tick(T0)
+    clock.now = T0 + timedelta(minutes=10, seconds=1)
+    scheduler(e, clock).tick()
+    assert slot_times(e.id) == [T0 + timedelta(minutes=m) for m in range(11)]
+    clock.now = T0 + timedelta(days=1)
+    again = scheduler(e, clock)
+    again.tick()
+    assert len(again.fired) == CATCH_UP_LIMIT
+    assert [f.slot_at for f in again.fired] == sorted(f.slot_at for f in again.fired)
+    assert again.fired[-1].slot_at == T0 + timedelta(days=1)
+
+
+def test_catch_up_none_skips_missed_slots_but_fires_on_time_ones() -> None:
+    clock = Clock(T0 - timedelta(seconds=1))
+    e = entry("none")
+    scheduler(e, clock).tick(T0)
+    clock.now = T0 + timedelta(hours=1, minutes=5, seconds=31)
+    late = scheduler(e, clock)
+    late.tick()
+    assert late.fired == []
+    late.tick(T0 + timedelta(hours=1, minutes=6, seconds=2))
+    assert [f.slot_at for f in late.fired] == [T0 + timedelta(hours=1, minutes=6)]
+
+
+def test_a_new_schedule_starts_with_the_next_slot_not_the_past() -> None:
+    clock = Clock(T0 + timedelta(seconds=30))
+    s = scheduler(entry("all"), clock)
+    s.tick()
+    assert s.fired == []
+    s.tick(T0 + timedelta(seconds=60))
+    assert [f.slot_at for f in s.fired] == [T0 + timedelta(seconds=60)]
+
+
+def test_each_fired_slot_is_logged_and_signalled(caplog: pytest.LogCaptureFixture) -> None:
+    seen: list[dict[str, Any]] = []
+
+    def receiver(**kwargs: Any) -> None:
+        seen.append(kwargs)
+
+    schedule_fired.connect(receiver)
+    try:
+        s = scheduler(entry(), Clock(T0 - timedelta(seconds=1)))
+        with caplog.at_level("INFO", logger="django_generic_tasks.schedules"):
+            s.tick(T0)
+    finally:
+        schedule_fired.disconnect(receiver)
+    (fired,) = s.fired
+    assert seen[0]["schedule_id"] == "tests.add:latest"
+    assert seen[0]["slot_at"] == T0
+    assert seen[0]["run_id"] == fired.run_id
+    assert f"fired slot {T0.isoformat()}: run {fired.run_id}" in caplog.text
+
+
+class FlakyBackend(InMemoryBackend):
+    """Refuses hand-overs while ``down``."""
+
+    down = True
+
+    def enqueue(self, request: EnqueueRequest) -> TaskHandle:
+        if self.down:
+            raise ConnectionError("broker down")
+        return super().enqueue(request)
+
+
+def test_a_failed_hand_over_is_retried_and_the_slot_fires_once() -> None:
+    backend = FlakyBackend()
+    clock = Clock(T0 - timedelta(seconds=1))
+    s = scheduler(entry(), clock, backend)
+    s.tick(T0)
+    assert s.fired == []
+    assert backend.requests == []
+    backend.down = False
+    s.tick(T0 + timedelta(seconds=61))  # lease of the failed claim not yet over
+    assert [f.slot_at for f in s.fired] == [T0 + timedelta(seconds=60)]
+    # the claim of T0 is abandoned: once its lease ends any scheduler fires it
+    ScheduleSlot.objects.filter(slot_at=T0).update(lease_until=T0)
+    recovered = s.recover()
+    assert [f.slot_at for f in recovered] == [T0]
+    assert len(backend.requests) == 2
+    assert s.recover() == []
+
+
+def test_an_abandoned_claim_is_fired_with_its_own_run_id_and_key() -> None:
+    backend = InMemoryBackend()
+    e = entry()
+    using().claim(e.id, T0, "0190b7a4-5c1e-7000-8000-000000000001", T0, fired=False, lease=1)
+    s = scheduler(e, Clock(T0 + timedelta(seconds=2)), backend)
+    (fired,) = s.recover()
+    (request,) = backend.requests
+    assert request.run_id == fired.run_id == "0190b7a4-5c1e-7000-8000-000000000001"
+    assert request.key == f"schedule:{request.run_id}"
+    assert using().latest([e.id])[e.id].fired_at is not None
+
+
+def test_schedule_queue_and_priority_override_the_task_options() -> None:
+    backend = InMemoryBackend()
+    s = scheduler(entry(queue="reports", priority=7), Clock(T0 - timedelta(seconds=1)), backend)
+    s.tick(T0)
+    (request,) = backend.requests
+    assert (request.queue, request.priority, request.params_json) == ("reports", 7, '{"a":1,"b":0}')
