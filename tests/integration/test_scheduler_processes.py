@@ -1,0 +1,105 @@
+"""Real ``tasks_scheduler`` and ``tasks_worker --scheduler`` processes on an every-1s schedule:
+each slot fires exactly once, and a SIGKILLed scheduler loses and doubles nothing."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.integration.worker_procs import MANAGE, TABLE, ProcDB, stop, wait_for
+
+pytestmark = pytest.mark.slow
+SLOTS = "django_generic_tasks_scheduleslot"
+
+
+@pytest.fixture
+def procdb(tmp_path: Path) -> Iterator[ProcDB]:
+    db = ProcDB(tmp_path)
+    db.env["TASKS_TEST_IMPORT"] = "tests.integration.schedule_tasks"
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def spawn(db: ProcDB, *args: str) -> subprocess.Popen[bytes]:
+    log = (db.tmp / f"proc-{len(db.workers)}.log").open("wb")
+    command = [sys.executable, str(MANAGE), *args]
+    proc = subprocess.Popen(command, env=db.env, stdout=log, stderr=log)
+    db.workers.append(proc)
+    return proc
+
+
+def as_utc(value: object) -> datetime:
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def check_each_slot_fired_once(db: ProcDB) -> int:
+    """Slots are consecutive seconds, each with one run whose body ran once; return count."""
+    rows = db.query(
+        f"SELECT slot_at, run_id, fired_at FROM {SLOTS} WHERE schedule_id = %s", ("tests.tick:1s",)
+    )
+    slots = sorted(as_utc(r[0]) for r in rows)
+    assert len(slots) >= 8, "the schedulers fired too few slots"
+    assert slots == [slots[0] + timedelta(seconds=i) for i in range(len(slots))], "a gap"
+    assert all(r[2] is not None for r in rows)
+    run_ids = {str(r[1]) for r in rows}
+    assert len(run_ids) == len(rows)
+    runs = db.query(f"SELECT id FROM {TABLE} WHERE task_name = %s", ("tests.tick",))
+    assert {str(r[0]).replace("-", "") for r in runs} == {i.replace("-", "") for i in run_ids}
+    wait_for(lambda: len(db.log.read_text().split()) >= len(rows), 30, "every run to finish")
+    bodies = Counter(db.log.read_text().split())
+    assert set(bodies) == run_ids
+    assert set(bodies.values()) == {1}
+    return len(rows)
+
+
+def test_two_scheduler_processes_fire_each_slot_once_even_when_one_is_killed(
+    procdb: ProcDB,
+) -> None:
+    worker = spawn(procdb, "tasks_worker", "--interval", "0.1")
+    first = spawn(procdb, "tasks_scheduler")
+    second = spawn(procdb, "tasks_scheduler")
+    time.sleep(5)
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    time.sleep(5)
+    assert stop(second) == 0
+    wait_for(
+        lambda: (
+            procdb.query(f"SELECT COUNT(*) FROM {TABLE} WHERE status <> 'succeeded'")[0][0] == 0
+        ),
+        30,
+        "the worker to run every fired slot",
+    )
+    assert stop(worker) == 0
+    check_each_slot_fired_once(procdb)
+
+
+def test_two_workers_with_scheduler_fire_each_slot_once_even_when_one_is_killed(
+    procdb: ProcDB,
+) -> None:
+    first = spawn(procdb, "tasks_worker", "--scheduler", "--interval", "0.1")
+    second = spawn(procdb, "tasks_worker", "--scheduler", "--interval", "0.1", "--lease", "2")
+    time.sleep(5)
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    time.sleep(5)
+    wait_for(
+        lambda: (
+            procdb.query(f"SELECT COUNT(*) FROM {TABLE} WHERE status <> 'succeeded'")[0][0] == 0
+        ),
+        60,
+        "the surviving worker to run every fired slot (and the killed one's after its lease)",
+    )
+    assert stop(second) == 0
+    check_each_slot_fired_once(procdb)
