@@ -25,6 +25,8 @@ class NoPriorityBackend(InMemoryBackend):
 
 
 class DigestParams(BaseModel):
+    """Which digest."""
+
     kind: str
 
 
@@ -33,6 +35,8 @@ def define(name: str, schedules: list[object]) -> type[tasks.Task[DigestParams]]
     task_name, task_schedules = name, schedules
 
     class Digest(tasks.Task[DigestParams]):
+        """Sends a digest."""
+
         name = task_name
         schedules = task_schedules  # type: ignore[assignment]
 
