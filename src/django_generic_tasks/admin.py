@@ -13,7 +13,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 
-from . import store
+from . import admin_schedules, store
 from .models import TaskRun
 from .worker.notify import notify_workers
 
@@ -185,3 +185,6 @@ class TaskRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if count:
             notify_workers(queryset.db)
         self.message_user(request, f"{count} runs are due now.", messages.SUCCESS)
+
+
+admin_schedules.register(admin.site)
