@@ -26,3 +26,28 @@ class EmailNotificationTask(tasks.Task[EmailNotificationParams]):
             from_email=None,
             recipient_list=self.params.recipients,
         )
+
+
+class DigestParams(BaseModel):
+    recipients: list[str] = Field(description="Addresses the digest goes to.")
+
+
+class DailyDigestTask(tasks.Task[DigestParams]):
+    """Mails the daily digest; fired by `tasks_scheduler` (or `tasks_worker --scheduler`)."""
+
+    schedules = [
+        tasks.Schedule(
+            cron="0 7 * * mon-fri",
+            tz="Europe/Berlin",
+            params={"recipients": ["team@example.com"]},
+            name="weekday-mornings",
+        )
+    ]
+
+    def run(self) -> int:
+        return send_mail(
+            subject="Daily digest",
+            message="Good morning: here is what happened yesterday.",
+            from_email=None,
+            recipient_list=self.params.recipients,
+        )
