@@ -1,0 +1,256 @@
+"""Sync schedules to Google Cloud Scheduler HTTP jobs (``manage.py tasks_sync_schedules``).
+
+Each schedule becomes one job calling its task's endpoint, ``POST <base_url><task name>`` with
+the schedule's params as the JSON body and an OIDC token for ``service_account_email`` and
+``audience`` (the values ``CloudTasksBackend`` uses), on the schedule's cron and time zone.
+Jobs are ours when their id starts with ``JOB_PREFIX`` and their description with ``MARKER``;
+only those are updated or deleted. ``every`` schedules are synced only when they are a cron
+in disguise (minutes dividing an hour, hours dividing a day, one day); others are refused.
+Needs the extra ``cloudscheduler`` (``google-cloud-scheduler``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from ..exceptions import ConfigurationError, MissingDependencyError
+from .spec import ScheduleEntry
+
+JOB_PREFIX = "dgt-"
+MARKER = "django-generic-tasks schedule "
+EMULATOR_HOST_ENV = "CLOUD_SCHEDULER_EMULATOR_HOST"
+
+
+class UnsyncableScheduleError(ConfigurationError):
+    """A schedule Cloud Scheduler cannot run as it is (an interval that is no cron...)."""
+
+
+def import_scheduler_v1() -> Any:
+    """``google.cloud.scheduler_v1``, or ``MissingDependencyError`` naming the extra."""
+    try:
+        from google.cloud import scheduler_v1
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "The Cloud Scheduler sync needs google-cloud-scheduler: "
+            "pip install 'django-generic-tasks[cloudscheduler]'."
+        ) from exc
+    return scheduler_v1
+
+
+def new_client(emulator_host: str | None = None) -> Any:
+    """A ``CloudSchedulerClient``: insecure gRPC to ``emulator_host`` (tests), else ADC."""
+    scheduler_v1 = import_scheduler_v1()
+    if emulator_host:
+        import grpc  # type: ignore[import-untyped]
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud.scheduler_v1.services.cloud_scheduler.transports import (
+            CloudSchedulerGrpcTransport,
+        )
+
+        transport = CloudSchedulerGrpcTransport(
+            channel=grpc.insecure_channel(emulator_host),
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        )
+        return scheduler_v1.CloudSchedulerClient(transport=transport)
+    return scheduler_v1.CloudSchedulerClient()
+
+
+def job_id(schedule_id: str) -> str:
+    """The job id of a schedule: readable, unique (a hash of the id), within Cloud Scheduler's
+    alphabet ``[A-Za-z0-9_-]``."""
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", schedule_id).strip("-")[:80]
+    digest = hashlib.sha256(schedule_id.encode()).hexdigest()[:8]
+    return f"{JOB_PREFIX}{slug}-{digest}"
+
+
+def cron_of(entry: ScheduleEntry) -> tuple[str, str]:
+    """The (cron, time zone) Cloud Scheduler runs ``entry`` on; ``UnsyncableScheduleError``."""
+    schedule = entry.schedule
+    if schedule.cron is not None:
+        if len(schedule.cron.split()) != 5:
+            raise UnsyncableScheduleError(
+                f"Schedule {entry.id!r}: Cloud Scheduler takes 5-field cron expressions only, "
+                f"not {schedule.cron!r}."
+            )
+        return schedule.cron, schedule.tz
+    every = schedule.every or timedelta(0)
+    minutes, hours = every / timedelta(minutes=1), every / timedelta(hours=1)
+    if every == timedelta(days=1):
+        return "0 0 * * *", "UTC"
+    if hours.is_integer() and 1 <= hours < 24 and 24 % int(hours) == 0:
+        return ("0 * * * *" if hours == 1 else f"0 */{int(hours)} * * *"), "UTC"
+    if minutes.is_integer() and 1 <= minutes < 60 and 60 % int(minutes) == 0:
+        return ("* * * * *" if minutes == 1 else f"*/{int(minutes)} * * * *"), "UTC"
+    raise UnsyncableScheduleError(
+        f"Schedule {entry.id!r}: every={every} is not a cron schedule (Cloud Scheduler runs "
+        "cron only): use a whole number of minutes dividing an hour, of hours dividing a "
+        "day, or one day, or give the schedule a cron expression."
+    )
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where jobs call and as whom (from ``CloudTasksBackend``'s options)."""
+
+    project: str
+    location: str
+    base_url: str
+    service_account_email: str
+    audience: str
+
+    @property
+    def parent(self) -> str:
+        """``projects/<project>/locations/<location>``."""
+        return f"projects/{self.project}/locations/{self.location}"
+
+
+def desired_job(entry: ScheduleEntry, target: Target) -> Any:
+    """The Cloud Scheduler job for ``entry``."""
+    from ..backends.cloudtasks.request import task_url
+
+    scheduler_v1 = import_scheduler_v1()
+    cron, zone = cron_of(entry)
+    return scheduler_v1.Job(
+        name=f"{target.parent}/jobs/{job_id(entry.id)}",
+        description=f"{MARKER}{entry.id}",
+        schedule=cron,
+        time_zone=zone,
+        http_target=scheduler_v1.HttpTarget(
+            uri=task_url(target.base_url, entry.task_name),
+            http_method=scheduler_v1.HttpMethod.POST,
+            headers={"Content-Type": "application/json"},
+            body=entry.params_json.encode(),
+            oidc_token=scheduler_v1.OidcToken(
+                service_account_email=target.service_account_email, audience=target.audience
+            ),
+        ),
+    )
+
+
+COMPARED = ("description", "schedule", "time_zone", "http_target")
+
+
+def _differences(current: Any, wanted: Any) -> list[str]:
+    changed = []
+    for name in COMPARED:
+        old, new = getattr(current, name), getattr(wanted, name)
+        if name == "http_target":
+            old_t = (
+                old.uri,
+                int(old.http_method),
+                dict(old.headers),
+                bytes(old.body),
+                old.oidc_token.service_account_email,
+                old.oidc_token.audience,
+            )
+            new_t = (
+                new.uri,
+                int(new.http_method),
+                dict(new.headers),
+                bytes(new.body),
+                new.oidc_token.service_account_email,
+                new.oidc_token.audience,
+            )
+            if old_t != new_t:
+                changed.append(
+                    f"http_target: {old.uri} {bytes(old.body)!r} -> {new.uri} {bytes(new.body)!r}"
+                )
+        elif old != new:
+            changed.append(f"{name}: {old!r} -> {new!r}")
+    return changed
+
+
+@dataclass
+class Plan:
+    """What a sync does: jobs to create, update (with what changes), delete, and keep."""
+
+    create: list[Any] = field(default_factory=list)
+    update: list[tuple[Any, list[str]]] = field(default_factory=list)
+    delete: list[Any] = field(default_factory=list)
+    unchanged: list[Any] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to do."""
+        return not (self.create or self.update or self.delete)
+
+    def lines(self) -> list[str]:
+        """The plan as a diff: ``+`` create, ``~`` update, ``-`` delete."""
+        out = [
+            f"+ {j.name}  [{j.schedule} {j.time_zone}] POST {j.http_target.uri}"
+            for j in self.create
+        ]
+        for job, changes in self.update:
+            out.append(f"~ {job.name}")
+            out.extend(f"    {change}" for change in changes)
+        out.extend(f"- {j.name}  ({j.description})" for j in self.delete)
+        if self.empty:
+            out.append(f"Nothing to change: {len(self.unchanged)} job(s) up to date.")
+        return out
+
+
+def ours(job: Any) -> bool:
+    """Whether ``job`` was created by this sync (id prefix and description marker)."""
+    return bool(
+        job.name.rsplit("/", 1)[-1].startswith(JOB_PREFIX) and job.description.startswith(MARKER)
+    )
+
+
+def plan(client: Any, target: Target, entries: Sequence[ScheduleEntry]) -> Plan:
+    """Compare the schedules with the jobs under ``target.parent``."""
+    wanted = {job.name: job for job in (desired_job(e, target) for e in entries)}
+    existing = {job.name: job for job in client.list_jobs(parent=target.parent) if ours(job)}
+    result = Plan()
+    for name, job in wanted.items():
+        current = existing.get(name)
+        if current is None:
+            result.create.append(job)
+            continue
+        changes = _differences(current, job)
+        if changes:
+            result.update.append((job, changes))
+        else:
+            result.unchanged.append(job)
+    result.delete = [job for name, job in existing.items() if name not in wanted]
+    return result
+
+
+def apply(client: Any, target: Target, result: Plan) -> None:
+    """Carry out ``result``: create, update, then delete jobs."""
+    for job in result.create:
+        client.create_job(parent=target.parent, job=job)
+    for job, _changes in result.update:
+        client.update_job(job=job)
+    for job in result.delete:
+        client.delete_job(name=job.name)
+
+
+def target_from_backend(backend: Any) -> Target:
+    """The target from a configured ``CloudTasksBackend`` (``ConfigurationError`` if none)."""
+    from ..backends.cloudtasks import CloudTasksBackend
+
+    if not isinstance(backend, CloudTasksBackend):
+        raise ConfigurationError(
+            "tasks_sync_schedules --cloud-scheduler reads project, location, base_url, "
+            "service_account_email and audience from CloudTasksBackend: set TASKS_BACKEND to "
+            "it, or pass --project, --location, --base-url, --service-account."
+        )
+    missing = [
+        name
+        for name in ("project", "location", "base_url", "service_account_email")
+        if not getattr(backend, name, None)
+    ]
+    if missing:
+        raise ConfigurationError(f"CloudTasksBackend needs {', '.join(missing)} to sync jobs.")
+    return Target(
+        str(backend.project),
+        str(backend.location),
+        str(backend.base_url),
+        str(backend.service_account_email),
+        str(backend.audience),
+    )
