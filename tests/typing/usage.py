@@ -89,4 +89,5 @@ def use() -> None:
         assert_type(captured, TaskCapture)
         task.start()
         captured.assert_started(EmailTask, params, queue="emails")
+        captured.assert_started(EmailTask, params_subset={"subject": "Hi"}, count=1)
         captured.run_all()
