@@ -250,7 +250,7 @@ def test_retryable_failure_of_a_push_delivery_answers_500_without_traceback(
 
 def test_direct_call_failure_is_final_and_says_nobody_retries_it(client: Client) -> None:
     response = post(client, "tests.flaky", {"token": "d1", "failures": 1})
-    assert response.status_code == 200
+    assert response.status_code == 500  # a failure, which nothing retries
     body = response.json()
     assert (body["status"], body["attempt"], body["max_attempts"]) == ("failed", 1, 1)
     assert (body["retry_at"], body["retried_by"]) == (None, None)
@@ -283,7 +283,9 @@ def test_cloud_tasks_headers_from_an_untrusted_caller_make_no_push_delivery(
     client: Client,
 ) -> None:
     headers = {"X-CloudTasks-TaskName": "t9", "X-CloudTasks-TaskRetryCount": "0"}
-    body = post(client, "tests.api.always_fails", {}, **headers).json()
+    response = post(client, "tests.api.always_fails", {}, **headers)
+    assert response.status_code == 500
+    body = response.json()
     assert (body["status"], body["retried_by"]) == ("failed", None)
     assert "direct call" in body["detail"]
 
@@ -293,7 +295,7 @@ def test_push_queue_credentials_without_cloud_tasks_headers_make_a_direct_call(
     client: Client,
 ) -> None:
     response = post(client, "tests.api.always_fails", {}, **PUSH)
-    assert response.status_code == 200
+    assert response.status_code == 500
     assert (response.json()["status"], response.json()["retried_by"]) == ("failed", None)
 
 

@@ -7,11 +7,12 @@ Mount it on your own ``NinjaAPI``::
 which gives, for every registered task:
 
 - ``POST <mount>/<Task.name>``: run the task now, through ``execution.execute()``; the body is
-  the task's params model. 200 with the run's envelope when it succeeded, was discarded, or
-  failed for good; 500 when a push queue's delivery (authenticated as the push queue, with
-  its ``X-CloudTasks-*`` headers) failed and the task's policy wants another attempt, which the
-  queue makes; 422 for invalid params; 404 for an unknown task. A direct call (any other)
-  runs one attempt: its failure is final, nothing retries it, and it is not stored.
+  the task's params model. For a push queue's delivery (authenticated as the push queue,
+  with its ``X-CloudTasks-*`` headers): 200 with the run's envelope when it succeeded, was
+  discarded, or failed for good; 500 when it failed and the task's policy wants another
+  attempt, which the queue makes. Any other call is direct and runs one attempt: 200 when it
+  succeeded or was discarded, 500 when it failed (final: nothing retries it; it is not
+  stored). 422 for invalid params; 404 for an unknown task.
 - ``POST <mount>/<Task.name>/start``: hand the task to ``TASKS_BACKEND``; 202 with the run id.
 - ``GET <mount>/runs/<run_id>``: status and result of a run started through ``TASKS_BACKEND``
   when it keeps results (404 for a direct call's run id: it is not stored).

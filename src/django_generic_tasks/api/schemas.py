@@ -34,12 +34,13 @@ GENERIC_ERROR_MESSAGE = "The task failed; the server's logs have the details."
 _RUN_RESPONSES = {
     "responses": {
         200: {
-            "description": "Finished: succeeded, discarded, or failed for good (a direct "
-            "call's failure is final: nothing retries it)."
+            "description": "Finished: succeeded, discarded, or (a push queue's delivery "
+            "only) failed for good."
         },
         500: {
-            "description": "A push queue's delivery failed and the task's policy wants "
-            "another attempt: the queue retries on 5xx."
+            "description": "Failed. A push queue's delivery that the task's policy wants "
+            "another attempt of: scheduled, the queue retries on 5xx. A direct call: failed, "
+            "nothing retries it (call again to retry)."
         },
         400: {"description": "The body is not JSON."},
         401: {"description": "Missing or invalid credentials."},
@@ -76,7 +77,7 @@ class RunOut(_Out):
 
     Only a push queue's delivery (a request authenticated as the push queue that carries its
     ``X-CloudTasks-*`` headers) is ever retried, by the queue, when this answer is 500. A
-    direct call runs exactly one attempt: a failure is final (``failed``, 200), nothing
+    direct call runs exactly one attempt: a failure is final (``failed``, 500), nothing
     retries it, and the run is not stored, so ``runs/<run_id>`` does not know it.
     """
 
@@ -361,7 +362,10 @@ def envelope_json(outcome: Outcome, *, direct: bool = False) -> bytes:
     )
 
 
-def http_status(outcome: Outcome) -> int:
-    """500 when the run will be retried (push queues retry on 5xx), else 200 (a direct call's
-    outcome is always final: it is run with one attempt)."""
-    return 500 if outcome.will_retry else 200
+def http_status(outcome: Outcome, *, direct: bool = False) -> int:
+    """500 when the run will be retried (push queues retry on 5xx) or, for a direct call, when
+    it failed (final: a direct call runs one attempt); else 200."""
+    status = outcome.status
+    if status is TaskStatus.SCHEDULED or (direct and status is TaskStatus.FAILED):
+        return 500
+    return 200

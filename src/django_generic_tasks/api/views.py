@@ -80,7 +80,7 @@ def make_run_view(task_class: type[Any]) -> Callable[..., Any]:
     A push queue's delivery (authenticated as the push queue and carrying its
     ``X-CloudTasks-*`` headers) runs under the task's retry policy: 500 when it wants another
     attempt, which the queue makes. Any other call is direct: it runs exactly one attempt, so
-    a failure is final (``failed``, 200, ``retried_by`` null) and nothing retries it. Neither
+    a failure is final (500, ``failed``, ``retried_by`` null) and nothing retries it. Neither
     is stored: ``runs/<id>`` knows only runs started through ``TASKS_BACKEND`` when it keeps
     results.
 
@@ -114,7 +114,7 @@ def make_run_view(task_class: type[Any]) -> Callable[..., Any]:
             raise HttpError(503, "Too many runs are still running here; try again later.") from exc
         return HttpResponse(
             envelope_json(outcome, direct=not push),
-            status=http_status(outcome),
+            status=http_status(outcome, direct=not push),
             content_type=JSON_CONTENT_TYPE,
         )
 
