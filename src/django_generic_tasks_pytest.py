@@ -18,7 +18,11 @@ if TYPE_CHECKING:
 
 @pytest.fixture
 def captured_tasks() -> Iterator[TaskCapture]:
-    """A ``TaskCapture`` active for the whole test: every ``start()`` is captured, not run."""
+    """A ``TaskCapture`` active for the whole test: every ``start()`` is captured, not run.
+
+    A start inside ``atomic()`` is dropped if that block rolls back; inside the test's own
+    transaction (``django_db`` without ``transaction=True``), which never commits, it stays.
+    """
     from django_generic_tasks.testing import capture_tasks
 
     with capture_tasks() as capture:
