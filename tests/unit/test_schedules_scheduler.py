@@ -182,3 +182,61 @@ def test_schedule_queue_and_priority_override_the_task_options() -> None:
     s.tick(T0)
     (request,) = backend.requests
     assert (request.queue, request.priority, request.params_json) == ("reports", 7, '{"a":1,"b":0}')
+
+
+class JumpingClock:
+    """The real clock plus an offset the test changes while ``run()`` loops; stops the
+    scheduler after ``seconds`` of real time."""
+
+    def __init__(self, jump: timedelta, at: float, seconds: float) -> None:
+        import time
+
+        self.start = time.monotonic()
+        self.jump, self.at, self.seconds = jump, at, seconds
+        self.scheduler: Scheduler | None = None
+        self.jumped_at: datetime | None = None
+
+    def __call__(self) -> datetime:
+        import time
+
+        elapsed = time.monotonic() - self.start
+        now = datetime.now(UTC)
+        if elapsed >= self.seconds and self.scheduler is not None:
+            self.scheduler.stop()
+        if elapsed < self.at:
+            return now
+        if self.jumped_at is None:
+            self.jumped_at = now + self.jump
+        return now + self.jump
+
+
+@pytest.mark.slow
+def test_a_clock_jumping_back_re_plans_and_keeps_firing_without_doubles(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = JumpingClock(-timedelta(hours=1), at=1.5, seconds=4.0)
+    s = Scheduler([entry(every=1)], DatabaseBackend(), wall=clock)
+    clock.scheduler = s
+    with caplog.at_level("WARNING", logger="django_generic_tasks.schedules"):
+        s.run()
+    assert "Wall clock jumped back" in caplog.text
+    assert clock.jumped_at is not None
+    after_jump = [f for f in s.fired if f.slot_at <= clock.jumped_at + timedelta(seconds=5)]
+    assert after_jump, "nothing fired on the new (earlier) time line"
+    slots = [f.slot_at for f in s.fired]
+    assert len(slots) == len(set(slots))
+
+
+@pytest.mark.slow
+def test_a_clock_jumping_forward_fires_by_catch_up_not_every_skipped_slot(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = JumpingClock(timedelta(hours=1), at=1.5, seconds=3.5)
+    s = Scheduler([entry(every=1)], DatabaseBackend(), wall=clock)
+    clock.scheduler = s
+    with caplog.at_level("WARNING", logger="django_generic_tasks.schedules"):
+        s.run()
+    assert "Wall clock jumped forward" in caplog.text
+    assert len(s.fired) < 10  # "latest": one slot for the skipped hour, not 3,600
+    assert clock.jumped_at is not None
+    assert max(f.slot_at for f in s.fired) >= clock.jumped_at - timedelta(seconds=1)
