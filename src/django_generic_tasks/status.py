@@ -39,7 +39,7 @@ _FINISHED = frozenset(
 )
 
 
-_last_tick = 0  # the last id's 60-bit time field: milliseconds << 12 | sub-millisecond
+_last_high = 0  # the last id's high 64 bits: milliseconds, version 7, sub-millisecond
 _random_words: list[int] = []
 _run_id_lock = threading.Lock()
 _acquire, _release = _run_id_lock.acquire, _run_id_lock.release
@@ -49,9 +49,9 @@ _time_ns = time.time_ns
 def _after_fork_in_child() -> None:
     # A forked child must not reuse its parent's buffered random bits (that would make the
     # same ids), nor inherit the lock in whatever state another thread of the parent left it.
-    global _run_id_lock, _acquire, _release, _random_words, _last_tick
+    global _run_id_lock, _acquire, _release, _random_words, _last_high
     _random_words = []
-    _last_tick = 0
+    _last_high = 0
     _run_id_lock = threading.Lock()
     _acquire, _release = _run_id_lock.acquire, _run_id_lock.release
 
@@ -63,26 +63,27 @@ def new_run_id() -> str:
     """Return a new run id: a version-7 UUID, so ids sort by creation time.
 
     The 12 bits after the millisecond timestamp hold sub-millisecond time (RFC 9562, method 3);
-    when the clock stalls or steps back, that 60-bit time field counts on from the last id
-    instead, so ids made in one process are strictly increasing whatever the clock does. The
-    62 random bits are always fresh, from ``os.urandom`` read in blocks (one system call per
-    512 ids): ids never become guessable, not even after a clock step.
+    when the clock stalls or steps back, that time field counts on from the last id instead,
+    so ids made in one process are strictly increasing whatever the clock does. The 62 random
+    bits are always fresh, from ``os.urandom`` read in blocks (one system call per 512 ids):
+    ids never become guessable, not even after a clock step.
     """
-    global _last_tick, _random_words
+    global _last_high, _random_words
     ns = _time_ns()
-    tick = ns // 1_000_000 << 12 | ns % 1_000_000 * 4096 // 1_000_000
+    high = ns // 1_000_000 << 16 | 0x7000 | ns % 1_000_000 * 4096 // 1_000_000
     _acquire()  # hot path: a bare acquire/release is cheaper than ``with``
     try:
-        if tick <= _last_tick:
-            tick = _last_tick + 1
-        _last_tick = tick
+        if high <= _last_high:
+            high = _last_high + 1
+            if not high & 0xFFF:  # the sub-millisecond field overflowed: next millisecond
+                high += 0xF000
+        _last_high = high
         if not _random_words:
             _random_words = list(memoryview(os.urandom(4096)).cast("Q"))
         random_bits = _random_words.pop()
     finally:
         _release()
-    value = (tick >> 12 << 16 | 0x7000 | tick & 0xFFF) << 64
-    value |= 0x8000_0000_0000_0000 | random_bits & 0x3FFF_FFFF_FFFF_FFFF
+    value = high << 64 | 0x8000_0000_0000_0000 | random_bits & 0x3FFF_FFFF_FFFF_FFFF
     digits = value.to_bytes(16).hex()
     return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 

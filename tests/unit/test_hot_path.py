@@ -173,6 +173,17 @@ def test_run_ids_after_the_clock_steps_back_keep_fresh_random_bits(
     assert all(run_id[:13] == before[:13] for run_id in ids[:10])  # time field counts on
 
 
+def test_run_ids_counting_on_past_a_full_millisecond_keep_version_7(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(status, "_time_ns", lambda: 0)  # far behind the last id
+    monkeypatch.setattr(status, "_last_high", 1234 << 16 | 0x7FFE)  # sub-ms field 0xffe
+    first, second = status.new_run_id(), status.new_run_id()
+    assert first[:18] == f"{1234:012x}"[:8] + "-" + f"{1234:012x}"[8:] + "-7fff"
+    assert second[:18] == f"{1235:012x}"[:8] + "-" + f"{1235:012x}"[8:] + "-7000"
+    assert first < second
+
+
 def test_params_from_json_text_or_bytes_reject_unknown_and_wrong_fields() -> None:
     assert validate_params(Label, '{"label": "x"}') == Label(label="x")
     assert validate_params(Label, b'{"label": "x"}') == Label(label="x")

@@ -238,7 +238,8 @@ class ThreadingBackend(BaseBackend):
                     attempt=item.attempt,
                     max_attempts=item.max_attempts,
                 )
-                settle(self, item, outcome)
+                if outcome.status is TaskStatus.SCHEDULED:  # a final one: nothing to record here
+                    settle(self, item, outcome)
             except CapacityExceededError as exc:  # refused before it ran: try again later
                 defer(self, item, exc)
             except BaseException:  # e.g. SystemExit from a task: log it, keep the worker
