@@ -22,7 +22,16 @@ from .store.statuses import STORED, UNFINISHED, WAITING
 if TYPE_CHECKING:
     from .backends.base import Backend
 
-__all__ = ["UNFINISHED", "WAITING", "TaskRun"]
+__all__ = [
+    "UNFINISHED",
+    "WAITING",
+    "Dashboard",
+    "QueueSample",
+    "RunRollup",
+    "ScheduleSlot",
+    "TaskRun",
+    "WorkerHeartbeat",
+]
 
 _CHOICES = [(s.value, s.value.capitalize()) for s in STORED]
 
@@ -112,3 +121,93 @@ class ScheduleSlot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.schedule_id} @ {self.slot_at.isoformat()}"
+
+
+class RunRollup(models.Model):
+    """Finished attempts per minute, task, queue and outcome, kept by the worker as it writes
+    outcomes back, so the dashboard never scans the runs table (``tasks_prune`` prunes it).
+
+    ``outcome`` is the final status, or ``retried`` for an attempt that will be retried;
+    ``d0`` ... ``d11`` count attempts by duration (``store.rollups.DURATION_BOUNDS``).
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    minute = models.BigIntegerField(help_text="Minutes since the Unix epoch (UTC).")
+    task_name = models.CharField(max_length=255)
+    queue = models.CharField(max_length=100)
+    outcome = models.CharField(max_length=16)
+    runs = models.BigIntegerField(default=0)
+    seconds = models.FloatField(default=0.0, help_text="Total attempt duration.")
+    last_run_id = models.CharField(max_length=36, blank=True, default="")
+    d0 = models.BigIntegerField(default=0)
+    d1 = models.BigIntegerField(default=0)
+    d2 = models.BigIntegerField(default=0)
+    d3 = models.BigIntegerField(default=0)
+    d4 = models.BigIntegerField(default=0)
+    d5 = models.BigIntegerField(default=0)
+    d6 = models.BigIntegerField(default=0)
+    d7 = models.BigIntegerField(default=0)
+    d8 = models.BigIntegerField(default=0)
+    d9 = models.BigIntegerField(default=0)
+    d10 = models.BigIntegerField(default=0)
+    d11 = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "run rollup"
+        default_permissions = ()
+        constraints = [
+            models.UniqueConstraint(
+                fields=["minute", "task_name", "queue", "outcome"], name="dgt_rollup_key"
+            )
+        ]
+
+
+class QueueSample(models.Model):
+    """Queue depth and lag of one queue at one minute, sampled by the workers' heartbeat."""
+
+    id = models.BigAutoField(primary_key=True)
+    minute = models.BigIntegerField(help_text="Minutes since the Unix epoch (UTC).")
+    queue = models.CharField(max_length=100)
+    waiting = models.BigIntegerField(default=0, help_text="Due runs not yet started.")
+    scheduled = models.BigIntegerField(default=0, help_text="Runs waiting for their time.")
+    running = models.BigIntegerField(default=0)
+    lag = models.FloatField(default=0.0, help_text="Seconds the oldest due run has waited.")
+
+    class Meta:
+        verbose_name = "queue sample"
+        default_permissions = ()
+        constraints = [
+            models.UniqueConstraint(fields=["minute", "queue"], name="dgt_queue_sample_key")
+        ]
+
+
+class WorkerHeartbeat(models.Model):
+    """One running ``tasks_worker``: written at start and on each heartbeat, deleted when it
+    stops cleanly; a worker is live while ``expires_at`` is ahead."""
+
+    worker_id = models.CharField(max_length=255, primary_key=True)
+    host = models.CharField(max_length=255)
+    pid = models.IntegerField()
+    queues = models.CharField(max_length=1000, blank=True, default="", help_text="Empty: all.")
+    concurrency = models.IntegerField()
+    runs_done = models.BigIntegerField(default=0)
+    started_at = models.DateTimeField()
+    last_beat = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        verbose_name = "worker heartbeat"
+        default_permissions = ()
+
+
+class Dashboard(models.Model):
+    """No table: the admin entry of the dashboard (``<admin>/django_generic_tasks/dashboard/``),
+    shown to staff who may view task runs."""
+
+    id = models.BigAutoField(primary_key=True)
+
+    class Meta:
+        managed = False
+        verbose_name = "dashboard"
+        verbose_name_plural = "dashboard"
+        default_permissions = ()

@@ -2,8 +2,10 @@
 
 ``DatabaseBackend`` inserts through it, the worker claims, finishes, releases and reclaims
 through it, the admin retries, cancels and makes runs due through it, and ``tasks_prune``
-deletes through it. One dialect per database: ``postgresql``, ``sqlite`` and ``mysql``
-(MariaDB >= 10.6, MySQL >= 8); ``base.RunStore`` holds the SQL they share.
+deletes through it; the dashboard, ``tasks_status`` and metrics read through it
+(``observe.py``, over the per-minute rollups of ``rollups.py``). One dialect per database:
+``postgresql``, ``sqlite`` and ``mysql`` (MariaDB >= 10.6, MySQL >= 8); ``base.RunStore``
+holds the SQL they share.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from .base import RunStore
+from .observe import QueueDepth, TaskFigures, WorkerInfo
 from .rows import LOST_ERROR_TYPE, ClaimedRun, Finished, result_json
 from .statuses import FINISHED, RETRYABLE, UNFINISHED, WAITING, waiting_status
 
@@ -22,8 +25,11 @@ __all__ = [
     "WAITING",
     "ClaimedRun",
     "Finished",
+    "QueueDepth",
     "RunStore",
+    "TaskFigures",
     "UnsupportedDatabaseError",
+    "WorkerInfo",
     "for_connection",
     "result_json",
     "using",

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..status import TaskStatus
 from . import statuses as st
+from .observe import Observations
+from .rollups import rollups
 from .rows import (
     LOST_ERROR_TYPE,
     LOST_MESSAGE,
@@ -39,7 +41,7 @@ _STATEMENTS: dict[tuple[type, int, bool], str] = {}
 WAITING_SQL = st.sql_list(st.WAITING)
 
 
-class RunStore:
+class RunStore(Observations):
     """The statements on ``TaskRun`` for one connection (see ``for_connection()``)."""
 
     def __init__(self, connection: Any) -> None:
@@ -168,7 +170,7 @@ class RunStore:
             f"UPDATE {self.table} SET status = {RUNNING}, attempt = attempt + 1, "
             "worker_id = %s, started_at = %s, lease_expires_at = %s "
             f"WHERE id IN ({self._due_sql(queues)}) "
-            "RETURNING id, task_name, params, attempt, max_attempts, priority"
+            "RETURNING id, task_name, params, attempt, max_attempts, priority, queue"
         )
         params = [
             worker_id,
@@ -195,7 +197,8 @@ class RunStore:
         return self.write_transaction()
 
     def finish(self, worker_id: str, items: Sequence[Finished]) -> None:
-        """Write outcomes back, only for runs this worker still holds (same attempt)."""
+        """Write outcomes back, only for runs this worker still holds (same attempt), and add
+        them to the per-minute rollups in the same transaction."""
         if not items:
             return
         sql = (
@@ -223,6 +226,7 @@ class RunStore:
             )
         with self.write_transaction() as cursor:
             cursor.executemany(sql, rows)
+            self.add_rollups(cursor, rollups(items))
 
     def release(self, worker_id: str, runs: Sequence[ClaimedRun]) -> int:
         """Give back claimed runs that never started (the attempt does not count)."""
@@ -362,7 +366,9 @@ class RunStore:
 
 def _claimed(rows: Sequence[Sequence[Any]], attempt_offset: int) -> list[ClaimedRun]:
     runs = [
-        ClaimedRun(id_str(r[0]), r[0], r[1], r[2], int(r[3]) + attempt_offset, int(r[4]), int(r[5]))
+        ClaimedRun(
+            id_str(r[0]), r[0], r[1], r[2], int(r[3]) + attempt_offset, int(r[4]), int(r[5]), r[6]
+        )
         for r in rows
     ]
     runs.sort(key=lambda run: -run.priority)

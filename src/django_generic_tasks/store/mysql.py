@@ -1,6 +1,7 @@
 """MariaDB >= 10.6 and MySQL >= 8: claims with ``SELECT ... FOR UPDATE SKIP LOCKED`` then an
 ``UPDATE`` in one transaction (neither has ``UPDATE ... RETURNING``), keyed inserts with
-``INSERT IGNORE ... RETURNING`` (MariaDB) and a batch of outcomes in one ``UPDATE ... JOIN``.
+``INSERT IGNORE ... RETURNING`` (MariaDB), a batch of outcomes in one ``UPDATE ... JOIN``
+and its rollups with ``ON DUPLICATE KEY UPDATE``.
 
 Neither has partial indexes: migration 0003 adds generated columns instead (``open_key``: the
 key while the run is unfinished, unique with ``task_name``; ``waiting``: 1 while claimable,
@@ -14,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .base import RUNNING, RunStore, _claimed
+from .rollups import ADDED, COLUMNS, rollups
 from .rows import ClaimedRun, Finished, new_row, outcome_row, result_json
 
 
@@ -68,7 +70,7 @@ class MySQLRunStore(RunStore):
             return []
         queue_sql = f" AND queue IN ({', '.join(['%s'] * len(queues))})" if queues else ""
         select = (
-            "SELECT id, task_name, params, attempt, max_attempts, priority "
+            "SELECT id, task_name, params, attempt, max_attempts, priority, queue "
             f"FROM {self.table} WHERE waiting = 1 AND run_after <= %s{queue_sql} "
             "ORDER BY priority DESC, run_after LIMIT %s FOR UPDATE SKIP LOCKED"
         )
@@ -122,3 +124,17 @@ class MySQLRunStore(RunStore):
         )
         with self.write_transaction() as cursor:
             cursor.execute(sql, [*params, worker_id])
+            self.add_rollups(cursor, rollups(items))
+
+    def rollup_upsert_sql(self, rows: int) -> str:
+        """``ON DUPLICATE KEY UPDATE``: MariaDB and MySQL have no ``ON CONFLICT``."""
+        one = "(" + ", ".join(["%s"] * len(COLUMNS)) + ")"
+        updates = ", ".join(f"{c} = {c} + VALUES({c})" for c in ADDED)
+        return (
+            f"INSERT INTO {self.rollup_table} ({', '.join(COLUMNS)}) "
+            f"VALUES {', '.join([one] * rows)} ON DUPLICATE KEY UPDATE {updates}, "
+            "last_run_id = VALUES(last_run_id)"
+        )
+
+    def _div(self, expression: str, divisor: int) -> str:
+        return f"({expression}) DIV {int(divisor)}"

@@ -1,5 +1,5 @@
 """PostgreSQL: ``COPY`` and one-array-per-column inserts, claims with ``FOR UPDATE SKIP
-LOCKED``, a batch of outcomes as one JSON document."""
+LOCKED``, a batch of outcomes and its rollups as one statement with a JSON document each."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from pydantic_core import to_json
 
 from .base import RUNNING, RunStore
+from .rollups import ADDED, COLUMNS, KEY, rollups
 from .rows import Finished, outcome_row
 from .schema import table
 
@@ -66,11 +67,12 @@ class PostgreSQLRunStore(RunStore):
 
     def finish(self, worker_id: str, items: Sequence[Finished]) -> None:
         """The whole batch travels as one JSON document: one parameter to bind, however many
-        runs, so completions cost one round trip and almost no client-side work."""
+        runs, so completions cost one round trip and almost no client-side work. Its rollups
+        (a second, small document) are added by the same statement."""
         if not items:
             return
         sql = (
-            f"UPDATE {self.table} AS t SET status = v.status, "
+            f"WITH done AS (UPDATE {self.table} AS t SET status = v.status, "
             "result = NULLIF(v.result, 'null'), error_type = v.error_type, "
             "error_message = v.error_message, error_traceback = v.error_traceback, "
             "finished_at = v.finished_at, run_after = COALESCE(v.run_after, t.run_after), "
@@ -79,7 +81,7 @@ class PostgreSQLRunStore(RunStore):
             "result jsonb, error_type text, error_message text, error_traceback text, "
             "finished_at timestamptz, run_after timestamptz) "
             f"WHERE t.id = v.id AND t.attempt = v.attempt AND t.status = {RUNNING} "
-            "AND t.worker_id = %s"
+            f"AND t.worker_id = %s) {self._rollup_insert()}"
         )
         records = []
         for item in items:
@@ -97,5 +99,22 @@ class PostgreSQLRunStore(RunStore):
                     "run_after": row.run_after,
                 }
             )
+        added = [dict(zip(COLUMNS, row.values(), strict=True)) for row in rollups(items)]
         with self.connection.cursor() as cursor:
-            cursor.execute(sql, [to_json(records, fallback=repr).decode(), worker_id])
+            cursor.execute(
+                sql,
+                [to_json(records, fallback=repr).decode(), worker_id, to_json(added).decode()],
+            )
+
+    def _rollup_insert(self) -> str:
+        """An upsert of the rollup rows given as one JSON document (one parameter)."""
+        types = {"task_name": "text", "queue": "text", "outcome": "text", "last_run_id": "text"}
+        types["seconds"] = "float8"
+        record = ", ".join(f"{c} {types.get(c, 'bigint')}" for c in COLUMNS)
+        updates = ", ".join(f"{c} = r.{c} + EXCLUDED.{c}" for c in ADDED)
+        return (
+            f"INSERT INTO {self.rollup_table} AS r ({', '.join(COLUMNS)}) "
+            f"SELECT {', '.join(COLUMNS)} FROM jsonb_to_recordset(%s::jsonb) AS x({record}) "
+            f"ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET {updates}, "
+            "last_run_id = EXCLUDED.last_run_id"
+        )

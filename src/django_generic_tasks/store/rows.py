@@ -34,6 +34,7 @@ class ClaimedRun:
     attempt: int
     max_attempts: int
     priority: int
+    queue: str = "default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,8 @@ class Finished:
     run: ClaimedRun
     outcome: Outcome
     at: datetime
+    seconds: float = 0.0
+    """How long the attempt ran (the dashboard's durations)."""
 
 
 def new_row(connection: Any, request: EnqueueRequest, now: datetime) -> tuple[Any, ...]:

@@ -22,9 +22,13 @@ from typing import Any
 from ..execution import Outcome, error_info, execute
 from ..status import TaskStatus
 from ..store import ClaimedRun, Finished, RunStore, for_connection
+from ..store.observe import WorkerInfo
 from .options import WorkerOptions
 
 logger = logging.getLogger("django_generic_tasks.worker")
+
+SAMPLE_EVERY = 60.0
+"""Seconds between two samples of the queues' depth and lag (the dashboard's history)."""
 
 
 class Worker:
@@ -36,7 +40,8 @@ class Worker:
         self.processed = 0
         self._claimed_total = 0
         self._in_flight = 0
-        self._pending: list[tuple[ClaimedRun, Outcome]] = []
+        self._pending: list[tuple[ClaimedRun, Outcome, float]] = []
+        self._started_at = datetime.now(UTC)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -158,7 +163,7 @@ class Worker:
             return
         # A run's finished_at is when its outcome is written: what a status reader sees.
         now = datetime.now(UTC)
-        items = [Finished(run, outcome, now) for run, outcome in pending]
+        items = [Finished(run, outcome, now, seconds) for run, outcome, seconds in pending]
         runs = _store(self.options.database)
         try:
             runs.finish(self.id, items)
@@ -241,7 +246,7 @@ class Worker:
                 self._avg_seconds = (
                     seconds if not self._avg_seconds else 0.9 * self._avg_seconds + 0.1 * seconds
                 )
-                self._pending.append((run, outcome))
+                self._pending.append((run, outcome, seconds))
                 self._in_flight -= 1
                 refill = self._in_flight == 0 or (
                     not self._starved and self._in_flight <= self._refill_at
@@ -258,6 +263,8 @@ class Worker:
         reap_every = max(options.lease / 2, 0.5)
         next_beat = time.monotonic() + beat
         next_reap = time.monotonic() + min(reap_every, 1.0)
+        next_sample = 0.0
+        self._beat(_store(options.database), datetime.now(UTC))
         while not self._halt.wait(min(beat, reap_every, 1.0) / 2):
             try:
                 runs = _store(options.database)
@@ -268,6 +275,10 @@ class Worker:
                     next_beat = time.monotonic() + beat
                     if busy:
                         runs.extend_leases(self.id, options.lease, now)
+                    self._beat(runs, now)
+                if time.monotonic() >= next_sample:
+                    next_sample = time.monotonic() + SAMPLE_EVERY
+                    runs.sample_queues(now)
                 if time.monotonic() >= next_reap:
                     next_reap = time.monotonic() + reap_every
                     requeued, failed = runs.reclaim_expired(options.lost_limit, now)
@@ -282,6 +293,27 @@ class Worker:
                 logger.warning("Heartbeat failed: %s", exc)
                 _reset_connection_quietly(options.database)
         connections.close_all()
+
+    def _beat(self, runs: RunStore, now: datetime) -> None:
+        """Tell the dashboard this worker is alive (its heartbeat row)."""
+        options = self.options
+        try:
+            runs.beat(
+                WorkerInfo(
+                    self.id,
+                    socket.gethostname(),
+                    os.getpid(),
+                    options.queues,
+                    options.concurrency,
+                    self.processed,
+                    self._started_at,
+                ),
+                options.lease,
+                now,
+            )
+        except Exception as exc:  # the dashboard's view of workers is not worth a crash
+            logger.warning("Writing the worker heartbeat failed: %s", exc)
+            _reset_connection_quietly(options.database)
 
     # -- shutdown ---------------------------------------------------------------------------
 
@@ -322,6 +354,12 @@ class Worker:
                 raise
             logger.warning("Could not write back on shutdown (%s); leases will recover", exc)
         self._heartbeat.join(5)
+        try:
+            _store(self.options.database).forget_worker(self.id)
+        except Exception as exc:
+            if not _is_db_error(exc):
+                raise
+            logger.warning("Could not remove the worker heartbeat (%s); it expires", exc)
         if self._listener is not None:
             self._listener.join(5)
 

@@ -1,0 +1,165 @@
+"""The store's observability: rollups kept by finish(), queue depths, heartbeats, pruning.
+
+Runs on every database the suite is pointed at (SQLite, PostgreSQL, MariaDB).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+
+from django_generic_tasks import store
+from django_generic_tasks.backends import DatabaseBackend
+from django_generic_tasks.execution import Outcome
+from django_generic_tasks.models import QueueSample, RunRollup, TaskRun, WorkerHeartbeat
+from django_generic_tasks.status import ErrorInfo, TaskStatus
+from django_generic_tasks.store.rollups import epoch_minute, percentile
+from tests.testapp.tasks import AddTask
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MINUTE = datetime(2026, 11, 29, 12, 0, 30, tzinfo=UTC)
+BOOM = ErrorInfo("builtins.ValueError", "boom", "")
+
+
+def runs() -> store.RunStore:
+    return store.for_connection(connection)
+
+
+def claim(count: int, queue: str = "default") -> list[store.ClaimedRun]:
+    for a in range(count):
+        AddTask({"a": a}).start(backend=DatabaseBackend(), queue=queue)
+    return runs().claim("w1", (queue,), count, 30, datetime.now(UTC))
+
+
+def outcome(run: store.ClaimedRun, status: TaskStatus) -> Outcome:
+    retry_at = MINUTE + timedelta(minutes=5) if status is TaskStatus.SCHEDULED else None
+    error = None if status is TaskStatus.SUCCEEDED else BOOM
+    return Outcome(
+        run.id, run.task_name, run.attempt, run.max_attempts, status, None, error, retry_at
+    )
+
+
+def test_finish_adds_counts_by_outcome_per_minute_and_adds_up_across_batches() -> None:
+    a, b, c, d, e = claim(5)
+    later = MINUTE + timedelta(minutes=1)
+    runs().finish(
+        "w1",
+        [
+            store.Finished(a, outcome(a, TaskStatus.SUCCEEDED), MINUTE, 0.002),
+            store.Finished(b, outcome(b, TaskStatus.FAILED), MINUTE, 0.2),
+            store.Finished(c, outcome(c, TaskStatus.SCHEDULED), MINUTE, 2.0),
+        ],
+    )
+    runs().finish("w1", [store.Finished(d, outcome(d, TaskStatus.SUCCEEDED), MINUTE, 0.003)])
+    runs().finish("w1", [store.Finished(e, outcome(e, TaskStatus.DISCARDED), later, 0.5)])
+    rows = {(r.minute, r.task_name, r.queue, r.outcome): r for r in RunRollup.objects.all()}
+    m = epoch_minute(MINUTE)
+    assert {k: r.runs for k, r in rows.items()} == {
+        (m, "tests.add", "default", "succeeded"): 2,
+        (m, "tests.add", "default", "failed"): 1,
+        (m, "tests.add", "default", "retried"): 1,
+        (m + 1, "tests.add", "default", "discarded"): 1,
+    }
+    ok = rows[(m, "tests.add", "default", "succeeded")]
+    assert ok.seconds == pytest.approx(0.005)
+    assert (ok.d1, ok.d0) == (2, 0)  # both in (1 ms, 5 ms]
+    assert rows[(m, "tests.add", "default", "failed")].last_run_id == b.id
+    assert rows[(m, "tests.add", "default", "retried")].d7 == 1  # (1 s, 5 s]
+
+
+def test_throughput_buckets_outcomes_and_includes_empty_buckets() -> None:
+    a, b, c = claim(3)
+    runs().finish("w1", [store.Finished(a, outcome(a, TaskStatus.SUCCEEDED), MINUTE, 0.01)])
+    two_later = MINUTE + timedelta(minutes=2)
+    runs().finish(
+        "w1",
+        [
+            store.Finished(b, outcome(b, TaskStatus.SUCCEEDED), two_later, 0.01),
+            store.Finished(c, outcome(c, TaskStatus.FAILED), two_later, 0.01),
+        ],
+    )
+    series = runs().throughput(two_later, 3, 1)
+    m = epoch_minute(MINUTE)
+    assert series == [
+        (m, {"succeeded": 1}),
+        (m + 1, {}),
+        (m + 2, {"succeeded": 1, "failed": 1}),
+    ]
+    [(start, counts)] = [s for s in runs().throughput(two_later, 60, 60) if s[1]]
+    assert start <= m
+    assert counts == {"succeeded": 2, "failed": 1}
+
+
+def test_task_figures_count_final_runs_failures_retries_and_durations() -> None:
+    a, b, c, d = claim(4)
+    runs().finish(
+        "w1",
+        [
+            store.Finished(a, outcome(a, TaskStatus.SUCCEEDED), MINUTE, 0.002),
+            store.Finished(b, outcome(b, TaskStatus.SUCCEEDED), MINUTE, 0.002),
+            store.Finished(c, outcome(c, TaskStatus.FAILED), MINUTE, 0.3),
+            store.Finished(d, outcome(d, TaskStatus.SCHEDULED), MINUTE, 0.3),
+        ],
+    )
+    [task] = runs().task_figures(MINUTE, 60)
+    assert (task.task_name, task.runs, task.failures, task.retries) == ("tests.add", 3, 1, 1)
+    assert task.failure_rate == pytest.approx(1 / 3)
+    assert percentile(task.histogram, 0.5) == 0.005
+    assert percentile(task.histogram, 0.95) == 0.5
+    [failure] = runs().last_failures(MINUTE, 60)
+    assert str(failure.pk) == c.id
+
+
+def test_queue_depths_split_due_scheduled_and_running_with_the_oldest_wait() -> None:
+    backend = DatabaseBackend()
+    AddTask({"a": 1}).start(backend=backend, queue="mail")
+    AddTask({"a": 2}).start(backend=backend, queue="mail")
+    AddTask({"a": 3}).start(backend=backend, queue="mail", delay=timedelta(hours=1))
+    AddTask({"a": 4}).start(backend=backend, queue="reports")
+    now = datetime.now(UTC)
+    TaskRun.objects.filter(queue="mail", status="ready").update(
+        run_after=now - timedelta(seconds=90)
+    )
+    runs().claim("w1", ("reports",), 1, 30, now)
+    depths = {q.queue: q for q in runs().queue_depths(now)}
+    mail, reports = depths["mail"], depths["reports"]
+    assert (mail.waiting, mail.scheduled, mail.running) == (2, 1, 0)
+    assert 89 <= mail.oldest_wait <= 120
+    assert (reports.waiting, reports.scheduled, reports.running) == (0, 0, 1)
+    gauge = runs().queue_depth_by_status(now)
+    assert gauge[("mail", "waiting")] == 2
+    assert gauge[("reports", "running")] == 1
+    assert set(runs().oldest_waiting_age(now)) == {"mail"}
+    assert runs().sample_queues(now) == 2
+    assert runs().sample_queues(now) == 2  # a second sample of the minute replaces the first
+    assert QueueSample.objects.get(queue="mail").waiting == 2
+
+
+def test_heartbeats_show_live_workers_until_they_expire_or_are_forgotten() -> None:
+    now = datetime.now(UTC)
+    info = store.WorkerInfo("host:1:abc", "host", 1, ("default", "mail"), 4, 0, now)
+    runs().beat(info, 30, now)
+    runs().beat(store.WorkerInfo("host:1:abc", "host", 1, ("default",), 4, 7, now), 30, now)
+    [live] = runs().live_workers(now)
+    assert (live.worker_id, live.queues, live.runs_done) == ("host:1:abc", "default", 7)
+    assert runs().live_workers(now + timedelta(seconds=31)) == []
+    runs().forget_worker("host:1:abc")
+    assert not WorkerHeartbeat.objects.exists()
+
+
+def test_prune_observations_deletes_old_rollups_samples_and_dead_heartbeats() -> None:
+    now = datetime.now(UTC)
+    old = now - timedelta(days=8)
+    [a] = claim(1)
+    runs().finish("w1", [store.Finished(a, outcome(a, TaskStatus.SUCCEEDED), old, 0.01)])
+    [b] = claim(1)
+    runs().finish("w1", [store.Finished(b, outcome(b, TaskStatus.SUCCEEDED), now, 0.01)])
+    QueueSample.objects.create(minute=epoch_minute(old), queue="default")
+    runs().beat(store.WorkerInfo("gone", "h", 1, (), 1, 0, old), 30, old)
+    runs().beat(store.WorkerInfo("alive", "h", 2, (), 1, 0, now), 30, now)
+    assert runs().prune_observations(now - timedelta(days=7)) == 3
+    assert list(RunRollup.objects.values_list("minute", flat=True)) == [epoch_minute(now)]
+    assert list(WorkerHeartbeat.objects.values_list("pk", flat=True)) == ["alive"]
