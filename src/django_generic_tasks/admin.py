@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from . import admin_schedules, store
+from . import dashboard as _dashboard  # noqa: F401 - registers the dashboard's admin entry
 from .models import TaskRun
 from .worker.notify import notify_workers
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from django_generic_tasks.models import TaskRun
+from django_generic_tasks.status import TaskStatus
 from tests.conftest import need_service
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -91,3 +92,85 @@ def test_admin_logs_in_filters_failed_runs_and_retries_one(
     assert not browser.find_elements(By.CSS_SELECTOR, ".submit-row input[type=submit]")
     assert browser.find_elements(By.CSS_SELECTOR, ".submit-row a.closelink")
     browser.save_screenshot(str(ARTIFACTS / "admin-taskrun-detail.png"))
+
+
+def _seed_history(now: datetime) -> None:
+    """A week of rollups, an hour of queue samples and a worker, as workers would leave them."""
+    import random
+
+    from django_generic_tasks import store
+    from django_generic_tasks.models import QueueSample, RunRollup
+    from django_generic_tasks.store.rollups import epoch_minute
+
+    rng = random.Random(7)
+    last = epoch_minute(now)
+    rows = []
+    for minute in range(last - 7 * 24 * 60, last, 7):
+        for task in ("shop.charge_card", "shop.send_receipt"):
+            for outcome, share in (("succeeded", 40), ("failed", 2), ("retried", 4)):
+                runs = rng.randint(0, share)
+                if runs:
+                    rows.append(
+                        RunRollup(
+                            minute=minute,
+                            task_name=task,
+                            queue="default",
+                            outcome=outcome,
+                            runs=runs,
+                            seconds=runs * 0.04,
+                            d3=runs,
+                        )
+                    )
+    RunRollup.objects.bulk_create(rows)
+    QueueSample.objects.bulk_create(
+        QueueSample(minute=m, queue=q, waiting=rng.randint(0, 30), lag=rng.random() * 5)
+        for m in range(last - 59, last + 1)
+        for q in ("default", "mail")
+    )
+    store.using().beat(
+        store.WorkerInfo("web-1:4242:9f3c", "web-1", 4242, ("default", "mail"), 4, 1234, now),
+        3600,
+        now,
+    )
+
+
+def test_dashboard_renders_labelled_charts_and_refreshes_a_number_in_place(
+    browser: Any, live_server: Any, admin_user: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.unit.test_dashboard import finish_runs
+
+    _seed_history(datetime.now(UTC))
+    finish_runs([TaskStatus.SUCCEEDED, TaskStatus.FAILED])
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.get(f"{live_server.url}/admin/login/?next=/admin/")
+    browser.find_element(By.NAME, "username").send_keys("admin")
+    browser.find_element(By.NAME, "password").send_keys("password")
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    WebDriverWait(browser, 10).until(lambda b: "Site administration" in b.page_source)
+    browser.find_element(
+        By.CSS_SELECTOR, "a[href='/admin/django_generic_tasks/dashboard/']"
+    ).click()
+    WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.ID, "dgt-dashboard"))
+
+    charts = browser.find_elements(By.CSS_SELECTOR, "svg.dgt-chart[role=img]")
+    assert len(charts) == 5  # throughput: hour, day, week; queues: depth and lag
+    for chart in charts:
+        title = chart.find_element(By.TAG_NAME, "title")
+        assert chart.get_attribute("aria-labelledby") == title.get_attribute("id")
+        assert title.get_attribute("textContent")
+    assert browser.find_elements(By.CSS_SELECTOR, "svg.dgt-chart rect")  # bars drawn
+    assert "web-1:4242:9f3c" in browser.find_element(By.ID, "dgt-workers").text
+    counter = browser.find_element(By.ID, "dgt-finished-hour")
+    before = int(counter.text)
+    browser.set_window_size(1400, 2900)  # the whole page in the screenshot
+    browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
+
+    browser.execute_script("window.dgtSamePage = true;")  # a reload would forget it
+    finish_runs([TaskStatus.SUCCEEDED] * 3)
+    WebDriverWait(browser, 20).until(
+        lambda b: int(b.find_element(By.ID, "dgt-finished-hour").text) == before + 3
+    )
+    assert browser.execute_script("return window.dgtSamePage === true;")
