@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 
 from django_generic_tasks import store
 from django_generic_tasks.backends import DatabaseBackend
@@ -163,3 +163,32 @@ def test_prune_observations_deletes_old_rollups_samples_and_dead_heartbeats() ->
     assert runs().prune_observations(now - timedelta(days=7)) == 3
     assert list(RunRollup.objects.values_list("minute", flat=True)) == [epoch_minute(now)]
     assert list(WorkerHeartbeat.objects.values_list("pk", flat=True)) == ["alive"]
+
+
+def test_a_worker_counts_its_runs_in_rollups_and_beats_until_it_stops() -> None:
+    import threading
+
+    from django_generic_tasks.worker import Worker, WorkerOptions
+    from tests.polling import wait_until
+
+    for a in range(5):
+        AddTask({"a": a}).start(backend=DatabaseBackend())
+    worker = Worker(WorkerOptions(interval=0.02, concurrency=2))
+
+    def work() -> None:
+        try:
+            worker.run(install_signals=False)
+        finally:
+            connections.close_all()  # this thread's own connection
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    try:
+        beat = wait_until(lambda: WorkerHeartbeat.objects.filter(pk=worker.id).first(), 30)
+        assert (beat.concurrency, beat.queues) == (2, "")
+        wait_until(lambda: worker.processed == 5, 30)
+    finally:
+        worker.stop()
+        thread.join(30)
+    assert sum(RunRollup.objects.filter(outcome="succeeded").values_list("runs", flat=True)) == 5
+    assert not WorkerHeartbeat.objects.filter(pk=worker.id).exists()

@@ -25,7 +25,8 @@ def parse_age(text: str) -> timedelta:
 
 
 class Command(BaseCommand):
-    """Delete finished runs that finished more than ``--older-than`` ago."""
+    """Delete finished runs that finished more than ``--older-than`` ago, and the dashboard's
+    rollups and queue samples of that age."""
 
     help = "Delete finished task runs older than --older-than (e.g. 7d, 12h)."
 
@@ -66,5 +67,8 @@ class Command(BaseCommand):
         )
         if options["dry_run"]:
             self.stdout.write(f"Would delete {count} task runs.")
-        else:
-            self.stdout.write(f"Deleted {count} task runs finished before {cutoff.isoformat()}.")
+            return
+        self.stdout.write(f"Deleted {count} task runs finished before {cutoff.isoformat()}.")
+        # The dashboard's rollups, queue samples and dead workers' heartbeats age out too.
+        rows = store.using(options["database"]).prune_observations(cutoff)
+        self.stdout.write(f"Deleted {rows} dashboard rows (rollups, samples, heartbeats).")

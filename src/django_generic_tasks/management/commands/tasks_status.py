@@ -1,0 +1,164 @@
+"""``python manage.py tasks_status [--json]``: queues, live workers and the last failures of the
+runs stored by ``DatabaseBackend``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+from django.utils import timezone
+
+from django_generic_tasks import store
+
+FAILURE_WINDOW = 7 * 24 * 60
+"""Minutes back the last failures are looked for (in the rollups)."""
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """``rows`` under ``headers``, in aligned columns."""
+    cells = [[str(c) for c in headers], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+class Command(BaseCommand):
+    """Print what the database-backed queues hold and who works on them."""
+
+    help = (
+        "Show queues (waiting, running, scheduled, oldest wait), live workers and the last "
+        "failures of DatabaseBackend, as tables or --json."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        """``--json``, ``--failures N``, ``--database``."""
+        parser.add_argument("--json", action="store_true", help="One JSON document.")
+        parser.add_argument(
+            "--failures", type=int, default=5, help="Last failures shown (default %(default)s)."
+        )
+        parser.add_argument("--database", default="default", help="Database alias.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        """Read through the store and print."""
+        runs = store.using(options["database"])
+        now = timezone.now()
+        queues = runs.queue_depths(now)
+        workers = runs.live_workers(now)
+        failures = runs.last_failures(now, FAILURE_WINDOW, max(0, options["failures"]))
+        if options["json"]:
+            self.stdout.write(
+                json.dumps(
+                    {
+                        "at": now.isoformat(),
+                        "queues": [
+                            {
+                                "queue": q.queue,
+                                "waiting": q.waiting,
+                                "running": q.running,
+                                "scheduled": q.scheduled,
+                                "oldest_wait_seconds": round(q.oldest_wait, 3),
+                            }
+                            for q in queues
+                        ],
+                        "workers": [
+                            {
+                                "id": w.worker_id,
+                                "host": w.host,
+                                "pid": w.pid,
+                                "queues": w.queues.split(",") if w.queues else [],
+                                "concurrency": w.concurrency,
+                                "runs_done": w.runs_done,
+                                "started_at": w.started_at.isoformat(),
+                                "last_beat": w.last_beat.isoformat(),
+                            }
+                            for w in workers
+                        ],
+                        "last_failures": [
+                            {
+                                "id": str(r.pk),
+                                "task": r.task_name,
+                                "queue": r.queue,
+                                "status": r.status,
+                                "attempt": r.attempt,
+                                "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+                                "error_type": r.error_type,
+                                "error_message": r.error_message,
+                            }
+                            for r in failures
+                        ],
+                    },
+                    indent=2,
+                )
+            )
+            return
+        out = ["Queues"]
+        out.append(
+            _table(
+                ("queue", "waiting", "running", "scheduled", "oldest wait"),
+                [
+                    (
+                        q.queue,
+                        q.waiting,
+                        q.running,
+                        q.scheduled,
+                        _age(q.oldest_wait) if q.waiting else "-",
+                    )
+                    for q in queues
+                ],
+            )
+            if queues
+            else "(no unfinished runs)"
+        )
+        out += ["", "Live workers"]
+        out.append(
+            _table(
+                ("id", "host", "queues", "concurrency", "runs done", "last beat"),
+                [
+                    (
+                        w.worker_id,
+                        w.host,
+                        w.queues or "all",
+                        w.concurrency,
+                        w.runs_done,
+                        f"{_age((now - w.last_beat).total_seconds())} ago",
+                    )
+                    for w in workers
+                ],
+            )
+            if workers
+            else "(no worker has sent a heartbeat lately)"
+        )
+        out += ["", "Last failures"]
+        out.append(
+            _table(
+                ("finished (UTC)", "task", "queue", "status", "attempt", "run", "error"),
+                [
+                    (
+                        r.finished_at.strftime("%Y-%m-%d %H:%M:%S") if r.finished_at else "-",
+                        r.task_name,
+                        r.queue,
+                        r.status,
+                        r.attempt,
+                        r.pk,
+                        f"{r.error_type}: {r.error_message}"[:80].replace("\n", " "),
+                    )
+                    for r in failures
+                ],
+            )
+            if failures
+            else "(none in the last 7 days)"
+        )
+        self.stdout.write("\n".join(out))
