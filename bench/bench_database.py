@@ -11,7 +11,9 @@ All on the machine's PostgreSQL / Redis, no-op tasks, one run, side by side:
 - on MariaDB (127.0.0.1:3306), ours vs django-tasks-db: bulk enqueue and drain, 1 worker.
 Peers are installed in throwaway virtualenvs under ``.venv-bench/`` (git-ignored), built with
 ``sys.executable -m venv`` on first use. Medians of ``rounds`` rounds.
-Run: ``.venv/bin/python bench/bench_database.py [--quick]``.
+Run: ``.venv/bin/python bench/bench_database.py [--quick]``; ours alone, a change's cost on the
+drain: ``bench/bench_database.py --drain-only [--count 50000] [--rounds 5] [--baseline SRC]
+[--mariadb]`` (SRC: another checkout's ``src``, e.g. ``git worktree add /tmp/base main``).
 """
 
 from __future__ import annotations
@@ -68,16 +70,17 @@ def _build_venv(system: str) -> str | None:
     return None
 
 
-def _env(system: str, database: str, engine: str = "postgresql", **extra: str) -> dict[str, str]:
+def _env(
+    system: str, database: str, engine: str = "postgresql", src: Path | None = None, **extra: str
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_"))}
+    ours = str(src or ROOT / "src")
     env.update(
         BENCH_SYSTEM=system,
         BENCH_DB=database,
         BENCH_ENGINE=engine,
         DJANGO_SETTINGS_MODULE="dbbench.settings",
-        PYTHONPATH=os.pathsep.join(
-            [str(BENCH), str(ROOT / "src") if system == "ours" else str(SITE)]
-        ),
+        PYTHONPATH=os.pathsep.join([str(BENCH), ours if system == "ours" else str(SITE)]),
         **extra,
     )
     return env
@@ -195,14 +198,16 @@ def _drain_rate(system: str, env: dict[str, str], count: int, processes: int, db
         _stop(procs)
 
 
-def _fresh_database(system: str, name: str, engine: str = "postgresql") -> None:
+def _fresh_database(
+    system: str, name: str, engine: str = "postgresql", src: Path | None = None
+) -> None:
     if engine == "mysql":
         _my(f"DROP DATABASE IF EXISTS {name}")
         _my(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
     else:
         _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         _pg(f'CREATE DATABASE "{name}"')
-    env = _env(system, name, engine)
+    env = _env(system, name, engine, src)
     subprocess.run(
         [_python(system), str(SITE / "manage.py"), "migrate", "-v0"],
         env=env,
@@ -406,5 +411,51 @@ def _table(results: dict[str, Any], sizes: dict[str, int], rounds: int, notes: l
     print()
 
 
+def drain_only(count: int, rounds: int, baseline: Path | None, engine: str) -> None:
+    """Ours only: 1-worker drains of ``count`` runs, this tree vs ``baseline`` (another
+    checkout's ``src``, e.g. before a change), interleaved round by round."""
+    trees = {"this tree": ROOT / "src", **({"baseline": baseline} if baseline else {})}
+    rates: dict[str, list[float]] = {name: [] for name in trees}
+    for _ in range(rounds):
+        for name, src in trees.items():
+            db = "dgt_bench_drain_" + name.replace(" ", "_")
+            _fresh_database("ours", db, engine, src)
+            env = _env("ours", db, engine, src)
+            try:
+                _run("ours", env, "bulk", str(count))
+                rates[name].append(_drain_rate("ours", env, count, 1, db))
+            finally:
+                if engine == "mysql":
+                    _my(f"DROP DATABASE IF EXISTS {db}")
+                else:
+                    _pg(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    print(f"### Drain, 1 worker process, {count:,} no-op runs, {engine} ({rounds} rounds)\n")
+    print("| tree | median | min | max | rounds |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, values in rates.items():
+        print(
+            f"| {name} | {_fmt(statistics.median(values), 'rate')} | "
+            f"{_fmt(min(values), 'rate')} | {_fmt(max(values), 'rate')} | "
+            + ", ".join(f"{v:,.0f}" for v in values)
+            + " |"
+        )
+    if baseline:
+        ratio = statistics.median(rates["this tree"]) / statistics.median(rates["baseline"])
+        print(f"\nthis tree / baseline: {ratio:.3f}x")
+
+
 if __name__ == "__main__":
-    main(quick="--quick" in sys.argv)
+    if "--drain-only" in sys.argv:
+        # --drain-only [--count N] [--rounds R] [--baseline SRC] [--mariadb]
+        args = sys.argv
+        pick = {
+            a: args[args.index(a) + 1] for a in ("--count", "--rounds", "--baseline") if a in args
+        }
+        drain_only(
+            int(pick.get("--count", 50_000)),
+            int(pick.get("--rounds", 5)),
+            Path(pick["--baseline"]) if "--baseline" in pick else None,
+            "mysql" if "--mariadb" in args else "postgresql",
+        )
+    else:
+        main(quick="--quick" in sys.argv)

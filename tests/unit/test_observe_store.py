@@ -192,3 +192,16 @@ def test_a_worker_counts_its_runs_in_rollups_and_beats_until_it_stops() -> None:
         thread.join(30)
     assert sum(RunRollup.objects.filter(outcome="succeeded").values_list("runs", flat=True)) == 5
     assert not WorkerHeartbeat.objects.filter(pk=worker.id).exists()
+
+
+def test_gauge_callbacks_read_the_default_database() -> None:
+    AddTask({"a": 1}).start(backend=DatabaseBackend(), queue="mail")
+    TaskRun.objects.update(run_after=datetime.now(UTC) - timedelta(seconds=30))
+    assert store.queue_depth() == {
+        ("mail", "waiting"): 1,
+        ("mail", "scheduled"): 0,
+        ("mail", "running"): 0,
+    }
+    [(queue, age)] = store.oldest_waiting_age().items()
+    assert queue == "mail"
+    assert age >= 29
