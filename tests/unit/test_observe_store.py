@@ -205,3 +205,18 @@ def test_gauge_callbacks_read_the_default_database() -> None:
     [(queue, age)] = store.oldest_waiting_age().items()
     assert queue == "mail"
     assert age >= 29
+
+
+def test_outcomes_are_still_written_before_the_rollup_table_is_migrated() -> None:
+    from django.db.migrations.executor import MigrationExecutor
+
+    from tests.unit.test_database_migration import migrate_to_latest
+
+    [run] = claim(1)
+    MigrationExecutor(connection).migrate([("django_generic_tasks", "0003_store_indexes")])
+    store.observe._READY.clear()
+    try:
+        runs().finish("w1", [store.Finished(run, outcome(run, TaskStatus.SUCCEEDED), MINUTE, 0.01)])
+        assert TaskRun.objects.get(pk=run.id).status == "succeeded"
+    finally:
+        migrate_to_latest()

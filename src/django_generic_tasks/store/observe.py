@@ -7,6 +7,7 @@ claim and lease indexes), throughput and per-task figures read the per-minute ro
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,6 +22,10 @@ if TYPE_CHECKING:
     from django.db.models import QuerySet
 
     from ..models import TaskRun, WorkerHeartbeat
+
+logger = logging.getLogger("django_generic_tasks.worker")
+_READY: set[tuple[str, Any]] = set()
+"""(alias, database name) pairs whose rollup table is known to exist."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +104,25 @@ class Observations:
             f"DO UPDATE SET {updates}, last_run_id = excluded.last_run_id"
         )
 
+    def rollups_ready(self) -> bool:
+        """Whether the rollup table exists (migration 0004 applied). Until it does, outcomes
+        are written without rollups, so a worker deployed before ``migrate`` keeps working."""
+        key = (self.alias, self.connection.settings_dict.get("NAME"))
+        if key in _READY:
+            return True
+        from ..models import RunRollup
+
+        with self.connection.cursor() as cursor:
+            names = self.connection.introspection.table_names(cursor)
+        if RunRollup._meta.db_table in names:
+            _READY.add(key)
+            return True
+        logger.warning("No rollup table yet (run migrate): the dashboard misses these runs")
+        return False
+
     def add_rollups(self, cursor: Any, rows: Sequence[Rollup]) -> None:
         """Add ``rows`` to the stored rollups, on ``cursor`` (the outcomes' transaction)."""
-        if rows:
+        if rows and self.rollups_ready():
             cursor.execute(
                 self.rollup_upsert_sql(len(rows)), [v for row in rows for v in row.values()]
             )

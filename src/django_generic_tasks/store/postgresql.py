@@ -81,7 +81,7 @@ class PostgreSQLRunStore(RunStore):
             "result jsonb, error_type text, error_message text, error_traceback text, "
             "finished_at timestamptz, run_after timestamptz) "
             f"WHERE t.id = v.id AND t.attempt = v.attempt AND t.status = {RUNNING} "
-            f"AND t.worker_id = %s) {self._rollup_insert()}"
+            "AND t.worker_id = %s) "
         )
         records = []
         for item in items:
@@ -99,12 +99,15 @@ class PostgreSQLRunStore(RunStore):
                     "run_after": row.run_after,
                 }
             )
-        added = [dict(zip(COLUMNS, row.values(), strict=True)) for row in rollups(items)]
+        params = [to_json(records, fallback=repr).decode(), worker_id]
+        if self.rollups_ready():
+            sql += self._rollup_insert()
+            added = [dict(zip(COLUMNS, row.values(), strict=True)) for row in rollups(items)]
+            params.append(to_json(added).decode())
+        else:
+            sql += "SELECT 1"
         with self.connection.cursor() as cursor:
-            cursor.execute(
-                sql,
-                [to_json(records, fallback=repr).decode(), worker_id, to_json(added).decode()],
-            )
+            cursor.execute(sql, params)
 
     def _rollup_insert(self) -> str:
         """An upsert of the rollup rows given as one JSON document (one parameter)."""
