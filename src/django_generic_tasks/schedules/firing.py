@@ -35,14 +35,17 @@ class Fired:
     run_id: str
 
 
-def request_for(entry: ScheduleEntry, run_id: str, backend: Backend) -> EnqueueRequest:
-    """The run a slot of ``entry`` starts (the task's options, the schedule's overrides)."""
+def request_for(
+    entry: ScheduleEntry, run_id: str, backend: Backend, *, keyed: bool = False
+) -> EnqueueRequest:
+    """The run a slot of ``entry`` starts (the task's options, the schedule's overrides);
+    ``keyed``: with a key derived from the run id, where the backend deduplicates keys."""
     from ..registry import registry
 
     task = registry.get(entry.task_name)
     schedule = entry.schedule
     key = None
-    if backend.supports_key:
+    if keyed and backend.supports_key:
         key = f"schedule:{run_id}"  # a re-fired claim (same run id) is deduplicated
     return EnqueueRequest(
         run_id,
@@ -78,15 +81,16 @@ def fire(
     from ..store.slots import using
 
     run_id = new_run_id()
-    request = request_for(entry, run_id, backend)
     slots = using(database)
     now = datetime.now(UTC)
     if transactional(backend, database):
+        request = request_for(entry, run_id, backend)
         with transaction.atomic(using=database):
             if not slots.claim(entry.id, slot_at, run_id, now, fired=True, owner=owner):
                 return None
             submit(backend, request, on_commit=False)
     else:
+        request = request_for(entry, run_id, backend, keyed=True)
         with transaction.atomic(using=database):
             claimed = slots.claim(
                 entry.id, slot_at, run_id, now, fired=False, lease=LEASE, owner=owner
@@ -114,7 +118,7 @@ def refire_abandoned(
         entry = entries.get(slot.schedule_id)
         if entry is None or not slots.take_over(slot, datetime.now(UTC), LEASE, owner):
             continue
-        submit(backend, request_for(entry, slot.run_id, backend), on_commit=False)
+        submit(backend, request_for(entry, slot.run_id, backend, keyed=True), on_commit=False)
         slots.mark_fired(slot.schedule_id, slot.slot_at, datetime.now(UTC))
         fired.append(announce(entry, slot.slot_at, slot.run_id))
     return fired
@@ -139,7 +143,6 @@ def run_now(entry: ScheduleEntry, backend: Backend | None = None) -> Any:
 
     chosen = backend or get_backend()
     request = request_for(entry, new_run_id(), chosen)
-    request.key = None
     handle = submit(chosen, request)
     logger.info("Schedule %s run now: run %s", entry.id, request.run_id)
     return handle
