@@ -240,3 +240,14 @@ def test_a_clock_jumping_forward_fires_by_catch_up_not_every_skipped_slot(
     assert len(s.fired) < 10  # "latest": one slot for the skipped hour, not 3,600
     assert clock.jumped_at is not None
     assert max(f.slot_at for f in s.fired) >= clock.jumped_at - timedelta(seconds=1)
+
+
+def test_a_first_slot_whose_hand_over_failed_stays_due_until_it_fires() -> None:
+    backend = FlakyBackend()
+    s = scheduler(entry(), Clock(T0 - timedelta(seconds=1)), backend)
+    s.tick(T0)
+    assert s.fired == []
+    ScheduleSlot.objects.all().delete()  # as if the claim had rolled back with the hand-over
+    backend.down = False
+    s.tick(T0 + timedelta(seconds=2))
+    assert [f.slot_at for f in s.fired] == [T0]

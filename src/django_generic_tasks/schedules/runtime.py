@@ -32,7 +32,11 @@ def build_scheduler(database: str | None = None) -> Scheduler:
     alias = slot_database(backend, database)
     if alias not in settings.DATABASES:
         raise ConfigurationError(f"The database {alias!r} is not in DATABASES.")
-    return Scheduler(all_entries(), backend, alias)
+    from .firing import check_backend
+
+    entries = all_entries()
+    check_backend({entry.id: entry for entry in entries}, backend)  # fail before starting
+    return Scheduler(entries, backend, alias)
 
 
 class SchedulerThread(threading.Thread):

@@ -121,6 +121,8 @@ class Scheduler:
                     logger.exception("Schedule %s: slot %s not fired yet", schedule_id, slot)
                     if _is_db_error(exc):
                         _reset_connection(self.database)
+                    if self._after[schedule_id] is None:  # keep the failed slot due
+                        self._after[schedule_id] = slot - timedelta(microseconds=1)
                     failed = True
                     break
                 self._after[schedule_id] = slot
