@@ -14,7 +14,7 @@ from django.core.checks import CheckMessage, Error, Tags, register
 
 from .exceptions import ConfigurationError, MissingDependencyError
 
-CONFIG_HINT = "See the Configuration section of the django-generic-tasks README."
+CONFIG_HINT = "See the Settings page of the django-generic-tasks documentation."
 MISSING_HINT = (
     "Install the extra named in the message, e.g. pip install 'django-generic-tasks[celery]', "
     "or choose another TASKS_BACKEND."

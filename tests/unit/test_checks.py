@@ -42,7 +42,7 @@ def test_check_reports_a_bad_backend_path_with_a_hint() -> None:
     assert isinstance(error, Error)
     assert error.id == "django_generic_tasks.E001"
     assert "'no_such_module.Backend' cannot be imported" in error.msg
-    assert error.hint == "See the Configuration section of the django-generic-tasks README."
+    assert error.hint == "See the Settings page of the django-generic-tasks documentation."
 
 
 @override_settings(
