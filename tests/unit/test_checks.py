@@ -71,7 +71,7 @@ def test_manage_py_check_fails_on_a_bad_backend() -> None:
     with pytest.raises(SystemCheckError) as info:
         call_command("check", "--tag", "compatibility")
     assert "django_generic_tasks.E001" in str(info.value)
-    assert "HINT: See the Configuration section" in str(info.value)
+    assert "HINT: See the Settings page" in str(info.value)
 
 
 @override_settings(TASKS_BACKEND=Grumpy)
