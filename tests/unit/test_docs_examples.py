@@ -115,8 +115,13 @@ def test_python_examples_of_the_page_run(page: Path) -> None:
 @pytest.mark.parametrize("block", shell_blocks(), ids=lambda b: b.where)
 def test_shell_example_parses_and_names_what_exists(block: Block) -> None:
     script = "\n".join(" ".join(shlex.quote(w) for w in c) for c in commands(block))
-    syntax = subprocess.run(["bash", "-n"], input=block.code if block.language != "console"
-                            else script, capture_output=True, text=True, check=False)
+    syntax = subprocess.run(
+        ["bash", "-n"],
+        input=block.code if block.language != "console" else script,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert syntax.returncode == 0, f"{block.where}: {syntax.stderr}"
     for words in commands(block):
         check_command(words, block.where)
