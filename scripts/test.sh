@@ -16,6 +16,7 @@
 # (Python 3.14 is not installable on this machine.) Passes run two at a time (the machine has two
 # cores), each in its own process and database; their logs are printed as each one ends.
 # Usage: scripts/test.sh [extra pytest args, given to every pass]
+# TASKS_CI_POSTGRES_URL / TASKS_CI_MARIADB_NAME pick other databases (several checkouts at once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_python.sh
@@ -58,7 +59,7 @@ pass_main() {
 }
 pass_postgresql() {
   if pg_available; then
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/test run_pytest .venv/bin/python -m pytest -q \
+    DATABASE_URL=${TASKS_CI_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test} run_pytest .venv/bin/python -m pytest -q \
       "${PYTEST_ARGS[@]}"
   elif [ "${CI:-}" = "true" ]; then
     echo "error: PostgreSQL is not reachable on 127.0.0.1:5432 under CI=true" >&2; exit 1
@@ -70,9 +71,10 @@ pass_mariadb() {
   # mysqlclient (the `mysql` extra) builds against libmariadb-dev, which start_services installs.
   if mariadb_available && [ -f "$LOGS/mysql-ok" ]; then
     # The suite's own database (pytest-django creates test_dgt; worker subprocesses use dgt).
-    .venv/bin/python -c 'import MySQLdb; MySQLdb.connect(host="127.0.0.1", user="root").cursor(
-      ).execute("CREATE DATABASE IF NOT EXISTS dgt CHARACTER SET utf8mb4")'
-    DATABASE_URL=mysql://root@127.0.0.1:3306/dgt run_pytest .venv/bin/python -m pytest -q \
+    local db=${TASKS_CI_MARIADB_NAME:-dgt}
+    .venv/bin/python -c 'import sys, MySQLdb; MySQLdb.connect(host="127.0.0.1", user="root").cursor(
+      ).execute(f"CREATE DATABASE IF NOT EXISTS {sys.argv[1]} CHARACTER SET utf8mb4")' "$db"
+    DATABASE_URL=mysql://root@127.0.0.1:3306/$db run_pytest .venv/bin/python -m pytest -q \
       "${PYTEST_ARGS[@]}"
   elif [ "${CI:-}" = "true" ]; then
     echo "error: MariaDB is not reachable on 127.0.0.1:3306 (or mysqlclient did not build)" \
