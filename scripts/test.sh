@@ -111,7 +111,7 @@ pass_bench() {
 
 # The other virtualenvs and the release check, one after another (they write into the source
 # tree: egg-info, build/), beside the first test pass.
-setup_matrix() {
+pass_setup_matrix() {
   ensure_venv .venv-django52 "$EXTRAS" "django>=5.2,<5.3"
   ensure_venv .venv-django60 "$EXTRAS" "django>=6.0,<6.1"
   PYTHON=python3.12 ensure_venv .venv-py312 "$EXTRAS"
