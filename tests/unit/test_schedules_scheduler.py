@@ -251,3 +251,39 @@ def test_a_first_slot_whose_hand_over_failed_stays_due_until_it_fires() -> None:
     backend.down = False
     s.tick(T0 + timedelta(seconds=2))
     assert [f.slot_at for f in s.fired] == [T0]
+
+
+def test_a_scheduler_started_while_the_database_is_down_waits_for_it(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from django.db import OperationalError
+
+    from django_generic_tasks.store.slots import SlotStore
+
+    real_latest = SlotStore.latest
+    failures = [OperationalError("server closed the connection")]
+
+    def latest(self: SlotStore, ids: Any = None) -> Any:
+        if failures:
+            raise failures.pop()
+        return real_latest(self, ids)
+
+    monkeypatch.setattr(SlotStore, "latest", latest)
+    monkeypatch.setattr(
+        "django_generic_tasks.schedules.scheduler._reset_connection", lambda _: None
+    )
+    s = Scheduler([entry()], DatabaseBackend(), wall=lambda: T0)
+    waits: list[float | None] = []
+
+    def wait(timeout: float | None = None) -> bool:
+        waits.append(timeout)
+        if len(waits) > 1:  # the back-off wait returns; the next (idle) one stops the loop
+            s.stop()
+        return False
+
+    s._stop.wait = wait  # type: ignore[method-assign]
+    with caplog.at_level("WARNING", logger="django_generic_tasks.schedules"):
+        s.run()
+    assert "Database unavailable" in caplog.text
+    assert waits[0] == 0.5
+    assert s._heap, "the scheduler started once the database answered"

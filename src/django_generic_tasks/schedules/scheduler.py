@@ -155,7 +155,20 @@ class Scheduler:
 
     def run(self) -> None:
         """Fire slots until ``stop()``; sleeps until the next one, waking for clock jumps."""
-        self.start()
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                self.start()
+                break
+            except Exception as exc:
+                if not _is_db_error(exc):
+                    raise
+                logger.warning("Database unavailable (%s); retrying in %.1fs", exc, backoff)
+                _reset_connection(self.database)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+        if self._stop.is_set():
+            return
         wall0, mono0 = self._wall(), time.monotonic()
         recover_at = 0.0
         needs_recovery = not transactional(self.backend, self.database)
