@@ -31,6 +31,24 @@ class EmailTask(tasks.Task[EmailParams]):
         assert_type(self.params.recipients, list[str])
 
 
+class DigestTask(tasks.Task[EmailParams]):
+    schedules = [
+        tasks.Schedule(
+            cron="0 6 * * mon-fri",
+            tz="Europe/Berlin",
+            params={"subject": "digest", "recipients": ["team@example.com"]},
+        ),
+        tasks.Schedule(
+            every=timedelta(minutes=30),
+            params={"subject": "rolling", "recipients": []},
+            name="rolling",
+            catch_up="none",
+        ),
+    ]
+
+    def run(self) -> None: ...
+
+
 class AsyncEmailTask(tasks.Task[EmailParams]):
     async def run(self) -> int:
         assert_type(self.params, EmailParams)
