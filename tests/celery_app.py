@@ -39,6 +39,10 @@ def make_app(
             "unacked_restore_throttle": 1 if "CELERY_VT" in os.environ else 10,
         },
         "worker_hijack_root_logger": False,
+        # The docs' advice: our queue "default" is the Celery queue "default" (check W402).
+        "task_default_queue": "default",
+        # The docs' advice: a started run reads "running" (needs a result backend).
+        "task_track_started": True,
     }
     settings.update(conf)
     app.conf.update(settings)

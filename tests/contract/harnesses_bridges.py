@@ -80,7 +80,9 @@ def celery_harness() -> Iterator[BackendHarness]:
     task_enqueued.connect(on_enqueued, weak=False)
     task_finished.connect(on_finished, weak=False)
     try:
-        yield BackendHarness("celery", CeleryBackend(app=app), drain=drain)
+        yield BackendHarness(
+            "celery", CeleryBackend(app=app, queues={"default": QUEUE}), drain=drain
+        )
     finally:
         task_enqueued.disconnect(on_enqueued)
         task_finished.disconnect(on_finished)

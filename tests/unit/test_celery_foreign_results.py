@@ -47,7 +47,7 @@ def app() -> Iterator[Celery]:
 
 @pytest.fixture
 def backend(app: Celery) -> Iterator[CeleryBackend]:
-    backend = CeleryBackend(app=app)
+    backend = CeleryBackend(app=app, queues={"default": app.conf.task_default_queue})
     with conf.override_backend(backend):
         yield backend
 

@@ -100,3 +100,24 @@ class NoopTask(tasks.Task[TokenParams]):
 
     def run(self) -> None:
         return None
+
+
+class HoldTask(tasks.Task[TokenParams]):
+    """Records "started", then waits until ``release(token)`` is called (at most 60 s)."""
+
+    name = "tests.worker.hold"
+
+    def run(self) -> str:
+        record(self.params.token, "started")
+        deadline = time.monotonic() + 60
+        while not (store_dir() / f"{self.params.token}.release").exists():
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        record(self.params.token, "done")
+        return self.params.token
+
+
+def release(token: str) -> None:
+    """Let the ``HoldTask`` run of ``token`` finish."""
+    (store_dir() / f"{token}.release").touch()

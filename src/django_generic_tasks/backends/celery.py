@@ -1,15 +1,19 @@
 """``CeleryBackend``: runs typed tasks on an existing Celery deployment (Redis or RabbitMQ).
 
-Every run travels as one generic Celery task, ``django_generic_tasks.run``, whose message
-carries the task name, the params as JSON, the attempt numbers and the run id (also used as the
-Celery task id). Its body calls ``execution.execute()``, the same path every backend uses, and
-settles the outcome through the retry seam: another attempt is the same message re-sent with an
-ETA and ``attempt + 1`` (Celery's own autoretry is not used). What it stores is the bridge's
-summary (``backends.bridge``); only results carrying it are read back as runs.
+Every task class is a Celery task of its own, named by ``Task.name`` (so Flower,
+``celery inspect`` and Celery's logs tell a receipt from a charge); all of them share one body,
+whose message carries the task name, the params as JSON, the attempt numbers and the run id
+(also used as the Celery task id). The body calls ``execution.execute()``, the same path every
+backend uses, and settles the outcome through the retry seam: another attempt is the same
+message re-sent with an ETA and ``attempt + 1`` (Celery's own autoretry is not used). What it
+stores is the bridge's summary (``backends.bridge``); only results carrying it are read back as
+runs. ``django_generic_tasks.run``, the one generic task of earlier versions, stays registered
+so messages already queued by them still run.
 
-The worker side is a plain ``celery -A proj worker``: the generic task is a ``shared_task``,
-bound to every Celery app, and it is imported by Django's app loading (and by
-``app.autodiscover_tasks()``) through ``django_generic_tasks.tasks``.
+The worker side is a plain ``celery -A proj worker``: the tasks are registered on every Celery
+app when it is finalised (``register``), by Django's app loading (and by
+``app.autodiscover_tasks()``) through ``django_generic_tasks.tasks``. Queue mapping and the
+per-task registration live in ``backends.celery_routing``.
 """
 
 from __future__ import annotations
@@ -35,11 +39,13 @@ from ..execution import execute
 from ..retry import defer, settle
 from ..status import ErrorInfo, TaskHandle, TaskStatus
 from .base import BaseBackend
-from .bridge import BridgeSink, apply_summary, read_summary, run_failed
+from .bridge import MARKER, VERSION, BridgeSink, apply_summary, read_summary, run_failed
 
 try:
     import celery
     from celery import shared_task
+    from celery._state import _get_active_apps as get_active_apps
+    from celery._state import connect_on_app_finalize
     from celery.exceptions import Ignore, SecurityError
     from kombu.exceptions import DecodeError, OperationalError
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
@@ -51,10 +57,19 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 logger = logging.getLogger("django_generic_tasks")
 
 TASK_NAME = "django_generic_tasks.run"
-"""The name of the one Celery task that carries every run."""
+"""The generic Celery task of earlier versions (still registered: queued messages run)."""
 
 SCHEDULED_STATE = "SCHEDULED"
-"""The Celery state stored for a run waiting for its next attempt."""
+"""The Celery state stored for a run waiting for its ``run_after`` (a delay or a retry)."""
+
+QUEUED_STATE = "QUEUED"
+"""The Celery state stored for a run sent and not started yet (with a result backend)."""
+
+SUMMARY_STATES = frozenset({"SUCCESS", SCHEDULED_STATE, QUEUED_STATE})
+"""The Celery states whose stored value is always a run summary of ours."""
+
+STARTED_STATE = "STARTED"
+"""Celery's own state for a started task, stored with our summary when tracking is on."""
 
 CELERY_PRIORITY_LEVELS = 10
 """Celery priorities used: 0..9, the range both Redis and RabbitMQ (``x-max-priority``) take."""
@@ -90,7 +105,12 @@ def _run_task(
     request = EnqueueRequest(
         run_id, task, params, queue or "", 0, None, None, max_attempts or 0, None, attempt
     )
-    sink = _CelerySink(self, queue, priority, bool(self.app.conf.result_backend))
+    results = bool(self.app.conf.result_backend)
+    sink = _CelerySink(self, queue, priority, results)
+    if results and self.app.conf.task_track_started:
+        self.update_state(
+            task_id=run_id, state=STARTED_STATE, meta=marker(task, run_id, TaskStatus.RUNNING)
+        )
     try:
         outcome = execute(task, params, run_id=run_id, attempt=attempt, max_attempts=max_attempts)
     except CapacityExceededError as exc:  # refused before it ran: the same attempt, later
@@ -143,22 +163,72 @@ class _CelerySink(BridgeSink):
         )
 
 
-run_task: Any = shared_task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True)(
-    _run_task
-)
-"""The generic Celery task (a ``shared_task``: every Celery app gets it)."""
+def marker(task_name: str, run_id: str, status: TaskStatus, attempt: int = 0) -> dict[str, Any]:
+    """The summary stored for a run that has not finished (queued, scheduled or running)."""
+    return {
+        MARKER: VERSION,
+        "run_id": run_id,
+        "task": task_name,
+        "status": str(status),
+        "attempt": attempt,
+    }
+
+
+TASK_OPTIONS: dict[str, Any] = {
+    "bind": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    # Celery's own STARTED record would replace the run's summary with {pid, hostname}: the
+    # body stores a summary itself when ``task_track_started`` is on.
+    "track_started": False,
+    "dgt_bridge": True,
+}
+"""Options of every Celery task this module registers (``dgt_bridge`` marks them as ours)."""
+
+run_task: Any = shared_task(name=TASK_NAME, **TASK_OPTIONS)(_run_task)
+"""The generic Celery task of earlier versions (a ``shared_task``: every Celery app gets it)."""
 
 
 def register(app: celery.Celery) -> Any:
-    """Register the generic task on ``app`` explicitly (for apps that skip autodiscovery)."""
+    """Register the generic task and one Celery task per registered task class on ``app``
+    (done when an app is finalised; call it for apps that skip autodiscovery)."""
+    from ..registry import registry
+
+    for task_class in registry:
+        register_task(app, task_class.name)
     return app.tasks[TASK_NAME]
+
+
+def register_task(app: celery.Celery, name: str) -> Any:
+    """The Celery task named ``name`` on ``app``, registered with the shared body if new."""
+    existing = app.tasks.get(name)
+    if existing is not None:
+        return existing
+    return app._task_from_fun(_run_task, name=name, **TASK_OPTIONS)
+
+
+def _register_on_finalize(app: celery.Celery) -> None:
+    from ..registry import registry
+
+    for task_class in registry:
+        if task_class.name not in app._tasks:
+            app._task_from_fun(_run_task, name=task_class.name, **TASK_OPTIONS)
+
+
+connect_on_app_finalize(_register_on_finalize)
+for _app in list(get_active_apps()):  # apps finalised before this module was imported
+    if _app.finalized:
+        with _app._finalize_mutex:
+            _register_on_finalize(_app)
 
 
 class CeleryBackend(BaseBackend):
     """Sends runs to Celery workers through the Celery app ``app`` (dotted path or instance).
 
-    ``queues`` maps our queue names to Celery queue names; an unmapped ``"default"`` goes to
-    the app's ``task_default_queue`` and other names pass through unchanged. Priorities map
+    ``queues`` maps our queue names to Celery queue names; an unmapped name, ``"default"``
+    included, is the Celery queue of that name (system check W402 warns when a task's queue
+    maps to a Celery queue no route, ``task_queues`` entry or ``task_default_queue`` names).
+    Each task is sent as the Celery task ``Task.name``. Priorities map
     onto Celery's 0..9 (see ``celery_priority``; RabbitMQ needs ``task_queue_max_priority``).
     ``key`` is refused: Celery has no deduplication. Status and results can be read back when
     the app has a result backend. Recommended app settings for crash safety:
@@ -224,11 +294,7 @@ class CeleryBackend(BaseBackend):
 
     def celery_queue(self, queue: str) -> str:
         """The Celery queue that runs of our queue ``queue`` are sent to."""
-        if queue in self.queues:
-            return self.queues[queue]
-        if queue == "default":
-            return str(self.app.conf.task_default_queue)
-        return queue
+        return self.queues.get(queue, queue)
 
     def _lowest_first(self) -> bool:
         if self._redis_order is None:
@@ -251,9 +317,14 @@ class CeleryBackend(BaseBackend):
             options["eta"] = request.run_after
         if producer is not None:
             options["producer"] = producer
+        app = self.app
+        if request.task_name not in app.tasks:  # a task class defined after app finalisation
+            register_task(app, request.task_name)
+        if self.supports_results:
+            self._store_marker(request)
         try:
-            self.app.send_task(
-                TASK_NAME,
+            app.send_task(
+                request.task_name,
                 kwargs={
                     "task": request.task_name,
                     "params": request.params_json,
@@ -268,6 +339,21 @@ class CeleryBackend(BaseBackend):
         except OperationalError as exc:
             raise EnqueueError(
                 f"Celery could not send task {request.task_name} (run {request.run_id}): {exc}"
+            ) from exc
+
+    def _store_marker(self, request: EnqueueRequest) -> None:
+        """Store the run's state before its message is sent, so a fast worker's states come
+        after it, and ``get_result`` can tell a waiting run from an id that is not ours."""
+        status = TaskStatus.SCHEDULED if request.run_after else TaskStatus.READY
+        summary = marker(request.task_name, request.run_id, status, request.attempt - 1)
+        try:
+            self.app.backend.store_result(
+                request.run_id, summary, SCHEDULED_STATE if request.run_after else QUEUED_STATE
+            )
+        except Exception as exc:  # any result backend; nothing was sent, nothing is lost
+            raise EnqueueError(
+                f"Celery could not store the state of task {request.task_name} "
+                f"(run {request.run_id}) in its result backend: {exc}"
             ) from exc
 
     def enqueue(self, request: EnqueueRequest) -> TaskHandle:
@@ -287,8 +373,9 @@ class CeleryBackend(BaseBackend):
 
         Only runs started through this library are read: a stored result without this
         library's summary (another application's task, a JSON list, garbage) raises
-        ``RunNotFoundError`` (a ``LookupError``). A run Celery knows nothing of yet is
-        ``ready`` (Celery cannot tell unknown ids from waiting ones).
+        ``RunNotFoundError`` (a ``LookupError``), and so does an id with nothing stored: every
+        run sent through a result backend stores its state (queued, scheduled) before it is
+        sent. A started run reads ``running`` when the app sets ``task_track_started``.
         """
         if not self.supports_results:
             return super().get_result(run_id)
@@ -300,17 +387,23 @@ class CeleryBackend(BaseBackend):
             raise RunNotFoundError(f"No task run {run_id!r}.")
         state, value = meta.get("status"), meta.get("result")
         handle = TaskHandle(id=run_id, name="", status=TaskStatus.READY, backend=self)
-        if state in {"SUCCESS", SCHEDULED_STATE}:
+        if isinstance(meta.get("name"), str) and meta["name"] != TASK_NAME:
+            handle.name = meta["name"]
+        if state == "PENDING":  # nothing stored: not a run sent through this result backend
+            raise RunNotFoundError(f"No task run {run_id!r}.")
+        if state in SUMMARY_STATES or state == STARTED_STATE:
             summary = read_summary(value, run_id)
-            if summary is None:
+            if summary is not None:
+                apply_summary(handle, summary)
+                return handle
+            if state != STARTED_STATE:
                 raise RunNotFoundError(f"No task run {run_id!r}.")
-            apply_summary(handle, summary)
-            return handle
         if state == "FAILURE" and isinstance(value, RunFailedError):
             handle.status, handle.error = TaskStatus.FAILED, value.error
             handle.name = value.task_name
             return handle
-        if state != "PENDING" and meta.get("name") != TASK_NAME:
+        name = meta.get("name")
+        if name != TASK_NAME and not (isinstance(name, str) and _is_ours(self.app, name)):
             # Started, revoked or failed without our summary: only ``result_extended`` names
             # the task; anything unnamed or named otherwise is not shown.
             raise RunNotFoundError(f"No task run {run_id!r}.")
@@ -324,8 +417,9 @@ class CeleryBackend(BaseBackend):
         return handle
 
     def check(self) -> list[CheckMessage]:
-        """Report a Celery app that cannot be imported, and a Redis visibility timeout shorter
-        than the longest retry backoff (Redis would hand such a retry out twice)."""
+        """Report a Celery app that cannot be imported, queues and task names Celery would
+        mishandle (``celery_checks``), and a Redis visibility timeout shorter than the longest
+        retry backoff (Redis would hand such a retry out twice)."""
         try:
             self.app  # noqa: B018
         except ConfigurationError as exc:
@@ -336,16 +430,19 @@ class CeleryBackend(BaseBackend):
                     id="django_generic_tasks.E401",
                 )
             ]
-        if not self._lowest_first():
-            return []
         from ..registry import registry
+        from .celery_checks import check_queues
 
+        messages = check_queues(self)
+        if not self._lowest_first():
+            return messages
         options = self.app.conf.broker_transport_options or {}
         timeout = float(options.get("visibility_timeout", 3600))
         longest = max((task.backoff_max for task in registry if task.max_attempts > 1), default=0)
         if longest < timeout:
-            return []
+            return messages
         return [
+            *messages,
             Warning(
                 f"The Celery app's Redis visibility_timeout ({timeout:g}s) is not longer than "
                 f"the longest retry backoff of a task ({longest:g}s): Redis re-delivers a "
@@ -354,11 +451,15 @@ class CeleryBackend(BaseBackend):
                 hint="Set broker_transport_options = {'visibility_timeout': 43200} (or lower "
                 "backoff_max on your tasks).",
                 id="django_generic_tasks.W401",
-            )
+            ),
         ]
 
     def __repr__(self) -> str:
         return f"<CeleryBackend app={self._app_spec!r}>"
+
+
+def _is_ours(app: celery.Celery, name: str) -> bool:
+    return bool(getattr(app.tasks.get(name), "dgt_bridge", False))
 
 
 def _describe(task_name: str, attempt: int) -> str:
