@@ -12,14 +12,12 @@ so messages already queued by them still run.
 
 The worker side is a plain ``celery -A proj worker``: the tasks are registered on every Celery
 app when it is finalised (``register``), by Django's app loading (and by
-``app.autodiscover_tasks()``) through ``django_generic_tasks.tasks``. Queue mapping and the
-per-task registration live in ``backends.celery_routing``.
+``app.autodiscover_tasks()``) through ``django_generic_tasks.tasks``. The Celery tasks live in
+``backends.celery_tasks``, the system checks in ``backends.celery_checks``.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 from collections.abc import Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlparse
@@ -28,25 +26,20 @@ from django.core.checks import CheckMessage, Error, Warning
 
 from ..enqueue import EnqueueRequest
 from ..exceptions import (
-    CapacityExceededError,
     ConfigurationError,
     EnqueueError,
     MissingDependencyError,
     RunFailedError,
     RunNotFoundError,
 )
-from ..execution import execute
-from ..retry import defer, settle
+from ..registry import registry
 from ..status import ErrorInfo, TaskHandle, TaskStatus
 from .base import BaseBackend
-from .bridge import MARKER, VERSION, BridgeSink, apply_summary, read_summary, run_failed
+from .bridge import apply_summary, read_summary
 
 try:
     import celery
-    from celery import shared_task
-    from celery._state import _get_active_apps as get_active_apps
-    from celery._state import connect_on_app_finalize
-    from celery.exceptions import Ignore, SecurityError
+    from celery.exceptions import SecurityError
     from kombu.exceptions import DecodeError, OperationalError
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingDependencyError(
@@ -54,22 +47,32 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "(and 'celery[redis]' for a Redis broker)."
     ) from exc
 
-logger = logging.getLogger("django_generic_tasks")
+from .celery_tasks import (
+    QUEUED_STATE,
+    SCHEDULED_STATE,
+    STARTED_STATE,
+    SUMMARY_STATES,
+    TASK_NAME,
+    TASK_OPTIONS,
+    _describe,
+    marker,
+    register,
+    register_task,
+    run_task,
+)
 
-TASK_NAME = "django_generic_tasks.run"
-"""The generic Celery task of earlier versions (still registered: queued messages run)."""
-
-SCHEDULED_STATE = "SCHEDULED"
-"""The Celery state stored for a run waiting for its ``run_after`` (a delay or a retry)."""
-
-QUEUED_STATE = "QUEUED"
-"""The Celery state stored for a run sent and not started yet (with a result backend)."""
-
-SUMMARY_STATES = frozenset({"SUCCESS", SCHEDULED_STATE, QUEUED_STATE})
-"""The Celery states whose stored value is always a run summary of ours."""
-
-STARTED_STATE = "STARTED"
-"""Celery's own state for a started task, stored with our summary when tracking is on."""
+__all__ = [
+    "QUEUED_STATE",
+    "SCHEDULED_STATE",
+    "STARTED_STATE",
+    "TASK_NAME",
+    "TASK_OPTIONS",
+    "CeleryBackend",
+    "celery_priority",
+    "register",
+    "register_task",
+    "run_task",
+]
 
 CELERY_PRIORITY_LEVELS = 10
 """Celery priorities used: 0..9, the range both Redis and RabbitMQ (``x-max-priority``) take."""
@@ -84,142 +87,6 @@ def celery_priority(priority: int, *, lowest_first: bool) -> int:
     top = CELERY_PRIORITY_LEVELS - 1
     level = round((priority + 100) * top / 200)
     return top - level if lowest_first else level
-
-
-def _run_task(
-    self: Any,
-    task: str,
-    params: str,
-    run_id: str,
-    attempt: int = 1,
-    max_attempts: int | None = None,
-    queue: str | None = None,
-    priority: int | None = None,
-) -> str | None:
-    """Run one attempt of a typed task on a Celery worker and settle its outcome.
-
-    Returns the run's summary as a JSON string when the app has a result backend (Celery reprs
-    every return value for its logs, and a string is far cheaper to repr than a dict); a run
-    that failed for good raises ``RunFailedError`` so that Celery records a FAILURE.
-    """
-    request = EnqueueRequest(
-        run_id, task, params, queue or "", 0, None, None, max_attempts or 0, None, attempt
-    )
-    results = bool(self.app.conf.result_backend)
-    sink = _CelerySink(self, queue, priority, results)
-    if results and self.app.conf.task_track_started:
-        self.update_state(
-            task_id=run_id, state=STARTED_STATE, meta=marker(task, run_id, TaskStatus.RUNNING)
-        )
-    try:
-        outcome = execute(task, params, run_id=run_id, attempt=attempt, max_attempts=max_attempts)
-    except CapacityExceededError as exc:  # refused before it ran: the same attempt, later
-        defer(sink, request, exc)
-        raise Ignore() from None
-    request.max_attempts = outcome.max_attempts
-    if settle(sink, request, outcome) is not None:
-        raise Ignore()  # acknowledged, nothing stored: the SCHEDULED state stays until then
-    if outcome.status is TaskStatus.FAILED and outcome.error is not None:
-        raise run_failed(outcome.error, task)
-    if sink.summary is None or not sink.with_result:
-        return None  # nobody can read it back
-    return json.dumps(sink.summary)
-
-
-class _CelerySink(BridgeSink):
-    """The retry-seam hooks inside the generic Celery task."""
-
-    def __init__(self, task: Any, queue: str | None, priority: int | None, results: bool) -> None:
-        super().__init__(with_result=results)
-        self.task, self.queue, self.priority = task, queue, priority
-
-    def record(self, request: EnqueueRequest, outcome: Any) -> None:
-        """Keep the summary; a retry's SCHEDULED state is stored at once."""
-        if outcome.status is TaskStatus.SCHEDULED:
-            # Celery never overwrites a stored SUCCESS, so the SCHEDULED state is stored before
-            # the next attempt is sent (and can finish).
-            super().record(request, outcome)
-            self.task.update_state(task_id=request.run_id, state=SCHEDULED_STATE, meta=self.summary)
-        elif self.with_result:
-            super().record(request, outcome)
-
-    def requeue(self, request: EnqueueRequest) -> None:
-        """Send the generic task again for the next attempt, with an ETA."""
-        self.task.apply_async(
-            kwargs={
-                "task": request.task_name,
-                "params": request.params_json,
-                "run_id": request.run_id,
-                "attempt": request.attempt,
-                "max_attempts": request.max_attempts or None,
-                "queue": self.queue,
-                "priority": self.priority,
-            },
-            task_id=request.run_id,
-            kwargsrepr=_describe(request.task_name, request.attempt),
-            eta=request.run_after,
-            queue=self.queue,
-            priority=self.priority,
-        )
-
-
-def marker(task_name: str, run_id: str, status: TaskStatus, attempt: int = 0) -> dict[str, Any]:
-    """The summary stored for a run that has not finished (queued, scheduled or running)."""
-    return {
-        MARKER: VERSION,
-        "run_id": run_id,
-        "task": task_name,
-        "status": str(status),
-        "attempt": attempt,
-    }
-
-
-TASK_OPTIONS: dict[str, Any] = {
-    "bind": True,
-    "acks_late": True,
-    "reject_on_worker_lost": True,
-    # Celery's own STARTED record would replace the run's summary with {pid, hostname}: the
-    # body stores a summary itself when ``task_track_started`` is on.
-    "track_started": False,
-    "dgt_bridge": True,
-}
-"""Options of every Celery task this module registers (``dgt_bridge`` marks them as ours)."""
-
-run_task: Any = shared_task(name=TASK_NAME, **TASK_OPTIONS)(_run_task)
-"""The generic Celery task of earlier versions (a ``shared_task``: every Celery app gets it)."""
-
-
-def register(app: celery.Celery) -> Any:
-    """Register the generic task and one Celery task per registered task class on ``app``
-    (done when an app is finalised; call it for apps that skip autodiscovery)."""
-    from ..registry import registry
-
-    for task_class in registry:
-        register_task(app, task_class.name)
-    return app.tasks[TASK_NAME]
-
-
-def register_task(app: celery.Celery, name: str) -> Any:
-    """The Celery task named ``name`` on ``app``, registered with the shared body if new."""
-    existing = app.tasks.get(name)
-    if existing is not None:
-        return existing
-    return app._task_from_fun(_run_task, name=name, **TASK_OPTIONS)
-
-
-def _register_on_finalize(app: celery.Celery) -> None:
-    from ..registry import registry
-
-    for task_class in registry:
-        if task_class.name not in app._tasks:
-            app._task_from_fun(_run_task, name=task_class.name, **TASK_OPTIONS)
-
-
-connect_on_app_finalize(_register_on_finalize)
-for _app in list(get_active_apps()):  # apps finalised before this module was imported
-    if _app.finalized:
-        with _app._finalize_mutex:
-            _register_on_finalize(_app)
 
 
 class CeleryBackend(BaseBackend):
@@ -318,8 +185,8 @@ class CeleryBackend(BaseBackend):
         if producer is not None:
             options["producer"] = producer
         app = self.app
-        if request.task_name not in app.tasks:  # a task class defined after app finalisation
-            register_task(app, request.task_name)
+        if request.task_name not in app.tasks and request.task_name in registry:
+            register_task(app, request.task_name)  # a task class defined after finalisation
         if self.supports_results:
             self._store_marker(request)
         try:
@@ -430,7 +297,6 @@ class CeleryBackend(BaseBackend):
                     id="django_generic_tasks.E401",
                 )
             ]
-        from ..registry import registry
         from .celery_checks import check_queues
 
         messages = check_queues(self)
@@ -460,10 +326,6 @@ class CeleryBackend(BaseBackend):
 
 def _is_ours(app: celery.Celery, name: str) -> bool:
     return bool(getattr(app.tasks.get(name), "dgt_bridge", False))
-
-
-def _describe(task_name: str, attempt: int) -> str:
-    return f"{{task: {task_name!r}, attempt: {attempt}}}"
 
 
 def _crash_info(value: Any, traceback: Any) -> ErrorInfo:
