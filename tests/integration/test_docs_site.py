@@ -73,6 +73,23 @@ def test_site_has_the_four_parts_and_the_generated_tables(site: Path) -> None:
     assert "start_many" in api  # mkdocstrings rendered Task's members
 
 
+def test_api_reference_documents_every_public_name(site: Path) -> None:
+    import django_generic_tasks
+
+    api = site / "reference" / "api"
+    html = (api / "package" / "index.html").read_text() + (
+        api / "exceptions" / "index.html"
+    ).read_text()
+    missing = [
+        name
+        for name in django_generic_tasks.__all__
+        if f'id="django_generic_tasks.{name}"' not in html
+        and f'id="django_generic_tasks.exceptions.{name}"' not in html
+        and f'id="django_generic_tasks.registry.{name}"' not in html
+    ]
+    assert missing == []
+
+
 @pytest.mark.parametrize(
     ("path", "name", "expected"),
     [
