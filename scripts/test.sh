@@ -3,18 +3,22 @@
 # release (sdist + wheel, twine check, the wheel's contents, the example project on the installed
 # wheel), and the test matrix:
 #
-# | pass              | Python | Django | django-ninja / Pydantic | database   | tests                |
-# | ----------------- | ------ | ------ | ----------------------- | ---------- | -------------------- |
-# | main (+coverage)  | 3.13   | 6.1    | newest / newest         | SQLite     | whole suite          |
-# | postgresql        | 3.13   | 6.1    | newest / newest         | PostgreSQL | whole suite          |
-# | mariadb           | 3.13   | 6.1    | newest / newest         | MariaDB    | whole suite          |
-# | django52          | 3.13   | 5.2    | newest / newest         | SQLite     | whole suite          |
-# | django60          | 3.13   | 6.0    | newest / newest         | SQLite     | unit + contract      |
-# | py312             | 3.12   | 6.1    | newest / newest         | SQLite     | unit + contract      |
-# | lowest            | 3.12   | 6.1    | lowest / lowest allowed | SQLite     | unit + contract + HTTP |
+# | pass            | Python | Django | django-ninja / Pydantic | database   | tests                   |
+# | --------------- | ------ | ------ | ----------------------- | ---------- | ----------------------- |
+# | main (coverage) | 3.13   | 6.1    | newest / newest         | SQLite     | whole suite             |
+# | postgresql      | 3.13   | 6.1    | newest / newest         | PostgreSQL | whole suite             |
+# | mariadb         | 3.13   | 6.1    | newest / newest         | MariaDB    | whole suite             |
+# | django52        | 3.13   | 5.2    | newest / newest         | SQLite     | whole suite             |
+# | django60        | 3.13   | 6.0    | newest / newest         | SQLite     | unit + contract         |
+# | py312           | 3.12   | 6.1    | newest / newest         | SQLite     | unit + contract         |
+# | lowest          | 3.12   | 6.0 *  | lowest / lowest allowed | SQLite     | unit + contract + HTTP  |
+# (* the newest Django the lowest django-ninja accepts. Python 3.14 is not installable here.)
 #
-# (Python 3.14 is not installable on this machine.) Passes run two at a time (the machine has two
-# cores), each in its own process and database; their logs are printed as each one ends.
+# On two cores: first the in-process suites (unit, contract) of every pass, two at a time, beside
+# the set-up of the other virtualenvs, the release check, the docs build and the benchmark smoke
+# run; then the suites that spawn processes and servers (tests/integration), one at a time, since
+# they wait on real processes and must not compete for the CPU. Each pass has its own log
+# (printed when it ends), its own SQLite files and its own database.
 # Usage: scripts/test.sh [extra pytest args, given to every pass]
 # TASKS_CI_POSTGRES_URL / TASKS_CI_MARIADB_NAME pick other databases (several checkouts at once).
 set -euo pipefail
@@ -35,7 +39,6 @@ echo "==> mypy --strict"
 
 LOGS=$(mktemp -d)
 PYTEST_ARGS=("$@")
-UNIT_CONTRACT=(tests/unit tests/contract)
 
 run_pytest() {  # exit code 5 (no tests collected) is a failure too
   local code=0
@@ -53,29 +56,27 @@ PY
 }
 
 # Each pass: a function run in the background with its own log and its own SQLite files.
-pass_main() {
-  run_pytest .venv/bin/python -m pytest --cov --cov-report=term --cov-fail-under=90 \
-    "${PYTEST_ARGS[@]}"
-}
-pass_postgresql() {
+FAST=(tests/unit tests/contract)
+SLOW=(tests/integration)
+PG_URL=${TASKS_CI_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
+MARIADB_NAME=${TASKS_CI_MARIADB_NAME:-dgt}
+
+with_postgresql() {  # with_postgresql COMMAND...: run it on PostgreSQL, or say why not
   if pg_available; then
-    DATABASE_URL=${TASKS_CI_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test} run_pytest .venv/bin/python -m pytest -q \
-      "${PYTEST_ARGS[@]}"
+    DATABASE_URL=$PG_URL "$@"
   elif [ "${CI:-}" = "true" ]; then
     echo "error: PostgreSQL is not reachable on 127.0.0.1:5432 under CI=true" >&2; exit 1
   else
     echo "warning: PostgreSQL not reachable; skipping the PostgreSQL run" >&2
   fi
 }
-pass_mariadb() {
-  # mysqlclient (the `mysql` extra) builds against libmariadb-dev, which start_services installs.
+with_mariadb() {  # mysqlclient (the `mysql` extra) builds against libmariadb-dev
   if mariadb_available && [ -f "$LOGS/mysql-ok" ]; then
-    # The suite's own database (pytest-django creates test_dgt; worker subprocesses use dgt).
-    local db=${TASKS_CI_MARIADB_NAME:-dgt}
+    # The suite's own database (pytest-django creates test_<name>; worker subprocesses use it).
     .venv/bin/python -c 'import sys, MySQLdb; MySQLdb.connect(host="127.0.0.1", user="root").cursor(
-      ).execute(f"CREATE DATABASE IF NOT EXISTS {sys.argv[1]} CHARACTER SET utf8mb4")' "$db"
-    DATABASE_URL=mysql://root@127.0.0.1:3306/$db run_pytest .venv/bin/python -m pytest -q \
-      "${PYTEST_ARGS[@]}"
+      ).execute(f"CREATE DATABASE IF NOT EXISTS {sys.argv[1]} CHARACTER SET utf8mb4")' \
+      "$MARIADB_NAME"
+    DATABASE_URL=mysql://root@127.0.0.1:3306/$MARIADB_NAME "$@"
   elif [ "${CI:-}" = "true" ]; then
     echo "error: MariaDB is not reachable on 127.0.0.1:3306 (or mysqlclient did not build)" \
       "under CI=true" >&2
@@ -84,22 +85,34 @@ pass_mariadb() {
     echo "warning: MariaDB not reachable or mysqlclient not installable; skipping that run" >&2
   fi
 }
+
+# Phase 1: in-process suites. Coverage of the main pass is appended to by its slow half.
+pass_main() {
+  run_pytest .venv/bin/python -m pytest -q --cov --cov-report= "${FAST[@]}" "${PYTEST_ARGS[@]}"
+}
+pass_postgresql() {
+  with_postgresql run_pytest .venv/bin/python -m pytest -q "${FAST[@]}" "${PYTEST_ARGS[@]}"
+}
+pass_mariadb() {
+  with_mariadb run_pytest .venv/bin/python -m pytest -q "${FAST[@]}" "${PYTEST_ARGS[@]}"
+}
 pass_django52() {
-  run_pytest .venv-django52/bin/python -m pytest -q -p no:cacheprovider "${PYTEST_ARGS[@]}"
+  run_pytest .venv-django52/bin/python -m pytest -q -p no:cacheprovider "${FAST[@]}" \
+    "${PYTEST_ARGS[@]}"
 }
 pass_django60() {
-  run_pytest .venv-django60/bin/python -m pytest -q -p no:cacheprovider "${UNIT_CONTRACT[@]}" \
+  run_pytest .venv-django60/bin/python -m pytest -q -p no:cacheprovider "${FAST[@]}" \
     "${PYTEST_ARGS[@]}"
 }
 pass_py312() {
-  run_pytest .venv-py312/bin/python -m pytest -q -p no:cacheprovider "${UNIT_CONTRACT[@]}" \
+  run_pytest .venv-py312/bin/python -m pytest -q -p no:cacheprovider "${FAST[@]}" \
     "${PYTEST_ARGS[@]}"
 }
 pass_lowest() {
   # The lowest django-ninja and Pydantic pyproject.toml allows (the other venvs have the newest):
   # the HTTP layer uses only django-ninja's public API, and these tests hold it to that.
-  run_pytest .venv-lowest/bin/python -m pytest -q -p no:cacheprovider "${UNIT_CONTRACT[@]}" \
-    tests/integration/test_schemathesis.py tests/integration/test_docs_page.py "${PYTEST_ARGS[@]}"
+  run_pytest .venv-lowest/bin/python -m pytest -q -p no:cacheprovider "${FAST[@]}" \
+    "${PYTEST_ARGS[@]}"
 }
 pass_docs() {
   echo "==> mkdocs build --strict"
@@ -107,6 +120,26 @@ pass_docs() {
 }
 pass_bench() {
   .venv/bin/python bench/run.py --quick
+}
+
+# Phase 2: the suites that spawn processes and servers, one at a time.
+pass_main_processes() {
+  run_pytest .venv/bin/python -m pytest -q --cov --cov-append --cov-report=term \
+    --cov-fail-under=90 "${SLOW[@]}" "${PYTEST_ARGS[@]}"
+}
+pass_postgresql_processes() {
+  with_postgresql run_pytest .venv/bin/python -m pytest -q "${SLOW[@]}" "${PYTEST_ARGS[@]}"
+}
+pass_mariadb_processes() {
+  with_mariadb run_pytest .venv/bin/python -m pytest -q "${SLOW[@]}" "${PYTEST_ARGS[@]}"
+}
+pass_django52_processes() {
+  run_pytest .venv-django52/bin/python -m pytest -q -p no:cacheprovider "${SLOW[@]}" \
+    "${PYTEST_ARGS[@]}"
+}
+pass_lowest_http() {
+  run_pytest .venv-lowest/bin/python -m pytest -q -p no:cacheprovider \
+    tests/integration/test_schemathesis.py tests/integration/test_docs_page.py "${PYTEST_ARGS[@]}"
 }
 
 # The other virtualenvs and the release check, one after another (they write into the source
@@ -129,7 +162,6 @@ if mariadb_available && .venv/bin/python -m pip install --quiet --disable-pip-ve
   touch "$LOGS/mysql-ok"
 fi
 
-PASSES=(main setup_matrix postgresql mariadb django52 django60 py312 lowest docs bench)
 declare -A PID=() START=()
 failed=()
 finish() {  # finish NAME: wait for the pass, print its log and time
@@ -141,24 +173,29 @@ finish() {  # finish NAME: wait for the pass, print its log and time
   [ "$code" -eq 0 ] || failed+=("$name")
   unset "PID[$name]"
 }
-for name in "${PASSES[@]}"; do
-  # Passes that need the matrix virtualenvs wait for setup_matrix.
-  case $name in mariadb|django52|django60|py312|lowest)
-    [ -z "${PID[setup_matrix]:-}" ] || finish setup_matrix ;;
-  esac
-  while [ "${#PID[@]}" -ge 2 ]; do
-    wait -n "${PID[@]}" 2>/dev/null || true
-    for running in "${!PID[@]}"; do
-      kill -0 "${PID[$running]}" 2>/dev/null || finish "$running"
+run_phase() {  # run_phase SLOTS NAME...: the passes, at most SLOTS at a time
+  local slots=$1 name running; shift
+  for name in "$@"; do
+    # Passes that need the matrix virtualenvs wait for setup_matrix.
+    case $name in main|setup_matrix|postgresql|docs|bench) ;; *)
+      [ -z "${PID[setup_matrix]:-}" ] || finish setup_matrix ;;
+    esac
+    while [ "${#PID[@]}" -ge "$slots" ]; do
+      wait -n "${PID[@]}" 2>/dev/null || true
+      for running in "${!PID[@]}"; do
+        kill -0 "${PID[$running]}" 2>/dev/null || finish "$running"
+      done
     done
+    echo "==> [$name] started"
+    START[$name]=$(date +%s)
+    ( set -euo pipefail; export TASKS_TEST_SQLITE="$LOGS/$name.sqlite3"; "pass_$name" ) \
+      >"$LOGS/$name.log" 2>&1 &
+    PID[$name]=$!
   done
-  echo "==> [$name] started"
-  START[$name]=$(date +%s)
-  ( set -euo pipefail; export TASKS_TEST_SQLITE="$LOGS/$name.sqlite3"; "pass_$name" ) \
-    >"$LOGS/$name.log" 2>&1 &
-  PID[$name]=$!
-done
-for running in "${!PID[@]}"; do finish "$running"; done
+  for running in "${!PID[@]}"; do finish "$running"; done
+}
+run_phase 2 main setup_matrix postgresql docs mariadb django52 django60 py312 lowest bench
+run_phase 1 main_processes postgresql_processes mariadb_processes django52_processes lowest_http
 
 echo "==> matrix finished in $(( $(date +%s) - started )) s"
 if [ "${#failed[@]}" -gt 0 ]; then
