@@ -7,6 +7,7 @@
 >>> EmailTask(EmailParams(...)).start()
 """
 
+from .context import RunContext
 from .exceptions import (
     CapacityExceededError,
     ConfigurationError,
@@ -36,6 +37,7 @@ __all__ = [
     "InvalidOptionError",
     "MissingDependencyError",
     "ResultNotAvailableError",
+    "RunContext",
     "RunFailedError",
     "Schedule",
     "Task",

@@ -63,8 +63,13 @@ def execute(
     run_id: str,
     attempt: int = 1,
     max_attempts: int | None = None,
+    queue: str = "",
+    backend: str = "",
 ) -> Outcome:
     """Run attempt ``attempt`` of task ``task_name`` with ``params`` and report the outcome.
+
+    ``queue`` (default: the task's) and ``backend`` (the name of what runs it) are shown to the
+    task as ``self.context`` with the run id and attempts.
 
     An unknown task name or params that no longer validate end the run as ``FAILED`` with no
     retry (retrying cannot fix them). ``CapacityExceededError`` is raised, before the task
@@ -80,18 +85,29 @@ def execute(
         task = task_class(validate_params(task_class.params_model, params))
     except (ValidationError, TypeError) as exc:
         return _poisoned(task_name, run_id, attempt, limit, exc, task_class)
-    return _execute_task(task, run_id, attempt, limit)
+    return _execute_task(task, run_id, attempt, limit, queue, backend)
 
 
 def execute_task(
-    task: Task[Any], *, run_id: str, attempt: int = 1, max_attempts: int | None = None
+    task: Task[Any],
+    *,
+    run_id: str,
+    attempt: int = 1,
+    max_attempts: int | None = None,
+    queue: str = "",
+    backend: str = "",
 ) -> Outcome:
     """Run one attempt of an already-built task and apply its retry policy."""
-    return _execute_task(task, run_id, attempt, max_attempts or type(task).max_attempts)
+    limit = max_attempts or type(task).max_attempts
+    return _execute_task(task, run_id, attempt, limit, queue, backend)
 
 
-def _execute_task(task: Task[Any], run_id: str, attempt: int, limit: int) -> Outcome:
+def _execute_task(
+    task: Task[Any], run_id: str, attempt: int, limit: int, queue: str, backend: str
+) -> Outcome:
     task_class = type(task)
+    # ``Task.context`` builds the RunContext from this on first use (most runs never ask).
+    task._run_context = (run_id, attempt, limit, queue, backend)  # type: ignore[assignment]
     if _abandoned and task_class.timeout is not None and not _is_async(task_class):
         _refuse_when_over_capacity(task_class)  # raises CapacityExceededError: nothing ran
     if task_started.receivers:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, get_args, get_origin
 from pydantic import BaseModel
 
 from .conf import get_backend
+from .context import RunContext, started_at_of
 from .dispatch import submit, submit_many
 from .enqueue import EnqueueRequest
 from .exceptions import TaskDefinitionError
@@ -93,6 +94,36 @@ class Task[P: BaseModel]:
 
             cls._schedule_entries = resolve_all(cls, cls.__dict__["schedules"])  # type: ignore[attr-defined]
         registry.register(cls)
+
+    @property
+    def context(self) -> RunContext:
+        """The run this attempt belongs to (run id, attempt, queue...; see ``RunContext``).
+
+        Set by the execution path on every backend and the HTTP endpoint; when ``run()`` is
+        called by hand, a fresh run id and attempt 1.
+        """
+        context = self.__dict__.get("_run_context")
+        if type(context) is tuple:  # set by execution (cheap); built on first use
+            run_id, attempt, max_attempts, queue, backend = context
+            context = RunContext(
+                run_id,
+                attempt,
+                max_attempts,
+                queue or type(self).queue,
+                started_at_of(run_id),
+                backend,
+            )
+            self._run_context = context
+        elif context is None:
+            from .status import new_run_id
+
+            run_id = new_run_id()
+            cls = type(self)
+            context = RunContext(
+                run_id, 1, cls.max_attempts, cls.queue, started_at_of(run_id), "direct"
+            )
+            self._run_context = context
+        return context
 
     def run(self) -> Any:
         """Do the work. Override this; it may be ``async def``."""

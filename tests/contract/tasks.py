@@ -132,3 +132,29 @@ class ContractDiscard(tasks.Task[Token]):
     def run(self) -> None:
         record("attempt", self.params.token)
         raise Permanent("not worth retrying")
+
+
+class ContractContext(tasks.Task[Token]):
+    """Records ``self.context`` on each attempt; the first attempt fails (retried)."""
+
+    name = "contract.context"
+    max_attempts = 2
+    retry_on = (Transient,)
+    backoff_base = 0.05
+    backoff_jitter = False
+
+    def run(self) -> None:
+        context = self.context
+        record(
+            "attempt",
+            self.params.token,
+            run_id=context.run_id,
+            attempt=context.attempt,
+            max_attempts=context.max_attempts,
+            queue=context.queue,
+            enqueued_at=context.enqueued_at.timestamp() if context.enqueued_at else None,
+            backend=context.backend,
+            same=context is self.context,
+        )
+        if context.attempt == 1:
+            raise Transient("first attempt fails")

@@ -22,6 +22,7 @@ from django_generic_tasks.status import new_run_id
 from tests.contract.harnesses import BackendHarness, HarnessFactory, harness_params
 from tests.contract.tasks import (
     ContractAsync,
+    ContractContext,
     ContractDiscard,
     ContractFlaky,
     ContractRecord,
@@ -125,6 +126,22 @@ def test_retries_stop_at_max_attempts(harness: BackendHarness, token: str) -> No
     harness.drain(TIMEOUT)
     expected = ContractFlaky.max_attempts if flag(harness, "supports_retries") else 1
     assert (harness.attempts(token), harness.ran(token)) == (expected, 0)
+
+
+def test_run_sees_its_context_on_every_attempt(harness: BackendHarness, token: str) -> None:
+    handle = ContractContext({"token": token}).start(backend=harness.backend)
+    harness.drain(TIMEOUT)
+    attempts = [e for e in harness.calls(token) if e["kind"] == "attempt"]
+    expected = [1, 2] if flag(harness, "supports_retries") else [1]
+    assert [e["attempt"] for e in attempts] == expected
+    for entry in attempts:
+        assert entry["run_id"] == handle.id
+        assert entry["max_attempts"] == ContractContext.max_attempts
+        assert entry["queue"] == ContractContext.queue
+        assert entry["backend"] == type(harness.backend).__name__
+        assert entry["enqueued_at"] is not None
+        assert entry["enqueued_at"] <= entry["at"]
+        assert entry["same"] is True
 
 
 def test_discard_on_is_not_retried(harness: BackendHarness, token: str) -> None:

@@ -105,7 +105,12 @@ def make_run_view(task_class: type[Any]) -> Callable[..., Any]:
             data = request.body or b"{}"  # execute() fails the run for good: 200, no retry
         try:
             outcome = execute(
-                name, data, run_id=run_id, attempt=attempt, max_attempts=None if push else attempt
+                name,
+                data,
+                run_id=run_id,
+                attempt=attempt,
+                max_attempts=None if push else attempt,
+                backend="CloudTasksBackend" if push else "http",
             )
         except RecursionError:  # params too deeply nested to validate (tasks' own are caught)
             raise HttpError(400, "The body is not valid JSON: it is nested too deeply.") from None

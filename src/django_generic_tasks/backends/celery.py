@@ -190,19 +190,18 @@ class CeleryBackend(BaseBackend):
         if self.supports_results:
             self._store_marker(request)
         try:
-            app.send_task(
-                request.task_name,
-                kwargs={
-                    "task": request.task_name,
-                    "params": request.params_json,
-                    "run_id": request.run_id,
-                    "attempt": request.attempt,
-                    "max_attempts": request.max_attempts,
-                    "queue": queue,
-                    "priority": priority,
-                },
-                **options,
-            )
+            kwargs = {
+                "task": request.task_name,
+                "params": request.params_json,
+                "run_id": request.run_id,
+                "attempt": request.attempt,
+                "max_attempts": request.max_attempts,
+                "queue": queue,
+                "priority": priority,
+            }
+            if queue != request.queue:  # mapped: the task's context shows our name
+                kwargs["task_queue"] = request.queue
+            app.send_task(request.task_name, kwargs=kwargs, **options)
         except OperationalError as exc:
             raise EnqueueError(
                 f"Celery could not send task {request.task_name} (run {request.run_id}): {exc}"

@@ -64,15 +64,18 @@ def _run_task(
     max_attempts: int | None = None,
     queue: str | None = None,
     priority: int | None = None,
+    task_queue: str | None = None,
 ) -> str | None:
     """Run one attempt of a typed task on a Celery worker and settle its outcome.
 
     Returns the run's summary as a JSON string when the app has a result backend (Celery reprs
     every return value for its logs, and a string is far cheaper to repr than a dict); a run
     that failed for good raises ``RunFailedError`` so that Celery records a FAILURE.
+    ``queue`` is the Celery queue; ``task_queue`` our queue name when it maps to another one.
     """
+    our_queue = task_queue or queue or ""
     request = EnqueueRequest(
-        run_id, task, params, queue or "", 0, None, None, max_attempts or 0, None, attempt
+        run_id, task, params, our_queue, 0, None, None, max_attempts or 0, None, attempt
     )
     results = bool(self.app.conf.result_backend)
     sink = _CelerySink(self, queue, priority, results)
@@ -81,7 +84,15 @@ def _run_task(
             task_id=run_id, state=STARTED_STATE, meta=marker(task, run_id, TaskStatus.RUNNING)
         )
     try:
-        outcome = execute(task, params, run_id=run_id, attempt=attempt, max_attempts=max_attempts)
+        outcome = execute(
+            task,
+            params,
+            run_id=run_id,
+            attempt=attempt,
+            max_attempts=max_attempts,
+            queue=our_queue,
+            backend="CeleryBackend",
+        )
     except CapacityExceededError as exc:  # refused before it ran: the same attempt, later
         defer(sink, request, exc)
         raise Ignore() from None
@@ -114,16 +125,19 @@ class _CelerySink(BridgeSink):
 
     def requeue(self, request: EnqueueRequest) -> None:
         """Send the generic task again for the next attempt, with an ETA."""
+        kwargs = {
+            "task": request.task_name,
+            "params": request.params_json,
+            "run_id": request.run_id,
+            "attempt": request.attempt,
+            "max_attempts": request.max_attempts or None,
+            "queue": self.queue,
+            "priority": self.priority,
+        }
+        if request.queue and request.queue != self.queue:
+            kwargs["task_queue"] = request.queue
         self.task.apply_async(
-            kwargs={
-                "task": request.task_name,
-                "params": request.params_json,
-                "run_id": request.run_id,
-                "attempt": request.attempt,
-                "max_attempts": request.max_attempts or None,
-                "queue": self.queue,
-                "priority": self.priority,
-            },
+            kwargs=kwargs,
             task_id=request.run_id,
             kwargsrepr=_describe(request.task_name, request.attempt),
             eta=request.run_after,

@@ -80,7 +80,15 @@ def _run_generic_task(
     )
     sink = _DjangoTasksSink(context)
     try:
-        outcome = execute(task, params, run_id=run_id, attempt=attempt, max_attempts=max_attempts)
+        outcome = execute(
+            task,
+            params,
+            run_id=run_id,
+            attempt=attempt,
+            max_attempts=max_attempts,
+            queue=_queue_of(context),
+            backend="DjangoTasksBackend",
+        )
     except CapacityExceededError as exc:  # refused before it ran: the same attempt, later
         defer(sink, request, exc)
         sink.summary = deferred_summary(request)
@@ -299,6 +307,12 @@ class DjangoTasksBackend(BaseBackend):
 
     def __repr__(self) -> str:
         return f"<DjangoTasksBackend alias={self.alias!r}>"
+
+
+def _queue_of(context: Any) -> str:
+    """The queue of the ``django.tasks`` run behind ``context`` ("" when it does not say)."""
+    queue = getattr(getattr(getattr(context, "task_result", None), "task", None), "queue_name", "")
+    return queue if isinstance(queue, str) else ""
 
 
 def _follow(handle: DjangoTaskHandle, backend: Any) -> None:

@@ -33,6 +33,8 @@ class ImmediateBackend(BaseBackend):
                 run_id=request.run_id,
                 attempt=request.attempt,
                 max_attempts=request.max_attempts,
+                queue=request.queue,
+                backend=type(self).__name__,
             )
             if outcome.status is not TaskStatus.SCHEDULED:
                 break  # settle() would only record() it, which keeps nothing here (hot path)

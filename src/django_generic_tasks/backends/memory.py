@@ -172,6 +172,8 @@ class InMemoryBackend(BaseBackend):
                 run_id=request.run_id,
                 attempt=request.attempt,
                 max_attempts=request.max_attempts,
+                queue=request.queue,
+                backend=type(self).__name__,
             )
             outcomes.append(outcome)
             settle(self, request, outcome if retries else final(outcome))

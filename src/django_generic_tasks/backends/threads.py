@@ -224,6 +224,7 @@ class ThreadingBackend(BaseBackend):
 
     def _work(self) -> None:
         tokens, mutex, idle, pop_ready = self._tokens, self._mutex, self._idle, self._pop_ready
+        backend_name = type(self).__name__
         _opened.connection = False  # set: getattr() with a default on a missing one is slow
         tokens.get()
         with mutex:
@@ -237,6 +238,8 @@ class ThreadingBackend(BaseBackend):
                     run_id=item.run_id,
                     attempt=item.attempt,
                     max_attempts=item.max_attempts,
+                    queue=item.queue,
+                    backend=backend_name,
                 )
                 if outcome.status is TaskStatus.SCHEDULED:  # a final one: nothing to record here
                     settle(self, item, outcome)

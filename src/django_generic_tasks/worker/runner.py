@@ -229,6 +229,8 @@ class Worker:
                     run_id=run.id,
                     attempt=run.attempt,
                     max_attempts=run.max_attempts,
+                    queue=run.queue,
+                    backend="DatabaseBackend",
                 )
             except BaseException as exc:  # execute() reports task failures; this is a bug
                 logger.exception("Run %s could not be executed", run.id)
