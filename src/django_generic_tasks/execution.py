@@ -163,9 +163,41 @@ def _execute_task(
             logger.debug(
                 "Task %s (run %s) succeeded on attempt %d", task_class.name, run_id, attempt
             )
+    if task_class._has_hooks:
+        _run_hook(task, outcome)
     if task_finished.receivers:
         task_finished.send(sender=task_class, task=task, outcome=outcome)
     return outcome
+
+
+def _run_hook(task: Task[Any], outcome: Outcome) -> None:
+    """Call the lifecycle hook of ``outcome`` on ``task``; log (never raise) its exception."""
+    status, error = outcome.status, outcome.error
+    args: tuple[Any, ...]
+    if status is TaskStatus.SUCCEEDED:
+        hook, args = "on_success", (outcome.result,)
+    elif error is None:
+        return
+    elif status is TaskStatus.SCHEDULED:
+        hook, args = "on_retry", (error, outcome.retry_at)
+    elif status is TaskStatus.DISCARDED:
+        hook, args = "on_discard", (error,)
+    else:
+        hook, args = "on_failure", (error,)
+    try:
+        result = getattr(task, hook)(*args)
+        if result is not None and inspect.isawaitable(result):
+            _run_coroutine(_awaited(result))
+    except Exception:
+        logger.exception(
+            "Task %s (run %s): %s raised after attempt %d; the run's outcome stays %s.",
+            outcome.task_name,
+            outcome.run_id,
+            hook,
+            outcome.attempt,
+            status,
+            extra={"task_name": outcome.task_name, "run_id": outcome.run_id},
+        )
 
 
 def error_info(exc: BaseException) -> ErrorInfo:

@@ -17,10 +17,13 @@ from .exceptions import TaskDefinitionError
 from .params import validate_params
 from .registry import registry
 
+HOOKS = ("on_success", "on_failure", "on_discard", "on_retry")
+"""The lifecycle hooks of ``Task``, in no particular order."""
+
 if TYPE_CHECKING:
     from .backends.base import Backend
     from .schedules.spec import Schedule
-    from .status import TaskHandle
+    from .status import ErrorInfo, TaskHandle
 
 
 class Task[P: BaseModel]:
@@ -66,6 +69,9 @@ class Task[P: BaseModel]:
 
     params: P
 
+    _has_hooks: ClassVar[bool] = False
+    """Whether the class overrides a lifecycle hook (the execution path skips them if not)."""
+
     def __init__(self, params: P | Mapping[str, Any]) -> None:
         if type(params) is self.params_model:  # already validated (the common, hot case)
             self.params = params
@@ -74,6 +80,7 @@ class Task[P: BaseModel]:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        cls._has_hooks = any(getattr(cls, hook) is not getattr(Task, hook) for hook in HOOKS)
         if cls.__dict__.get("abstract", False):
             return
         params_model = _find_params_model(cls)
@@ -128,6 +135,23 @@ class Task[P: BaseModel]:
     def run(self) -> Any:
         """Do the work. Override this; it may be ``async def``."""
         raise NotImplementedError(f"{type(self).__name__}.run() is not implemented.")
+
+    # Lifecycle hooks: called by the execution path once the attempt's outcome is decided,
+    # before ``task_finished`` and before the backend records the outcome; an exception in one
+    # is logged with the run id and changes nothing. Each may be ``async def``.
+
+    def on_success(self, result: Any) -> None:
+        """Called once when the run succeeded, with ``run()``'s return value."""
+
+    def on_failure(self, error: ErrorInfo) -> None:
+        """Called once when the run failed for good (its last attempt, or an error that is not
+        retried)."""
+
+    def on_discard(self, error: ErrorInfo) -> None:
+        """Called once when the run ended as discarded (an exception in ``discard_on``)."""
+
+    def on_retry(self, error: ErrorInfo, retry_at: datetime | None) -> None:
+        """Called after each failed attempt that the task's policy retries, at ``retry_at``."""
 
     def start(
         self,

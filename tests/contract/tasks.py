@@ -158,3 +158,47 @@ class ContractContext(tasks.Task[Token]):
         )
         if context.attempt == 1:
             raise Transient("first attempt fails")
+
+
+class HookParams(BaseModel):
+    token: str
+    failures: int = 0
+    discard: bool = False
+    hooks_raise: bool = False
+
+
+class ContractHooks(tasks.Task[HookParams]):
+    """Fails ``failures`` times (or discards), records every lifecycle hook call."""
+
+    name = "contract.hooks"
+    max_attempts = 2
+    retry_on = (Transient,)
+    discard_on = (Permanent,)
+    backoff_base = 0.05
+    backoff_jitter = False
+
+    def run(self) -> str:
+        attempt = len(entries(self.params.token, "attempt")) + 1
+        record("attempt", self.params.token, attempt=attempt)
+        if self.params.discard:
+            raise Permanent("discarded")
+        if attempt <= self.params.failures:
+            raise Transient(f"failure {attempt}")
+        return "done"
+
+    def _hook(self, hook: str, **data: Any) -> None:
+        record("hook", self.params.token, hook=hook, attempt=self.context.attempt, **data)
+        if self.params.hooks_raise:
+            raise RuntimeError(f"{hook} is broken")
+
+    def on_success(self, result: Any) -> None:
+        self._hook("on_success", result=result)
+
+    def on_failure(self, error: tasks.ErrorInfo) -> None:
+        self._hook("on_failure", error=error.message)
+
+    def on_discard(self, error: tasks.ErrorInfo) -> None:
+        self._hook("on_discard", error=error.message)
+
+    def on_retry(self, error: tasks.ErrorInfo, retry_at: datetime | None) -> None:
+        self._hook("on_retry", error=error.message, has_retry_at=retry_at is not None)

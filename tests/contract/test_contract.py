@@ -25,6 +25,7 @@ from tests.contract.tasks import (
     ContractContext,
     ContractDiscard,
     ContractFlaky,
+    ContractHooks,
     ContractRecord,
     RecordParams,
 )
@@ -142,6 +143,54 @@ def test_run_sees_its_context_on_every_attempt(harness: BackendHarness, token: s
         assert entry["enqueued_at"] is not None
         assert entry["enqueued_at"] <= entry["at"]
         assert entry["same"] is True
+
+
+def hooks(harness: BackendHarness, token: str) -> list[tuple[str, int]]:
+    return [(e["hook"], e["attempt"]) for e in harness.calls(token) if e["kind"] == "hook"]
+
+
+def test_on_success_is_called_once_with_the_result(harness: BackendHarness, token: str) -> None:
+    ContractHooks({"token": token}).start(backend=harness.backend)
+    harness.drain(TIMEOUT)
+    assert hooks(harness, token) == [("on_success", 1)]
+    [entry] = [e for e in harness.calls(token) if e["kind"] == "hook"]
+    assert entry["result"] == "done"
+
+
+def test_on_retry_then_on_failure_after_the_last_attempt(
+    harness: BackendHarness, token: str
+) -> None:
+    ContractHooks({"token": token, "failures": 99}).start(backend=harness.backend)
+    harness.drain(TIMEOUT)
+    if flag(harness, "supports_retries"):
+        assert hooks(harness, token) == [("on_retry", 1), ("on_failure", 2)]
+        [retry] = [e for e in harness.calls(token) if e.get("hook") == "on_retry"]
+        assert retry["has_retry_at"] is True
+    else:
+        assert hooks(harness, token)[-1:] == [("on_failure", 1)]
+
+
+def test_on_retry_then_on_success(harness: BackendHarness, token: str) -> None:
+    ContractHooks({"token": token, "failures": 1}).start(backend=harness.backend)
+    harness.drain(TIMEOUT)
+    if flag(harness, "supports_retries"):
+        assert hooks(harness, token) == [("on_retry", 1), ("on_success", 2)]
+
+
+def test_on_discard_is_called_once(harness: BackendHarness, token: str) -> None:
+    ContractHooks({"token": token, "discard": True}).start(backend=harness.backend)
+    harness.drain(TIMEOUT)
+    assert hooks(harness, token) == [("on_discard", 1)]
+
+
+def test_a_raising_hook_changes_no_outcome(harness: BackendHarness, token: str) -> None:
+    handle = ContractHooks({"token": token, "hooks_raise": True}).start(backend=harness.backend)
+    harness.drain(TIMEOUT)
+    assert hooks(harness, token) == [("on_success", 1)]
+    assert harness.attempts(token) == 1  # not retried
+    if flag(harness, "supports_results"):
+        assert handle.refresh().status is TaskStatus.SUCCEEDED
+        assert handle.result == "done"
 
 
 def test_discard_on_is_not_retried(harness: BackendHarness, token: str) -> None:
