@@ -141,3 +141,21 @@ def test_threading_backend_requeues_a_refused_run_with_its_attempt_intact() -> N
         polling.wait_until(lambda: abandoned_threads() == 0, 30)
     finally:
         backend.close(wait=False)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_database_worker_puts_a_refused_run_back_with_its_attempt_intact() -> None:
+    from django_generic_tasks.backends import DatabaseBackend
+    from django_generic_tasks.models import TaskRun
+    from django_generic_tasks.worker import Worker, WorkerOptions
+
+    backend = DatabaseBackend()
+    with override_settings(TASKS_MAX_ABANDONED_THREADS=1):
+        Hang({}).start(backend=backend, on_commit=False)
+        Worker(WorkerOptions(once=True, interval=0.02, concurrency=1)).run(install_signals=False)
+        handle = Quick({}).start(backend=backend, on_commit=False)
+        Worker(WorkerOptions(once=True, interval=0.02, concurrency=1)).run(install_signals=False)
+    assert bodies == ["hang"]  # refused: never started
+    run = TaskRun.objects.get(id=handle.id)
+    assert (run.status, run.attempt) == (TaskStatus.SCHEDULED, 0)  # not failed, no attempt used
+    assert run.error_type == ""

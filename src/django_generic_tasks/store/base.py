@@ -228,6 +228,18 @@ class RunStore(Observations):
             cursor.executemany(sql, rows)
             self.add_rollups(cursor, rollups(items))
 
+    def postpone(self, worker_id: str, run: ClaimedRun, run_after: datetime) -> int:
+        """Give back a claimed run this worker refused to start (``CapacityExceededError``):
+        the attempt does not count, and the run waits until ``run_after``."""
+        sql = (
+            f"UPDATE {self.table} SET status = '{TaskStatus.SCHEDULED.value}', "
+            "attempt = attempt - 1, run_after = %s, worker_id = NULL, started_at = NULL, "
+            f"lease_expires_at = NULL WHERE id = %s AND status = {RUNNING} AND worker_id = %s"
+        )
+        with self.write_transaction() as cursor:
+            cursor.execute(sql, [self._dt(run_after), run.db_id, worker_id])
+            return int(cursor.rowcount)
+
     def release(self, worker_id: str, runs: Sequence[ClaimedRun]) -> int:
         """Give back claimed runs that never started (the attempt does not count)."""
         if not runs:

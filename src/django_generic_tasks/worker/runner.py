@@ -19,7 +19,9 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
+from ..exceptions import CapacityExceededError
 from ..execution import Outcome, error_info, execute
+from ..retry import REFUSED_RETRY_DELAY
 from ..status import TaskStatus
 from ..store import ClaimedRun, Finished, RunStore, for_connection
 from ..store.observe import WorkerInfo
@@ -232,6 +234,9 @@ class Worker:
                     queue=run.queue,
                     backend="DatabaseBackend",
                 )
+            except CapacityExceededError as exc:  # refused before it ran: the same attempt, later
+                self._postpone(run, exc)
+                outcome = None
             except BaseException as exc:  # execute() reports task failures; this is a bug
                 logger.exception("Run %s could not be executed", run.id)
                 outcome = Outcome(
@@ -248,7 +253,8 @@ class Worker:
                 self._avg_seconds = (
                     seconds if not self._avg_seconds else 0.9 * self._avg_seconds + 0.1 * seconds
                 )
-                self._pending.append((run, outcome, seconds))
+                if outcome is not None:
+                    self._pending.append((run, outcome, seconds))
                 self._in_flight -= 1
                 refill = self._in_flight == 0 or (
                     not self._starved and self._in_flight <= self._refill_at
@@ -256,6 +262,24 @@ class Worker:
             if refill and not self._wake.is_set():
                 self._wake.set()
         connections.close_all()
+
+    def _postpone(self, run: ClaimedRun, reason: BaseException) -> None:
+        """Put a run this process refused back, as the same attempt, ``REFUSED_RETRY_DELAY``
+        from now (as ``ThreadingBackend`` does); a failure to do so leaves it to the lease."""
+        run_after = datetime.now(UTC) + REFUSED_RETRY_DELAY
+        logger.warning(
+            "Task %s (run %s) attempt %d was not started (%s); it is requeued for %s.",
+            run.task_name,
+            run.id,
+            run.attempt,
+            reason,
+            run_after.isoformat(),
+            extra={"task_name": run.task_name, "run_id": run.id, "attempt": run.attempt},
+        )
+        try:
+            _store(self.options.database).postpone(self.id, run, run_after)
+        except Exception:  # the lease expires and the reaper requeues it
+            logger.exception("Run %s could not be put back; its lease will expire", run.id)
 
     def _heartbeat_loop(self) -> None:
         from django.db import connections
