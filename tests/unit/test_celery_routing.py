@@ -55,7 +55,9 @@ def someone_elses_task() -> None:
 
 
 def test_task_name_taken_by_another_celery_task_is_an_error(app: Celery) -> None:
-    app.task(name=AddTask.name, lazy=False)(someone_elses_task)  # registered before ours
+    app.task(name=AddTask.name, lazy=False, shared=False)(
+        someone_elses_task
+    )  # registered before ours
     backend = CeleryBackend(app=app, queues={})
     [error] = [m for m in backend.check() if m.id == CheckId.CELERY_TASK_NAME_TAKEN]
     assert AddTask.name in error.msg
@@ -76,3 +78,28 @@ def test_a_task_class_celery_does_not_know_yet_is_registered_when_sent() -> None
     del app.tasks[AddTask.name]
     CeleryBackend(app=app)._send(EnqueueRequest.for_task(AddTask({"a": 1})))
     assert AddTask.name in app.tasks
+
+
+def test_without_store_waiting_a_waiting_run_reads_ready_and_a_delayed_one_scheduled() -> None:
+    from datetime import timedelta
+
+    from django_generic_tasks.exceptions import RunNotFoundError
+    from django_generic_tasks.status import TaskStatus, new_run_id
+
+    app = make_app("memory://", "cache+memory://", django=False)
+    default, lean = CeleryBackend(app=app), CeleryBackend(app=app, store_waiting=False)
+    waiting = AddTask({"a": 1}).start(backend=lean)
+    delayed = AddTask({"a": 1}).start(backend=lean, delay=timedelta(hours=1))
+    assert lean.get_result(waiting.id).status is TaskStatus.READY
+    assert (lean.get_result(delayed.id).status, lean.get_result(delayed.id).name) == (
+        TaskStatus.SCHEDULED,
+        AddTask.name,
+    )
+    assert lean.get_result(new_run_id()).status is TaskStatus.READY  # Celery cannot tell
+    queued = AddTask({"a": 1}).start(backend=default)
+    assert (default.get_result(queued.id).status, default.get_result(queued.id).name) == (
+        TaskStatus.READY,
+        AddTask.name,
+    )
+    with pytest.raises(RunNotFoundError):
+        default.get_result(new_run_id())

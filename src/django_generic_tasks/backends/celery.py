@@ -98,9 +98,12 @@ class CeleryBackend(BaseBackend):
     Each task is sent as the Celery task ``Task.name``. Priorities map
     onto Celery's 0..9 (see ``celery_priority``; RabbitMQ needs ``task_queue_max_priority``).
     ``key`` is refused: Celery has no deduplication. Status and results can be read back when
-    the app has a result backend. Recommended app settings for crash safety:
-    ``task_acks_late=True``, ``task_reject_on_worker_lost=True``,
-    ``worker_prefetch_multiplier=1`` (the generic task already sets the first two).
+    the app has a result backend; then each start stores the run's waiting state first (a
+    delayed run always, any run with ``store_waiting``, the default), so an id that is not a run
+    of ours is told apart (``store_waiting=False`` saves that write per start: a waiting run
+    and an unknown id then both read ``ready``, as Celery cannot tell them). Recommended app
+    settings for crash safety: ``task_acks_late=True``, ``task_reject_on_worker_lost=True``,
+    ``worker_prefetch_multiplier=1`` (our tasks already set the first two).
     """
 
     supports_defer = True
@@ -116,7 +119,13 @@ class CeleryBackend(BaseBackend):
         "crash_safe": "`acks_late`",
     }
 
-    def __init__(self, *, app: str | celery.Celery, queues: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        app: str | celery.Celery,
+        queues: dict[str, str] | None = None,
+        store_waiting: bool = True,
+    ) -> None:
         if not isinstance(app, str | celery.Celery):
             raise ConfigurationError(
                 "CeleryBackend(app=...) must be a dotted path to a Celery app, such as "
@@ -132,6 +141,7 @@ class CeleryBackend(BaseBackend):
         self._app_spec = app
         self._app: celery.Celery | None = app if isinstance(app, celery.Celery) else None
         self.queues = dict(queues or {})
+        self.store_waiting = bool(store_waiting)
         self._redis_order: bool | None = None
 
     @property
@@ -187,7 +197,7 @@ class CeleryBackend(BaseBackend):
         app = self.app
         if request.task_name not in app.tasks and request.task_name in registry:
             register_task(app, request.task_name)  # a task class defined after finalisation
-        if self.supports_results:
+        if (self.store_waiting or request.run_after is not None) and self.supports_results:
             self._store_marker(request)
         try:
             kwargs = {
@@ -255,8 +265,10 @@ class CeleryBackend(BaseBackend):
         handle = TaskHandle(id=run_id, name="", status=TaskStatus.READY, backend=self)
         if isinstance(meta.get("name"), str) and meta["name"] != TASK_NAME:
             handle.name = meta["name"]
-        if state == "PENDING":  # nothing stored: not a run sent through this result backend
-            raise RunNotFoundError(f"No task run {run_id!r}.")
+        if state == "PENDING":  # nothing stored
+            if self.store_waiting:  # every run of ours stored its state when it was sent
+                raise RunNotFoundError(f"No task run {run_id!r}.")
+            return handle  # Celery cannot tell a waiting run from an unknown id
         if state in SUMMARY_STATES or state == STARTED_STATE:
             summary = read_summary(value, run_id)
             if summary is not None:
