@@ -11,7 +11,7 @@ from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
 from . import store
@@ -161,6 +161,12 @@ class DashboardAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """Nothing to delete."""
         return False
+
+    def get_urls(self) -> list[URLPattern]:
+        """Only the dashboard itself: the model has no table, so no object pages."""
+        opts = self.model._meta
+        view = self.admin_site.admin_view(self.changelist_view)
+        return [path("", view, name=f"{opts.app_label}_{opts.model_name}_changelist")]
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None

@@ -42,6 +42,11 @@ def test_dashboard_is_linked_from_the_admin_index(admin_client: Client) -> None:
     assert URL in admin_client.get("/admin/").content.decode()
 
 
+def test_the_dashboard_has_no_object_pages(admin_client: Client) -> None:
+    for page in ("1/change/", "add/", "1/delete/", "1/history/"):
+        assert admin_client.get(URL + page).status_code in (302, 404)
+
+
 def test_dashboard_shows_throughput_queues_tasks_and_workers(admin_client: Client) -> None:
     ids = finish_runs([TaskStatus.SUCCEEDED, TaskStatus.SUCCEEDED, TaskStatus.FAILED])
     AddTask({"a": 9}).start(backend=DatabaseBackend(), queue="mail")
