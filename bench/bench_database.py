@@ -444,8 +444,78 @@ def drain_only(count: int, rounds: int, baseline: Path | None, engine: str) -> N
         print(f"\nthis tree / baseline: {ratio:.3f}x")
 
 
+def finish_cost(batches: int, size: int = 100) -> None:
+    """What the rollups add to the worker's batched finish, measured in-process on
+    PostgreSQL: ``batches`` batches of ``size`` no-op outcomes, alternately with and without
+    the rollup upsert, timed around ``finish()`` only (less noisy than whole drains on a
+    shared machine). Prints the median wall and client-CPU time per run of each."""
+    db = "dgt_bench_finish"
+    _fresh_database("ours", db)
+    os.environ.update(_env("ours", db))
+    sys.path[:0] = [str(BENCH), str(ROOT / "src")]
+    import django
+
+    django.setup()
+    from datetime import UTC, datetime
+
+    from django.db import connection
+
+    from dbbench.tasks import Noop  # type: ignore[import-not-found]
+    from django_generic_tasks import store
+    from django_generic_tasks.execution import Outcome
+    from django_generic_tasks.status import TaskStatus
+
+    runs = store.for_connection(connection)
+    timings: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+    try:
+        for number in range(batches * 2):
+            with_rollups = number % 2 == 0
+            Noop.start_many([{"n": n} for n in range(size)])
+            claimed = runs.claim("bench", (), size, 30, datetime.now(UTC))
+            now = datetime.now(UTC)
+            items = [
+                store.Finished(
+                    run,
+                    Outcome(
+                        run.id, run.task_name, run.attempt, run.max_attempts, TaskStatus.SUCCEEDED
+                    ),
+                    now,
+                    0.0001,
+                )
+                for run in claimed
+            ]
+            runs.rollups_ready = (lambda: True) if with_rollups else (lambda: False)  # type: ignore[method-assign]
+            wall, cpu = time.perf_counter(), time.process_time()
+            runs.finish("bench", items)
+            timings[with_rollups].append(
+                (
+                    (time.perf_counter() - wall) / size * 1e6,
+                    (time.process_time() - cpu) / size * 1e6,
+                )
+            )
+    finally:
+        connection.close()
+        _pg(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    print(
+        f"### finish() per run, batches of {size}, PostgreSQL "
+        f"({batches} batches each, interleaved)\n"
+    )
+    print("| finish | wall per run (median) | client CPU per run (median) |")
+    print("| --- | --- | --- |")
+    for flag, label in ((False, "without rollups"), (True, "with rollups")):
+        wall = statistics.median(t[0] for t in timings[flag])
+        cpu = statistics.median(t[1] for t in timings[flag])
+        print(f"| {label} | {wall:.2f} µs | {cpu:.2f} µs |")
+    extra = statistics.median(t[0] for t in timings[True]) - statistics.median(
+        t[0] for t in timings[False]
+    )
+    print(f"\nThe rollups add {extra:.2f} µs per run to finish().")
+
+
 if __name__ == "__main__":
-    if "--drain-only" in sys.argv:
+    if "--finish-cost" in sys.argv:
+        finish_cost(int(sys.argv[sys.argv.index("--finish-cost") + 1]))
+    elif "--drain-only" in sys.argv:
         # --drain-only [--count N] [--rounds R] [--baseline SRC] [--mariadb]
         args = sys.argv
         pick = {

@@ -186,7 +186,8 @@ def test_a_worker_counts_its_runs_in_rollups_and_beats_until_it_stops() -> None:
     try:
         beat = wait_until(lambda: WorkerHeartbeat.objects.filter(pk=worker.id).first(), 30)
         assert (beat.concurrency, beat.queues) == (2, "")
-        wait_until(lambda: worker.processed == 5, 30)
+        # Written about once a second while the worker runs, not only when it stops.
+        wait_until(lambda: sum(RunRollup.objects.values_list("runs", flat=True)) == 5, 30)
     finally:
         worker.stop()
         thread.join(30)

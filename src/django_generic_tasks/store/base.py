@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..status import TaskStatus
 from . import statuses as st
 from .observe import Observations
-from .rollups import rollups
+from .rollups import Rollup, rollups
 from .rows import (
     LOST_ERROR_TYPE,
     LOST_MESSAGE,
@@ -196,10 +196,19 @@ class RunStore(Observations):
     def _claim_cursor(self) -> Any:
         return self.write_transaction()
 
-    def finish(self, worker_id: str, items: Sequence[Finished]) -> None:
+    def finish(
+        self,
+        worker_id: str,
+        items: Sequence[Finished],
+        rollup_rows: Sequence[Rollup] | None = None,
+    ) -> None:
         """Write outcomes back, only for runs this worker still holds (same attempt), and add
-        them to the per-minute rollups in the same transaction."""
+        ``rollup_rows`` (default: the rollups of ``items``; the worker passes several
+        batches' worth about once a second, else none) to the per-minute rollups in the same
+        transaction."""
         if not items:
+            if rollup_rows:
+                self.write_rollups(rollup_rows)
             return
         sql = (
             f"UPDATE {self.table} SET status = %s, result = %s, error_type = %s, "
@@ -226,7 +235,7 @@ class RunStore(Observations):
             )
         with self.write_transaction() as cursor:
             cursor.executemany(sql, rows)
-            self.add_rollups(cursor, rollups(items))
+            self.add_rollups(cursor, rollups(items) if rollup_rows is None else rollup_rows)
 
     def postpone(self, worker_id: str, run: ClaimedRun, run_after: datetime) -> int:
         """Give back a claimed run this worker refused to start (``CapacityExceededError``):

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .base import RUNNING, RunStore, _claimed
-from .rollups import ADDED, COLUMNS, rollups
+from .rollups import ADDED, COLUMNS, Rollup, rollups
 from .rows import ClaimedRun, Finished, new_row, outcome_row, result_json
 
 
@@ -92,9 +92,16 @@ class MySQLRunStore(RunStore):
             )
         return _claimed(rows, 1)
 
-    def finish(self, worker_id: str, items: Sequence[Finished]) -> None:
+    def finish(
+        self,
+        worker_id: str,
+        items: Sequence[Finished],
+        rollup_rows: Sequence[Rollup] | None = None,
+    ) -> None:
         """One ``UPDATE ... JOIN`` of the batch, given as a derived table."""
         if not items:
+            if rollup_rows:
+                self.write_rollups(rollup_rows)
             return
         one = (
             "SELECT %s AS id, %s AS attempt, %s AS status, %s AS result, %s AS error_type, "
@@ -124,7 +131,7 @@ class MySQLRunStore(RunStore):
         )
         with self.write_transaction() as cursor:
             cursor.execute(sql, [*params, worker_id])
-            self.add_rollups(cursor, rollups(items))
+            self.add_rollups(cursor, rollups(items) if rollup_rows is None else rollup_rows)
 
     def rollup_upsert_sql(self, rows: int) -> str:
         """``ON DUPLICATE KEY UPDATE``: MariaDB and MySQL have no ``ON CONFLICT``."""

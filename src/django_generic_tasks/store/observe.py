@@ -127,6 +127,16 @@ class Observations:
                 self.rollup_upsert_sql(len(rows)), [v for row in rows for v in row.values()]
             )
 
+    def write_rollups(self, rows: Sequence[Rollup]) -> None:
+        """Add ``rows`` to the stored rollups in a transaction of their own."""
+        if rows:
+            with self.write_transaction() as cursor:
+                self.add_rollups(cursor, rows)
+
+    def write_transaction(self) -> Any:
+        """A cursor inside a write transaction (``RunStore`` defines it)."""
+        raise NotImplementedError
+
     def beat(self, worker: WorkerInfo, lease: float, now: datetime) -> None:
         """Record that ``worker`` is alive until ``now + lease`` (insert or refresh its row)."""
         from ..models import WorkerHeartbeat

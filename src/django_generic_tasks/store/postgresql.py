@@ -9,7 +9,7 @@ from typing import Any
 from pydantic_core import to_json
 
 from .base import RUNNING, RunStore
-from .rollups import ADDED, COLUMNS, KEY, rollups
+from .rollups import ADDED, COLUMNS, KEY, Rollup, rollups
 from .rows import Finished, outcome_row
 from .schema import table
 
@@ -65,11 +65,18 @@ class PostgreSQLRunStore(RunStore):
     def _expired_where(self, condition: str) -> str:
         return f"id IN (SELECT id FROM {self.table} WHERE {condition}{SKIP_LOCKED})"
 
-    def finish(self, worker_id: str, items: Sequence[Finished]) -> None:
+    def finish(
+        self,
+        worker_id: str,
+        items: Sequence[Finished],
+        rollup_rows: Sequence[Rollup] | None = None,
+    ) -> None:
         """The whole batch travels as one JSON document: one parameter to bind, however many
-        runs, so completions cost one round trip and almost no client-side work. Its rollups
+        runs, so completions cost one round trip and almost no client-side work. Rollups
         (a second, small document) are added by the same statement."""
         if not items:
+            if rollup_rows:
+                self.write_rollups(rollup_rows)
             return
         sql = (
             f"WITH done AS (UPDATE {self.table} AS t SET status = v.status, "
@@ -100,9 +107,10 @@ class PostgreSQLRunStore(RunStore):
                 }
             )
         params = [to_json(records, fallback=repr).decode(), worker_id]
-        if self.rollups_ready():
+        rows = rollups(items) if rollup_rows is None else rollup_rows
+        if rows and self.rollups_ready():
             sql += self._rollup_insert()
-            added = [dict(zip(COLUMNS, row.values(), strict=True)) for row in rollups(items)]
+            added = [dict(zip(COLUMNS, row.values(), strict=True)) for row in rows]
             params.append(to_json(added).decode())
         else:
             sql += "SELECT 1"

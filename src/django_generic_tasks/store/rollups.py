@@ -41,6 +41,9 @@ OUTCOMES = (
 """Every outcome a rollup row can have, in the dashboard's stacking order."""
 
 
+_WILL_RETRY = frozenset((TaskStatus.SCHEDULED, TaskStatus.READY))
+
+
 def epoch_minute(at: datetime) -> int:
     """``at`` as whole minutes since the Unix epoch."""
     return int(at.timestamp() // 60)
@@ -81,20 +84,52 @@ class Rollup:
 def rollups(items: Sequence[Any]) -> list[Rollup]:
     """The rollup rows of a batch of ``Finished`` items, sorted by key (so concurrent
     workers lock shared rows in one order and never deadlock)."""
-    rows: dict[tuple[int, str, str, str], Rollup] = {}
-    for item in items:
-        outcome = item.outcome
-        status = outcome.status
-        name = RETRIED if status in (TaskStatus.SCHEDULED, TaskStatus.READY) else status.value
+    groups: dict[tuple[datetime, str, str, TaskStatus], list[Any]] = {}
+    for item in items:  # the hot part: one dict lookup per item
         run = item.run
-        key = (epoch_minute(item.at), run.task_name, run.queue, name)
-        row = rows.get(key)
+        key = (item.at, run.task_name, run.queue, item.outcome.status)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [item]
+        else:
+            group.append(item)
+    rows: dict[tuple[int, str, str, str], Rollup] = {}
+    minutes: dict[datetime, int] = {}
+    for (at, task_name, queue, status), group in groups.items():
+        minute = minutes.get(at)
+        if minute is None:
+            minute = minutes[at] = epoch_minute(at)
+        name = RETRIED if status in _WILL_RETRY else status.value
+        row = rows.get((minute, task_name, queue, name))
         if row is None:
-            row = rows[key] = Rollup(*key)
-        row.runs += 1
-        row.seconds += item.seconds
-        row.histogram[bisect_left(DURATION_BOUNDS, item.seconds)] += 1
-        row.last_run_id = max(row.last_run_id, run.id)  # run ids sort by start time
+            row = rows[(minute, task_name, queue, name)] = Rollup(minute, task_name, queue, name)
+        histogram = row.histogram
+        for item in group:
+            histogram[bisect_left(DURATION_BOUNDS, item.seconds)] += 1
+        row.runs += len(group)
+        row.seconds += sum(item.seconds for item in group)
+        # Run ids sort by start time: the highest is the latest run.
+        row.last_run_id = max(row.last_run_id, *(item.run.id for item in group))
+    return [rows[key] for key in sorted(rows)]
+
+
+def merge(*batches: Sequence[Rollup]) -> list[Rollup]:
+    """The rows of several batches added up, key by key, sorted by key (new objects: the
+    batches are left as they were)."""
+    rows: dict[tuple[int, str, str, str], Rollup] = {}
+    for batch in batches:
+        for row in batch:
+            key = (row.minute, row.task_name, row.queue, row.outcome)
+            into = rows.get(key)
+            if into is None:
+                rows[key] = Rollup(
+                    *key, row.runs, row.seconds, list(row.histogram), row.last_run_id
+                )
+                continue
+            into.runs += row.runs
+            into.seconds += row.seconds
+            into.histogram = [a + b for a, b in zip(into.histogram, row.histogram, strict=True)]
+            into.last_run_id = max(into.last_run_id, row.last_run_id)
     return [rows[key] for key in sorted(rows)]
 
 

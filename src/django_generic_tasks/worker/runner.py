@@ -25,10 +25,13 @@ from ..retry import REFUSED_RETRY_DELAY
 from ..status import TaskStatus
 from ..store import ClaimedRun, Finished, RunStore, for_connection
 from ..store.observe import WorkerInfo
+from ..store.rollups import Rollup, merge, rollups
 from .options import WorkerOptions
 
 logger = logging.getLogger("django_generic_tasks.worker")
 
+ROLLUP_EVERY = 1.0
+"""Seconds between two writes of the rollups of the outcomes written meanwhile."""
 SAMPLE_EVERY = 60.0
 """Seconds between two samples of the queues' depth and lag (the dashboard's history)."""
 
@@ -43,6 +46,8 @@ class Worker:
         self._claimed_total = 0
         self._in_flight = 0
         self._pending: list[tuple[ClaimedRun, Outcome, float]] = []
+        self._rollup_buffer: list[Rollup] = []
+        self._rollups_due = time.monotonic() + ROLLUP_EVERY
         self._started_at = datetime.now(UTC)
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -158,17 +163,24 @@ class Worker:
             self._work.put(run)
         return len(runs)
 
-    def _flush(self) -> None:
+    def _flush(self, final: bool = False) -> None:
         with self._lock:
             pending, self._pending = self._pending, []
+        flush_rollups = final or time.monotonic() >= self._rollups_due
         if not pending:
+            if self._rollup_buffer and flush_rollups:
+                self._write_buffered_rollups()
             return
         # A run's finished_at is when its outcome is written: what a status reader sees.
         now = datetime.now(UTC)
         items = [Finished(run, outcome, now, seconds) for run, outcome, seconds in pending]
+        rows = rollups(items)
+        # Rollups ride along with a batch of outcomes about once a second: the same
+        # statement, but not every batch's cost (a crash loses at most that second's counts).
+        attach = merge(self._rollup_buffer, rows) if flush_rollups else []
         runs = _store(self.options.database)
         try:
-            runs.finish(self.id, items)
+            runs.finish(self.id, items, attach)
         except Exception as exc:
             if _is_connection_error(exc) or not _is_db_error(exc):
                 with self._lock:
@@ -177,7 +189,25 @@ class Worker:
             logger.warning("Writing %d outcomes failed (%s); writing one by one", len(items), exc)
             for item in items:
                 self._finish_one(runs, item)
+        else:
+            if flush_rollups:
+                self._rollup_buffer = []
+                self._rollups_due = time.monotonic() + ROLLUP_EVERY
+            else:
+                self._rollup_buffer = merge(self._rollup_buffer, rows)
         self.processed += len(items)
+
+    def _write_buffered_rollups(self) -> None:
+        try:
+            _store(self.options.database).write_rollups(self._rollup_buffer)
+        except Exception as exc:
+            if _is_connection_error(exc) or not _is_db_error(exc):
+                raise  # kept: written once the database is back
+            logger.warning(
+                "Dropping %d rollup rows that cannot be written: %s", len(self._rollup_buffer), exc
+            )
+        self._rollup_buffer = []
+        self._rollups_due = time.monotonic() + ROLLUP_EVERY
 
     def _finish_one(self, runs: RunStore, item: Finished) -> None:
         try:
@@ -374,7 +404,7 @@ class Worker:
             if unstarted:
                 released = _store(self.options.database).release(self.id, unstarted)
                 logger.info("Released %d claimed runs that had not started", released)
-            self._flush()
+            self._flush(final=True)
         except Exception as exc:
             if not _is_db_error(exc):
                 raise
