@@ -24,7 +24,6 @@ from ..execution import Outcome, error_info, execute
 from ..retry import REFUSED_RETRY_DELAY
 from ..status import TaskStatus
 from ..store import ClaimedRun, Finished, RunStore, for_connection
-from ..store.observe import WorkerInfo
 from ..store.rollups import Rollup, merge, rollups
 from .options import WorkerOptions
 
@@ -32,8 +31,6 @@ logger = logging.getLogger("django_generic_tasks.worker")
 
 ROLLUP_EVERY = 1.0
 """Seconds between two writes of the rollups of the outcomes written meanwhile."""
-SAMPLE_EVERY = 60.0
-"""Seconds between two samples of the queues' depth and lag (the dashboard's history)."""
 
 
 class Worker:
@@ -48,7 +45,7 @@ class Worker:
         self._pending: list[tuple[ClaimedRun, Outcome, float]] = []
         self._rollup_buffer: list[Rollup] = []
         self._rollups_due = time.monotonic() + ROLLUP_EVERY
-        self._started_at = datetime.now(UTC)
+        self.started_at = datetime.now(UTC)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -229,6 +226,7 @@ class Worker:
     # -- threads ----------------------------------------------------------------------------
 
     def _start_threads(self) -> None:
+        from .heartbeat import Heartbeat
         from .notify import Listener
 
         for number in range(self.options.concurrency):
@@ -237,9 +235,7 @@ class Worker:
             )
             thread.start()
             self._threads.append(thread)
-        self._heartbeat = threading.Thread(
-            target=self._heartbeat_loop, name="tasks-worker-heartbeat", daemon=True
-        )
+        self._heartbeat = Heartbeat(self)
         self._heartbeat.start()
         self._listener: Listener | None = None
         if self.options.listen and _connection(self.options.database).vendor == "postgresql":
@@ -310,66 +306,6 @@ class Worker:
             _store(self.options.database).postpone(self.id, run, run_after)
         except Exception:  # the lease expires and the reaper requeues it
             logger.exception("Run %s could not be put back; its lease will expire", run.id)
-
-    def _heartbeat_loop(self) -> None:
-        from django.db import connections
-
-        options = self.options
-        beat = options.lease / 3
-        reap_every = max(options.lease / 2, 0.5)
-        next_beat = time.monotonic() + beat
-        next_reap = time.monotonic() + min(reap_every, 1.0)
-        next_sample = 0.0
-        self._beat(_store(options.database), datetime.now(UTC))
-        while not self._halt.wait(min(beat, reap_every, 1.0) / 2):
-            try:
-                runs = _store(options.database)
-                now = datetime.now(UTC)
-                with self._lock:
-                    busy = self._in_flight > 0
-                if time.monotonic() >= next_beat:
-                    next_beat = time.monotonic() + beat
-                    if busy:
-                        runs.extend_leases(self.id, options.lease, now)
-                    self._beat(runs, now)
-                if time.monotonic() >= next_sample:
-                    next_sample = time.monotonic() + SAMPLE_EVERY
-                    runs.sample_queues(now)
-                if time.monotonic() >= next_reap:
-                    next_reap = time.monotonic() + reap_every
-                    requeued, failed = runs.reclaim_expired(options.lost_limit, now)
-                    if requeued or failed:
-                        logger.warning(
-                            "Requeued %d runs whose worker stopped; gave up on %d",
-                            requeued,
-                            failed,
-                        )
-                        self._wake.set()
-            except Exception as exc:
-                logger.warning("Heartbeat failed: %s", exc)
-                _reset_connection_quietly(options.database)
-        connections.close_all()
-
-    def _beat(self, runs: RunStore, now: datetime) -> None:
-        """Tell the dashboard this worker is alive (its heartbeat row)."""
-        options = self.options
-        try:
-            runs.beat(
-                WorkerInfo(
-                    self.id,
-                    socket.gethostname(),
-                    os.getpid(),
-                    options.queues,
-                    options.concurrency,
-                    self.processed,
-                    self._started_at,
-                ),
-                options.lease,
-                now,
-            )
-        except Exception as exc:  # the dashboard's view of workers is not worth a crash
-            logger.warning("Writing the worker heartbeat failed: %s", exc)
-            _reset_connection_quietly(options.database)
 
     # -- shutdown ---------------------------------------------------------------------------
 

@@ -1,0 +1,101 @@
+"""The worker's heartbeat thread: extends the leases of the runs it holds, requeues runs whose
+worker died, keeps the worker's heartbeat row (the dashboard's live workers) and samples the
+queues' depth once a minute."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from ..store import RunStore, WorkerInfo, using
+
+if TYPE_CHECKING:
+    from .runner import Worker
+
+logger = logging.getLogger("django_generic_tasks.worker")
+
+SAMPLE_EVERY = 60.0
+"""Seconds between two samples of the queues' depth and lag (the dashboard's history)."""
+
+
+class Heartbeat(threading.Thread):
+    """Beats every ``lease / 3`` seconds on its own connection until the worker halts."""
+
+    def __init__(self, worker: Worker) -> None:
+        super().__init__(name="tasks-worker-heartbeat", daemon=True)
+        self.worker = worker
+
+    def run(self) -> None:
+        """Beat, reap and sample until the worker's halt event is set."""
+        from django.db import connections
+
+        worker, options = self.worker, self.worker.options
+        beat = options.lease / 3
+        reap_every = max(options.lease / 2, 0.5)
+        next_beat = time.monotonic() + beat
+        next_reap = time.monotonic() + min(reap_every, 1.0)
+        next_sample = 0.0
+        self.beat(using(options.database), datetime.now(UTC))
+        while not worker._halt.wait(min(beat, reap_every, 1.0) / 2):
+            try:
+                runs = using(options.database)
+                now = datetime.now(UTC)
+                with worker._lock:
+                    busy = worker._in_flight > 0
+                if time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + beat
+                    if busy:
+                        runs.extend_leases(worker.id, options.lease, now)
+                    self.beat(runs, now)
+                if time.monotonic() >= next_sample:
+                    next_sample = time.monotonic() + SAMPLE_EVERY
+                    runs.sample_queues(now)
+                if time.monotonic() >= next_reap:
+                    next_reap = time.monotonic() + reap_every
+                    requeued, failed = runs.reclaim_expired(options.lost_limit, now)
+                    if requeued or failed:
+                        logger.warning(
+                            "Requeued %d runs whose worker stopped; gave up on %d",
+                            requeued,
+                            failed,
+                        )
+                        worker._wake.set()
+            except Exception as exc:
+                logger.warning("Heartbeat failed: %s", exc)
+                _reset(options.database)
+        connections.close_all()
+
+    def beat(self, runs: RunStore, now: datetime) -> None:
+        """Tell the dashboard this worker is alive (its heartbeat row)."""
+        worker, options = self.worker, self.worker.options
+        try:
+            runs.beat(
+                WorkerInfo(
+                    worker.id,
+                    socket.gethostname(),
+                    os.getpid(),
+                    options.queues,
+                    options.concurrency,
+                    worker.processed,
+                    worker.started_at,
+                ),
+                options.lease,
+                now,
+            )
+        except Exception as exc:  # the dashboard's view of workers is not worth a crash
+            logger.warning("Writing the worker heartbeat failed: %s", exc)
+            _reset(options.database)
+
+
+def _reset(database: str) -> None:
+    from django.db import connections
+
+    try:
+        connections[database].close()
+    except Exception:
+        logger.debug("Closing a broken connection failed", exc_info=True)
