@@ -16,6 +16,7 @@ from django.utils.html import format_html
 from . import admin_schedules, store
 from . import dashboard as _dashboard  # noqa: F401 - registers the dashboard's admin entry
 from .models import TaskRun
+from .progress import Progress
 from .worker.notify import notify_workers
 
 _COLOURS = {
@@ -33,7 +34,15 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
-_SUMMARY_FIELDS = ("id", "task_name", "coloured_status", "queue", "priority", "key")
+_SUMMARY_FIELDS = (
+    "id",
+    "task_name",
+    "coloured_status",
+    "progress_bar",
+    "queue",
+    "priority",
+    "key",
+)
 _PAYLOAD_FIELDS = ("params_json", "result_json")
 _ERROR_FIELDS = ("error_type", "error_message", "traceback")
 _TIMING_FIELDS = (
@@ -56,6 +65,7 @@ class TaskRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "short_id",
         "task_name",
         "coloured_status",
+        "progress_bar",
         "queue",
         "priority",
         "attempts",
@@ -111,6 +121,27 @@ class TaskRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         """The status, in colour."""
         return format_html(
             '<b style="color:{}">{}</b>', _COLOURS.get(run.status, "inherit"), run.status
+        )
+
+    @admin.display(description="progress")
+    def progress_bar(self, run: TaskRun) -> str:
+        """The last reported progress: a bar (when the total is known), counts and message."""
+        progress = Progress.from_json(run.progress)
+        if progress is None:
+            return "-"
+        counts = f"{progress.done:g}" + (
+            f" / {progress.total:g}" if progress.total is not None else ""
+        )
+        fraction = progress.fraction
+        if fraction is None:
+            return format_html('<span title="{}">{} {}</span>', counts, counts, progress.message)
+        return format_html(
+            '<progress value="{}" max="100" title="{}">{}%</progress> {} {}',
+            round(fraction * 100),
+            counts,
+            round(fraction * 100),
+            counts,
+            progress.message,
         )
 
     @admin.display(description="attempts")

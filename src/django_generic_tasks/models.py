@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from django.db import models
 from django.utils import timezone
 
+from .progress import Progress
 from .status import ErrorInfo, TaskHandle, TaskStatus, new_run_id
 from .store.statuses import STORED, UNFINISHED, WAITING
 
@@ -63,6 +64,9 @@ class TaskRun(models.Model):
     error_message = models.TextField(blank=True, default="")
     error_traceback = models.TextField(blank=True, default="")
     key = models.CharField(max_length=255, null=True, blank=True)
+    progress = models.JSONField(
+        null=True, blank=True, help_text="The last progress the running task reported."
+    )
 
     class Meta:
         verbose_name = "task run"
@@ -93,6 +97,7 @@ class TaskRun(models.Model):
             result=self.result,
             error=self.error,
             attempts=self.attempt,
+            progress=Progress.from_json(self.progress) if self.progress is not None else None,
         )
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .backends.base import Backend
+    from .progress import Progress
 
 
 class TaskStatus(StrEnum):
@@ -114,6 +115,8 @@ class TaskHandle:
     result: Any = None
     error: ErrorInfo | None = None
     attempts: int = 0
+    progress: Progress | None = None
+    """The last progress the run reported, on backends that store it (``supports_progress``)."""
 
     def refresh(self) -> TaskHandle:
         """Reload status, result and error from the backend; return self."""
@@ -124,5 +127,5 @@ class TaskHandle:
             raise ResultNotAvailableError(f"{name} does not keep task results; cannot refresh.")
         fresh = self.backend.get_result(self.id)
         self.status, self.result, self.error = fresh.status, fresh.result, fresh.error
-        self.attempts = fresh.attempts
+        self.attempts, self.progress = fresh.attempts, fresh.progress
         return self

@@ -136,6 +136,18 @@ class Task[P: BaseModel]:
         """Do the work. Override this; it may be ``async def``."""
         raise NotImplementedError(f"{type(self).__name__}.run() is not implemented.")
 
+    def report_progress(self, done: float, total: float | None = None, message: str = "") -> None:
+        """Tell how far ``run()`` has got: ``done`` of ``total`` (``None``: unknown).
+
+        Fires ``task_progress`` on every backend; backends with ``supports_progress``
+        (``DatabaseBackend``) also store it on the run, for ``handle.refresh().progress``,
+        ``GET runs/<id>`` and the admin (at most one write per run every 0.5 s, the latest
+        report always kept when the attempt ends). Bad values raise ``InvalidOptionError``.
+        """
+        from .progress import report
+
+        report(self, done, total, message)
+
     # Lifecycle hooks: called by the execution path once the attempt's outcome is decided,
     # before ``task_finished`` and before the backend records the outcome; an exception in one
     # is logged with the run id and changes nothing. Each may be ``async def``.

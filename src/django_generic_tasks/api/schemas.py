@@ -18,6 +18,7 @@ from pydantic_core import PydanticSerializationError, to_json, to_jsonable_pytho
 
 from ..conf import get_settings
 from ..execution import Outcome
+from ..progress import Progress
 from ..status import ErrorInfo, TaskStatus, new_run_id
 from ..wire import (
     CLOUD_TASKS_NAME_HEADER,
@@ -115,6 +116,27 @@ class StartedOut(_Out):
     status: TaskStatus
 
 
+class ProgressOut(_Out):
+    """The last progress a run reported (``self.report_progress()``)."""
+
+    done: float
+    total: float | None = Field(default=None, description="null: the total is not known.")
+    message: str = ""
+    updated_at: datetime
+
+
+def progress_out(progress: Progress | None) -> ProgressOut | None:
+    """``progress`` as the API shows it."""
+    if progress is None:
+        return None
+    return ProgressOut(
+        done=progress.done,
+        total=progress.total,
+        message=progress.message,
+        updated_at=progress.updated_at,
+    )
+
+
 class RunStatusOut(_Out):
     """A run's last known state, from a backend that keeps results."""
 
@@ -124,6 +146,11 @@ class RunStatusOut(_Out):
     attempts: int
     result: Any = None
     error: ErrorOut | None = None
+    progress: ProgressOut | None = Field(
+        default=None,
+        description="The last progress reported, on backends that store it (DatabaseBackend); "
+        "null otherwise or before the first report.",
+    )
 
 
 class DetailOut(_Out):

@@ -44,6 +44,7 @@ from .schemas import (
     http_status,
     is_push_delivery,
     jsonable,
+    progress_out,
     read_run_headers,
 )
 
@@ -270,6 +271,7 @@ def get_run(request: HttpRequest, run_id: str) -> Any:
         attempts=handle.attempts,
         result=jsonable(handle.result),
         error=error_out(handle.error),
+        progress=progress_out(handle.progress),
     )
 
 

@@ -95,6 +95,9 @@ class BaseBackend:
     supports_results: ClassVar[bool] = False
     supports_retries: ClassVar[bool] = False
     enqueues_in_transaction: ClassVar[bool] = False
+    supports_progress: ClassVar[bool] = False
+    """Whether ``report_progress()`` is stored on the run (``handle.progress``); the
+    ``task_progress`` signal fires on every backend."""
 
     def enqueue(self, request: EnqueueRequest) -> TaskHandle:
         """Accept one task run; return its handle."""

@@ -35,6 +35,7 @@ COLUMNS = (
     ("key (dedup)", "supports_key"),
     ("results", "supports_results"),
     ("retries", "supports_retries"),
+    ("progress stored", "supports_progress"),
     ("on-commit", "enqueues_in_transaction"),
     ("crash safety", "crash_safe"),
     ("needs a server", "needs_server"),

@@ -36,6 +36,7 @@ class DatabaseBackend(BaseBackend):
     supports_results = True
     supports_retries = True
     enqueues_in_transaction = True
+    supports_progress = True
     crash_safe: ClassVar[bool] = True
     needs_server: ClassVar[str] = "your database, `tasks_worker`"
 

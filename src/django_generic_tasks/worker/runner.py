@@ -21,6 +21,7 @@ from typing import Any
 
 from ..exceptions import CapacityExceededError
 from ..execution import Outcome, error_info, execute
+from ..progress import database_writer, register_sink, unregister_sink
 from ..retry import REFUSED_RETRY_DELAY
 from ..status import TaskStatus
 from ..store import ClaimedRun, Finished, RunStore, for_connection
@@ -57,6 +58,7 @@ class Worker:
         self._refill_at = self.options.concurrency
         self._avg_seconds = 0.0
         self._starved = False
+        self._progress = database_writer(self.options.database)
 
     # -- public -----------------------------------------------------------------------------
 
@@ -227,6 +229,8 @@ class Worker:
 
     def _start_threads(self) -> None:
         from .heartbeat import Heartbeat
+
+        register_sink("DatabaseBackend", self._progress)
         from .notify import Listener
 
         for number in range(self.options.concurrency):
@@ -273,6 +277,7 @@ class Worker:
                     TaskStatus.FAILED,
                     error=error_info(exc),
                 )
+            self._progress.finish(run.id)  # the latest report, if throttled, before the outcome
             close_old_connections()
             seconds = time.perf_counter() - began
             with self._lock:
@@ -354,6 +359,7 @@ class Worker:
             logger.warning("Could not remove the worker heartbeat (%s); it expires", exc)
         if self._listener is not None:
             self._listener.join(5)
+        unregister_sink("DatabaseBackend", self._progress)
 
     def _reset_connection(self) -> None:
         _reset_connection_quietly(self.options.database)
