@@ -63,6 +63,20 @@ MARIADB_NAME=${TASKS_CI_MARIADB_NAME:-dgt}
 
 with_postgresql() {  # with_postgresql COMMAND...: run it on PostgreSQL, or say why not
   if pg_available; then
+    # The database itself must exist too: the docs page test's server opens it (not test_<name>).
+    .venv/bin/python - "$PG_URL" <<'PY'
+import sys
+from urllib.parse import urlparse
+
+import psycopg
+
+url = urlparse(sys.argv[1])
+with psycopg.connect(host=url.hostname, port=url.port or 5432, user=url.username or "postgres",
+                     dbname="postgres", autocommit=True) as conn:
+    name = url.path.lstrip("/")
+    if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+        conn.execute(f'CREATE DATABASE "{name}"')
+PY
     DATABASE_URL=$PG_URL "$@"
   elif [ "${CI:-}" = "true" ]; then
     echo "error: PostgreSQL is not reachable on 127.0.0.1:5432 under CI=true" >&2; exit 1
