@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
+from . import observability
 from .compat import in_atomic_block
 from .exceptions import UnsupportedOptionError
 from .signals import task_enqueued
@@ -45,6 +46,10 @@ def check_capabilities(backend: Backend, request: EnqueueRequest) -> None:
 
 def submit(backend: Backend, request: EnqueueRequest, *, on_commit: bool = True) -> TaskHandle:
     """Hand ``request`` to ``backend``, after the current transaction commits if asked."""
+    if request.trace_context is None and observability.active():  # a PRODUCER span around
+        from .observability import tracing
+
+        return tracing.submit(submit, backend, request, on_commit)
     if request.run_after is not None or request.priority or request.key is not None:
         check_capabilities(backend, request)  # only these options can be unsupported
     if on_commit and not backend.enqueues_in_transaction and in_atomic_block():
@@ -65,6 +70,10 @@ def submit_many(
     backend: Backend, requests: Sequence[EnqueueRequest], *, on_commit: bool = True
 ) -> list[TaskHandle]:
     """Hand many requests to ``backend`` at once, after commit if asked."""
+    if requests and requests[0].trace_context is None and observability.active():
+        from .observability import tracing
+
+        return tracing.submit_many(submit_many, backend, requests, on_commit)
     for request in requests:
         check_capabilities(backend, request)
     if on_commit and not backend.enqueues_in_transaction and in_atomic_block():

@@ -33,6 +33,8 @@ class EnqueueRequest:
     max_attempts: int
     timeout: float | None
     attempt: int = 1
+    trace_context: str | None = None
+    """The W3C ``traceparent`` of the run's PRODUCER span (``None``: not traced)."""
 
     @classmethod
     def for_task(

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from . import observability
 from .exceptions import CapacityExceededError, TaskTimeoutError, UnknownTaskError
 from .params import validate_params
 from .registry import get_task_class
@@ -65,17 +66,28 @@ def execute(
     max_attempts: int | None = None,
     queue: str = "",
     backend: str = "",
+    trace_context: str | None = None,
+    waiting_since: datetime | str | None = None,
 ) -> Outcome:
     """Run attempt ``attempt`` of task ``task_name`` with ``params`` and report the outcome.
 
     ``queue`` (default: the task's) and ``backend`` (the name of what runs it) are shown to the
-    task as ``self.context`` with the run id and attempts.
+    task as ``self.context`` with the run id and attempts. ``trace_context`` (the run's W3C
+    ``traceparent``) and ``waiting_since`` (when the run became due) feed OpenTelemetry's
+    spans and metrics, when a provider is configured (``observability``).
 
     An unknown task name or params that no longer validate end the run as ``FAILED`` with no
     retry (retrying cannot fix them). ``CapacityExceededError`` is raised, before the task
     runs, when this process has too many timed-out runs still running (see
     ``TASKS_MAX_ABANDONED_THREADS``): the attempt did not happen, so it is not an outcome.
     """
+    if observability.active() and trace_context is not observability.IN_SPAN:
+        from .observability import tracing
+
+        return tracing.consume(
+            execute, task_name, params, run_id, attempt, max_attempts, queue, backend,
+            trace_context, waiting_since,
+        )  # fmt: skip
     try:
         task_class = get_task_class(task_name)
     except UnknownTaskError as exc:

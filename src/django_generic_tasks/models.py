@@ -67,6 +67,12 @@ class TaskRun(models.Model):
     progress = models.JSONField(
         null=True, blank=True, help_text="The last progress the running task reported."
     )
+    trace_context = models.CharField(
+        max_length=255,
+        null=True,
+        blank=True,
+        help_text="W3C traceparent of the span that started the run (OpenTelemetry).",
+    )
 
     class Meta:
         verbose_name = "task run"

@@ -14,6 +14,9 @@ CLOUD_TASKS_NAME_HEADER = "X-CloudTasks-TaskName"
 RUN_ID_HEADER = "X-Task-Run-Id"
 """Set by backends that push runs: the run id the endpoint reports."""
 
+TRACEPARENT_HEADER = "traceparent"
+"""W3C Trace Context: set by backends that push runs, continued by the endpoint."""
+
 RUN_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
 """Run ids accepted from a header or a URL."""
 

@@ -33,6 +33,7 @@ from ..params import validate_params
 from ..registry import registry
 from ..security.auth import auth_for_task, authenticates_push_queue
 from ..status import TaskHandle
+from ..wire import TRACEPARENT_HEADER, meta_key
 from .auth import admit, json_body_required, responder
 from .schemas import (
     DetailOut,
@@ -49,6 +50,7 @@ from .schemas import (
 )
 
 logger = logging.getLogger("django_generic_tasks")
+TRACEPARENT_META = meta_key(TRACEPARENT_HEADER)
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 MAX_DELAY = 10 * 366 * 86400
@@ -112,6 +114,7 @@ def make_run_view(task_class: type[Any]) -> Callable[..., Any]:
                 attempt=attempt,
                 max_attempts=None if push else attempt,
                 backend="CloudTasksBackend" if push else "http",
+                trace_context=request.META.get(TRACEPARENT_META),
             )
         except RecursionError:  # params too deeply nested to validate (tasks' own are caught)
             raise HttpError(400, "The body is not valid JSON: it is nested too deeply.") from None

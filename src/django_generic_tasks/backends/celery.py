@@ -59,6 +59,7 @@ from .celery_tasks import (
     register,
     register_task,
     run_task,
+    trace_headers,
 )
 
 __all__ = [
@@ -192,6 +193,8 @@ class CeleryBackend(BaseBackend):
         }
         if request.run_after is not None:
             options["eta"] = request.run_after
+        if request.trace_context:
+            options["headers"] = trace_headers(request)
         if producer is not None:
             options["producer"] = producer
         app = self.app

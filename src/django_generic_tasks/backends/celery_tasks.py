@@ -74,9 +74,11 @@ def _run_task(
     ``queue`` is the Celery queue; ``task_queue`` our queue name when it maps to another one.
     """
     our_queue = task_queue or queue or ""
+    trace_context = getattr(self.request, "traceparent", None)  # a message header
     request = EnqueueRequest(
-        run_id, task, params, our_queue, 0, None, None, max_attempts or 0, None, attempt
-    )
+        run_id, task, params, our_queue, 0, None, None, max_attempts or 0, None, attempt,
+        trace_context,
+    )  # fmt: skip
     results = bool(self.app.conf.result_backend)
     sink = _CelerySink(self, queue, priority, results)
     if results and self.app.conf.task_track_started:
@@ -92,6 +94,7 @@ def _run_task(
             max_attempts=max_attempts,
             queue=our_queue,
             backend="CeleryBackend",
+            trace_context=trace_context,
         )
     except CapacityExceededError as exc:  # refused before it ran: the same attempt, later
         defer(sink, request, exc)
@@ -143,7 +146,13 @@ class _CelerySink(BridgeSink):
             eta=request.run_after,
             queue=self.queue,
             priority=self.priority,
+            headers=trace_headers(request),
         )
+
+
+def trace_headers(request: EnqueueRequest) -> dict[str, str] | None:
+    """The message headers carrying the run's W3C trace context (OpenTelemetry)."""
+    return {"traceparent": request.trace_context} if request.trace_context else None
 
 
 def marker(task_name: str, run_id: str, status: TaskStatus, attempt: int = 0) -> dict[str, Any]:
@@ -216,9 +225,15 @@ def _run_unknown_as_generic(
             priority=kwargs.get("priority"),
             eta=datetime.fromisoformat(eta) if isinstance(eta, str) else None,
             kwargsrepr=_describe(name, int(kwargs.get("attempt") or 1)),
+            headers=_traceparent_of(message),
         )
     except Exception:  # the message is gone already: say so loudly
         logger.exception("Run %s of unknown task %s could not be re-sent", id, name)
+
+
+def _traceparent_of(message: Any) -> dict[str, str] | None:
+    traceparent = (getattr(message, "headers", None) or {}).get("traceparent")
+    return {"traceparent": traceparent} if isinstance(traceparent, str) else None
 
 
 task_unknown.connect(_run_unknown_as_generic, weak=False)

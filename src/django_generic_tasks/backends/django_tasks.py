@@ -73,10 +73,13 @@ def _run_generic_task(
     run_id: str,
     attempt: int = 1,
     max_attempts: int | None = None,
+    trace_context: str | None = None,
 ) -> dict[str, Any]:
-    """Run one attempt of a typed task inside a ``django.tasks`` worker; return its summary."""
+    """Run one attempt of a typed task inside a ``django.tasks`` worker; return its summary.
+
+    ``trace_context`` is the run's W3C ``traceparent`` (OpenTelemetry), when it has one."""
     request = EnqueueRequest(
-        run_id, task, params, "", 0, None, None, max_attempts or 0, None, attempt
+        run_id, task, params, "", 0, None, None, max_attempts or 0, None, attempt, trace_context
     )
     sink = _DjangoTasksSink(context)
     try:
@@ -88,6 +91,7 @@ def _run_generic_task(
             max_attempts=max_attempts,
             queue=_queue_of(context),
             backend="DjangoTasksBackend",
+            trace_context=trace_context,
         )
     except CapacityExceededError as exc:  # refused before it ran: the same attempt, later
         defer(sink, request, exc)
@@ -129,6 +133,7 @@ class _DjangoTasksSink(BridgeSink):
             request.run_id,
             request.attempt,
             request.max_attempts or None,
+            *((request.trace_context,) if request.trace_context else ()),
         )
 
 
@@ -243,6 +248,7 @@ class DjangoTasksBackend(BaseBackend):
                 request.run_id,
                 request.attempt,
                 request.max_attempts,
+                *((request.trace_context,) if request.trace_context else ()),
             )
         except _InvalidTask as exc:
             raise EnqueueError(

@@ -35,6 +35,8 @@ class ImmediateBackend(BaseBackend):
                 max_attempts=request.max_attempts,
                 queue=request.queue,
                 backend=type(self).__name__,
+                trace_context=request.trace_context,
+                waiting_since=request.run_after,
             )
             if outcome.status is not TaskStatus.SCHEDULED:
                 break  # settle() would only record() it, which keeps nothing here (hot path)

@@ -174,6 +174,8 @@ class InMemoryBackend(BaseBackend):
                 max_attempts=request.max_attempts,
                 queue=request.queue,
                 backend=type(self).__name__,
+                trace_context=request.trace_context,
+                waiting_since=request.run_after,
             )
             outcomes.append(outcome)
             settle(self, request, outcome if retries else final(outcome))

@@ -240,6 +240,8 @@ class ThreadingBackend(BaseBackend):
                     max_attempts=item.max_attempts,
                     queue=item.queue,
                     backend=backend_name,
+                    trace_context=item.trace_context,
+                    waiting_since=item.run_after,
                 )
                 if outcome.status is TaskStatus.SCHEDULED:  # a final one: nothing to record here
                     settle(self, item, outcome)

@@ -170,7 +170,8 @@ class RunStore(Observations):
             f"UPDATE {self.table} SET status = {RUNNING}, attempt = attempt + 1, "
             "worker_id = %s, started_at = %s, lease_expires_at = %s "
             f"WHERE id IN ({self._due_sql(queues)}) "
-            "RETURNING id, task_name, params, attempt, max_attempts, priority, queue"
+            "RETURNING id, task_name, params, attempt, max_attempts, priority, queue, "
+            "trace_context, run_after"
         )
         params = [
             worker_id,
@@ -388,7 +389,16 @@ class RunStore(Observations):
 def _claimed(rows: Sequence[Sequence[Any]], attempt_offset: int) -> list[ClaimedRun]:
     runs = [
         ClaimedRun(
-            id_str(r[0]), r[0], r[1], r[2], int(r[3]) + attempt_offset, int(r[4]), int(r[5]), r[6]
+            id_str(r[0]),
+            r[0],
+            r[1],
+            r[2],
+            int(r[3]) + attempt_offset,
+            int(r[4]),
+            int(r[5]),
+            r[6],
+            r[7],
+            r[8],
         )
         for r in rows
     ]

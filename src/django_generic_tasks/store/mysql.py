@@ -70,7 +70,8 @@ class MySQLRunStore(RunStore):
             return []
         queue_sql = f" AND queue IN ({', '.join(['%s'] * len(queues))})" if queues else ""
         select = (
-            "SELECT id, task_name, params, attempt, max_attempts, priority, queue "
+            "SELECT id, task_name, params, attempt, max_attempts, priority, queue, trace_context, "
+            "run_after "
             f"FROM {self.table} WHERE waiting = 1 AND run_after <= %s{queue_sql} "
             "ORDER BY priority DESC, run_after LIMIT %s FOR UPDATE SKIP LOCKED"
         )

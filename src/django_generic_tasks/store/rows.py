@@ -35,6 +35,10 @@ class ClaimedRun:
     max_attempts: int
     priority: int
     queue: str = "default"
+    trace_context: str | None = None
+    """The W3C ``traceparent`` of the span that started the run."""
+    run_after: Any = None
+    """When the run became due, as the driver returns it (the queue-wait metric)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,7 @@ def new_row(connection: Any, request: EnqueueRequest, now: datetime) -> tuple[An
         adapt(run_after or now),
         adapt(now),
         request.key,
+        request.trace_context or None,
         *table().defaults,
     )
 

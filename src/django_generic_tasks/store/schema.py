@@ -22,6 +22,7 @@ NEW_RUN_COLUMNS = (
     "run_after",
     "created_at",
     "key",
+    "trace_context",
 )
 """The columns a new run sets itself, in the order ``rows.new_row()`` gives their values."""
 

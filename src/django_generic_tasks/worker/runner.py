@@ -263,6 +263,8 @@ class Worker:
                     max_attempts=run.max_attempts,
                     queue=run.queue,
                     backend="DatabaseBackend",
+                    trace_context=run.trace_context,
+                    waiting_since=run.run_after,
                 )
             except CapacityExceededError as exc:  # refused before it ran: the same attempt, later
                 self._postpone(run, exc)

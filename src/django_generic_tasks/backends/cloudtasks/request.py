@@ -15,7 +15,7 @@ from urllib.parse import quote, urlsplit
 
 from ...enqueue import EnqueueRequest
 from ...exceptions import InvalidOptionError, UnsupportedOptionError
-from ...wire import RUN_ID_HEADER
+from ...wire import RUN_ID_HEADER, TRACEPARENT_HEADER
 
 MIN_DISPATCH_DEADLINE = 15.0
 """Cloud Tasks' shortest dispatch deadline for HTTP targets, in seconds."""
@@ -125,6 +125,8 @@ def build_create_task_request(
             "database row, a bucket) and pass its id in the params."
         )
     headers = {"Content-Type": "application/json", RUN_ID_HEADER: request.run_id}
+    if request.trace_context:  # W3C Trace Context: the endpoint continues the run's trace
+        headers[TRACEPARENT_HEADER] = request.trace_context
     if extra_headers:
         headers.update(extra_headers)
     http_request: dict[str, Any] = {

@@ -92,6 +92,12 @@ class Command(BaseCommand):
                 from django_generic_tasks.schedules.runtime import log_to_stderr
 
                 log_to_stderr("django_generic_tasks.schedules", options["verbosity"])
+        from django_generic_tasks import observability
+
+        if observability.active():  # OpenTelemetry configured: queue gauges from this worker
+            from django_generic_tasks.observability.metrics import observe_database_queues
+
+            observe_database_queues(worker_options.database)
         Worker(worker_options).run()
 
     def _log_to_stderr(self, verbosity: int) -> None:

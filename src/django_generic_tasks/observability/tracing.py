@@ -1,0 +1,218 @@
+"""PRODUCER spans for ``start()``, CONSUMER spans for attempts, W3C trace context in between.
+
+Span names and attributes follow the OpenTelemetry messaging semantic conventions: ``send
+<queue>`` (``messaging.operation.type`` ``send``) when a run is handed to a backend, ``process
+<queue>`` (``process``) for each attempt, ``messaging.destination.name`` the queue,
+``messaging.message.id`` the run id. Each attempt's span is a *child* of the producer span
+(the conventions allow a child when one message is processed on its own): one trace then shows
+request -> start -> every attempt, retries as sibling attempt spans of the same run.
+
+The context travels as a ``traceparent`` string (W3C Trace Context): in the ``TaskRun`` row,
+in Celery message headers, in django.tasks run arguments and as the ``traceparent`` header of
+a Cloud Tasks push.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from . import IN_SPAN, metrics
+
+if TYPE_CHECKING:
+    from ..backends.base import Backend
+    from ..enqueue import EnqueueRequest
+    from ..execution import Outcome
+    from ..status import TaskHandle
+
+__all__ = ["consume", "current_traceparent", "submit", "submit_many"]
+
+SYSTEM = "django_generic_tasks"
+TASK_ATTRIBUTE = "django_generic_tasks.task.name"
+ATTEMPT_ATTRIBUTE = "django_generic_tasks.attempt"
+OUTCOME_ATTRIBUTE = "django_generic_tasks.outcome"
+
+_propagator = TraceContextTextMapPropagator()
+_tracer = trace.get_tracer("django_generic_tasks")
+
+
+def _producer_attributes(request: EnqueueRequest) -> dict[str, Any]:
+    return {
+        "messaging.system": SYSTEM,
+        "messaging.operation.type": "send",
+        "messaging.operation.name": "send",
+        "messaging.destination.name": request.queue,
+        "messaging.message.id": request.run_id,
+        TASK_ATTRIBUTE: request.task_name,
+        ATTEMPT_ATTRIBUTE: request.attempt,
+    }
+
+
+def _inject(span: trace.Span) -> str | None:
+    carrier: dict[str, str] = {}
+    _propagator.inject(carrier, context=trace.set_span_in_context(span))
+    return carrier.get("traceparent")
+
+
+def submit(
+    submit: Callable[..., TaskHandle], backend: Backend, request: EnqueueRequest, on_commit: bool
+) -> TaskHandle:
+    """``dispatch.submit()`` inside a PRODUCER span whose context the run carries."""
+    with _tracer.start_as_current_span(
+        f"send {request.queue}", kind=SpanKind.PRODUCER, attributes=_producer_attributes(request)
+    ) as span:
+        request.trace_context = _inject(span) or ""
+        return submit(backend, request, on_commit=on_commit)
+
+
+def submit_many(
+    submit_many: Callable[..., list[TaskHandle]],
+    backend: Backend,
+    requests: Sequence[EnqueueRequest],
+    on_commit: bool,
+) -> list[TaskHandle]:
+    """``dispatch.submit_many()`` with one PRODUCER span per run, ended when the batch is sent."""
+    spans = []
+    for request in requests:
+        span = _tracer.start_span(
+            f"send {request.queue}",
+            kind=SpanKind.PRODUCER,
+            attributes=_producer_attributes(request),
+        )
+        request.trace_context = _inject(span) or ""
+        spans.append(span)
+    try:
+        return submit_many(backend, requests, on_commit=on_commit)
+    finally:
+        for span in spans:
+            span.end()
+
+
+def parent_context(traceparent: str | None) -> otel_context.Context | None:
+    """The context a ``traceparent`` string names (``None``: none or not valid)."""
+    if not traceparent:
+        return None
+    ctx = _propagator.extract({"traceparent": traceparent})
+    if not trace.get_current_span(ctx).get_span_context().is_valid:
+        return None
+    return ctx
+
+
+def current_traceparent() -> str | None:
+    """The ``traceparent`` of the current span (``None`` outside a recorded span)."""
+    carrier: dict[str, str] = {}
+    _propagator.inject(carrier)
+    return carrier.get("traceparent")
+
+
+@contextmanager
+def continued(traceparent: str | None) -> Iterator[None]:
+    """Make the span a ``traceparent`` names the current one (the HTTP endpoint's hop)."""
+    ctx = parent_context(traceparent)
+    if ctx is None:
+        yield
+        return
+    token = otel_context.attach(ctx)
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
+def consume(
+    execute: Callable[..., Outcome],
+    task_name: str,
+    params: Any,
+    run_id: str,
+    attempt: int,
+    max_attempts: int | None,
+    queue: str,
+    backend: str,
+    trace_context: str | None,
+    waiting_since: datetime | str | None,
+) -> Outcome:
+    """One attempt in a CONSUMER span (child of its producer's), with the run metrics."""
+    began = time.perf_counter()
+    queue_name = queue or _task_queue(task_name)
+    since = _aware(waiting_since)
+    if since is not None:
+        wait = (datetime.now(UTC) - since).total_seconds()
+        metrics.record_wait(task_name, queue_name, max(wait, 0.0))
+    parent = parent_context(trace_context)
+    current = trace.get_current_span().get_span_context()
+    links: list[Link] = []
+    if parent is not None and current.is_valid:
+        # An ambient span (e.g. the push request's server span) is already current and is
+        # itself a descendant of the producer's: keep it as parent, link the producer.
+        links.append(Link(trace.get_current_span(parent).get_span_context()))
+        parent = None
+    attributes: dict[str, Any] = {
+        "messaging.system": SYSTEM,
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
+        "messaging.destination.name": queue_name,
+        "messaging.message.id": run_id,
+        TASK_ATTRIBUTE: task_name,
+        ATTEMPT_ATTRIBUTE: attempt,
+    }
+    with _tracer.start_as_current_span(
+        f"process {queue_name}",
+        context=parent,
+        kind=SpanKind.CONSUMER,
+        attributes=attributes,
+        links=links,
+        record_exception=False,
+        set_status_on_exception=True,
+    ) as span:
+        outcome = execute(
+            task_name,
+            params,
+            run_id=run_id,
+            attempt=attempt,
+            max_attempts=max_attempts,
+            queue=queue,
+            backend=backend,
+            trace_context=IN_SPAN,
+        )
+        outcome_name = metrics.outcome_name(outcome)
+        span.set_attribute(OUTCOME_ATTRIBUTE, outcome_name)
+        if outcome.error is not None:
+            error = outcome.error
+            span.add_event(
+                "exception",
+                {
+                    "exception.type": error.type,
+                    "exception.message": error.message,
+                    "exception.stacktrace": error.traceback,
+                },
+            )
+            span.set_status(Status(StatusCode.ERROR, f"{error.type}: {error.message}"))
+    metrics.record_finished(task_name, queue_name, outcome_name, time.perf_counter() - began)
+    return outcome
+
+
+def _aware(value: datetime | str | None) -> datetime | None:
+    """A due time as drivers return it (SQLite: text; MySQL: naive UTC) -> aware datetime."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _task_queue(task_name: str) -> str:
+    """The queue of a task class (runs that did not say theirs), ``"default"`` if unknown."""
+    from ..registry import registry
+
+    return str(registry.get(task_name).queue) if task_name in registry else "default"
