@@ -55,4 +55,7 @@ app = make_app(
 )
 app.autodiscover_tasks()
 
-import tests.workerapp.tasks  # noqa: E402, F401  (the tasks the worker tests start)
+import tests.workerapp.tasks  # noqa: E402  (the tasks the worker tests start)
+
+if os.environ.get("OTEL_TEST_SPANS_FILE"):  # OpenTelemetry tests: the SDK, spans to a file
+    import tests.otel_child  # noqa: F401

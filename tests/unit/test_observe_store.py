@@ -218,6 +218,7 @@ def test_outcomes_are_still_written_before_the_rollup_table_is_migrated() -> Non
     store.observe._READY.clear()
     try:
         runs().finish("w1", [store.Finished(run, outcome(run, TaskStatus.SUCCEEDED), MINUTE, 0.01)])
-        assert TaskRun.objects.get(pk=run.id).status == "succeeded"
+        # Only the columns of 0003: later migrations add others.
+        assert TaskRun.objects.values_list("status", flat=True).get(pk=run.id) == "succeeded"
     finally:
         migrate_to_latest()

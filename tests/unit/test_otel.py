@@ -15,14 +15,13 @@ from django_generic_tasks.backends import DatabaseBackend, ImmediateBackend
 from django_generic_tasks.backends.cloudtasks.request import build_create_task_request
 from django_generic_tasks.enqueue import EnqueueRequest
 from django_generic_tasks.execution import execute
-from django_generic_tasks.observability.logging import CloudLoggingFormatter
 from django_generic_tasks.models import TaskRun
+from django_generic_tasks.observability.logging import CloudLoggingFormatter
 from django_generic_tasks.worker import Worker
 from django_generic_tasks.worker.options import WorkerOptions
-from tests.otel_support import Otel, hex_span_id, hex_trace_id, otel
+from tests.otel_support import Otel, hex_span_id, hex_trace_id
+from tests.otel_support import otel as otel  # noqa: PLC0414 - a fixture
 from tests.testapp.tasks import AddTask, FlakyTask
-
-__all__ = ["otel"]
 
 
 def _by_kind(spans: list, kind: SpanKind) -> list:
