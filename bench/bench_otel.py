@@ -136,27 +136,35 @@ def main() -> None:
     parser.add_argument("--baseline", default=None, help="git ref of the tree before the hooks")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--runs", type=int, default=20_000)
+    parser.add_argument(
+        "--no-sdk", action="store_true", help="only the baseline and the API without an SDK"
+    )
     args = parser.parse_args()
     ref = args.baseline or default_baseline()
     with tempfile.TemporaryDirectory() as tmp:
         baseline_src = extract(ref, Path(tmp))
         sources = {"baseline": baseline_src}
-        results: dict[str, list[float]] = {v: [] for v in VARIANTS}
+        variants = {k: v for k, v in VARIANTS.items() if not (args.no_sdk and "sdk" in k)}
+        results: dict[str, list[float]] = {v: [] for v in variants}
         for _ in range(args.rounds):
-            for variant in VARIANTS:
+            for variant in variants:
                 src = sources.get(variant, ROOT / "src")
                 results[variant].append(measure(src, variant, args.runs))
     base = statistics.median(results["baseline"])
     print(f"start() on ImmediateBackend, {args.runs:,} runs x {args.rounds} rounds; "
           f"baseline {ref}; Python {sys.version.split()[0]}\n")  # fmt: skip
-    print("| variant | µs per run, median (min-max) | speed vs baseline | added µs per run |")
-    print("| --- | ---: | ---: | ---: |")
-    for variant, label in VARIANTS.items():
+    print(
+        "| variant | µs per run, median (min-max) | speed vs baseline | median round ratio "
+        "| added µs per run |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for variant, label in variants.items():
         values = results[variant]
         median = statistics.median(values)
+        paired = statistics.median(b / v for b, v in zip(results["baseline"], values, strict=True))
         print(
             f"| {label} | {median:.2f} ({min(values):.2f}-{max(values):.2f}) | "
-            f"{base / median:.3f}x | {median - base:+.2f} |"
+            f"{base / median:.3f}x | {paired:.3f}x | {median - base:+.2f} |"
         )
 
 
