@@ -73,10 +73,12 @@ def otel(monkeypatch: pytest.MonkeyPatch) -> Iterator[Otel]:
     state.spans_exporter.clear()
     state.metric_reader.get_metrics_data()  # drop what earlier tests recorded (deltas)
     state.collected.clear()
-    observability.active()  # bind the fast check before providers are swapped in
     monkeypatch.setattr(trace, "_TRACER_PROVIDER", state.tracer_provider)
     monkeypatch.setattr(metrics_internal, "_METER_PROVIDER", state.meter_provider)
+    assert observability.refresh()
     yield state
+    monkeypatch.undo()
+    observability.refresh()  # back to unconfigured for the next tests
     state.spans_exporter.clear()
 
 

@@ -46,7 +46,7 @@ def check_capabilities(backend: Backend, request: EnqueueRequest) -> None:
 
 def submit(backend: Backend, request: EnqueueRequest, *, on_commit: bool = True) -> TaskHandle:
     """Hand ``request`` to ``backend``, after the current transaction commits if asked."""
-    if request.trace_context is None and observability.active():  # a PRODUCER span around
+    if observability.maybe and request.trace_context is None and observability.active():
         from .observability import tracing
 
         return tracing.submit(submit, backend, request, on_commit)
@@ -70,7 +70,12 @@ def submit_many(
     backend: Backend, requests: Sequence[EnqueueRequest], *, on_commit: bool = True
 ) -> list[TaskHandle]:
     """Hand many requests to ``backend`` at once, after commit if asked."""
-    if requests and requests[0].trace_context is None and observability.active():
+    if (
+        observability.maybe
+        and requests
+        and requests[0].trace_context is None
+        and observability.active()
+    ):
         from .observability import tracing
 
         return tracing.submit_many(submit_many, backend, requests, on_commit)

@@ -81,7 +81,11 @@ def execute(
     runs, when this process has too many timed-out runs still running (see
     ``TASKS_MAX_ABANDONED_THREADS``): the attempt did not happen, so it is not an outcome.
     """
-    if observability.active() and trace_context is not observability.IN_SPAN:
+    if (
+        observability.maybe
+        and trace_context is not observability.IN_SPAN
+        and observability.active()
+    ):
         from .observability import tracing
 
         return tracing.consume(

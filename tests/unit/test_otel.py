@@ -13,6 +13,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from django_generic_tasks import observability
 from django_generic_tasks.backends import DatabaseBackend, ImmediateBackend
 from django_generic_tasks.backends.cloudtasks.request import build_create_task_request
+from django_generic_tasks.dispatch import submit
 from django_generic_tasks.enqueue import EnqueueRequest
 from django_generic_tasks.execution import execute
 from django_generic_tasks.models import TaskRun
@@ -30,8 +31,23 @@ def _by_kind(spans: list, kind: SpanKind) -> list:
 
 def test_without_a_provider_nothing_is_traced_and_runs_carry_no_context() -> None:
     assert observability.active() is False
-    handle = AddTask({"a": 1, "b": 2}).start(backend=ImmediateBackend())
+    assert observability.maybe is False  # from now on, one attribute read per hook
+    request = EnqueueRequest.for_task(AddTask({"a": 1, "b": 2}))
+    handle = submit(ImmediateBackend(), request)
     assert handle.result == 3
+    assert request.trace_context is None
+
+
+def test_a_provider_configured_late_is_found_by_refresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    assert observability.active() is False
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", TracerProvider())
+    assert observability.maybe is False  # not looked again yet
+    assert observability.refresh() is True
+    assert observability.maybe is True
+    monkeypatch.undo()
+    assert observability.refresh() is False
 
 
 def test_start_makes_a_producer_span_and_each_run_a_child_consumer_span(otel: Otel) -> None:

@@ -1,55 +1,65 @@
 """OpenTelemetry traces and metrics, and a Cloud Logging JSON formatter (extra ``otel``).
 
-The core modules ask ``active()`` at their hook points and call into ``tracing`` only when it is
-true: with ``opentelemetry-api`` missing, or installed with no tracer or meter provider set, a
-start or a run costs one cheap call more and nothing else.
+The core modules test ``observability.maybe and observability.active()`` at their hook points
+and call into ``tracing`` only when it is true. ``maybe`` is a plain flag: it turns false the
+first time ``active()`` finds neither a tracer nor a meter provider (``opentelemetry-api``
+missing, or installed and not configured), so from then on a start or a run pays one attribute
+read. Configure the SDK before the first task starts, or call ``refresh()`` after configuring
+it later (``tasks_worker`` does when it starts). A configured provider stays configured
+(OpenTelemetry sets its global providers once).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-__all__ = ["IN_SPAN", "active"]
+__all__ = ["IN_SPAN", "active", "maybe", "refresh"]
 
 IN_SPAN = "in-span"
 """``execute(trace_context=IN_SPAN)``: the attempt's span is open already (by identity)."""
 
+maybe = True
+"""False once ``active()`` found OpenTelemetry unconfigured (until ``refresh()``)."""
+
 _trace: Any = None
 _metrics: Any = None
+_imported = False
 
 
-def _active_now() -> bool:
-    return _trace._TRACER_PROVIDER is not None or _metrics._METER_PROVIDER is not None
+def active() -> bool:
+    """Whether a tracer or meter provider is configured (spans and metrics are recorded).
 
-
-def _never() -> bool:
-    return False
-
-
-def _first_check() -> bool:
-    """Whether a tracer or meter provider is configured (so spans and metrics are recorded).
-
-    The first call imports ``opentelemetry`` (when installed) and rebinds ``active`` to a
-    check of two module attributes, cheap enough for every start and run.
+    Imports ``opentelemetry`` on first use (when installed); sets ``maybe`` to the answer.
     """
-    global active, _trace, _metrics
-    try:
-        from opentelemetry import trace
-        from opentelemetry.metrics import _internal as metrics_internal
-    except ImportError:
-        active = _never
+    global maybe, _trace, _metrics, _imported
+    if not _imported:
+        _imported = True
+        try:
+            from opentelemetry import trace
+            from opentelemetry.metrics import _internal as metrics_internal
+        except ImportError:
+            maybe = False
+            return False
+        _trace, _metrics = trace, metrics_internal
+    if _trace is None:
+        maybe = False
         return False
-    _trace, _metrics = trace, metrics_internal
-    # Providers named by OTEL_PYTHON_*_PROVIDER are installed on first get: do it once here.
-    trace.get_tracer_provider()
-    metrics_internal.get_meter_provider()
-    active = _active_now
-    return _active_now()
+    # Providers named by OTEL_PYTHON_*_PROVIDER are installed by the first get.
+    configured = _trace._TRACER_PROVIDER is not None or _metrics._METER_PROVIDER is not None
+    if not configured:
+        _trace.get_tracer_provider()
+        _metrics.get_meter_provider()
+        configured = _trace._TRACER_PROVIDER is not None or _metrics._METER_PROVIDER is not None
+    maybe = configured
+    return configured
 
 
-active: Callable[[], bool] = _first_check
-"""Whether OpenTelemetry is recording (a tracer or meter provider is set): the hook check."""
+def refresh() -> bool:
+    """Look again for a configured provider (after configuring OpenTelemetry late); return
+    whether one is configured."""
+    global maybe
+    maybe = True
+    return active()
 
 
 def __getattr__(name: str) -> Any:

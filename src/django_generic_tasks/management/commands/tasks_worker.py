@@ -94,7 +94,7 @@ class Command(BaseCommand):
                 log_to_stderr("django_generic_tasks.schedules", options["verbosity"])
         from django_generic_tasks import observability
 
-        if observability.active():  # OpenTelemetry configured: queue gauges from this worker
+        if observability.refresh():  # OpenTelemetry configured: queue gauges from this worker
             from django_generic_tasks.observability.metrics import observe_database_queues
 
             observe_database_queues(worker_options.database)
