@@ -205,8 +205,7 @@ class TaskRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.action(description="Cancel selected runs (not finished)", permissions=["change"])
     def cancel_runs(self, request: HttpRequest, queryset: QuerySet[TaskRun]) -> None:
-        """Cancel unfinished runs; a running one finishes its attempt but its outcome is
-        dropped."""
+        """Cancel waiting runs at once; ask running ones to stop (``check_cancelled()``)."""
         count = store.using(queryset.db).cancel(queryset, timezone.now())
         self.message_user(request, f"Cancelled {count} runs.", messages.SUCCESS)
 

@@ -57,6 +57,11 @@ class TaskTimeoutError(TasksError, TimeoutError):
     """The task ran longer than its timeout."""
 
 
+class TaskCancelled(TasksError):
+    """Raised by ``Task.check_cancelled()``: the run was asked to stop; it ends ``cancelled``
+    (never retried)."""
+
+
 class RunFailedError(TasksError):
     """A task run failed for good.
 

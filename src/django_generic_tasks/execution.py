@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from . import observability
-from .exceptions import CapacityExceededError, TaskTimeoutError, UnknownTaskError
+from .exceptions import CapacityExceededError, TaskCancelled, TaskTimeoutError, UnknownTaskError
 from .params import validate_params
 from .registry import get_task_class
 from .signals import task_finished, task_started
@@ -138,6 +138,15 @@ def _execute_task(
                 result = _run_coroutine(_awaited(result))
         else:
             result = _call(task)
+    except TaskCancelled as exc:  # check_cancelled(): the run ends cancelled, never retried
+        outcome = _failure(task_class, run_id, attempt, limit, exc, TaskStatus.CANCELLED)
+        logger.info(
+            "Task %s (run %s) cancelled on attempt %d",
+            task_class.name,
+            run_id,
+            attempt,
+            extra={"task_name": task_class.name, "run_id": run_id, "attempt": attempt},
+        )
     except task_class.discard_on as exc:
         outcome = _failure(task_class, run_id, attempt, limit, exc, TaskStatus.DISCARDED)
         logger.info(
@@ -192,7 +201,7 @@ def _run_hook(task: Task[Any], outcome: Outcome) -> None:
     args: tuple[Any, ...]
     if status is TaskStatus.SUCCEEDED:
         hook, args = "on_success", (outcome.result,)
-    elif error is None:
+    elif error is None or status is TaskStatus.CANCELLED:
         return
     elif status is TaskStatus.SCHEDULED:
         hook, args = "on_retry", (error, outcome.retry_at)
@@ -319,6 +328,10 @@ def _run_coroutine(coro: Coroutine[Any, Any, Any]) -> Any:
     return box.get("result")
 
 
+WAITS_FOR_TIMED_OUT = frozenset({"DatabaseBackend"})
+"""Backends (``RunContext.backend``) whose executor waits for a timed-out attempt's thread to
+end before the outcome (and a retry) is written, holding the run's lease meanwhile."""
+
 _abandoned_lock = threading.Lock()
 _abandoned = 0  # helper threads of timed-out runs that are still running
 
@@ -378,6 +391,25 @@ def _run_in_thread_with_timeout(task: Task[Any], timeout: float) -> Any:
     thread = threading.Thread(target=target, name=f"task-{type(task).name}", daemon=True)
     thread.start()
     thread.join(timeout)
+    if not box.get("finished"):
+        task._cancel_requested = True  # type: ignore[attr-defined]  # this attempt only
+        context = task.context
+        if context.backend in WAITS_FOR_TIMED_OUT:
+            logger.warning(
+                "Task %s (run %s) exceeded its timeout of %gs on attempt %d; it was asked to "
+                "cancel, and the run's lease is kept until its thread ends (attempts of one "
+                "run never overlap).",
+                type(task).name,
+                context.run_id,
+                timeout,
+                context.attempt,
+                extra={"task_name": type(task).name, "run_id": context.run_id},
+            )
+            thread.join()
+            logger.info(
+                "Task %s (run %s): the timed-out thread ended", type(task).name, context.run_id
+            )
+            raise TaskTimeoutError(f"The task ran longer than its timeout of {timeout:g}s.")
     with _abandoned_lock:
         if not box.get("finished"):
             box["abandoned"] = True

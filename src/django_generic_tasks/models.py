@@ -64,6 +64,9 @@ class TaskRun(models.Model):
     error_message = models.TextField(blank=True, default="")
     error_traceback = models.TextField(blank=True, default="")
     key = models.CharField(max_length=255, null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a cancel of the running run was requested."
+    )
     progress = models.JSONField(
         null=True, blank=True, help_text="The last progress the running task reported."
     )

@@ -118,6 +118,21 @@ class TaskHandle:
     progress: Progress | None = None
     """The last progress the run reported, on backends that store it (``supports_progress``)."""
 
+    def cancel(self) -> TaskHandle:
+        """Cancel the run: a waiting run at once, a running one cooperatively (its task sees
+        ``cancel_requested`` / ``check_cancelled()``); return self, refreshed.
+
+        ``UnsupportedOptionError`` on backends that cannot (``supports_cancel`` false).
+        """
+        from .exceptions import UnsupportedOptionError
+
+        cancel = getattr(self.backend, "cancel_run", None)
+        if cancel is None or not getattr(self.backend, "supports_cancel", False):
+            name = type(self.backend).__name__ if self.backend is not None else "this backend"
+            raise UnsupportedOptionError(f"{name} cannot cancel runs; run {self.id} goes on.")
+        cancel(self.id)
+        return self.refresh()
+
     def refresh(self) -> TaskHandle:
         """Reload status, result and error from the backend; return self."""
         from .exceptions import ResultNotAvailableError

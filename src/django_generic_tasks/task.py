@@ -148,6 +148,26 @@ class Task[P: BaseModel]:
 
         report(self, done, total, message)
 
+    @property
+    def cancel_requested(self) -> bool:
+        """Whether this run was asked to stop (``handle.cancel()``, the admin, its timeout).
+
+        Seen within a heartbeat on ``DatabaseBackend``; always false on backends that cannot
+        cancel running runs.
+        """
+        from .cancellation import is_requested
+
+        if self.__dict__.get("_cancel_requested"):  # this attempt timed out
+            return True
+        return is_requested(self.context.run_id)
+
+    def check_cancelled(self) -> None:
+        """Raise ``TaskCancelled`` if the run was asked to stop (ends it as ``cancelled``)."""
+        if self.cancel_requested:
+            from .exceptions import TaskCancelled
+
+            raise TaskCancelled(f"Run {self.context.run_id} of {type(self).name} was cancelled.")
+
     # Lifecycle hooks: called by the execution path once the attempt's outcome is decided,
     # before ``task_finished`` and before the backend records the outcome; an exception in one
     # is logged with the run id and changes nothing. Each may be ``async def``.

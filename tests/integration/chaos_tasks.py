@@ -32,3 +32,26 @@ class ChaosTask(tasks.Task[ChaosParams]):
         finally:
             os.close(fd)
         return self.params.n
+
+
+class LoopParams(BaseModel):
+    n: int
+
+
+class LoopUntilCancelled(tasks.Task[LoopParams]):
+    """Checks for a cancel every 10 ms for up to a minute (then records ``n``), retried."""
+
+    name = "tests.chaos.loop_until_cancelled"
+    max_attempts = 3
+
+    def run(self) -> int:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            self.check_cancelled()
+            time.sleep(0.01)
+        fd = os.open(os.environ["CHAOS_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{self.params.n}\n".encode())
+        finally:
+            os.close(fd)
+        return self.params.n

@@ -151,8 +151,9 @@ def test_database_worker_puts_a_refused_run_back_with_its_attempt_intact() -> No
 
     backend = DatabaseBackend()
     with override_settings(TASKS_MAX_ABANDONED_THREADS=1):
-        Hang({}).start(backend=backend, on_commit=False)
-        Worker(WorkerOptions(once=True, interval=0.02, concurrency=1)).run(install_signals=False)
+        # The database worker waits for its own timed-out attempts (they never overlap their
+        # retry); a timed-out run elsewhere in the process leaves the thread behind.
+        execute(Hang.name, {}, run_id=new_run_id())
         handle = Quick({}).start(backend=backend, on_commit=False)
         Worker(WorkerOptions(once=True, interval=0.02, concurrency=1)).run(install_signals=False)
     assert bodies == ["hang"]  # refused: never started

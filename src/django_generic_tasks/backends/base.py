@@ -95,6 +95,8 @@ class BaseBackend:
     supports_results: ClassVar[bool] = False
     supports_retries: ClassVar[bool] = False
     enqueues_in_transaction: ClassVar[bool] = False
+    supports_cancel: ClassVar[bool] = False
+    """Whether ``handle.cancel()`` cancels runs, running ones too (cooperatively)."""
     supports_progress: ClassVar[bool] = False
     """Whether ``report_progress()`` is stored on the run (``handle.progress``); the
     ``task_progress`` signal fires on every backend."""

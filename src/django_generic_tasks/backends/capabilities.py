@@ -36,6 +36,7 @@ COLUMNS = (
     ("results", "supports_results"),
     ("retries", "supports_retries"),
     ("progress stored", "supports_progress"),
+    ("cancel running", "supports_cancel"),
     ("on-commit", "enqueues_in_transaction"),
     ("crash safety", "crash_safe"),
     ("needs a server", "needs_server"),

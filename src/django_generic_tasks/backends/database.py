@@ -37,6 +37,7 @@ class DatabaseBackend(BaseBackend):
     supports_retries = True
     enqueues_in_transaction = True
     supports_progress = True
+    supports_cancel = True
     crash_safe: ClassVar[bool] = True
     needs_server: ClassVar[str] = "your database, `tasks_worker`"
 
@@ -85,6 +86,20 @@ class DatabaseBackend(BaseBackend):
         if run is None:
             raise RunNotFoundError(f"There is no task run {run_id!r}.")
         return run.to_handle(self)
+
+    def cancel_run(self, run_id: str) -> None:
+        """Cancel ``run_id``: a waiting run at once, a running one within a heartbeat
+        (``Task.check_cancelled()``); a finished run is left as it is."""
+        from datetime import UTC, datetime
+
+        from .. import store
+        from ..store.schema import parse_run_id
+
+        pk = parse_run_id(run_id)
+        if pk is None:
+            raise RunNotFoundError(f"{run_id!r} is not a task run id.")
+        runs = store.for_connection(self.connection)
+        runs.cancel(runs.objects.filter(pk=pk), datetime.now(UTC))
 
     def check(self) -> list[CheckMessage]:
         """The app must be installed, and the database alias configured and supported."""

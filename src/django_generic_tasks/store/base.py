@@ -346,10 +346,26 @@ class RunStore(Observations):
         return retried, blocked, skipped
 
     def cancel(self, runs: QuerySet[TaskRun], now: datetime) -> int:
-        """Cancel unfinished runs (a running one's outcome will be dropped); return how many."""
-        return runs.filter(status__in=st.values(st.UNFINISHED)).update(
+        """Cancel waiting runs at once and ask running ones to stop (their worker sees it
+        within a heartbeat: ``Task.check_cancelled()``); return how many."""
+        waiting = runs.filter(status__in=st.values(st.WAITING)).update(
             status=TaskStatus.CANCELLED.value, finished_at=now, lease_expires_at=None
         )
+        running = runs.filter(status=TaskStatus.RUNNING.value, cancel_requested_at=None).update(
+            cancel_requested_at=now
+        )
+        return waiting + running
+
+    def cancel_requested(self, worker_id: str) -> list[str]:
+        """The runs ``worker_id`` is running whose cancel was requested (the heartbeat's read,
+        through the index on running runs)."""
+        sql = (
+            f"SELECT id FROM {self.table} WHERE status = {RUNNING} AND worker_id = %s "
+            "AND cancel_requested_at IS NOT NULL"
+        )
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, [worker_id])
+            return [id_str(row[0]) for row in cursor.fetchall()]
 
     def make_due(self, runs: QuerySet[TaskRun], now: datetime) -> int:
         """Make waiting runs due at ``now``, ahead of their schedule; return how many."""

@@ -12,6 +12,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from ..cancellation import request as request_cancel
 from ..store import RunStore, WorkerInfo, using
 
 if TYPE_CHECKING:
@@ -51,6 +52,8 @@ class Heartbeat(threading.Thread):
                     next_beat = time.monotonic() + beat
                     if busy:
                         runs.extend_leases(worker.id, options.lease, now)
+                        for run_id in runs.cancel_requested(worker.id):
+                            request_cancel(run_id)
                     self.beat(runs, now)
                 if time.monotonic() >= next_sample:
                     next_sample = time.monotonic() + SAMPLE_EVERY

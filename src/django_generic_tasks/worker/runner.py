@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
+from ..cancellation import clear as clear_cancel
 from ..exceptions import CapacityExceededError
 from ..execution import Outcome, error_info, execute
 from ..progress import database_writer, register_sink, unregister_sink
@@ -280,6 +281,7 @@ class Worker:
                     error=error_info(exc),
                 )
             self._progress.finish(run.id)  # the latest report, if throttled, before the outcome
+            clear_cancel(run.id)
             close_old_connections()
             seconds = time.perf_counter() - began
             with self._lock:

@@ -1,0 +1,167 @@
+"""Cooperative cancel: ``handle.cancel()`` on waiting and running runs (database worker),
+``check_cancelled()``, and timed-out attempts that never overlap their retry."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from pydantic import BaseModel
+
+import django_generic_tasks as tasks
+from django_generic_tasks import cancellation
+from django_generic_tasks.backends import DatabaseBackend, ImmediateBackend, InMemoryBackend
+from django_generic_tasks.execution import execute
+from django_generic_tasks.models import TaskRun
+from django_generic_tasks.worker import Worker, WorkerOptions
+from tests.polling import wait_until
+
+
+class LoopParams(BaseModel):
+    limit: float = 30.0
+
+
+class LoopUntilCancelled(tasks.Task[LoopParams]):
+    """Checks for a cancel every 10 ms (gives up after ``limit`` seconds)."""
+
+    name = "tests.cancel.loop"
+    max_attempts = 3
+
+    def run(self) -> str:
+        deadline = time.monotonic() + self.params.limit
+        while time.monotonic() < deadline:
+            self.check_cancelled()
+            time.sleep(0.01)
+        return "not cancelled"
+
+
+events: list[tuple[int, str]] = []
+release = threading.Event()
+
+
+class OverrunParams(BaseModel):
+    pass
+
+
+class Overruns(tasks.Task[OverrunParams]):
+    """Attempt 1 overruns its timeout until released; attempt 2 returns at once."""
+
+    name = "tests.cancel.overruns"
+    timeout = 0.2
+    max_attempts = 2
+    backoff_base = 0.0
+    backoff_jitter = False
+
+    def run(self) -> bool:
+        attempt = self.context.attempt
+        events.append((attempt, "start"))
+        if attempt == 1:
+            wait_until(lambda: self.cancel_requested, timeout=30, interval=0.01)
+            events.append((attempt, "asked to cancel"))
+            release.wait(30)  # ignores the request for a while, like a slow card charge
+        events.append((attempt, "end"))
+        return True
+
+
+@pytest.fixture(autouse=True)
+def _clean() -> Iterator[None]:
+    events.clear()
+    release.clear()
+    yield
+    release.set()
+
+
+def run_worker(**options: object) -> tuple[Worker, threading.Thread]:
+    """An in-process worker on a thread; heartbeats every 0.1 s (lease 0.3 s)."""
+    defaults: dict[str, object] = {"interval": 0.02, "concurrency": 2, "lease": 0.3}
+    defaults.update(options)
+    worker = Worker(WorkerOptions(**defaults))  # type: ignore[arg-type]
+    thread = threading.Thread(target=worker.run, kwargs={"install_signals": False})
+    thread.start()
+    return worker, thread
+
+
+def stop(worker: Worker, thread: threading.Thread) -> None:
+    worker.stop()
+    thread.join(30)
+    assert not thread.is_alive()
+
+
+def status_of(handle: tasks.TaskHandle) -> str:
+    return str(TaskRun.objects.get(pk=handle.id).status)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cancel_of_a_running_run_ends_it_cancelled_without_retry() -> None:
+    handle = LoopUntilCancelled(LoopParams()).start(backend=DatabaseBackend())
+    worker, thread = run_worker()
+    try:
+        wait_until(lambda: status_of(handle) == "running")
+        handle.cancel()
+        assert handle.status is tasks.TaskStatus.RUNNING  # asked; the task decides when
+        wait_until(lambda: status_of(handle) == "cancelled")
+    finally:
+        stop(worker, thread)
+    handle.refresh()
+    assert handle.status is tasks.TaskStatus.CANCELLED
+    assert handle.attempts == 1
+    assert handle.error is not None
+    assert handle.error.type.endswith("TaskCancelled")
+    assert not cancellation.is_requested(handle.id)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_waiting_run_is_cancelled_at_once() -> None:
+    handle = LoopUntilCancelled(LoopParams()).start(backend=DatabaseBackend())
+    assert handle.cancel().status is tasks.TaskStatus.CANCELLED
+
+
+@pytest.mark.parametrize("backend", [ImmediateBackend, InMemoryBackend])
+def test_backends_that_cannot_cancel_say_so(backend: type) -> None:
+    assert backend.supports_cancel is False
+    handle = tasks.TaskHandle("0" * 32, "tests.cancel.loop", tasks.TaskStatus.READY, backend())
+    with pytest.raises(tasks.UnsupportedOptionError, match="cannot cancel"):
+        handle.cancel()
+
+
+def test_check_cancelled_raises_only_once_a_cancel_was_requested() -> None:
+    task = LoopUntilCancelled(LoopParams())
+    task.check_cancelled()
+    assert task.cancel_requested is False
+    cancellation.request(task.context.run_id)
+    try:
+        assert task.cancel_requested is True
+        with pytest.raises(tasks.TaskCancelled):
+            task.check_cancelled()
+    finally:
+        cancellation.clear(task.context.run_id)
+
+
+def test_task_cancelled_ends_the_run_cancelled_even_with_attempts_left() -> None:
+    run_id = "0191e1a4-0000-7000-8000-000000000001"
+    cancellation.request(run_id)
+    try:
+        outcome = execute("tests.cancel.loop", {}, run_id=run_id, attempt=1)
+    finally:
+        cancellation.clear(run_id)
+    assert outcome.status is tasks.TaskStatus.CANCELLED
+    assert outcome.retry_at is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_timed_out_attempt_and_its_retry_never_overlap() -> None:
+    handle = Overruns(OverrunParams()).start(backend=DatabaseBackend())
+    worker, thread = run_worker()
+    try:
+        wait_until(lambda: (1, "asked to cancel") in events)
+        lease_held = TaskRun.objects.get(pk=handle.id)
+        assert (lease_held.status, lease_held.attempt) == ("running", 1)
+        assert (2, "start") not in events
+        release.set()
+        wait_until(lambda: status_of(handle) == "succeeded")
+    finally:
+        stop(worker, thread)
+    assert events == [(1, "start"), (1, "asked to cancel"), (1, "end"), (2, "start"), (2, "end")]
+    assert TaskRun.objects.get(pk=handle.id).attempt == 2
