@@ -8,10 +8,12 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from django.db import connection
+from django.utils import timezone
 from pydantic import BaseModel
 
 import django_generic_tasks as tasks
-from django_generic_tasks import cancellation
+from django_generic_tasks import cancellation, store
 from django_generic_tasks.backends import DatabaseBackend, ImmediateBackend, InMemoryBackend
 from django_generic_tasks.execution import execute
 from django_generic_tasks.models import TaskRun
@@ -110,6 +112,18 @@ def test_cancel_of_a_running_run_ends_it_cancelled_without_retry() -> None:
     assert handle.error is not None
     assert handle.error.type.endswith("TaskCancelled")
     assert not cancellation.is_requested(handle.id)
+
+
+@pytest.mark.django_db
+def test_a_retry_by_hand_forgets_the_cancel_request() -> None:
+    handle = LoopUntilCancelled(LoopParams()).start(backend=DatabaseBackend(), on_commit=False)
+    TaskRun.objects.filter(pk=handle.id).update(status="running")
+    handle.cancel()
+    TaskRun.objects.filter(pk=handle.id).update(status="cancelled")
+    runs = store.for_connection(connection)
+    assert runs.retry(TaskRun.objects.filter(pk=handle.id), timezone.now())[0] == 1
+    run = TaskRun.objects.get(pk=handle.id)
+    assert (run.status, run.cancel_requested_at) == ("ready", None)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -338,6 +338,8 @@ class RunStore(Observations):
                         run_after=now,
                         finished_at=None,
                         result=None,
+                        cancel_requested_at=None,  # a retry by hand is not cancelled again
+                        progress=None,
                         **budget,
                     )
                 retried += 1
