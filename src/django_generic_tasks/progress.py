@@ -190,9 +190,14 @@ def database_writer(database: str) -> ThrottledProgressWriter:
     logger = logging.getLogger("django_generic_tasks.worker")
 
     def write(run_id: str, progress: Progress) -> None:
-        try:
-            write_progress(for_connection(connections[database]), run_id, progress)
-        except Error as exc:
-            logger.warning("Could not store the progress of run %s (%s)", run_id, exc)
+        for attempt in range(3):  # a locked SQLite table (shared cache) is usually brief
+            try:
+                write_progress(for_connection(connections[database]), run_id, progress)
+                return
+            except Error as exc:
+                if attempt == 2:
+                    logger.warning("Could not store the progress of run %s (%s)", run_id, exc)
+                    return
+                time.sleep(0.05 * (attempt + 1))
 
     return ThrottledProgressWriter(write)
