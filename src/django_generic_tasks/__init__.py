@@ -15,6 +15,7 @@ from .exceptions import (
     EnqueueError,
     InvalidOptionError,
     MissingDependencyError,
+    ModelNotFoundError,
     ResultNotAvailableError,
     RunFailedError,
     TaskCancelled,
@@ -24,6 +25,7 @@ from .exceptions import (
     UnknownTaskError,
     UnsupportedOptionError,
 )
+from .modelref import ModelRef
 from .registry import get_task_class, registry
 from .schedules.spec import Schedule
 from .status import ErrorInfo, TaskHandle, TaskStatus
@@ -37,6 +39,8 @@ __all__ = [
     "ErrorInfo",
     "InvalidOptionError",
     "MissingDependencyError",
+    "ModelNotFoundError",
+    "ModelRef",
     "ResultNotAvailableError",
     "RunContext",
     "RunFailedError",

@@ -104,6 +104,10 @@ class ResultNotAvailableError(TasksError):
     """This backend does not keep task results."""
 
 
+class ModelNotFoundError(TasksError, LookupError):
+    """A Django model instance referenced by a task's params no longer exists."""
+
+
 class RunNotFoundError(TasksError, LookupError):
     """There is no task run with that id."""
 

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from . import observability
 from .exceptions import CapacityExceededError, TaskCancelled, TaskTimeoutError, UnknownTaskError
+from .modelref import ModelNotFoundError, resolve_model_refs
 from .params import validate_params
 from .registry import get_task_class
 from .signals import task_finished, task_started
@@ -132,6 +133,8 @@ def _execute_task(
     if debug:
         logger.debug("Task %s (run %s) attempt %d started", task_class.name, run_id, attempt)
     try:
+        if task_class._has_model_refs:  # decided at class definition: plain tasks skip it
+            resolve_model_refs(task.params)
         if _ASYNC_RUN.get(task_class) is False and task_class.timeout is None:
             result = task.run()  # _call()'s plain sync case, inlined: the hot path
             if result is not None and inspect.isawaitable(result):
@@ -148,18 +151,11 @@ def _execute_task(
             extra={"task_name": task_class.name, "run_id": run_id, "attempt": attempt},
         )
     except task_class.discard_on as exc:
-        outcome = _failure(task_class, run_id, attempt, limit, exc, TaskStatus.DISCARDED)
-        logger.info(
-            "Task %s (run %s) discarded on attempt %d: %s",
-            task_class.name,
-            run_id,
-            attempt,
-            exc,
-            extra={"task_name": task_class.name, "run_id": run_id, "attempt": attempt},
-        )
+        outcome = _discarded(task_class, run_id, attempt, limit, exc)
     except Exception as exc:
-        retry = isinstance(exc, task_class.retry_on) and attempt < limit
-        if retry:
+        if type(exc) is ModelNotFoundError and not task_class.missing_models_fail:
+            outcome = _discarded(task_class, run_id, attempt, limit, exc)
+        elif isinstance(exc, task_class.retry_on) and attempt < limit:
             outcome = _failure(task_class, run_id, attempt, limit, exc, TaskStatus.SCHEDULED)
             logger.warning(
                 "Task %s (run %s) failed on attempt %d of %d; retrying at %s",
@@ -192,6 +188,21 @@ def _execute_task(
         _run_hook(task, outcome)
     if task_finished.receivers:
         task_finished.send(sender=task_class, task=task, outcome=outcome)
+    return outcome
+
+
+def _discarded(
+    task_class: type[Task[Any]], run_id: str, attempt: int, limit: int, exc: BaseException
+) -> Outcome:
+    outcome = _failure(task_class, run_id, attempt, limit, exc, TaskStatus.DISCARDED)
+    logger.info(
+        "Task %s (run %s) discarded on attempt %d: %s",
+        task_class.name,
+        run_id,
+        attempt,
+        exc,
+        extra={"task_name": task_class.name, "run_id": run_id, "attempt": attempt},
+    )
     return outcome
 
 

@@ -14,6 +14,7 @@ from .context import RunContext, started_at_of
 from .dispatch import submit, submit_many
 from .enqueue import EnqueueRequest
 from .exceptions import TaskDefinitionError
+from .modelref import has_model_refs
 from .params import validate_params
 from .registry import registry
 
@@ -51,6 +52,9 @@ class Task[P: BaseModel]:
     """Exceptions that cause a retry while attempts remain."""
     discard_on: ClassVar[tuple[type[BaseException], ...]] = ()
     """Exceptions that end the run as ``discarded``: no retry, not an error."""
+    missing_models_fail: ClassVar[bool] = False
+    """Whether a ``ModelRef`` whose row no longer exists fails the run (retried per policy)
+    instead of discarding it (the default)."""
     backoff_base: ClassVar[float] = 1.0
     """Seconds to wait before the first retry."""
     backoff_factor: ClassVar[float] = 2.0
@@ -70,6 +74,8 @@ class Task[P: BaseModel]:
     params: P
 
     _has_hooks: ClassVar[bool] = False
+    _has_model_refs: ClassVar[bool] = False
+    """Whether the params hold ``ModelRef`` fields (the execution path loads them if so)."""
     """Whether the class overrides a lifecycle hook (the execution path skips them if not)."""
 
     def __init__(self, params: P | Mapping[str, Any]) -> None:
@@ -92,6 +98,7 @@ class Task[P: BaseModel]:
                 f"Task[YourParamsModel] with a pydantic BaseModel, or set `abstract = True`."
             )
         cls.params_model = params_model
+        cls._has_model_refs = has_model_refs(params_model)
         cls.abstract = False
         if "name" not in cls.__dict__:
             cls.name = f"{cls.__module__}.{cls.__qualname__}"

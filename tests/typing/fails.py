@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.contrib.auth.models import User
 from pydantic import BaseModel
 
 import django_generic_tasks as tasks
@@ -35,3 +36,16 @@ def misuse() -> None:
     task.start(dealy=timedelta(seconds=1))  # expect: [call-arg]
     number: int = task.params.subject  # expect: [assignment]
     del number
+
+
+class RefParams(BaseModel):
+    user: tasks.ModelRef[User]
+
+
+def misuse_model_refs(user: User) -> None:
+    name: int = RefParams(user=user).user.username  # expect: [assignment]
+    del name
+
+
+class NotAModelRef(BaseModel):
+    number: tasks.ModelRef[int]  # expect: [type-var]

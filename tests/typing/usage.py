@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import assert_type
 
+from django.contrib.auth.models import User
 from pydantic import BaseModel
 
 import django_generic_tasks as tasks
@@ -109,3 +110,23 @@ def use() -> None:
         captured.assert_started(EmailTask, params, queue="emails")
         captured.assert_started(EmailTask, params_subset={"subject": "Hi"}, count=1)
         captured.run_all()
+
+
+class NotifyParams(BaseModel):
+    user: tasks.ModelRef[User]
+    others: list[tasks.ModelRef[User]] = []
+
+
+class NotifyTask(tasks.Task[NotifyParams]):
+    missing_models_fail = True
+
+    def run(self) -> str:
+        assert_type(self.params.user, User)
+        assert_type(self.params.others, list[User])
+        return self.params.user.get_username()
+
+
+def use_model_refs(user: User) -> None:
+    NotifyTask(NotifyParams(user=user, others=[user])).start()
+    error: tasks.TasksError = tasks.ModelNotFoundError("gone")
+    del error
