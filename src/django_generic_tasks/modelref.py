@@ -151,9 +151,24 @@ def _pk_schema(model: type[Model]) -> core_schema.CoreSchema:
     return core_schema.str_schema()
 
 
-@cache
 def has_model_refs(model: type[BaseModel]) -> bool:
-    """Whether ``model`` (or a model nested in it) has a ``ModelRef`` field."""
+    """Whether ``model`` (or a model nested in it) has a ``ModelRef`` field.
+
+    True also while a model is not complete (a forward reference not resolved yet): loading
+    then costs a walk over the params that finds nothing.
+    """
+    found = _known_refs.get(model)
+    if found is None:
+        found = _has_model_refs(model)
+        if found is not None:
+            _known_refs[model] = found
+    return found is not False
+
+
+_known_refs: dict[type[BaseModel], bool] = {}
+
+
+def _has_model_refs(model: type[BaseModel]) -> bool | None:
     seen: set[type[BaseModel]] = set()
     pending: list[Any] = [model]
     while pending:
@@ -163,6 +178,8 @@ def has_model_refs(model: type[BaseModel]) -> bool:
         if isinstance(item, type) and issubclass(item, BaseModel):
             if item in seen:
                 continue
+            if not item.__pydantic_complete__:
+                return None
             seen.add(item)
             for info in item.model_fields.values():
                 pending.extend(info.metadata)

@@ -239,3 +239,26 @@ def test_json_of_references_round_trips_exactly(
         ensure_ascii=False,
     )
     assert dump_params(validate_params(RefParams, text)) == text
+
+
+class LaterParams(BaseModel):
+    customer: tasks.ModelRef[Customer]
+    later: Later | None = None  # defined below: the model is not complete yet
+
+
+class LaterTask(tasks.Task[LaterParams]):
+    name = "tests.modelref.later"
+
+    def run(self) -> None:
+        seen.append(self.params.customer)
+
+
+class Later(BaseModel):
+    x: int
+
+
+def test_references_load_when_the_params_model_was_incomplete_at_definition() -> None:
+    customer = Customer.objects.create(name="Cy")
+    outcome = execute(LaterTask.name, f'{{"customer": {customer.pk}}}', run_id="r5")
+    assert outcome.status is TaskStatus.SUCCEEDED, outcome.error
+    assert seen == [customer]
