@@ -179,6 +179,8 @@ def test_an_instance_of_another_model_is_refused() -> None:
 def test_a_bad_pk_is_a_validation_error() -> None:
     with pytest.raises(ValidationError):
         validate_params(RefParams, '{"customer": 1, "gadgets": ["not-a-uuid"]}')
+    with pytest.raises(ValidationError, match="int_parsing"):
+        GreetCustomer({"customer": "abc"})
 
 
 def test_start_on_the_immediate_backend_runs_with_instances() -> None:
