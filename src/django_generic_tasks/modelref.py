@@ -19,6 +19,8 @@ from .exceptions import ModelNotFoundError
 if TYPE_CHECKING:
     from django.db.models import Model
 
+__all__ = ["ModelNotFoundError", "ModelRef", "PendingRef", "has_model_refs", "resolve_model_refs"]
+
 M = TypeVar("M", bound="Model")
 
 
