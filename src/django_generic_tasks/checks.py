@@ -12,6 +12,7 @@ from typing import Any
 
 from django.core.checks import CheckMessage, Error, Tags, register
 
+from .check_ids import CheckId
 from .exceptions import ConfigurationError, MissingDependencyError
 
 CONFIG_HINT = "See the Settings page of the django-generic-tasks documentation."
@@ -33,8 +34,8 @@ def check_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
         backend = get_backend()
     except MissingDependencyError as exc:
         hint = getattr(exc, "hint", None) or MISSING_HINT
-        return [Error(str(exc), hint=hint, id="django_generic_tasks.E002")]
+        return [Error(str(exc), hint=hint, id=CheckId.BACKEND_DEPENDENCY_MISSING)]
     except ConfigurationError as exc:
         hint = getattr(exc, "hint", None) or CONFIG_HINT
-        return [Error(str(exc), hint=hint, id="django_generic_tasks.E001")]
+        return [Error(str(exc), hint=hint, id=CheckId.BACKEND_INVALID)]
     return list(backend.check())

@@ -24,6 +24,7 @@ from urllib.parse import urlparse
 
 from django.core.checks import CheckMessage, Error, Warning
 
+from ..check_ids import CheckId
 from ..enqueue import EnqueueRequest
 from ..exceptions import (
     ConfigurationError,
@@ -308,7 +309,7 @@ class CeleryBackend(BaseBackend):
                 Error(
                     str(exc),
                     hint="Set TASKS_BACKEND_OPTIONS = {'app': 'proj.celery.app'}.",
-                    id="django_generic_tasks.E401",
+                    id=CheckId.CELERY_APP_INVALID,
                 )
             ]
         from .celery_checks import check_queues
@@ -330,7 +331,7 @@ class CeleryBackend(BaseBackend):
                 "would run twice.",
                 hint="Set broker_transport_options = {'visibility_timeout': 43200} (or lower "
                 "backoff_max on your tasks).",
-                id="django_generic_tasks.W401",
+                id=CheckId.CELERY_VISIBILITY_TIMEOUT_SHORT,
             ),
         ]
 

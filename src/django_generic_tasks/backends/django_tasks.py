@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 from django.core.checks import CheckMessage, Error
 
+from ..check_ids import CheckId
 from ..enqueue import EnqueueRequest
 from ..exceptions import (
     CapacityExceededError,
@@ -306,7 +307,7 @@ class DjangoTasksBackend(BaseBackend):
                     str(exc),
                     hint="Add the alias to the TASKS setting or set "
                     "TASKS_BACKEND_OPTIONS = {'alias': ...}.",
-                    id="django_generic_tasks.E411",
+                    id=CheckId.DJANGO_TASKS_ALIAS_INVALID,
                 )
             ]
         return []
