@@ -122,9 +122,13 @@ def walkthrough(port: int, workdir: Path) -> int:
         for line in email.read_text().splitlines():
             if line.startswith(("Subject:", "To:")):
                 print(f"   {line}")
+
+    step("8. python manage.py tasks_status: what the dashboard shows, on the command line")
+    subprocess.run([sys.executable, "manage.py", "tasks_status"], cwd=HERE, check=True)
     print(
         f"\nDone: {len(emails)} e-mail file(s) written. While a server runs, the docs are at "
-        "/api/docs and the runs at /admin/django_generic_tasks/taskrun/."
+        "/api/docs, the runs at /admin/django_generic_tasks/taskrun/ and the live dashboard "
+        "(throughput, queues, tasks, workers) at /admin/django_generic_tasks/dashboard/."
     )
     return 0
 

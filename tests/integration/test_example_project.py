@@ -28,3 +28,5 @@ def test_example_project_runs_end_to_end() -> None:
     assert '"status": "succeeded"' in output
     assert "Subject: Hello over HTTP" in output
     assert "Subject: Hello from the worker" in output
+    assert "tasks_status" in output
+    assert "/admin/django_generic_tasks/dashboard/" in output
