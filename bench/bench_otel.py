@@ -130,8 +130,8 @@ def measure(src: Path, variant: str, runs: int) -> float:
     return float(json.loads(out.splitlines()[-1])["us_per_run"])
 
 
-def main() -> None:
-    """Print the table."""
+def main(quick: bool = False, argv: list[str] | None = None) -> None:
+    """Print the table (``quick``: one short round, the smoke run of ``bench/run.py --quick``)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--baseline", default=None, help="git ref of the tree before the hooks")
     parser.add_argument("--rounds", type=int, default=7)
@@ -139,7 +139,9 @@ def main() -> None:
     parser.add_argument(
         "--no-sdk", action="store_true", help="only the baseline and the API without an SDK"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if quick:
+        args.rounds, args.runs = 1, 2_000
     ref = args.baseline or default_baseline()
     with tempfile.TemporaryDirectory() as tmp:
         baseline_src = extract(ref, Path(tmp))

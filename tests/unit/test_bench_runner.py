@@ -57,3 +57,13 @@ def test_an_unknown_module_name_is_a_usage_error(runner: ModuleType) -> None:
     with pytest.raises(SystemExit) as info:
         runner.main(["--only", "nope"])
     assert info.value.code == 2
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "bench").glob("bench_*.py")), ids=lambda p: p.stem)
+def test_every_benchmark_module_takes_the_quick_flag_the_runner_passes(path: Path) -> None:
+    import ast
+
+    tree = ast.parse(path.read_text())
+    (main,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main"]
+    positional = [a.arg for a in main.args.posonlyargs + main.args.args]
+    assert positional[:1] == ["quick"], f"{path.name}: main({', '.join(positional)})"
