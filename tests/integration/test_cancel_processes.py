@@ -3,23 +3,11 @@ MariaDB, per ``DATABASE_URL``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from tests.integration.worker_procs import TABLE, ProcDB, stop, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def procdb(tmp_path: Path) -> Iterator[ProcDB]:
-    db = ProcDB(tmp_path)
-    try:
-        yield db
-    finally:
-        db.close()
 
 
 def test_handle_cancel_stops_running_runs_on_two_worker_processes(procdb: ProcDB) -> None:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
 from functools import partial
-from pathlib import Path
 from subprocess import Popen
 
 import pytest
@@ -17,15 +15,6 @@ pytestmark = pytest.mark.slow
 
 RUNS = 2000
 KILLS = 4
-
-
-@pytest.fixture
-def procdb(tmp_path: Path) -> Iterator[ProcDB]:
-    db = ProcDB(tmp_path)
-    try:
-        yield db
-    finally:
-        db.close()
 
 
 def _started(procdb: ProcDB, proc: Popen[bytes]) -> bool:

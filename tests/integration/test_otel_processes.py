@@ -5,7 +5,6 @@ by the child, tests/otel_child.py)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +23,6 @@ from tests.polling import wait_until
 from tests.workerapp.tasks import FlakyRecordTask
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def procdb(tmp_path: Path) -> Iterator[ProcDB]:
-    db = ProcDB(tmp_path)
-    try:
-        yield db
-    finally:
-        db.close()
 
 
 def test_a_database_worker_process_continues_the_producer_trace(

@@ -8,9 +8,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -21,13 +19,10 @@ SLOTS = "django_generic_tasks_scheduleslot"
 
 
 @pytest.fixture
-def procdb(tmp_path: Path) -> Iterator[ProcDB]:
-    db = ProcDB(tmp_path)
-    db.env["TASKS_TEST_IMPORT"] = "tests.integration.schedule_tasks"
-    try:
-        yield db
-    finally:
-        db.close()
+def procdb(procdb: ProcDB) -> ProcDB:
+    """The shared process database, with the schedule test tasks imported by its processes."""
+    procdb.env["TASKS_TEST_IMPORT"] = "tests.integration.schedule_tasks"
+    return procdb
 
 
 def spawn(db: ProcDB, *args: str) -> subprocess.Popen[bytes]:

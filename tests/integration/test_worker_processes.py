@@ -5,23 +5,12 @@ from __future__ import annotations
 import signal
 import sqlite3
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.integration.worker_procs import TABLE, ProcDB, stop, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def procdb(tmp_path: Path) -> Iterator[ProcDB]:
-    db = ProcDB(tmp_path)
-    try:
-        yield db
-    finally:
-        db.close()
 
 
 def test_two_worker_processes_run_each_run_exactly_once(procdb: ProcDB) -> None:

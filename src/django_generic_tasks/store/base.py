@@ -56,6 +56,20 @@ class RunStore(Observations):
     def _dt(self, value: datetime | None) -> Any:
         return None if value is None else self.connection.ops.adapt_datetimefield_value(value)
 
+    def _outcome_values(self, item: Finished) -> list[Any]:
+        """An outcome's bind values: status, result, error type, message, traceback, finished_at,
+        run_after (the order both finish statements use)."""
+        row = outcome_row(item)
+        return [
+            row.status,
+            result_json(row.result),
+            row.error_type,
+            row.error_message,
+            row.error_traceback,
+            self._dt(row.finished_at),
+            self._dt(row.run_after),
+        ]
+
     @contextmanager
     def write_transaction(self) -> Iterator[Any]:
         """A cursor inside a write transaction."""
@@ -217,23 +231,10 @@ class RunStore(Observations):
             "run_after = COALESCE(%s, run_after), lease_expires_at = NULL "
             f"WHERE id = %s AND attempt = %s AND status = {RUNNING} AND worker_id = %s"
         )
-        rows = []
-        for item in items:
-            row = outcome_row(item)
-            rows.append(
-                [
-                    row.status,
-                    result_json(row.result),
-                    row.error_type,
-                    row.error_message,
-                    row.error_traceback,
-                    self._dt(row.finished_at),
-                    self._dt(row.run_after),
-                    item.run.db_id,
-                    item.run.attempt,
-                    worker_id,
-                ]
-            )
+        rows = [
+            [*self._outcome_values(item), item.run.db_id, item.run.attempt, worker_id]
+            for item in items
+        ]
         with self.write_transaction() as cursor:
             cursor.executemany(sql, rows)
             self.add_rollups(cursor, rollups(items) if rollup_rows is None else rollup_rows)

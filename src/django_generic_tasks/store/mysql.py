@@ -16,7 +16,7 @@ from typing import Any
 
 from .base import RUNNING, RunStore, _claimed
 from .rollups import ADDED, COLUMNS, Rollup, rollups
-from .rows import ClaimedRun, Finished, new_row, outcome_row, result_json
+from .rows import ClaimedRun, Finished, new_row
 
 
 class MySQLRunStore(RunStore):
@@ -110,18 +110,7 @@ class MySQLRunStore(RunStore):
         )
         params: list[Any] = []
         for item in items:
-            row = outcome_row(item)
-            params += [
-                item.run.db_id,
-                item.run.attempt,
-                row.status,
-                result_json(row.result),
-                row.error_type,
-                row.error_message,
-                row.error_traceback,
-                self._dt(row.finished_at),
-                self._dt(row.run_after),
-            ]
+            params += [item.run.db_id, item.run.attempt, *self._outcome_values(item)]
         sql = (
             f"UPDATE {self.table} AS t JOIN ({' UNION ALL '.join([one] * len(items))}) AS v "
             "ON t.id = v.id AND t.attempt = v.attempt "
