@@ -1,4 +1,6 @@
-"""The pytest plugin of django-generic-tasks (a ``pytest11`` entry point): ``captured_tasks``.
+"""The pytest plugin of django-generic-tasks (a ``pytest11`` entry point): ``captured_tasks``,
+and closing the connections ``handle.wait()`` listens on before pytest-django drops the test
+database.
 
 A top-level module, so that loading it imports nothing from Django or ``django_generic_tasks``
 until a test uses the fixture: pytest starts whether or not Django is configured, and coverage
@@ -7,8 +9,9 @@ measures the package from its first line (pytest imports plugins before coverage
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+import sys
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -27,3 +30,20 @@ def captured_tasks() -> Iterator[TaskCapture]:
 
     with capture_tasks() as capture:
         yield capture
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef: Any, request: Any) -> Generator[None, Any, Any]:
+    """Once pytest-django has created the test databases, register (after its own teardown,
+    so it runs first) the closing of ``wait()``'s listen connections: PostgreSQL refuses to
+    drop a database that a connection still uses."""
+    result = yield
+    if fixturedef.argname == "django_db_setup":
+        fixturedef.addfinalizer(_stop_wait_listeners)
+    return result
+
+
+def _stop_wait_listeners() -> None:
+    notices = sys.modules.get("django_generic_tasks.store.finish_notices")
+    if notices is not None:  # only if some test waited
+        notices.stop_listeners()

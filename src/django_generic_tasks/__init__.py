@@ -14,6 +14,7 @@ from .exceptions import (
     DuplicateTaskNameError,
     EnqueueError,
     InvalidOptionError,
+    InvalidResultError,
     MissingDependencyError,
     ModelNotFoundError,
     ResultNotAvailableError,
@@ -24,6 +25,7 @@ from .exceptions import (
     TaskTimeoutError,
     UnknownTaskError,
     UnsupportedOptionError,
+    WaitInTransactionError,
 )
 from .modelref import ModelRef
 from .registry import get_task_class, registry
@@ -38,6 +40,7 @@ __all__ = [
     "EnqueueError",
     "ErrorInfo",
     "InvalidOptionError",
+    "InvalidResultError",
     "MissingDependencyError",
     "ModelNotFoundError",
     "ModelRef",
@@ -54,6 +57,7 @@ __all__ = [
     "TasksError",
     "UnknownTaskError",
     "UnsupportedOptionError",
+    "WaitInTransactionError",
     "get_task_class",
     "registry",
 ]

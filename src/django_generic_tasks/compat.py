@@ -67,7 +67,7 @@ class LegacyBackendAdapter:
     def __init__(self, legacy: Any) -> None:
         self.legacy = legacy
 
-    def enqueue(self, request: EnqueueRequest) -> TaskHandle:
+    def enqueue(self, request: EnqueueRequest) -> TaskHandle[Any]:
         """Rebuild the task and pass it to the legacy backend's ``run(task)``."""
         from .registry import get_task_class
 
@@ -77,7 +77,7 @@ class LegacyBackendAdapter:
         )
         return TaskHandle(request.run_id, request.task_name, TaskStatus.READY, self)
 
-    def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[TaskHandle]:
+    def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[TaskHandle[Any]]:
         """Hand the runs over one after the other."""
         return [self.enqueue(request) for request in requests]
 
@@ -88,7 +88,7 @@ class LegacyBackendAdapter:
     def record(self, request: EnqueueRequest, outcome: Outcome) -> None:
         """Nothing is kept."""
 
-    def get_result(self, run_id: str) -> TaskHandle:
+    def get_result(self, run_id: str) -> TaskHandle[Any]:
         """Legacy backends keep no results."""
         raise ResultNotAvailableError(f"{type(self).__name__} does not keep task results.")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import observability
 from .compat import in_atomic_block
@@ -44,7 +44,7 @@ def check_capabilities(backend: Backend, request: EnqueueRequest) -> None:
         )
 
 
-def submit(backend: Backend, request: EnqueueRequest, *, on_commit: bool = True) -> TaskHandle:
+def submit(backend: Backend, request: EnqueueRequest, *, on_commit: bool = True) -> TaskHandle[Any]:
     """Hand ``request`` to ``backend``, after the current transaction commits if asked."""
     if observability.maybe and request.trace_context is None and observability.active():
         from .observability import tracing
@@ -55,7 +55,7 @@ def submit(backend: Backend, request: EnqueueRequest, *, on_commit: bool = True)
     if on_commit and not backend.enqueues_in_transaction and in_atomic_block():
         from django.db import transaction
 
-        handle = TaskHandle(
+        handle: TaskHandle[Any] = TaskHandle(
             id=request.run_id, name=request.task_name, status=TaskStatus.PENDING, backend=backend
         )
         transaction.on_commit(partial(_enqueue_into, backend, request, handle))
@@ -68,7 +68,7 @@ def submit(backend: Backend, request: EnqueueRequest, *, on_commit: bool = True)
 
 def submit_many(
     backend: Backend, requests: Sequence[EnqueueRequest], *, on_commit: bool = True
-) -> list[TaskHandle]:
+) -> list[TaskHandle[Any]]:
     """Hand many requests to ``backend`` at once, after commit if asked."""
     if (
         observability.maybe
@@ -84,7 +84,7 @@ def submit_many(
     if on_commit and not backend.enqueues_in_transaction and in_atomic_block():
         from django.db import transaction
 
-        handles = [
+        handles: list[TaskHandle[Any]] = [
             TaskHandle(id=r.run_id, name=r.task_name, status=TaskStatus.PENDING, backend=backend)
             for r in requests
         ]
@@ -98,14 +98,14 @@ def submit_many(
     return _enqueue_many(backend, requests)
 
 
-def _enqueue(backend: Backend, request: EnqueueRequest) -> TaskHandle:
+def _enqueue(backend: Backend, request: EnqueueRequest) -> TaskHandle[Any]:
     handle = backend.enqueue(request)
     if task_enqueued.receivers:
         _announce(request)
     return handle
 
 
-def _enqueue_many(backend: Backend, requests: Sequence[EnqueueRequest]) -> list[TaskHandle]:
+def _enqueue_many(backend: Backend, requests: Sequence[EnqueueRequest]) -> list[TaskHandle[Any]]:
     handles = backend.enqueue_many(requests)
     if task_enqueued.receivers:
         for request in requests:
@@ -120,7 +120,7 @@ def _announce(request: EnqueueRequest) -> None:
     task_enqueued.send(sender=sender, request=request)
 
 
-def _enqueue_into(backend: Backend, request: EnqueueRequest, handle: TaskHandle) -> None:
+def _enqueue_into(backend: Backend, request: EnqueueRequest, handle: TaskHandle[Any]) -> None:
     fresh = _enqueue(backend, request)
     handle.status, handle.result, handle.error = fresh.status, fresh.result, fresh.error
     handle.attempts = fresh.attempts

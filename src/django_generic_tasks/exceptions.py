@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
-    from .status import ErrorInfo
+    from .status import ErrorInfo, TaskStatus
 
 
 class TasksError(Exception):
@@ -65,34 +65,66 @@ class TaskCancelled(TasksError):
 class RunFailedError(TasksError):
     """A task run failed for good.
 
-    ``args`` are ``(type, message, traceback, task_name)``: the fields of the task's own error
-    (an ``ErrorInfo``) and the task's name, plain strings, so the exception survives a JSON
-    result store; ``error`` gives the error back as an ``ErrorInfo``.
+    ``args`` are ``(type, message, traceback, task_name, status, run_id)``: the fields of the
+    task's own error (an ``ErrorInfo``), the task's name, and (from ``handle.wait()``) how the
+    run ended and its id; plain strings, so the exception survives a JSON result store.
+    ``error`` gives the error back as an ``ErrorInfo``.
     """
 
     def __init__(
-        self, type: str = "", message: str = "", traceback: str = "", task_name: str = ""
+        self,
+        type: str = "",
+        message: str = "",
+        traceback: str = "",
+        task_name: str = "",
+        status: str = "",
+        run_id: str = "",
     ) -> None:
-        Exception.__init__(self, type, message, traceback, task_name)
+        Exception.__init__(self, type, message, traceback, task_name, status, run_id)
+
+    def _arg(self, index: int) -> str:
+        return str(self.args[index]) if len(self.args) > index else ""
 
     @property
     def task_name(self) -> str:
         """The name of the task whose run failed ("" when unknown)."""
-        return str(self.args[3]) if len(self.args) > 3 else ""
+        return self._arg(3)
+
+    @property
+    def status(self) -> TaskStatus | None:
+        """How the run ended: ``failed``, ``discarded`` or ``cancelled`` (``None`` when
+        unknown)."""
+        from .status import TaskStatus
+
+        value = self._arg(4)
+        return TaskStatus(value) if value in TaskStatus._value2member_map_ else None
+
+    @property
+    def run_id(self) -> str:
+        """The id of the run ("" when unknown)."""
+        return self._arg(5)
 
     @property
     def error(self) -> ErrorInfo:
         """The task's error."""
         from .status import ErrorInfo
 
-        type_, message, traceback = (str(arg) for arg in (*self.args, "", "", "")[:3])
-        return ErrorInfo(type_, message, traceback)
+        return ErrorInfo(self._arg(0), self._arg(1), self._arg(2))
 
     def __str__(self) -> str:
-        type_, message = (str(arg) for arg in (*self.args, "", "")[:2])
-        if not type_:
-            return (self.__doc__ or "").strip().splitlines()[0]
-        return f"{type_}: {message}"
+        type_, message = self._arg(0), self._arg(1)
+        described = f"{type_}: {message}" if type_ else message
+        if self.run_id:
+            return f"Run {self.run_id} of {self.task_name} ended {self._arg(4)}: {described}"
+        return described or (self.__doc__ or "").strip().splitlines()[0]
+
+
+class InvalidResultError(TasksError, ValueError):
+    """A task's return value is not valid for its declared result type (``Task[P, R]``)."""
+
+
+class WaitInTransactionError(TasksError, RuntimeError):
+    """``wait()`` cannot see a run finish from inside ``transaction.atomic()``."""
 
 
 class CapacityExceededError(TasksError):

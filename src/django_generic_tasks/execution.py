@@ -25,6 +25,7 @@ from .exceptions import CapacityExceededError, TaskCancelled, TaskTimeoutError, 
 from .modelref import ModelNotFoundError, resolve_model_refs
 from .params import validate_params
 from .registry import get_task_class
+from .results import checked_outcome
 from .signals import task_finished, task_started
 from .status import ErrorInfo, TaskStatus
 
@@ -180,7 +181,9 @@ def _execute_task(
             )
     else:
         outcome = Outcome(run_id, task_class.name, attempt, limit, TaskStatus.SUCCEEDED, result)
-        if debug:
+        if task_class._result_adapter is not None:  # ``Task[P, R]``: the result must be an R
+            outcome = checked_outcome(task_class, outcome)
+        if debug and outcome.status is TaskStatus.SUCCEEDED:
             logger.debug(
                 "Task %s (run %s) succeeded on attempt %d", task_class.name, run_id, attempt
             )
@@ -285,7 +288,7 @@ def _call(task: Task[Any]) -> Any:
     task_class = type(task)
     timeout = task_class.timeout
     if _is_async(task_class):
-        return _run_coroutine(_with_timeout(task.run(), timeout))
+        return _run_coroutine(_with_timeout(task.run(), timeout))  # type: ignore[arg-type]  # async run()
     if timeout is None:
         result = task.run()
         if result is not None and inspect.isawaitable(result):

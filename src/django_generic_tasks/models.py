@@ -11,7 +11,7 @@ MariaDB/MySQL, which have no partial indexes), so migration 0003 creates them, n
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db import models
 from django.utils import timezone
@@ -70,6 +70,12 @@ class TaskRun(models.Model):
     progress = models.JSONField(
         null=True, blank=True, help_text="The last progress the running task reported."
     )
+    awaited_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When someone first waited for the run (handle.wait() on PostgreSQL: its "
+        "finish sends a notice).",
+    )
     trace_context = models.CharField(
         max_length=255,
         null=True,
@@ -96,7 +102,7 @@ class TaskRun(models.Model):
             return None
         return ErrorInfo(self.error_type, self.error_message, self.error_traceback)
 
-    def to_handle(self, backend: Backend | None = None) -> TaskHandle:
+    def to_handle(self, backend: Backend | None = None) -> TaskHandle[Any]:
         """A ``TaskHandle`` describing this run."""
         return TaskHandle(
             id=str(self.id),

@@ -1,13 +1,15 @@
-"""``Task[Params]``: the base class users subclass, its options, and ``start()``."""
+"""``Task[Params, Result]``: the base class users subclass, its options, and ``start()``."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Mapping, Sequence
+import typing
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, get_args, get_origin
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, get_args, get_origin
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
+from typing_extensions import TypeVar
 
 from .conf import get_backend
 from .context import RunContext, started_at_of
@@ -27,18 +29,26 @@ if TYPE_CHECKING:
     from .status import ErrorInfo, TaskHandle
 
 
-class Task[P: BaseModel]:
-    """A unit of background work whose parameters are the Pydantic model ``P``.
+P = TypeVar("P", bound=BaseModel)
+R = TypeVar("R", default=Any)  # a default needs typing_extensions on Python 3.12
 
-    Subclass ``Task[MyParams]`` and implement ``run()`` (plain or ``async def``). Call ``run()``
-    to run it now, or ``start()`` to hand it to the configured backend. Options below are
-    class attributes; override them on your task class.
+
+class Task(Generic[P, R]):
+    """A unit of background work whose parameters are the Pydantic model ``P`` and whose
+    ``run()`` returns an ``R`` (optional; default ``Any``).
+
+    Subclass ``Task[MyParams]`` (or ``Task[MyParams, MyResult]``) and implement ``run()``
+    (plain or ``async def``). Call ``run()`` to run it now, or ``start()`` to hand it to the
+    configured backend. Options below are class attributes; override them on your task class.
     """
 
     name: ClassVar[str]
     """Stable wire name used by backends and the HTTP endpoint. Default ``module.QualName``."""
     params_model: ClassVar[type[BaseModel]]
     """The Pydantic model of this task's params, found from the ``Task[...]`` type argument."""
+    result_type: ClassVar[Any] = Any
+    """What ``run()`` returns: the second ``Task[P, R]`` type argument (``Any`` if not given).
+    Return values are validated against it; ``handle.result`` is decoded back into it."""
     abstract: ClassVar[bool] = False
     """Set ``abstract = True`` on a base class that is not itself a runnable task."""
 
@@ -74,9 +84,11 @@ class Task[P: BaseModel]:
     params: P
 
     _has_hooks: ClassVar[bool] = False
+    """Whether the class overrides a lifecycle hook (the execution path skips them if not)."""
     _has_model_refs: ClassVar[bool] = False
     """Whether the params hold ``ModelRef`` fields (the execution path loads them if so)."""
-    """Whether the class overrides a lifecycle hook (the execution path skips them if not)."""
+    _result_adapter: ClassVar[TypeAdapter[Any] | None] = None
+    """Validates and serialises return values; ``None`` for ``Any`` (nothing to check)."""
 
     def __init__(self, params: P | Mapping[str, Any]) -> None:
         if type(params) is self.params_model:  # already validated (the common, hot case)
@@ -89,7 +101,7 @@ class Task[P: BaseModel]:
         cls._has_hooks = any(getattr(cls, hook) is not getattr(Task, hook) for hook in HOOKS)
         if cls.__dict__.get("abstract", False):
             return
-        params_model = _find_params_model(cls)
+        params_model, result_type = _find_type_arguments(cls)
         if params_model is None:
             if getattr(cls, "__parameters__", ()):
                 return  # a generic intermediate base such as ``class Base(Task[P])``
@@ -98,6 +110,7 @@ class Task[P: BaseModel]:
                 f"Task[YourParamsModel] with a pydantic BaseModel, or set `abstract = True`."
             )
         cls.params_model = params_model
+        _set_result_type(cls, result_type)
         cls._has_model_refs = has_model_refs(params_model)
         cls.abstract = False
         if "name" not in cls.__dict__:
@@ -139,8 +152,8 @@ class Task[P: BaseModel]:
             self._run_context = context
         return context
 
-    def run(self) -> Any:
-        """Do the work. Override this; it may be ``async def``."""
+    def run(self) -> R | Awaitable[R]:
+        """Do the work and return an ``R``. Override this; it may be ``async def``."""
         raise NotImplementedError(f"{type(self).__name__}.run() is not implemented.")
 
     def report_progress(self, done: float, total: float | None = None, message: str = "") -> None:
@@ -179,8 +192,8 @@ class Task[P: BaseModel]:
     # before ``task_finished`` and before the backend records the outcome; an exception in one
     # is logged with the run id and changes nothing. Each may be ``async def``.
 
-    def on_success(self, result: Any) -> None:
-        """Called once when the run succeeded, with ``run()``'s return value."""
+    def on_success(self, result: R) -> None:
+        """Called once when the run succeeded, with ``run()``'s (validated) return value."""
 
     def on_failure(self, error: ErrorInfo) -> None:
         """Called once when the run failed for good (its last attempt, or an error that is not
@@ -202,7 +215,7 @@ class Task[P: BaseModel]:
         key: str | None = None,
         on_commit: bool = True,
         backend: Backend | None = None,
-    ) -> TaskHandle:
+    ) -> TaskHandle[R]:
         """Hand this task to a backend (``TASKS_BACKEND`` unless given); return its handle.
 
         Inside ``transaction.atomic()`` the hand-over waits for the commit and never happens on
@@ -225,7 +238,7 @@ class Task[P: BaseModel]:
         priority: int | None = None,
         on_commit: bool = True,
         backend: Backend | None = None,
-    ) -> list[TaskHandle]:
+    ) -> list[TaskHandle[R]]:
         """Start one run per params object, in bulk where the backend can; one handle each."""
         requests = [
             EnqueueRequest.for_task(cls(p), delay=delay, eta=eta, queue=queue, priority=priority)
@@ -245,35 +258,53 @@ class Task[P: BaseModel]:
         return f"<{type(self).__name__} {self.params!r}>"
 
 
-def _find_params_model(cls: type) -> type[BaseModel] | None:
-    """The params model that ``cls`` gives to ``Task``, following generic intermediate bases.
+def _find_type_arguments(cls: type) -> tuple[type[BaseModel] | None, Any]:
+    """The params model and result type that ``cls`` gives to ``Task``, following generic
+    intermediate bases.
 
     ``class Base[X, P: BaseModel](Task[P])`` then ``class C(Base[Other, Params])`` resolves to
     ``Params``: each generic base's type parameters are mapped to the arguments it was given.
     """
     for klass in cls.__mro__:
         for base in klass.__dict__.get("__orig_bases__", ()):
-            found = _resolve_params(base, {})
+            found = _resolve_arguments(base, {})
             if found is not None:
                 return found
-    return None
+    return None, Any
 
 
-def _resolve_params(alias: Any, bindings: dict[Any, Any]) -> type[BaseModel] | None:
+def _resolve_arguments(alias: Any, bindings: dict[Any, Any]) -> tuple[type[BaseModel], Any] | None:
     origin = get_origin(alias)
     if not (isinstance(origin, type) and issubclass(origin, Task)):
         return None
     args = [bindings.get(arg, arg) for arg in get_args(alias)]
     if origin is Task:
-        arg = args[0] if args else None
-        return arg if isinstance(arg, type) and issubclass(arg, BaseModel) else None
+        params = args[0] if args else None
+        if not (isinstance(params, type) and issubclass(params, BaseModel)):
+            return None
+        result = args[1] if len(args) > 1 else Any
+        return params, Any if isinstance(result, typing.TypeVar) else result
     inner = dict(zip(getattr(origin, "__parameters__", ()), args, strict=False))
     for klass in origin.__mro__:
         for base in klass.__dict__.get("__orig_bases__", ()):
-            found = _resolve_params(base, inner)
+            found = _resolve_arguments(base, inner)
             if found is not None:
                 return found
     return None
+
+
+def _set_result_type(cls: type[Task[Any, Any]], result_type: Any) -> None:
+    cls.result_type = result_type
+    if result_type is Any or result_type is object:
+        cls._result_adapter = None
+        return
+    try:
+        cls._result_adapter = TypeAdapter(result_type)
+    except Exception as exc:  # pydantic raises several kinds for types it cannot handle
+        raise TaskDefinitionError(
+            f"{cls.__module__}.{cls.__qualname__} returns {result_type!r}, which Pydantic "
+            f"cannot validate or serialise as JSON: {exc}"
+        ) from exc
 
 
 def _check_options(cls: type[Task[Any]]) -> None:

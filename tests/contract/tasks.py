@@ -84,6 +84,24 @@ class ContractRecord(tasks.Task[RecordParams]):
         return self.params.value
 
 
+class Quote(BaseModel):
+    """A typed result: a model with a date and a decimal (both travel as JSON strings)."""
+
+    token: str
+    amount: Decimal
+    at: datetime
+
+
+class ContractTyped(tasks.Task[Token, Quote]):
+    """``Task[P, R]``: returns a ``Quote``."""
+
+    name = "contract.typed"
+
+    def run(self) -> Quote:
+        record("ran", self.params.token)
+        return Quote(token=self.params.token, amount=Decimal("9.90"), at=datetime(2030, 1, 2))
+
+
 class ContractAsync(tasks.Task[Token]):
     """An ``async def run``."""
 

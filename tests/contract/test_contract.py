@@ -16,7 +16,12 @@ from decimal import Decimal
 import pytest
 from django.db import transaction
 
-from django_generic_tasks import ResultNotAvailableError, TaskStatus, UnsupportedOptionError
+from django_generic_tasks import (
+    ResultNotAvailableError,
+    RunFailedError,
+    TaskStatus,
+    UnsupportedOptionError,
+)
 from django_generic_tasks.backends.base import EnqueueRequest
 from django_generic_tasks.status import new_run_id
 from tests.contract.harnesses import BackendHarness, HarnessFactory, harness_params
@@ -27,6 +32,8 @@ from tests.contract.tasks import (
     ContractFlaky,
     ContractHooks,
     ContractRecord,
+    ContractTyped,
+    Quote,
     RecordParams,
 )
 
@@ -300,3 +307,25 @@ def test_results_are_readable_or_refused(harness: BackendHarness, token: str) ->
     assert bad.refresh().status is TaskStatus.FAILED
     assert bad.error is not None
     assert "failure" in bad.error.message
+
+
+def test_typed_results_come_back_as_their_type_from_wait_or_are_refused(
+    harness: BackendHarness, token: str
+) -> None:
+    ok = ContractTyped({"token": token}).start(backend=harness.backend)
+    bad = ContractFlaky({"token": f"{token}-bad", "failures": 99}).start(backend=harness.backend)
+    harness.drain(TIMEOUT)
+    expected = Quote(token=token, amount=Decimal("9.90"), at=datetime(2030, 1, 2))
+    if not flag(harness, "supports_results") and not ok.status.is_finished:
+        with pytest.raises(ResultNotAvailableError):
+            ok.wait(timeout=TIMEOUT)
+        return
+    result = ok.wait(timeout=TIMEOUT)
+    assert type(result) is Quote
+    assert result == expected
+    if not flag(harness, "supports_results") and not bad.status.is_finished:
+        return
+    with pytest.raises(RunFailedError) as caught:
+        bad.wait(timeout=TIMEOUT)
+    assert caught.value.status is TaskStatus.FAILED
+    assert "failure" in caught.value.error.message

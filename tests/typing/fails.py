@@ -49,3 +49,15 @@ def misuse_model_refs(user: User) -> None:
 
 class NotAModelRef(BaseModel):
     number: tasks.ModelRef[int]  # expect: [type-var]
+
+
+class CountTask(tasks.Task[EmailParams, int]):
+    def run(self) -> str:  # expect: [override]
+        return "not a count"
+
+
+def misuse_results() -> None:
+    handle = CountTask(EmailParams(subject="x")).start()
+    text: str = handle.wait()  # expect: [assignment]
+    count: int = handle.result  # expect: [assignment]
+    del text, count

@@ -7,7 +7,7 @@ expects no errors.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import assert_type
+from typing import Any, assert_type
 
 from django.contrib.auth.models import User
 from pydantic import BaseModel
@@ -93,13 +93,13 @@ def use() -> None:
     handle = task.start(
         delay=timedelta(seconds=5), queue="emails", priority=5, key="k", on_commit=False
     )
-    assert_type(handle, TaskHandle)
+    assert_type(handle, TaskHandle[Any])
     assert_type(handle.id, str)
     assert_type(handle.name, str)
     assert_type(handle.status, TaskStatus)
     task.start(eta=datetime.now(UTC) + timedelta(hours=1))
     assert_type(
-        EmailTask.start_many([params, {"subject": "x", "recipients": []}]), list[TaskHandle]
+        EmailTask.start_many([params, {"subject": "x", "recipients": []}]), list[TaskHandle[Any]]
     )
     assert_type(EmailTask.name, str)
     assert_type(EmailTask.backoff(2), timedelta)
@@ -130,3 +130,42 @@ def use_model_refs(user: User) -> None:
     NotifyTask(NotifyParams(user=user, others=[user])).start()
     error: tasks.TasksError = tasks.ModelNotFoundError("gone")
     del error
+
+
+class QuoteParams(BaseModel):
+    amount: int
+
+
+class QuoteResult(BaseModel):
+    total: int
+
+
+class QuoteTask(tasks.Task[QuoteParams, QuoteResult]):
+    def run(self) -> QuoteResult:
+        return QuoteResult(total=self.params.amount)
+
+    def on_success(self, result: QuoteResult) -> None:
+        assert_type(result.total, int)
+
+
+class AsyncQuoteTask(tasks.Task[QuoteParams, QuoteResult]):
+    async def run(self) -> QuoteResult:
+        return QuoteResult(total=self.params.amount)
+
+
+async def use_results() -> None:
+    handle = QuoteTask(QuoteParams(amount=1)).start()
+    assert_type(handle, TaskHandle[QuoteResult])
+    assert_type(handle.result, QuoteResult | None)
+    assert_type(handle.wait(timeout=5), QuoteResult)
+    assert_type(handle.refresh().result, QuoteResult | None)
+    assert_type(await handle.await_result(timeout=1.5), QuoteResult)
+    assert_type(AsyncQuoteTask(QuoteParams(amount=1)).start().wait(), QuoteResult)
+    assert_type(QuoteTask.start_many([{"amount": 1}]), list[TaskHandle[QuoteResult]])
+    assert_type(EmailTask(EmailParams(subject="x", recipients=[])).start().wait(), Any)
+    try:
+        handle.wait()
+    except tasks.RunFailedError as exc:
+        assert_type(exc.error, tasks.ErrorInfo)
+        assert_type(exc.status, TaskStatus | None)
+        assert_type(exc.run_id, str)

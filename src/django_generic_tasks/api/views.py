@@ -204,7 +204,7 @@ def make_start_view(task_class: type[Any]) -> Callable[..., Any]:
 class RunLookup:
     """What ``run_status_guard`` found for ``GET runs/<run_id>``, for ``get_run``."""
 
-    handle: TaskHandle | None = None
+    handle: TaskHandle[Any] | None = None
     unavailable: str | None = None
 
 

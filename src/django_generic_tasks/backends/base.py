@@ -69,15 +69,15 @@ class Backend(Protocol):
         """The enqueue is part of the caller's DB transaction, so it needs no on-commit hop."""
         ...
 
-    def enqueue(self, request: EnqueueRequest) -> TaskHandle:
+    def enqueue(self, request: EnqueueRequest) -> TaskHandle[Any]:
         """Accept one task run; return its handle."""
         ...
 
-    def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[TaskHandle]:
+    def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[TaskHandle[Any]]:
         """Accept many runs, in bulk where possible; one handle per request, in order."""
         ...
 
-    def get_result(self, run_id: str) -> TaskHandle:
+    def get_result(self, run_id: str) -> TaskHandle[Any]:
         """Return a fresh handle for ``run_id`` (only when ``supports_results``)."""
         ...
 
@@ -101,11 +101,11 @@ class BaseBackend:
     """Whether ``report_progress()`` is stored on the run (``handle.progress``); the
     ``task_progress`` signal fires on every backend."""
 
-    def enqueue(self, request: EnqueueRequest) -> TaskHandle:
+    def enqueue(self, request: EnqueueRequest) -> TaskHandle[Any]:
         """Accept one task run; return its handle."""
         raise NotImplementedError
 
-    def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[TaskHandle]:
+    def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[TaskHandle[Any]]:
         """Accept many runs one after the other; override for a real bulk path."""
         return [self.enqueue(request) for request in requests]
 
@@ -117,7 +117,7 @@ class BaseBackend:
         hook; by default through ``enqueue()``)."""
         self.enqueue(request)
 
-    def get_result(self, run_id: str) -> TaskHandle:
+    def get_result(self, run_id: str) -> TaskHandle[Any]:
         """Backends without results cannot look runs up."""
         raise ResultNotAvailableError(f"{type(self).__name__} does not keep task results.")
 
@@ -125,7 +125,9 @@ class BaseBackend:
         """No configuration problems by default."""
         return []
 
-    def handle_for(self, request: EnqueueRequest, status: TaskStatus | None = None) -> TaskHandle:
+    def handle_for(
+        self, request: EnqueueRequest, status: TaskStatus | None = None
+    ) -> TaskHandle[Any]:
         """A fresh handle for ``request`` (status from its ``run_after`` unless given)."""
         if status is None:
             status = TaskStatus.SCHEDULED if request.run_after else TaskStatus.READY

@@ -18,7 +18,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from pydantic_core import PydanticSerializationError, to_jsonable_python
+
 from ..exceptions import RunFailedError
+from ..results import decode_result
 from ..status import ErrorInfo, TaskHandle, TaskStatus
 
 if TYPE_CHECKING:
@@ -73,12 +76,12 @@ def deferred_summary(request: EnqueueRequest) -> dict[str, Any]:
 
 
 def jsonable(value: Any) -> Any:
-    """``value`` if it can be serialised as JSON, else its ``repr``."""
+    """``value`` as JSON data (Pydantic's JSON form of models, dates...), parts that have
+    none as their ``repr``."""
     try:
-        json.dumps(value)
-    except (TypeError, ValueError):
+        return to_jsonable_python(value, fallback=repr)
+    except (PydanticSerializationError, ValueError):  # e.g. a circular reference
         return repr(value)
-    return value
 
 
 def error_fields(error: ErrorInfo) -> dict[str, str]:
@@ -113,12 +116,13 @@ def read_summary(value: Any, run_id: str | None = None) -> dict[str, Any] | None
     return value
 
 
-def apply_summary(handle: TaskHandle, summary: dict[str, Any]) -> None:
-    """Set ``handle``'s status, result, error and attempts from a ``read_summary()`` value."""
+def apply_summary(handle: TaskHandle[Any], summary: dict[str, Any]) -> None:
+    """Set ``handle``'s status, result (as the task's result type), error and attempts from a
+    ``read_summary()`` value."""
     handle.status = TaskStatus(summary["status"])
     if isinstance(summary.get("task"), str):
         handle.name = summary["task"]
-    handle.result = summary.get("result")
+    handle.result = decode_result(handle.name, summary.get("result"))
     handle.attempts = int(summary.get("attempt", 0))
     handle.error = error_from_fields(summary.get("error"))
 

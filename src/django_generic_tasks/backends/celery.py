@@ -236,19 +236,19 @@ class CeleryBackend(BaseBackend):
                 f"(run {request.run_id}) in its result backend: {exc}"
             ) from exc
 
-    def enqueue(self, request: EnqueueRequest) -> TaskHandle:
+    def enqueue(self, request: EnqueueRequest) -> TaskHandle[Any]:
         """Send one run to Celery."""
         self._send(request)
         return self.handle_for(request)
 
-    def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[TaskHandle]:
+    def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[TaskHandle[Any]]:
         """Send many runs over one broker connection."""
         with self.app.producer_or_acquire() as producer:
             for request in requests:
                 self._send(request, producer)
         return [self.handle_for(request) for request in requests]
 
-    def get_result(self, run_id: str) -> TaskHandle:
+    def get_result(self, run_id: str) -> TaskHandle[Any]:
         """Read a run's state from the Celery result backend.
 
         Only runs started through this library are read: a stored result without this
@@ -266,7 +266,9 @@ class CeleryBackend(BaseBackend):
         if not isinstance(meta, dict):
             raise RunNotFoundError(f"No task run {run_id!r}.")
         state, value = meta.get("status"), meta.get("result")
-        handle = TaskHandle(id=run_id, name="", status=TaskStatus.READY, backend=self)
+        handle: TaskHandle[Any] = TaskHandle(
+            id=run_id, name="", status=TaskStatus.READY, backend=self
+        )
         if isinstance(meta.get("name"), str) and meta["name"] != TASK_NAME:
             handle.name = meta["name"]
         if state == "PENDING":  # nothing stored

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.core.checks import CheckMessage
 from django.core.checks import Error as CheckError
@@ -19,6 +19,9 @@ from ..enqueue import EnqueueRequest
 from ..exceptions import ConfigurationError, RunNotFoundError
 from ..status import TaskHandle
 from .base import BaseBackend
+
+if TYPE_CHECKING:
+    from ..results import FinishNotices
 
 
 class DatabaseBackend(BaseBackend):
@@ -56,11 +59,11 @@ class DatabaseBackend(BaseBackend):
 
         return connections[self.database]
 
-    def enqueue(self, request: EnqueueRequest) -> TaskHandle:
+    def enqueue(self, request: EnqueueRequest) -> TaskHandle[Any]:
         """Insert one run; with a ``key``, return the task's unfinished run that holds it."""
         return self.enqueue_many([request])[0]
 
-    def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[TaskHandle]:
+    def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[TaskHandle[Any]]:
         """Insert many runs (COPY or one statement per 1,000); one handle per request, in order."""
         from .. import store
 
@@ -75,7 +78,7 @@ class DatabaseBackend(BaseBackend):
             for request, run in zip(requests, found, strict=True)
         ]
 
-    def get_result(self, run_id: str) -> TaskHandle:
+    def get_result(self, run_id: str) -> TaskHandle[Any]:
         """A fresh handle for ``run_id``; ``RunNotFoundError`` when there is no such run."""
         from .. import store
         from ..store.schema import parse_run_id
@@ -86,6 +89,18 @@ class DatabaseBackend(BaseBackend):
         if run is None:
             raise RunNotFoundError(f"There is no task run {run_id!r}.")
         return run.to_handle(self)
+
+    waits_outside_transactions: ClassVar[bool] = True
+    """``wait()`` refuses to run inside ``atomic()``: the transaction would hide the finish."""
+
+    def finish_notices(self) -> FinishNotices | None:
+        """On PostgreSQL, what wakes ``wait()`` when a run ends (``LISTEN/NOTIFY``); ``None``
+        elsewhere (``wait()`` polls)."""
+        if self.connection.vendor != "postgresql":
+            return None
+        from ..store.finish_notices import listener_for
+
+        return listener_for(self.database)
 
     def cancel_run(self, run_id: str) -> None:
         """Cancel ``run_id``: a waiting run at once, a running one within a heartbeat

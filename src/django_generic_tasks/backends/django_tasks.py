@@ -154,7 +154,7 @@ def __getattr__(name: str) -> Any:
 
 
 @dataclass(slots=True, eq=False)
-class DjangoTaskHandle(TaskHandle):
+class DjangoTaskHandle(TaskHandle[Any]):
     """A ``TaskHandle`` that wraps the ``django.tasks`` ``TaskResult`` of the run.
 
     ``task_result`` is the result of the latest attempt known; ``refresh()`` follows retries.
@@ -162,7 +162,7 @@ class DjangoTaskHandle(TaskHandle):
 
     task_result: Any = field(default=None, repr=False)
 
-    def refresh(self) -> TaskHandle:
+    def refresh(self) -> TaskHandle[Any]:
         """Reload from the ``TaskResult``, following retries to the latest attempt."""
         backend = self.backend
         if not isinstance(backend, DjangoTasksBackend) or self.task_result is None:
@@ -234,7 +234,7 @@ class DjangoTasksBackend(BaseBackend):
         """Whether results can be read back from any process (``supports_get_result``)."""
         return bool(self.tasks_backend.supports_get_result)
 
-    def enqueue(self, request: EnqueueRequest) -> TaskHandle:
+    def enqueue(self, request: EnqueueRequest) -> TaskHandle[Any]:
         """Enqueue one run through ``django.tasks``."""
         try:
             task = __getattr__("run_generic_task").using(
@@ -269,11 +269,11 @@ class DjangoTasksBackend(BaseBackend):
         if len(self._result_ids) > RESULT_IDS_KEPT:
             self._result_ids.popitem(last=False)
 
-    def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[TaskHandle]:
+    def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[TaskHandle[Any]]:
         """Enqueue runs one by one (``django.tasks`` has no bulk enqueue)."""
         return [self.enqueue(request) for request in requests]
 
-    def get_result(self, run_id: str) -> TaskHandle:
+    def get_result(self, run_id: str) -> TaskHandle[Any]:
         """Look a run up by its run id (runs started by this process) or by its
         ``django.tasks`` result id (``handle.task_result.id``), from any process."""
         if not self.supports_results:
@@ -348,7 +348,7 @@ def _summary(result: Any) -> dict[str, Any] | None:
     return read_summary(result.return_value)
 
 
-def _apply(handle: TaskHandle, result: Any, deferred: bool) -> None:
+def _apply(handle: TaskHandle[Any], result: Any, deferred: bool) -> None:
     status = str(result.status)
     if status == "SUCCESSFUL":
         summary = _summary(result)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from ..enqueue import EnqueueRequest
 from ..execution import execute
@@ -24,7 +25,7 @@ class ImmediateBackend(BaseBackend):
     def __init__(self, *, sleep_between_retries: bool = False) -> None:
         self.sleep_between_retries = sleep_between_retries
 
-    def enqueue(self, request: EnqueueRequest) -> TaskHandle:
+    def enqueue(self, request: EnqueueRequest) -> TaskHandle[Any]:
         """Run every attempt now and return a handle with the final status and result."""
         while True:
             outcome = execute(

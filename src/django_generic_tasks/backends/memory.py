@@ -51,9 +51,9 @@ class InMemoryBackend(BaseBackend):
 
     def __init__(self) -> None:
         self.requests: list[EnqueueRequest] = []
-        self.handles: dict[str, TaskHandle] = {}
+        self.handles: dict[str, TaskHandle[Any]] = {}
         self.rolled_back: list[EnqueueRequest] = []
-        self._by_key: dict[str, TaskHandle] = {}
+        self._by_key: dict[str, TaskHandle[Any]] = {}
         self._lock = threading.Lock()
         # Starts made in a transaction that has not committed yet: run id -> (connection,
         # its on-commit marker). Django forgets the on-commit callbacks of a block that rolls
@@ -61,7 +61,7 @@ class InMemoryBackend(BaseBackend):
         self._open: dict[str, tuple[Any, _Committed]] = {}
         self._checked: dict[Any, tuple[list[Any], int]] = {}
 
-    def enqueue(self, request: EnqueueRequest) -> TaskHandle:
+    def enqueue(self, request: EnqueueRequest) -> TaskHandle[Any]:
         """Record the run; a repeated ``key`` returns the first run's handle."""
         with self._lock:
             if request.key is not None and request.key in self._by_key:
@@ -128,7 +128,7 @@ class InMemoryBackend(BaseBackend):
             if handle.id in run_ids:
                 del self._by_key[key]
 
-    def get_result(self, run_id: str) -> TaskHandle:
+    def get_result(self, run_id: str) -> TaskHandle[Any]:
         """The handle of a captured run (``KeyError`` for one that was rolled back)."""
         with self._lock:
             self._drop_rolled_back()

@@ -13,6 +13,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Sequence
+from typing import Any
 
 from django.db import connections
 from django.db.backends.signals import connection_created
@@ -97,7 +98,7 @@ class ThreadingBackend(BaseBackend):
         self._scheduler: threading.Thread | None = None
         self._closed = False
 
-    def enqueue(self, request: EnqueueRequest) -> TaskHandle:
+    def enqueue(self, request: EnqueueRequest) -> TaskHandle[Any]:
         """Queue the run (or schedule it for its ``run_after``); return immediately."""
         if self._pid != _pid or self._closed:
             self._ensure_started()
@@ -110,7 +111,7 @@ class ThreadingBackend(BaseBackend):
         self._accept(request)
         return self.handle_for(request)
 
-    def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[TaskHandle]:
+    def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[TaskHandle[Any]]:
         """Queue many runs: all of them, or none (``EnqueueError``) when they do not fit."""
         self._ensure_started()
         if self._unfinished + len(self._later) + len(requests) > self.max_pending:

@@ -1,8 +1,8 @@
 """On PostgreSQL, wake idle workers (``LISTEN django_generic_tasks``) whenever runs are inserted."""
 
-from typing import Any
-
 from django.db import migrations
+
+from ._postgresql import on_postgresql
 
 CHANNEL = "django_generic_tasks"
 
@@ -24,17 +24,7 @@ DROP FUNCTION IF EXISTS dgt_taskrun_notify();
 """
 
 
-def _create(apps: Any, schema_editor: Any) -> None:
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(CREATE)
-
-
-def _drop(apps: Any, schema_editor: Any) -> None:
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(DROP)
-
-
 class Migration(migrations.Migration):
     dependencies = [("django_generic_tasks", "0001_initial")]
 
-    operations = [migrations.RunPython(_create, _drop, elidable=False)]
+    operations = [migrations.RunPython(on_postgresql(CREATE), on_postgresql(DROP), elidable=False)]

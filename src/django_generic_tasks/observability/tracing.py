@@ -63,8 +63,11 @@ def _inject(span: trace.Span) -> str | None:
 
 
 def submit(
-    submit: Callable[..., TaskHandle], backend: Backend, request: EnqueueRequest, on_commit: bool
-) -> TaskHandle:
+    submit: Callable[..., TaskHandle[Any]],
+    backend: Backend,
+    request: EnqueueRequest,
+    on_commit: bool,
+) -> TaskHandle[Any]:
     """``dispatch.submit()`` inside a PRODUCER span whose context the run carries."""
     with _tracer.start_as_current_span(
         f"send {request.queue}", kind=SpanKind.PRODUCER, attributes=_producer_attributes(request)
@@ -74,11 +77,11 @@ def submit(
 
 
 def submit_many(
-    submit_many: Callable[..., list[TaskHandle]],
+    submit_many: Callable[..., list[TaskHandle[Any]]],
     backend: Backend,
     requests: Sequence[EnqueueRequest],
     on_commit: bool,
-) -> list[TaskHandle]:
+) -> list[TaskHandle[Any]]:
     """``dispatch.submit_many()`` with one PRODUCER span per run, ended when the batch is sent."""
     spans = []
     for request in requests:

@@ -359,6 +359,10 @@ class RunStore(Observations):
         )
         return waiting + running
 
+    def mark_awaited(self, run_id: str) -> None:
+        """Ask for a finish notice of ``run_id``: only PostgreSQL sends them (see
+        ``store.finish_notices``); elsewhere ``wait()`` polls."""
+
     def cancel_requested(self, worker_id: str) -> list[str]:
         """The runs ``worker_id`` is running whose cancel was requested (the heartbeat's read,
         through the index on running runs)."""

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic_core import to_json
 
+from ..status import TaskStatus
 from .base import RUNNING, RunStore
 from .rollups import ADDED, COLUMNS, KEY, Rollup, rollups
 from .rows import Finished, outcome_row
@@ -129,3 +130,19 @@ class PostgreSQLRunStore(RunStore):
             f"ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET {updates}, "
             "last_run_id = EXCLUDED.last_run_id"
         )
+
+    def mark_awaited(self, run_id: str) -> None:
+        """Ask for a finish notice of ``run_id`` (migration 0009's trigger sends it).
+
+        The mark locks the row for a moment, and a worker claiming meanwhile skips it (``SKIP
+        LOCKED``): when the run is still due, the same statement wakes the workers again.
+        """
+        from ..worker.notify import CHANNEL as WORKERS
+
+        sql = (
+            f"WITH marked AS (UPDATE {self.table} SET awaited_at = now() "
+            "WHERE id = %s AND awaited_at IS NULL RETURNING status) "
+            "SELECT pg_notify(%s, '') FROM marked WHERE status = %s"
+        )
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, [run_id, WORKERS, TaskStatus.READY.value])

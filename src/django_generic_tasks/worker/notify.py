@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+
+from ..store.listen import close_listen_connection, open_listen_connection
 
 CHANNEL = "django_generic_tasks"
 
@@ -46,7 +47,7 @@ class Listener(threading.Thread):
         while not self.stop.is_set():
             wrapper = None
             try:
-                wrapper = self._connect()
+                wrapper = open_listen_connection(self.database, CHANNEL)
                 delay = 0.1
                 self.ready.set()
                 self.wake.set()
@@ -61,18 +62,4 @@ class Listener(threading.Thread):
                 self.stop.wait(delay)
                 delay = min(delay * 2, 5.0)
             finally:
-                if wrapper is not None:
-                    try:
-                        wrapper.close()
-                    except Exception:
-                        logger.debug("Closing the LISTEN connection failed", exc_info=True)
-
-    def _connect(self) -> Any:
-        from django.db import connections
-
-        wrapper = connections.create_connection(self.database)
-        wrapper.ensure_connection()
-        raw = wrapper.connection
-        raw.autocommit = True
-        raw.execute(f"LISTEN {CHANNEL}")
-        return wrapper
+                close_listen_connection(wrapper)

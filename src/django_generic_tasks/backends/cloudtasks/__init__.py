@@ -204,13 +204,13 @@ class CloudTasksBackend(BaseBackend):
 
     # -- enqueueing ----------------------------------------------------------------------
 
-    def enqueue(self, request: EnqueueRequest) -> TaskHandle:
+    def enqueue(self, request: EnqueueRequest) -> TaskHandle[Any]:
         """Create one Cloud Tasks task for ``request``; a duplicate ``key`` is not an error."""
         create = self.create_task_request(request)
         self._create(self._client(create["parent"]), create, request)
         return self.handle_for(request)
 
-    def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[TaskHandle]:
+    def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[TaskHandle[Any]]:
         """Create many tasks concurrently (at most ``bulk_concurrency`` at once).
 
         Every request is validated before any task is created. If some creates fail, the others
