@@ -55,3 +55,24 @@ class LoopUntilCancelled(tasks.Task[LoopParams]):
         finally:
             os.close(fd)
         return self.params.n
+
+
+class SquareParams(BaseModel):
+    n: int
+    fail: bool = False
+
+
+class Square(BaseModel):
+    n: int
+    square: int
+
+
+class SquareTask(tasks.Task[SquareParams, Square]):
+    """A typed result, waited for from another process."""
+
+    name = "tests.chaos.square"
+
+    def run(self) -> Square:
+        if self.params.fail:
+            raise ValueError(f"no square for {self.params.n}")
+        return Square(n=self.params.n, square=self.params.n**2)
