@@ -143,3 +143,26 @@ def test_docstring_indentation_does_not_turn_paragraphs_into_code_blocks() -> No
 def test_a_docstring_whose_only_other_paragraph_is_a_literal_block_keeps_it() -> None:
     doc = "Run it like this::\n\n        Task().start()\n    "  # as Python 3.12 keeps it
     assert rst_to_markdown(doc) == "Run it like this:\n\n```\nTask().start()\n```"
+
+
+class QuoteOut(BaseModel):
+    total: int
+
+
+class TypedTask(tasks.Task[GreetingParams, QuoteOut]):
+    """Returns a typed result."""
+
+    name = "tests.api_docs.typed"
+
+    def run(self) -> QuoteOut:
+        return QuoteOut(total=self.params.user_id)
+
+
+def test_a_typed_task_documents_its_result_type(openapi: dict[str, Any]) -> None:
+    responses = openapi["paths"][f"{URL}{TypedTask.name}"]["post"]["responses"]
+    name = responses["200"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+    result = openapi["components"]["schemas"][name]["properties"]["result"]
+    assert {"$ref": "#/components/schemas/QuoteOut"} in result["anyOf"]
+    assert openapi["components"]["schemas"]["QuoteOut"]["properties"]["total"]["type"] == "integer"
+    untyped = openapi["paths"][f"{URL}{GreetTask.name}"]["post"]["responses"]["200"]
+    assert untyped["content"]["application/json"]["schema"]["$ref"].endswith("/RunOut")

@@ -25,12 +25,12 @@ from .auth import TasksAuth, task_guard
 from .markdown import markdown_descriptions, rst_to_markdown
 from .schemas import (
     DetailOut,
-    RunOut,
     RunStatusOut,
     StartedOut,
     ValidationErrorOut,
     request_body_openapi,
     run_headers_openapi,
+    run_out_for,
 )
 from .views import get_run, make_run_view, make_start_view, not_found, run_status_guard
 
@@ -153,13 +153,15 @@ class TasksRouter(Router):
         auth = TasksAuth(task_class) if protected else None
         guard = task_guard(task_class, ninja_auth=protected)
         body = markdown_descriptions(request_body_openapi(task_class.params_model))
+        run_id = _operation_id("run", name, self._operation_ids)
+        envelope = run_out_for(task_class, f"RunOut_{run_id.removeprefix('run_')}")
         self.add_api_operation(
             name,
             ["POST"],
             _guarded(make_run_view(task_class), guard),
             auth=auth,
-            response={200: RunOut, 500: RunOut, **_ERRORS},
-            operation_id=_operation_id("run", name, self._operation_ids),
+            response={200: envelope, 500: envelope, **_ERRORS},
+            operation_id=run_id,
             summary=doc.splitlines()[0] if doc else f"Run {name}",
             description=doc,
             url_name=RUN_URL_NAME_PREFIX + name,

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from django.conf import settings
 from django.http import HttpRequest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic_core import PydanticSerializationError, to_json, to_jsonable_python
 
 from ..conf import get_settings
@@ -106,6 +106,17 @@ class RunOut(_Out):
     detail: str | None = Field(
         default=None, description="What a failure means for the caller, in words."
     )
+
+
+def run_out_for(task_class: type[Any], schema_name: str) -> type[RunOut]:
+    """``RunOut`` documenting ``result`` as the task's result type (``Task[P, R]``), under
+    ``schema_name``; plain ``RunOut`` for tasks without one. Only the OpenAPI document uses
+    it: the views write their JSON themselves."""
+    if task_class._result_adapter is None:
+        return RunOut
+    result_type = task_class.result_type | None
+    field = Field(default=None, description="What run() returned (null unless succeeded).")
+    return create_model(schema_name, __base__=RunOut, result=(result_type, field))
 
 
 class StartedOut(_Out):
