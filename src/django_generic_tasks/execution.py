@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from . import observability
-from .exceptions import CapacityExceededError, TaskCancelled, TaskTimeoutError, UnknownTaskError
+from . import observability, timeouts
+from .exceptions import TaskCancelled, UnknownTaskError
 from .modelref import ModelNotFoundError, resolve_model_refs
 from .params import validate_params
 from .registry import get_task_class
@@ -126,8 +126,8 @@ def _execute_task(
     task_class = type(task)
     # ``Task.context`` builds the RunContext from this on first use (most runs never ask).
     task._run_context = (run_id, attempt, limit, queue, backend)  # type: ignore[assignment]
-    if _abandoned and task_class.timeout is not None and not _is_async(task_class):
-        _refuse_when_over_capacity(task_class)  # raises CapacityExceededError: nothing ran
+    if task_class.timeout is not None and timeouts.abandoned and not _is_async(task_class):
+        timeouts.refuse_when_over_capacity(task_class)  # CapacityExceededError: nothing ran
     if task_started.receivers:
         task_started.send(sender=task_class, task=task, run_id=run_id, attempt=attempt)
     debug = logger.isEnabledFor(_DEBUG)
@@ -288,13 +288,13 @@ def _call(task: Task[Any]) -> Any:
     task_class = type(task)
     timeout = task_class.timeout
     if _is_async(task_class):
-        return _run_coroutine(_with_timeout(task.run(), timeout))  # type: ignore[arg-type]  # async run()
+        return _run_coroutine(timeouts.with_timeout(task.run(), timeout))  # type: ignore[arg-type]  # async run()
     if timeout is None:
         result = task.run()
         if result is not None and inspect.isawaitable(result):
             return _run_coroutine(_awaited(result))
         return result
-    return _run_in_thread_with_timeout(task, timeout)
+    return timeouts.run_in_thread_with_timeout(task, timeout)
 
 
 _ASYNC_RUN: dict[type[Any], bool] = {}
@@ -309,15 +309,6 @@ def _is_async(task_class: type[Task[Any]]) -> bool:
 
 async def _awaited(awaitable: Any) -> Any:
     return await awaitable
-
-
-async def _with_timeout(coro: Coroutine[Any, Any, Any], timeout: float | None) -> Any:
-    if timeout is None:
-        return await coro
-    try:
-        return await asyncio.wait_for(coro, timeout)
-    except TimeoutError:
-        raise TaskTimeoutError(f"The task ran longer than its timeout of {timeout:g}s.") from None
 
 
 def _run_coroutine(coro: Coroutine[Any, Any, Any]) -> Any:
@@ -337,106 +328,6 @@ def _run_coroutine(coro: Coroutine[Any, Any, Any]) -> Any:
     thread = threading.Thread(target=target, name="django-generic-tasks-async")
     thread.start()
     thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box.get("result")
-
-
-WAITS_FOR_TIMED_OUT = frozenset({"DatabaseBackend"})
-"""Backends (``RunContext.backend``) whose executor waits for a timed-out attempt's thread to
-end before the outcome (and a retry) is written, holding the run's lease meanwhile."""
-
-_abandoned_lock = threading.Lock()
-_abandoned = 0  # helper threads of timed-out runs that are still running
-
-
-def abandoned_threads() -> int:
-    """How many timed-out sync runs of this process are still running in the background."""
-    return _abandoned
-
-
-def _refuse_when_over_capacity(task_class: type[Task[Any]]) -> None:
-    """Raise ``CapacityExceededError`` (logged) when ``TASKS_MAX_ABANDONED_THREADS`` timed-out
-    runs are still running: a timed sync run could leave one more thread behind."""
-    from .conf import get_settings
-
-    limit = get_settings().max_abandoned_threads
-    if _abandoned < limit:
-        return
-    logger.error(
-        "Task %s refused: %d timed-out run(s) of this process are still running "
-        "(TASKS_MAX_ABANDONED_THREADS = %d).",
-        task_class.name,
-        _abandoned,
-        limit,
-        extra={"task_name": task_class.name},
-    )
-    raise CapacityExceededError(
-        f"{_abandoned} timed-out task run(s) are still running in this process "
-        f"(TASKS_MAX_ABANDONED_THREADS = {limit}); {task_class.name} was not started."
-    )
-
-
-def _run_in_thread_with_timeout(task: Task[Any], timeout: float) -> Any:
-    """Run a sync task on a helper thread and stop waiting for it after ``timeout``.
-
-    Python cannot kill a thread: a task that overruns keeps running in the background (it is
-    logged, and counted: see ``_refuse_when_over_capacity``), but its run is failed so the
-    caller moves on.
-    """
-    global _abandoned
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        global _abandoned
-        from django.db import connections
-
-        try:
-            box["result"] = task.run()
-        except BaseException as exc:
-            box["error"] = exc
-        finally:
-            connections.close_all()
-            with _abandoned_lock:
-                box["finished"] = True
-                if box.get("abandoned"):
-                    _abandoned -= 1
-
-    thread = threading.Thread(target=target, name=f"task-{type(task).name}", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if not box.get("finished"):
-        task._cancel_requested = True  # type: ignore[attr-defined]  # this attempt only
-        context = task.context
-        if context.backend in WAITS_FOR_TIMED_OUT:
-            logger.warning(
-                "Task %s (run %s) exceeded its timeout of %gs on attempt %d; it was asked to "
-                "cancel, and the run's lease is kept until its thread ends (attempts of one "
-                "run never overlap).",
-                type(task).name,
-                context.run_id,
-                timeout,
-                context.attempt,
-                extra={"task_name": type(task).name, "run_id": context.run_id},
-            )
-            thread.join()
-            logger.info(
-                "Task %s (run %s): the timed-out thread ended", type(task).name, context.run_id
-            )
-            raise TaskTimeoutError(f"The task ran longer than its timeout of {timeout:g}s.")
-    with _abandoned_lock:
-        if not box.get("finished"):
-            box["abandoned"] = True
-            _abandoned += 1
-    if box.get("abandoned"):
-        logger.warning(
-            "Task %s exceeded its timeout of %gs; its thread is left to finish in the background "
-            "(%d such thread(s) now).",
-            type(task).name,
-            timeout,
-            _abandoned,
-        )
-        raise TaskTimeoutError(f"The task ran longer than its timeout of {timeout:g}s.")
     if "error" in box:
         raise box["error"]
     return box.get("result")
