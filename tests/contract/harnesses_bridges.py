@@ -29,17 +29,30 @@ def _celery_app() -> Any:
     """One Celery app and in-process worker for the whole test session."""
     if not _celery:
         from celery.contrib.testing.worker import start_worker
+        from celery.signals import task_postrun
 
         from django_generic_tasks.backends.celery import register
         from tests.celery_app import make_app
 
         app = make_app("memory://", "cache+memory://", django=False, task_default_queue=QUEUE)
         register(app)
+        # Without Celery's Django fix-up, nothing closes the worker thread's database
+        # connections (tasks with model references open one), and the test database could not
+        # be dropped at the end of the session.
+        task_postrun.connect(_close_connections, weak=False)
         stack = ExitStack()
         stack.enter_context(start_worker(app, perform_ping_check=False, shutdown_timeout=30))
         atexit.register(stack.close)
         _celery["app"] = app
     return _celery["app"]
+
+
+def _close_connections(sender: Any = None, **kwargs: Any) -> None:
+    """After each task of the harness's app, in its worker thread (other apps' tasks: no)."""
+    from django.db import connections
+
+    if getattr(sender, "app", None) is _celery.get("app"):
+        connections.close_all()
 
 
 def _celery_idle(app: Any) -> bool:

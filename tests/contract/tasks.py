@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel
 
 import django_generic_tasks as tasks
+from tests.testapp.models import Customer
 
 _OWN_JOURNAL = "TASKS_CONTRACT_JOURNAL" not in os.environ
 JOURNAL = Path(
@@ -220,3 +221,30 @@ class ContractHooks(tasks.Task[HookParams]):
 
     def on_retry(self, error: tasks.ErrorInfo, retry_at: datetime | None) -> None:
         self._hook("on_retry", error=error.message, has_retry_at=retry_at is not None)
+
+
+class CustomerParams(BaseModel):
+    token: str
+    customer: tasks.ModelRef[Customer]
+
+
+class ContractModelRef(tasks.Task[CustomerParams]):
+    """Records the customer its params reference, as ``run()`` receives it."""
+
+    name = "contract.modelref"
+    max_attempts = 3
+    backoff_base = 0.01
+
+    def run(self) -> str:
+        customer = self.params.customer
+        record(
+            "ran",
+            self.params.token,
+            type=type(customer).__name__,
+            pk=customer.pk,
+            customer=customer.name,
+        )
+        return customer.name
+
+    def on_discard(self, error: tasks.ErrorInfo) -> None:
+        record("discarded", self.params.token, error=error.type, message=error.message)

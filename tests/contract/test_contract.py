@@ -1,8 +1,8 @@
 """The backend contract: every backend in ``harnesses.HARNESSES`` must pass these tests.
 
-Start, async, bulk start, params round trip, delay/eta, retries, discard, key, priority,
-on-commit, errors, results. Options a backend's capability flags say it cannot honour must
-raise ``UnsupportedOptionError`` at ``start()`` and run nothing.
+Start, async, bulk start, params round trip, model references, delay/eta, retries, discard,
+key, priority, on-commit, errors, results. Options a backend's capability flags say it cannot
+honour must raise ``UnsupportedOptionError`` at ``start()`` and run nothing.
 """
 
 from __future__ import annotations
@@ -31,11 +31,13 @@ from tests.contract.tasks import (
     ContractDiscard,
     ContractFlaky,
     ContractHooks,
+    ContractModelRef,
     ContractRecord,
     ContractTyped,
     Quote,
     RecordParams,
 )
+from tests.testapp.models import Customer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TIMEOUT = 30.0
@@ -89,6 +91,42 @@ def test_params_arrive_exactly(harness: BackendHarness, token: str) -> None:
     (entry,) = harness.calls(token)
     assert RecordParams.model_validate(entry["params"]) == params
     assert entry["params"]["amount"] == "12.50"
+
+
+def test_a_model_ref_param_arrives_as_the_loaded_instance(
+    harness: BackendHarness, token: str
+) -> None:
+    customer = Customer.objects.create(name=f"Ann {token}")
+    customer.name = "not saved"  # only the pk travels: the run loads the row as stored
+    handle = ContractModelRef({"token": token, "customer": customer}).start(backend=harness.backend)
+    harness.drain(TIMEOUT)
+    (entry,) = harness.calls(token)
+    assert (entry["type"], entry["pk"], entry["customer"]) == (
+        "Customer",
+        customer.pk,
+        f"Ann {token}",
+    )
+    if flag(harness, "supports_results"):
+        assert handle.refresh().status is TaskStatus.SUCCEEDED
+        assert handle.result == f"Ann {token}"
+
+
+def test_a_model_ref_to_a_deleted_row_discards_the_run(harness: BackendHarness, token: str) -> None:
+    customer = Customer.objects.create(name="Bob")
+    pk = customer.pk
+    task = ContractModelRef({"token": token, "customer": customer})
+    Customer.objects.filter(pk=pk).delete()  # gone before the run starts (another process)
+    handle = task.start(backend=harness.backend)
+    harness.drain(TIMEOUT)
+    assert harness.ran(token) == 0
+    (entry,) = harness.calls(token)  # on_discard, once: not retried, not failed
+    assert entry["kind"] == "discarded"
+    assert entry["error"] == "django_generic_tasks.exceptions.ModelNotFoundError"
+    assert f"Customer with pk {pk}" in entry["message"]
+    if flag(harness, "supports_results"):
+        assert handle.refresh().status is TaskStatus.DISCARDED
+        assert handle.error is not None
+        assert handle.error.type == entry["error"]
 
 
 def test_delay_is_honoured_or_refused(harness: BackendHarness, token: str) -> None:
