@@ -87,7 +87,7 @@ def example_file_holds(block: Block) -> None:
 def settings_of(block: Block) -> dict[str, object]:
     """Run a ``settings.py`` block; its upper-case names, checked against the known settings."""
     namespace: dict[str, object] = {"__name__": "settings"}
-    exec(compile(block.code, block.where, "exec"), namespace)
+    exec(compile(block.code, block.where, "exec", dont_inherit=True), namespace)
     names = {key: value for key, value in namespace.items() if key.isupper()}
     unknown = {name for name in names if name.startswith("TASKS_")} - known_settings()
     if unknown:
@@ -135,7 +135,9 @@ def run_page(page: Path) -> int:
         elif block.title and (ROOT / "example" / block.title).is_file():
             example_file_holds(block)
         else:
-            exec(compile(block.code, block.where, "exec"), namespace)
+            # dont_inherit: a reader's module has no ``from __future__ import annotations``
+            # (this one's), and with it a params model could not resolve its field types.
+            exec(compile(block.code, block.where, "exec", dont_inherit=True), namespace)
         ran += 1
     return ran
 

@@ -1,5 +1,10 @@
-"""The README's example task."""
+"""The example's tasks: the README's e-mail task, a schedule, and what a task can know about
+itself (a model reference, a typed result, progress)."""
 
+import time
+from decimal import Decimal
+
+from django.contrib.auth.models import User
 from django.core.mail import send_mail
 from pydantic import BaseModel, Field
 
@@ -51,3 +56,75 @@ class DailyDigestTask(tasks.Task[DigestParams]):
             from_email=None,
             recipient_list=self.params.recipients,
         )
+
+
+class WelcomeParams(BaseModel):
+    """Whom to welcome."""
+
+    user: tasks.ModelRef[User] = Field(description="The user to welcome (sent as its pk).")
+
+
+class WelcomeUserTask(tasks.Task[WelcomeParams]):
+    """E-mails a user a welcome; the user is loaded from the database when the run starts."""
+
+    def run(self) -> int:
+        user = self.params.user  # a User: the params carried its pk only
+        return send_mail(
+            subject=f"Welcome, {user.get_username()}",
+            message="Your account is ready.",
+            from_email=None,
+            recipient_list=[user.email],
+        )
+
+
+class LineItem(BaseModel):
+    """One line of a basket."""
+
+    sku: str = Field(description="What is bought.")
+    quantity: int = Field(gt=0, description="How many.")
+    unit_price: Decimal = Field(ge=0, description="Price of one, in euros.")
+
+
+class QuoteParams(BaseModel):
+    """A basket to price."""
+
+    items: list[LineItem] = Field(description="The basket.")
+    vat_rate: Decimal = Field(default=Decimal("0.20"), ge=0, description="VAT, as a fraction.")
+
+
+class Quote(BaseModel):
+    """What a basket costs, in euros."""
+
+    subtotal: Decimal
+    vat: Decimal
+    total: Decimal
+
+
+class QuoteTask(tasks.Task[QuoteParams, Quote]):
+    """Prices a basket. The result is a ``Quote``: validated when the run ends, stored as JSON,
+    and a ``Quote`` again from ``handle.result`` / ``handle.wait()``."""
+
+    def run(self) -> Quote:
+        subtotal = sum((item.unit_price * item.quantity for item in self.params.items), Decimal(0))
+        vat = (subtotal * self.params.vat_rate).quantize(Decimal("0.01"))
+        return Quote(subtotal=subtotal, vat=vat, total=subtotal + vat)
+
+
+class ReindexParams(BaseModel):
+    """How much to index, and how slowly (so that the progress can be watched)."""
+
+    batches: int = Field(default=5, ge=1, description="How many batches to index.")
+    seconds_per_batch: float = Field(default=0.6, ge=0, description="Time one batch takes.")
+
+
+class ReindexTask(tasks.Task[ReindexParams, int]):
+    """Rebuilds a search index batch by batch, reporting its progress as it goes (the admin's
+    run list and run page show it as a bar); stops between batches when cancelled."""
+
+    def run(self) -> int:
+        total = self.params.batches
+        for batch in range(1, total + 1):
+            self.check_cancelled()  # handle.cancel() / the admin's action stop it here
+            time.sleep(self.params.seconds_per_batch)  # stands in for indexing one batch
+            self.report_progress(batch, total, f"indexed batch {batch} of {total}")
+        return total

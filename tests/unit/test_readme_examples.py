@@ -50,3 +50,13 @@ def test_readme_snippets_are_the_example_projects_code(heading: str, path: str) 
     remaining = iter(line.replace(" -> None", "") for line in source.splitlines())
     for line in code_lines:
         assert any(candidate == line for candidate in remaining), f"{path} lacks {line!r}"
+
+
+@pytest.mark.django_db(transaction=True)  # start() hands over at commit: no test transaction
+def test_inside_a_task_example_runs_through_the_default_backend() -> None:
+    code = code_block_after("## Inside a task")
+    namespace: dict[str, Any] = {"__name__": "readme_inside_a_task"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # no endpoint, as above
+        exec(compile(code, "README.md", "exec", dont_inherit=True), namespace)
+    assert namespace["invoice"].reference.startswith("invoice-")
