@@ -44,6 +44,7 @@ def pytest_fixture_setup(fixturedef: Any, request: Any) -> Generator[None, Any, 
 
 
 def _stop_wait_listeners() -> None:
-    notices = sys.modules.get("django_generic_tasks.store.finish_notices")
-    if notices is not None:  # only if some test waited
-        notices.stop_listeners()
+    if "django_generic_tasks.store.finish_notices" in sys.modules:  # only if some test waited
+        from django_generic_tasks.testing import stop_wait_listeners
+
+        stop_wait_listeners()

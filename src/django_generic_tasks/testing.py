@@ -32,7 +32,13 @@ from .params import validate_params
 from .registry import get_task_class
 from .task import Task
 
-__all__ = ["StartedTask", "TaskCapture", "capture_tasks", "captured_tasks"]
+__all__ = [
+    "StartedTask",
+    "TaskCapture",
+    "capture_tasks",
+    "captured_tasks",
+    "stop_wait_listeners",
+]
 
 
 @dataclass(frozen=True)
@@ -231,6 +237,16 @@ def capture_tasks() -> Iterator[TaskCapture]:
     capture = TaskCapture()
     with override_backend(capture.backend):
         yield capture
+
+
+def stop_wait_listeners() -> None:
+    """Close the connections ``handle.wait()`` listens on (PostgreSQL; one per process and
+    database, closed by themselves a few seconds after the last wait). PostgreSQL refuses to
+    drop a database that a connection still uses: call this before the test database is
+    dropped (the pytest plugin does it for pytest-django). The next ``wait()`` reopens them."""
+    from .store.finish_notices import stop_listeners
+
+    stop_listeners()
 
 
 with suppress(ImportError):  # pytest is optional for users
