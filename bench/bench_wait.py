@@ -59,9 +59,9 @@ def measure(backend: Any, count: int) -> tuple[list[float], list[float], list[in
     """Wake-ups (ms after ``finished_at``), start -> result times (ms) and queries per wait."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
+    from tests.testapp.tasks import AddTask
 
     from django_generic_tasks.models import TaskRun
-    from tests.testapp.tasks import AddTask
 
     wakes, round_trips, queries = [], [], []
     for i in range(count):
