@@ -108,18 +108,48 @@ def decode_result(task_name: str, stored: Any) -> Any:
 
 def wait_for[R](handle: TaskHandle[R], timeout: float | None) -> R:
     """Block until ``handle``'s run is finished; its result, or ``RunFailedError``."""
-    if timeout is not None and (isinstance(timeout, bool) or not timeout >= 0):
-        raise InvalidOptionError(f"wait(timeout=...) must be None or >= 0 (got {timeout!r}).")
+    _check_timeout(timeout)
     if not handle.status.is_finished:
         _wait_until_finished(handle, timeout)
     return result_of(handle)
 
 
 async def await_result[R](handle: TaskHandle[R], timeout: float | None) -> R:
-    """``wait_for`` for async code: waits on a worker thread, never blocking the loop."""
+    """``wait_for`` for async code: waits on a worker thread, never blocking the loop; when
+    the ``await`` is cancelled, the thread stops waiting too."""
+    _check_timeout(timeout)
     if handle.status.is_finished:
         return result_of(handle)
-    return await asyncio.to_thread(_wait_in_thread, handle, timeout)
+    stop = _Stop()
+    try:
+        return await asyncio.to_thread(_wait_in_thread, handle, timeout, stop)
+    except asyncio.CancelledError:
+        stop.request()
+        raise
+
+
+class _Stop:
+    """Tells a waiting thread to give up (its ``await`` was cancelled)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.wake = threading.Event()
+
+    def attach(self, event: threading.Event | None) -> None:
+        """Wake ``event`` (the waiter's own) on a request, too."""
+        if event is not None:
+            self.wake = event
+        if self.requested:
+            self.wake.set()
+
+    def request(self) -> None:
+        """Ask the thread to give up now."""
+        self.requested = True
+        self.wake.set()
+
+
+class _Stopped(Exception):
+    pass
 
 
 def result_of[R](handle: TaskHandle[R]) -> R:
@@ -137,16 +167,33 @@ def result_of[R](handle: TaskHandle[R]) -> R:
     )
 
 
-def _wait_in_thread[R](handle: TaskHandle[R], timeout: float | None) -> R:
+def _check_timeout(timeout: float | None) -> None:
+    if timeout is not None and (isinstance(timeout, bool) or not timeout >= 0):
+        raise InvalidOptionError(f"wait(timeout=...) must be None or >= 0 (got {timeout!r}).")
+
+
+def _timed_out(handle: TaskHandle[Any], timeout: float | None) -> TimeoutError:
+    return TimeoutError(
+        f"Run {handle.id} of {handle.name} did not finish within {timeout:g}s "
+        f"(it is {handle.status.value})."
+    )
+
+
+def _wait_in_thread[R](handle: TaskHandle[R], timeout: float | None, stop: _Stop) -> R:
     from django.db import connections
 
     try:
-        return wait_for(handle, timeout)
+        _wait_until_finished(handle, timeout, stop)
+    except _Stopped:
+        return None  # type: ignore[return-value]  # nobody awaits it any more
     finally:
         connections.close_all()  # this pool thread's own connections
+    return result_of(handle)
 
 
-def _wait_until_finished(handle: TaskHandle[Any], timeout: float | None) -> None:
+def _wait_until_finished(
+    handle: TaskHandle[Any], timeout: float | None, stop: _Stop | None = None
+) -> None:
     backend = handle.backend
     if backend is None or not backend.supports_results:
         name = type(backend).__name__ if backend is not None else "this backend"
@@ -162,9 +209,13 @@ def _wait_until_finished(handle: TaskHandle[Any], timeout: float | None) -> None
     deadline = None if timeout is None else time.monotonic() + timeout
     notices: FinishNotices | None = getattr(backend, "finish_notices", lambda: None)()
     event = notices.subscribe(handle.id) if notices is not None else None
+    if stop is not None:
+        stop.attach(event)
     try:
         pause = POLL_FIRST
         while True:
+            if stop is not None and stop.requested:
+                raise _Stopped
             if event is not None:
                 event.clear()  # before reading: a notice from now on wakes the next wait
             handle.refresh()
@@ -172,14 +223,15 @@ def _wait_until_finished(handle: TaskHandle[Any], timeout: float | None) -> None
                 return
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                raise TimeoutError(
-                    f"Run {handle.id} of {handle.name} did not finish within {timeout:g}s "
-                    f"(it is {handle.status.value})."
-                )
+                raise _timed_out(handle, timeout)
             if event is not None:
                 event.wait(NOTICE_RECHECK if remaining is None else min(remaining, NOTICE_RECHECK))
             else:
-                time.sleep(pause if remaining is None else min(pause, remaining))
+                seconds = pause if remaining is None else min(pause, remaining)
+                if stop is not None:
+                    stop.wake.wait(seconds)
+                else:
+                    time.sleep(seconds)
                 pause = min(pause * POLL_GROWTH, POLL_MAX)
     finally:
         if event is not None and notices is not None:

@@ -340,3 +340,28 @@ def test_run_failed_error_keeps_the_old_four_argument_form() -> None:
     assert error.status is None
     assert error.run_id == ""
     assert error.task_name == "some.task"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_await_result_times_out_with_the_whole_timeout_in_its_message() -> None:
+    handle = QuoteTask(QuoteParams(amount=5)).start(backend=DatabaseBackend())
+    began = time.monotonic()
+    with pytest.raises(TimeoutError, match=r"did not finish within 0\.3s \(it is ready\)"):
+        asyncio.run(handle.await_result(timeout=0.3))
+    assert time.monotonic() - began < 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancelled_await_result_returns_at_once() -> None:
+    handle = QuoteTask(QuoteParams(amount=5)).start(backend=DatabaseBackend())
+
+    async def main() -> None:
+        waiting = asyncio.ensure_future(handle.await_result())
+        await asyncio.sleep(0.2)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+
+    began = time.monotonic()
+    asyncio.run(main())
+    assert time.monotonic() - began < 2
