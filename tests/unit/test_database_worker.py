@@ -350,3 +350,29 @@ def test_worker_options_are_validated_when_built(options: dict[str, object], mes
 
     with pytest.raises(WorkerOptionError, match=message):
         WorkerOptions(**options)  # type: ignore[arg-type]
+
+
+def test_the_heartbeat_row_counts_finished_runs_within_about_a_second() -> None:
+    from django_generic_tasks.models import WorkerHeartbeat
+
+    worker = Worker(WorkerOptions(interval=0.05, lease=60))  # beats only every 20 s
+    thread = threading.Thread(target=worker.run, kwargs={"install_signals": False})
+    thread.start()
+    try:
+        AddTask.start_many([{"a": i, "b": 1} for i in range(3)], backend=DatabaseBackend())
+        deadline = time.monotonic() + 10
+        done = 0
+        while time.monotonic() < deadline and done < 3:
+            time.sleep(0.1)
+            row = WorkerHeartbeat.objects.filter(worker_id=worker.id).first()
+            done = row.runs_done if row is not None else 0
+        assert done == 3, (
+            list(TaskRun.objects.values_list("status", flat=True)),
+            list(WorkerHeartbeat.objects.values_list("worker_id", "runs_done")),
+            worker.id,
+            worker.processed,
+        )
+        assert time.monotonic() < deadline - 5  # well before the next beat
+    finally:
+        worker.stop()
+        thread.join(30)
