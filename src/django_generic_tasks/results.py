@@ -218,8 +218,7 @@ def _wait_until_finished(
                 raise _Stopped
             if event is not None:
                 event.clear()  # before reading: a notice from now on wakes the next wait
-            handle.refresh()
-            if handle.status.is_finished:
+            if _refresh(handle) and handle.status.is_finished:
                 return
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
@@ -236,6 +235,20 @@ def _wait_until_finished(
     finally:
         if event is not None and notices is not None:
             notices.unsubscribe(handle.id, event)
+
+
+def _refresh(handle: TaskHandle[Any]) -> bool:
+    """Read the run again; ``False`` when SQLite said its table is locked (a writer holds
+    it: read again on the next turn)."""
+    from django.db import OperationalError
+
+    try:
+        handle.refresh()
+    except OperationalError as exc:
+        if "locked" not in str(exc):
+            raise
+        return False
+    return True
 
 
 def _in_transaction(backend: Any) -> bool:

@@ -365,3 +365,38 @@ def test_a_cancelled_await_result_returns_at_once() -> None:
     began = time.monotonic()
     asyncio.run(main())
     assert time.monotonic() - began < 2
+
+
+def test_wait_reads_again_when_sqlite_says_the_table_is_locked() -> None:
+    from django.db import OperationalError
+
+    class LockedOnce(InMemoryBackend):
+        """Refuses the first read as a busy shared-cache SQLite does."""
+
+        reads = 0
+
+        def get_result(self, run_id: str) -> tasks.TaskHandle[Any]:
+            self.reads += 1
+            if self.reads == 1:
+                raise OperationalError("database table is locked: django_generic_tasks_taskrun")
+            return super().get_result(run_id)
+
+    backend = LockedOnce()
+    handle = TotalsTask(QuoteParams(amount=1)).start(backend=backend)
+    backend.run_all()
+    # A handle that has not seen the run finish yet:
+    waiting = tasks.TaskHandle(handle.id, handle.name, TaskStatus.READY, backend)
+    assert waiting.wait(timeout=5) == [1, 2]
+    assert backend.reads == 2
+
+
+def test_wait_raises_other_database_errors() -> None:
+    from django.db import OperationalError
+
+    class Down(InMemoryBackend):
+        def get_result(self, run_id: str) -> tasks.TaskHandle[Any]:
+            raise OperationalError("connection refused")
+
+    handle = TotalsTask(QuoteParams(amount=1)).start(backend=Down())
+    with pytest.raises(OperationalError, match="connection refused"):
+        handle.wait(timeout=5)
