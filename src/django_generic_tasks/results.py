@@ -91,15 +91,15 @@ def decode_result(task_name: str, stored: Any) -> Any:
     if stored is None:
         return None
     try:
-        adapter = get_task_class(task_name)._result_adapter
+        task_class = get_task_class(task_name)
     except UnknownTaskError:
         return stored
-    if adapter is None:
+    adapter, result_type = task_class._result_adapter, task_class.result_type
+    if adapter is None or type(stored) is result_type:  # nothing to do, or decoded already
         return stored
     try:
         return adapter.validate_json(to_json(stored, fallback=repr))
     except ValidationError as exc:
-        result_type = get_task_class(task_name).result_type
         raise InvalidResultError(
             f"The stored result of {task_name} is not a valid {_type_name(result_type)} "
             f"(did the task's result type change since the run?): {exc}"

@@ -14,6 +14,16 @@ from pydantic import BaseModel
 import django_generic_tasks as tasks
 
 
+def record(n: int) -> int:
+    """Append ``n`` to the ``CHAOS_LOG`` file (the side effects a test counts); return it."""
+    fd = os.open(os.environ["CHAOS_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{n}\n".encode())
+    finally:
+        os.close(fd)
+    return n
+
+
 class ChaosParams(BaseModel):
     n: int
     sleep: float = 0.0
@@ -26,12 +36,7 @@ class ChaosTask(tasks.Task[ChaosParams]):
 
     def run(self) -> int:
         time.sleep(self.params.sleep)
-        fd = os.open(os.environ["CHAOS_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, f"{self.params.n}\n".encode())
-        finally:
-            os.close(fd)
-        return self.params.n
+        return record(self.params.n)
 
 
 class LoopParams(BaseModel):
@@ -49,12 +54,7 @@ class LoopUntilCancelled(tasks.Task[LoopParams]):
         while time.monotonic() < deadline:
             self.check_cancelled()
             time.sleep(0.01)
-        fd = os.open(os.environ["CHAOS_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, f"{self.params.n}\n".encode())
-        finally:
-            os.close(fd)
-        return self.params.n
+        return record(self.params.n)
 
 
 class SquareParams(BaseModel):

@@ -141,6 +141,18 @@ def test_an_unknown_task_is_an_error_consumer_span(otel: Otel) -> None:
     assert consumer.status.status_code is StatusCode.ERROR
 
 
+def pushed_headers(request: EnqueueRequest) -> dict[str, str]:
+    """The HTTP headers of the Cloud Tasks task that ``request`` becomes."""
+    built = build_create_task_request(
+        request,
+        parent="projects/p/locations/l/queues/q",
+        url="http://x/",
+        service_account_email=None,
+        audience="a",
+    )
+    return built["task"]["http_request"]["headers"]
+
+
 def test_cloud_tasks_pushes_carry_the_traceparent_header(otel: Otel) -> None:
     request = EnqueueRequest.for_task(AddTask({"a": 1}))
     tracer = trace.get_tracer("test")
@@ -148,27 +160,12 @@ def test_cloud_tasks_pushes_carry_the_traceparent_header(otel: Otel) -> None:
         from django_generic_tasks.observability.tracing import current_traceparent
 
         request.trace_context = current_traceparent()
-    built = build_create_task_request(
-        request,
-        parent="projects/p/locations/l/queues/q",
-        url="http://x/",
-        service_account_email=None,
-        audience="a",
-    )
-    headers = built["task"]["http_request"]["headers"]
+    headers = pushed_headers(request)
     assert headers["traceparent"].split("-")[1] == format(span.get_span_context().trace_id, "032x")
 
 
 def test_untraced_cloud_tasks_pushes_have_no_traceparent_header() -> None:
-    request = EnqueueRequest.for_task(AddTask({"a": 1}))
-    built = build_create_task_request(
-        request,
-        parent="projects/p/locations/l/queues/q",
-        url="http://x/",
-        service_account_email=None,
-        audience="a",
-    )
-    assert "traceparent" not in built["task"]["http_request"]["headers"]
+    assert "traceparent" not in pushed_headers(EnqueueRequest.for_task(AddTask({"a": 1})))
 
 
 @pytest.mark.django_db(transaction=True)

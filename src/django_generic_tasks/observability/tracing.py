@@ -36,9 +36,9 @@ if TYPE_CHECKING:
 __all__ = ["consume", "current_traceparent", "submit", "submit_many"]
 
 SYSTEM = "django_generic_tasks"
-TASK_ATTRIBUTE = "django_generic_tasks.task.name"
+TASK_ATTRIBUTE = metrics.TASK  # one name for spans and metrics
 ATTEMPT_ATTRIBUTE = "django_generic_tasks.attempt"
-OUTCOME_ATTRIBUTE = "django_generic_tasks.outcome"
+OUTCOME_ATTRIBUTE = metrics.OUTCOME
 
 _propagator = TraceContextTextMapPropagator()
 _tracer = trace.get_tracer("django_generic_tasks")

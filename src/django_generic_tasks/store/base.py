@@ -222,10 +222,15 @@ class RunStore(Operations, Observations):
         ``rollup_rows`` (default: the rollups of ``items``; the worker passes several
         batches' worth about once a second, else none) to the per-minute rollups in the same
         transaction."""
-        if not items:
-            if rollup_rows:
-                self.write_rollups(rollup_rows)
-            return
+        if items:
+            self._finish_batch(worker_id, items, rollup_rows)
+        elif rollup_rows:
+            self.write_rollups(rollup_rows)
+
+    def _finish_batch(
+        self, worker_id: str, items: Sequence[Finished], rollup_rows: Sequence[Rollup] | None
+    ) -> None:
+        """``finish()`` of a non-empty batch: one ``UPDATE`` per run, in one transaction."""
         sql = (
             f"UPDATE {self.table} SET status = %s, result = %s, error_type = %s, "
             "error_message = %s, error_traceback = %s, finished_at = %s, "

@@ -11,6 +11,10 @@ from typing import Any
 
 logger = logging.getLogger("django_generic_tasks")
 
+WORKERS_CHANNEL = "django_generic_tasks"
+"""Where idle workers listen for new due runs (migration 0002's insert trigger, and
+``worker.notify.notify_workers()``)."""
+
 
 def open_listen_connection(database: str, channel: str) -> Any:
     """A new autocommit connection to the alias ``database`` that listens on ``channel``

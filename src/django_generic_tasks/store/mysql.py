@@ -93,17 +93,10 @@ class MySQLRunStore(RunStore):
             )
         return _claimed(rows, 1)
 
-    def finish(
-        self,
-        worker_id: str,
-        items: Sequence[Finished],
-        rollup_rows: Sequence[Rollup] | None = None,
+    def _finish_batch(
+        self, worker_id: str, items: Sequence[Finished], rollup_rows: Sequence[Rollup] | None
     ) -> None:
         """One ``UPDATE ... JOIN`` of the batch, given as a derived table."""
-        if not items:
-            if rollup_rows:
-                self.write_rollups(rollup_rows)
-            return
         one = (
             "SELECT %s AS id, %s AS attempt, %s AS status, %s AS result, %s AS error_type, "
             "%s AS error_message, %s AS error_traceback, %s AS finished_at, %s AS run_after"

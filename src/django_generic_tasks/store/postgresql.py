@@ -10,6 +10,7 @@ from pydantic_core import to_json
 
 from ..status import TaskStatus
 from .base import RUNNING, RunStore
+from .listen import WORKERS_CHANNEL
 from .rollups import ADDED, COLUMNS, KEY, Rollup, rollups
 from .rows import Finished, outcome_row
 from .schema import table
@@ -66,19 +67,12 @@ class PostgreSQLRunStore(RunStore):
     def _expired_where(self, condition: str) -> str:
         return f"id IN (SELECT id FROM {self.table} WHERE {condition}{SKIP_LOCKED})"
 
-    def finish(
-        self,
-        worker_id: str,
-        items: Sequence[Finished],
-        rollup_rows: Sequence[Rollup] | None = None,
+    def _finish_batch(
+        self, worker_id: str, items: Sequence[Finished], rollup_rows: Sequence[Rollup] | None
     ) -> None:
         """The whole batch travels as one JSON document: one parameter to bind, however many
         runs, so completions cost one round trip and almost no client-side work. Rollups
         (a second, small document) are added by the same statement."""
-        if not items:
-            if rollup_rows:
-                self.write_rollups(rollup_rows)
-            return
         sql = (
             f"WITH done AS (UPDATE {self.table} AS t SET status = v.status, "
             "result = NULLIF(v.result, 'null'), error_type = v.error_type, "
@@ -137,12 +131,10 @@ class PostgreSQLRunStore(RunStore):
         The mark locks the row for a moment, and a worker claiming meanwhile skips it (``SKIP
         LOCKED``): when the run is still due, the same statement wakes the workers again.
         """
-        from ..worker.notify import CHANNEL as WORKERS
-
         sql = (
             f"WITH marked AS (UPDATE {self.table} SET awaited_at = now() "
             "WHERE id = %s AND awaited_at IS NULL RETURNING status) "
             "SELECT pg_notify(%s, '') FROM marked WHERE status = %s"
         )
         with self.connection.cursor() as cursor:
-            cursor.execute(sql, [run_id, WORKERS, TaskStatus.READY.value])
+            cursor.execute(sql, [run_id, WORKERS_CHANNEL, TaskStatus.READY.value])

@@ -9,9 +9,8 @@ from __future__ import annotations
 import logging
 import threading
 
+from ..store.listen import WORKERS_CHANNEL as CHANNEL
 from ..store.listen import close_listen_connection, open_listen_connection
-
-CHANNEL = "django_generic_tasks"
 
 logger = logging.getLogger("django_generic_tasks.worker")
 
