@@ -56,12 +56,23 @@ else:
     EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
 
+def _test_file(name: str) -> str:
+    """The test database's file beside ``name`` (one per pytest-xdist worker)."""
+    stem = os.path.splitext(os.path.abspath(name))[0]
+    return f"{stem}-test{os.environ.get('PYTEST_XDIST_WORKER', '')}.sqlite3"
+
+
 def _database(url: str | None) -> dict[str, object]:
     if not url or url.startswith("sqlite"):
+        name = os.environ.get("TASKS_TEST_SQLITE", "tests.sqlite3")
+        # The test database is a file, as in every deployment: an in-memory one shares one
+        # cache between threads, where a second writer fails at once ("database table is
+        # locked") instead of waiting its turn, a contention no user's database has.
+        test_name = os.environ.get("TASKS_TEST_SQLITE_TEST") or _test_file(name)
         return {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": os.environ.get("TASKS_TEST_SQLITE", "tests.sqlite3"),
-            "TEST": {"NAME": os.environ.get("TASKS_TEST_SQLITE_TEST", None)},
+            "NAME": name,
+            "TEST": {"NAME": test_name},
         }
     parsed = urlparse(url)
     if parsed.scheme == "mysql":

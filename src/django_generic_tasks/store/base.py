@@ -28,6 +28,7 @@ from .rows import (
     result_json,
 )
 from .schema import id_str, parse_run_id, table
+from .transient import retry_transient
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
@@ -172,6 +173,7 @@ class RunStore(Operations, Observations):
 
     # -- the worker -------------------------------------------------------------------------
 
+    @retry_transient
     def claim(
         self, worker_id: str, queues: Sequence[str], limit: int, lease: float, now: datetime
     ) -> list[ClaimedRun]:
@@ -212,6 +214,7 @@ class RunStore(Operations, Observations):
     def _claim_cursor(self) -> Any:
         return self.write_transaction()
 
+    @retry_transient
     def finish(
         self,
         worker_id: str,
@@ -245,6 +248,7 @@ class RunStore(Operations, Observations):
             cursor.executemany(sql, rows)
             self.add_rollups(cursor, rollups(items) if rollup_rows is None else rollup_rows)
 
+    @retry_transient
     def postpone(self, worker_id: str, run: ClaimedRun, run_after: datetime) -> int:
         """Give back a claimed run this worker refused to start (``CapacityExceededError``):
         the attempt does not count, and the run waits until ``run_after``."""
@@ -257,6 +261,7 @@ class RunStore(Operations, Observations):
             cursor.execute(sql, [self._dt(run_after), run.db_id, worker_id])
             return int(cursor.rowcount)
 
+    @retry_transient
     def release(self, worker_id: str, runs: Sequence[ClaimedRun]) -> int:
         """Give back claimed runs that never started (the attempt does not count)."""
         if not runs:
@@ -272,6 +277,7 @@ class RunStore(Operations, Observations):
             cursor.execute(sql, [*(run.db_id for run in runs), worker_id])
             return int(cursor.rowcount)
 
+    @retry_transient
     def extend_leases(self, worker_id: str, lease: float, now: datetime) -> int:
         """Heartbeat: push back the lease of every run ``worker_id`` holds."""
         sql = (
@@ -282,6 +288,7 @@ class RunStore(Operations, Observations):
             cursor.execute(sql, [self._dt(now + timedelta(seconds=lease)), worker_id])
             return int(cursor.rowcount)
 
+    @retry_transient
     def reclaim_expired(self, lost_limit: int, now: datetime) -> tuple[int, int]:
         """Runs whose worker stopped heartbeating go back to ``ready`` as a new attempt.
 

@@ -17,6 +17,7 @@ from typing import Any
 from .base import RUNNING, RunStore, _claimed
 from .rollups import ADDED, COLUMNS, Rollup, rollups
 from .rows import ClaimedRun, Finished, new_row
+from .transient import retry_transient
 
 
 class MySQLRunStore(RunStore):
@@ -62,6 +63,7 @@ class MySQLRunStore(RunStore):
             row = cursor.fetchone()
         return None if row is None else self.objects.filter(pk=row[0]).first()
 
+    @retry_transient
     def claim(
         self, worker_id: str, queues: Sequence[str], limit: int, lease: float, now: datetime
     ) -> list[ClaimedRun]:

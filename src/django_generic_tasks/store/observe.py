@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..status import TaskStatus
 from . import statuses as st
 from .rollups import ADDED, COLUMNS, FAILURES, HISTOGRAM, KEY, Rollup, epoch_minute
+from .transient import retry_transient
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
@@ -127,6 +128,7 @@ class Observations:
                 self.rollup_upsert_sql(len(rows)), [v for row in rows for v in row.values()]
             )
 
+    @retry_transient
     def write_rollups(self, rows: Sequence[Rollup]) -> None:
         """Add ``rows`` to the stored rollups in a transaction of their own."""
         if rows:
@@ -137,6 +139,7 @@ class Observations:
         """A cursor inside a write transaction (``RunStore`` defines it)."""
         raise NotImplementedError
 
+    @retry_transient
     def beat(self, worker: WorkerInfo, lease: float, now: datetime) -> None:
         """Record that ``worker`` is alive until ``now + lease`` (insert or refresh its row)."""
         from ..models import WorkerHeartbeat
@@ -155,6 +158,7 @@ class Observations:
         if not beats.filter(pk=worker.worker_id).update(**fields):
             beats.create(worker_id=worker.worker_id, **fields)
 
+    @retry_transient
     def forget_worker(self, worker_id: str) -> None:
         """Remove the heartbeat of a worker that stopped cleanly."""
         from ..models import WorkerHeartbeat

@@ -27,7 +27,9 @@ class SQLiteRunStore(RunStore):
             cursor.execute("BEGIN IMMEDIATE")
             try:
                 yield cursor
+                cursor.execute("COMMIT")
             except BaseException:
-                cursor.execute("ROLLBACK")
+                # A COMMIT that meets a lock leaves the transaction open: end it either way.
+                if connection.connection.in_transaction:
+                    cursor.execute("ROLLBACK")
                 raise
-            cursor.execute("COMMIT")
