@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -77,6 +78,12 @@ class InMemoryBackend(BaseBackend):
             if in_atomic_block():
                 self._watch(request.run_id)
             return handle
+
+    def run_params(self, run_id: str) -> Any:
+        """The params ``run_id`` was started with, as JSON data (``None``: not started here)."""
+        with self._lock:
+            found = [r for r in self.requests if r.run_id == run_id]
+        return json.loads(found[0].params_json) if found else None
 
     def _watch(self, run_id: str) -> None:
         from django.db import DEFAULT_DB_ALIAS, connections
