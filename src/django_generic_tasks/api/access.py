@@ -41,10 +41,14 @@ def is_exposed(task_class: type[Any]) -> bool:
     return bool(exposed)
 
 
+def authorizes(task_class: type[Any]) -> bool:
+    """Whether ``task_class`` defines its own ``api_authorize``."""
+    return getattr(task_class, "api_authorize", None) is not Task.api_authorize
+
+
 def checks_objects(task_class: type[Any]) -> bool:
     """Whether HTTP calls of ``task_class`` load model refs or ask ``api_authorize`` first."""
-    overrides = getattr(task_class, "api_authorize", None) is not Task.api_authorize
-    return overrides or bool(getattr(task_class, "_has_model_refs", False))
+    return authorizes(task_class) or bool(getattr(task_class, "_has_model_refs", False))
 
 
 def authorize(task: Any, request: HttpRequest) -> None:
