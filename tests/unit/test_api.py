@@ -448,9 +448,12 @@ def test_bad_auth_setting_fails_closed(client: Client, settings: Any) -> None:
     assert calls == []
 
 
-def test_openapi_lists_every_task_with_its_schema_and_docstring(client: Client) -> None:
+def test_openapi_lists_every_exposed_task_with_its_schema_and_docstring(client: Client) -> None:
     schema = client.get("/api/openapi.json").json()
     for task_class in registry:
+        if task_class.api_exposed is False:
+            assert f"{URL}{task_class.name}" not in schema["paths"]
+            continue
         operation = schema["paths"][f"{URL}{task_class.name}"]["post"]
         assert operation.get("description") == (rst_to_markdown(task_class.__doc__) or None)
         assert f"{URL}{task_class.name}/start" in schema["paths"]

@@ -188,7 +188,8 @@ def test_one_missing_row_among_several_refs_discards_the_run(docs: dict[str, int
     params = {"first": docs["a-notes"], "second": max(docs.values()) + 1, "country": "FR"}
     outcome = execute(UsesTwoRefs.name, params, run_id="r2")
     assert outcome.status is TaskStatus.DISCARDED
-    assert outcome.error is not None and outcome.error.type.endswith("ModelNotFoundError")
+    assert outcome.error is not None
+    assert outcome.error.type.endswith("ModelNotFoundError")
     assert ran == []
     missing_country = {**params, "second": docs["b-notes"], "country": "DE"}
     assert execute(UsesTwoRefs.name, missing_country, run_id="r3").status is TaskStatus.DISCARDED
