@@ -196,6 +196,36 @@ def test_one_missing_row_among_several_refs_discards_the_run(docs: dict[str, int
     assert ran == []
 
 
+def test_another_caller_cannot_read_a_run_of_a_row_it_may_not_see(docs: dict[str, int]) -> None:
+    backend = InMemoryBackend()
+    with override_backend(backend):
+        started = post(client_of("a"), ReadDoc.name + "/start", {"doc": docs["a-payroll"]})
+        run_id = started.json()["run_id"]
+        backend.run_all()
+        by_b = client_of("b").get(f"{URL}runs/{run_id}")
+        by_a = client_of("a").get(f"{URL}runs/{run_id}")
+        unknown = client_of("b").get(f"{URL}runs/no-such-run")
+    assert (by_b.status_code, by_b.content) == (404, unknown.content)
+    assert by_a.status_code == 200, by_a.content
+    assert by_a.json()["result"] == "content of a-payroll"
+
+
+class ForgetsParams(InMemoryBackend):
+    """A results backend that cannot say which params a run had."""
+
+    def run_params(self, run_id: str) -> Any:
+        return None
+
+
+def test_a_run_whose_params_are_unknown_is_not_readable_when_the_task_authorizes(
+    docs: dict[str, int],
+) -> None:
+    backend = ForgetsParams()
+    with override_backend(backend):
+        run_id = ReadDoc({"doc": docs["a-notes"]}).start().id
+        assert client_of("a").get(f"{URL}runs/{run_id}").status_code == 404  # fails closed
+
+
 # 2. caller-scoped idempotency keys ------------------------------------------------------------
 
 

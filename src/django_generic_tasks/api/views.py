@@ -35,7 +35,15 @@ from ..registry import registry
 from ..security.auth import auth_for_task, authenticates_push_queue
 from ..status import TaskHandle
 from ..wire import TRACEPARENT_HEADER, meta_key
-from .access import authorize, checks_objects, has_nul, is_exposed, same_params, scoped_key
+from .access import (
+    authorize,
+    authorizes,
+    checks_objects,
+    has_nul,
+    is_exposed,
+    same_params,
+    scoped_key,
+)
 from .auth import admit, json_body_required, responder
 from .schemas import (
     DetailOut,
@@ -258,7 +266,8 @@ NO_SUCH_RUN = "No such run is known."
 
 def run_status_guard(run: Callable[..., Any]) -> Callable[..., Any]:
     """Look the run up, then authorize with its task's auth (the global auth when the run, or
-    its task, is unknown, which then answers 404 alike); never 500 for a lookup error."""
+    its task, is unknown, which then answers 404 alike), then with its ``api_authorize`` on the
+    run's params (404 alike when refused); never 500 for a lookup error."""
     respond = responder(run)
 
     @functools.wraps(run)
@@ -276,10 +285,33 @@ def run_status_guard(run: Callable[..., Any]) -> Callable[..., Any]:
         )
         if refused is not None:
             return refused
+        handle = lookup.handle
+        if (
+            task_class is not None
+            and handle is not None
+            and authorizes(task_class)
+            and not may_read(task_class, handle, request)
+        ):
+            lookup = RunLookup()  # as if unknown: the caller learns nothing of the run
         setattr(request, _LOOKUP, lookup)
         return run(request, *args, **kwargs)
 
     return guarded
+
+
+def may_read(task_class: type[Any], handle: TaskHandle[Any], request: HttpRequest) -> bool:
+    """Whether the task's ``api_authorize`` admits the caller of ``request`` to the params of
+    the run ``handle``; ``False`` also when the backend keeps no params, or they no longer
+    validate or load (fail closed)."""
+    run_params = getattr(handle.backend, "run_params", None)
+    stored = None if run_params is None else run_params(handle.id)
+    if stored is None:
+        return False
+    try:
+        authorize(task_class(stored), request)
+    except (HttpError, ValidationError):
+        return False
+    return True
 
 
 def _look_up(run_id: str) -> RunLookup:
