@@ -216,7 +216,8 @@ class Task(Generic[P, R]):
         Called after the params validated and their ``ModelRef`` rows loaded, before anything
         runs or starts (``POST <task>`` and ``POST <task>/start``; never for a push queue's
         delivery). ``request.user`` / ``request.auth`` say who calls. ``False`` answers 403, as
-        does a ``ModelRef`` row that does not exist. Default: allowed.
+        does a ``ModelRef`` row that does not exist. ``GET runs/<id>`` asks it too, with the
+        run's params (404 when refused). Default: allowed.
         """
         return True
 
