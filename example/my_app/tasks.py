@@ -67,6 +67,8 @@ class WelcomeParams(BaseModel):
 class WelcomeUserTask(tasks.Task[WelcomeParams]):
     """E-mails a user a welcome; the user is loaded from the database when the run starts."""
 
+    api_exposed = False  # started by the sign-up code only: no caller may pick the user
+
     def run(self) -> int:
         user = self.params.user  # a User: the params carried its pk only
         return send_mail(

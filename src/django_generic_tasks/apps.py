@@ -13,7 +13,7 @@ class DjangoGenericTasksConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks, security  # noqa: F401  (registers the system checks)
-        from .api import checks as api_checks  # noqa: F401  (registers W301)
+        from .api import checks as api_checks  # noqa: F401  (registers W301, W302, E306)
         from .schedules import checks as schedule_checks  # noqa: F401  (registers E5xx)
 
         autodiscover_modules("tasks")

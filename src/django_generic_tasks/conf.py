@@ -11,6 +11,7 @@
 | ``TASKS_OIDC_CLOCK_SKEW`` | seconds of clock skew tolerated on ``exp``/``iat`` | ``10`` |
 | ``TASKS_API_EXPOSE_ERROR_MESSAGES`` | error bodies carry exception messages | ``False`` |
 | ``TASKS_API_QUEUES`` | more queue names ``POST <task>/start?queue=`` accepts | ``[]`` |
+| ``TASKS_API_EXPOSED_BY_DEFAULT`` | tasks get endpoints unless ``api_exposed = False`` | ``True`` |
 | ``TASKS_MAX_ABANDONED_THREADS`` | timed-out sync runs left running, then refuse | ``8`` |
 | ``TASKS_SCHEDULES`` | periodic tasks for tasks you cannot edit (``schedules.registry``, | ``{}`` |
 |  | checked by ``django_generic_tasks.E501``, read when schedulers start) | |
@@ -56,6 +57,9 @@ class TasksSettings(BaseModel):
         default=False, alias="TASKS_API_EXPOSE_ERROR_MESSAGES", strict=True
     )
     api_queues: list[str] = Field(default_factory=list, alias="TASKS_API_QUEUES")
+    api_exposed_by_default: bool = Field(
+        default=True, alias="TASKS_API_EXPOSED_BY_DEFAULT", strict=True
+    )
     max_abandoned_threads: int = Field(default=8, ge=0, alias="TASKS_MAX_ABANDONED_THREADS")
 
 

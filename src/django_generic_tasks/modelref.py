@@ -64,6 +64,10 @@ class _RefMarker:
         label = model._meta.label
 
         def from_pk(pk: Any) -> PendingRef:
+            if type(pk) is str and "\x00" in pk:  # PostgreSQL refuses NUL in any query
+                raise PydanticCustomError(
+                    "model_ref_nul", "a {label} key never holds a NUL character", {"label": label}
+                )
             return PendingRef(model, pk)
 
         def from_python(value: Any) -> Any:
@@ -147,10 +151,18 @@ def _pk_schema(model: type[Model]) -> core_schema.CoreSchema:
     if isinstance(field, models.UUIDField):
         return core_schema.uuid_schema()
     if isinstance(field, models.IntegerField | models.AutoField):
-        return core_schema.int_schema(strict=False)
-    if isinstance(field, models.CharField | models.TextField | models.SlugField):
-        return core_schema.str_schema()
+        low, high = _integer_range(field)
+        return core_schema.int_schema(strict=False, ge=low, le=high)
     return core_schema.str_schema()
+
+
+def _integer_range(field: Any) -> tuple[int, int]:
+    """The values ``field``'s column holds (Django's ranges per field type; 64 bits when the
+    type is not listed), so an out-of-range pk is a validation error, never a database one."""
+    from django.db.backends.base.operations import BaseDatabaseOperations
+
+    ranges = BaseDatabaseOperations.integer_field_ranges
+    return ranges.get(field.get_internal_type(), ranges["BigIntegerField"])
 
 
 def has_model_refs(model: type[BaseModel]) -> bool:

@@ -77,9 +77,12 @@ class Task(Generic[P, R]):
     """Seconds a run may take before it fails with ``TaskTimeoutError``; ``None`` = no limit."""
     schedules: ClassVar[Sequence[Schedule]] = ()
     """``tasks.Schedule`` values: when the task runs by itself (not inherited by subclasses)."""
+    api_exposed: ClassVar[bool | None] = None
+    """Whether the tasks API router gives this task endpoints: ``False`` keeps it off (404,
+    absent from the OpenAPI document); ``None`` follows ``TASKS_API_EXPOSED_BY_DEFAULT``."""
     api_accepts_key: ClassVar[bool] = False
-    """Whether HTTP callers may pass `key` to `POST <task>/start` (idempotency keys are scoped
-    per task)."""
+    """Whether HTTP callers may pass ``key`` to ``POST <task>/start``. Keys are scoped per task
+    and per caller (``api_key_scope()``); the same key with other params answers 409."""
 
     params: P
 
@@ -204,6 +207,29 @@ class Task(Generic[P, R]):
 
     def on_retry(self, error: ErrorInfo, retry_at: datetime | None) -> None:
         """Called after each failed attempt that the task's policy retries, at ``retry_at``."""
+
+    # HTTP hooks: called by the tasks API router only (``django_generic_tasks.api``).
+
+    def api_authorize(self, request: Any) -> bool:
+        """Whether the HTTP caller of ``request`` may run or start this task with these params.
+
+        Called after the params validated and their ``ModelRef`` rows loaded, before anything
+        runs or starts (``POST <task>`` and ``POST <task>/start``; never for a push queue's
+        delivery). ``request.user`` / ``request.auth`` say who calls. ``False`` answers 403, as
+        does a ``ModelRef`` row that does not exist. ``GET runs/<id>`` asks it too, with the
+        run's params (404 when refused). Default: allowed.
+        """
+        return True
+
+    def api_key_scope(self, request: Any) -> str | None:
+        """Whose idempotency keys ``request`` uses (``POST <task>/start?key=``).
+
+        ``None`` (the default): the caller's identity as the auth gives it: the auth's return
+        value (a user, an OIDC token's subject or e-mail, a string), else the session user,
+        else one scope for all anonymous callers. Return a string to choose it yourself (one
+        per tenant, say); the same string for every caller shares keys among them.
+        """
+        return None
 
     def start(
         self,

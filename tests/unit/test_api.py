@@ -391,7 +391,9 @@ def test_start_takes_a_key_for_a_task_that_accepts_one(client: Client) -> None:
         response = post(client, "tests.api.keyed/start?key=k1", {"label": "y"})
         assert response.status_code == 202
         (request,) = backend.pending()
-        assert request.key == "k1"
+        # Stored under the caller's scope: never shared with other callers or with code.
+        assert request.key is not None
+        assert (request.key[:5], request.key[-3:]) == ("http:", ":k1")
 
 
 def test_start_with_an_option_the_backend_lacks_answers_400(client: Client) -> None:
@@ -446,9 +448,12 @@ def test_bad_auth_setting_fails_closed(client: Client, settings: Any) -> None:
     assert calls == []
 
 
-def test_openapi_lists_every_task_with_its_schema_and_docstring(client: Client) -> None:
+def test_openapi_lists_every_exposed_task_with_its_schema_and_docstring(client: Client) -> None:
     schema = client.get("/api/openapi.json").json()
     for task_class in registry:
+        if task_class.api_exposed is False:
+            assert f"{URL}{task_class.name}" not in schema["paths"]
+            continue
         operation = schema["paths"][f"{URL}{task_class.name}"]["post"]
         assert operation.get("description") == (rst_to_markdown(task_class.__doc__) or None)
         assert f"{URL}{task_class.name}/start" in schema["paths"]

@@ -8,7 +8,13 @@ import pytest
 from django.core.checks import run_checks
 from django.test import Client
 
-from django_generic_tasks.api.checks import check_open_api
+import tests.unit.test_api_exposure
+import tests.unit.test_security_objects  # noqa: F401  (their tasks are the checks' subjects)
+from django_generic_tasks.api.checks import (
+    check_model_refs_authorized,
+    check_open_api,
+    check_open_api_deploy,
+)
 from django_generic_tasks.security import check_api_authentication
 
 # Requests go through Django's request signals, which touch the database connection.
@@ -58,9 +64,40 @@ def test_open_api_without_debug_warns(settings: Any) -> None:
     assert "runs/<run_id>" in warning.msg
 
 
-def test_open_api_with_debug_does_not_warn(settings: Any) -> None:
+def test_open_api_warns_with_debug_too(settings: Any) -> None:
+    # A newcomer's project runs with DEBUG on: that is when it must hear of open endpoints.
     settings.DEBUG = True
-    assert "django_generic_tasks.W301" not in ids(check_open_api())
+    (warning,) = [m for m in check_open_api() if m.id == "django_generic_tasks.W301"]
+    assert "tests.add" in warning.msg
+    assert "django_generic_tasks.W301" in ids(run_checks(tags=["security"]))
+
+
+def test_w301_leaves_out_tasks_that_are_not_exposed() -> None:
+    (warning,) = [m for m in check_open_api() if m.id == "django_generic_tasks.W301"]
+    assert "tests.exposure.send_mail" not in warning.msg  # api_exposed = False
+
+
+def test_deploy_check_errs_when_authentication_was_never_chosen(settings: Any) -> None:
+    if hasattr(settings, "TASKS_API_AUTHENTICATION"):
+        del settings.TASKS_API_AUTHENTICATION
+    deploy = run_checks(tags=["security"], include_deployment_checks=True)
+    (error,) = [m for m in deploy if m.id == "django_generic_tasks.E306"]
+    assert error.is_serious()
+    assert "tests.add" in error.msg
+    assert "E306" not in str(ids(run_checks(tags=["security"])))  # only under --deploy
+
+
+def test_deploy_check_accepts_openness_written_in_settings(settings: Any) -> None:
+    settings.TASKS_API_AUTHENTICATION = None
+    assert "django_generic_tasks.E306" not in ids(check_open_api_deploy())
+    assert "django_generic_tasks.W301" in ids(check_open_api())  # still said, as a warning
+
+
+def test_a_model_ref_task_served_without_api_authorize_warns() -> None:
+    flagged = {m.obj.name for m in check_model_refs_authorized()}
+    assert "tests.objects.read_any_doc" in flagged
+    assert "tests.objects.read_doc" not in flagged  # it defines api_authorize
+    assert "tests.add" not in flagged  # no model refs
 
 
 def test_w301_leaves_out_the_run_status_endpoint_once_global_auth_is_set(settings: Any) -> None:

@@ -15,6 +15,8 @@ import pytest
 from django.test import Client
 
 from django_generic_tasks import security
+from django_generic_tasks.backends import InMemoryBackend
+from django_generic_tasks.conf import override_backend
 from tests.oidc_support import (
     OIDC_AUDIENCE,
     OIDC_EMAIL,
@@ -28,7 +30,7 @@ from tests.oidc_support import (
     other_signing_key,
     signing_key,
 )
-from tests.testapp.tasks import calls
+from tests.testapp.tasks import AddTask, calls
 
 __all__ = ["certs_server", "oidc_settings", "other_signing_key", "signing_key"]
 
@@ -185,6 +187,25 @@ def test_start_and_runs_endpoints_need_the_token_too(signing_key: SigningKey) ->
         headers={"Authorization": bearer(mint_token(key=signing_key))},
     )
     assert ok.status_code == 202
+
+
+def test_reading_a_run_with_a_token_signed_by_another_key_answers_401(
+    signing_key: SigningKey, other_signing_key: SigningKey
+) -> None:
+    # The run exists and its task is guarded by OIDC: only the auth stands in the way.
+    with override_backend(InMemoryBackend()):
+        run_id = AddTask({"a": 1}).start().id
+        forged = Client().get(
+            f"/api/tasks/runs/{run_id}",
+            headers={"Authorization": bearer(mint_token(key=other_signing_key))},
+        )
+        genuine = Client().get(
+            f"/api/tasks/runs/{run_id}",
+            headers={"Authorization": bearer(mint_token(key=signing_key))},
+        )
+    assert forged.status_code == 401, forged.content
+    assert run_id not in forged.content.decode()
+    assert (genuine.status_code, genuine.json()["run_id"]) == (200, run_id)
 
 
 def test_certs_are_fetched_once_and_cached_per_max_age(

@@ -4,7 +4,8 @@ Mount it on your own ``NinjaAPI``::
 
     api.add_router("/tasks/", django_generic_tasks.api.router)
 
-which gives, for every registered task:
+which gives, for every registered task that is served (``api_exposed``, else
+``TASKS_API_EXPOSED_BY_DEFAULT``):
 
 - ``POST <mount>/<Task.name>``: run the task now, through ``execution.execute()``; the body is
   the task's params model. For a push queue's delivery (authenticated as the push queue,
@@ -23,8 +24,8 @@ no endpoint: its registration warns, and a request for it answers 404 saying why
 modules at start-up (an app's ``tasks.py`` is autodiscovered).
 
 Modules: ``routes`` (the router), ``views``, ``auth`` (who may call), ``schemas`` (what is
-read and answered), ``markdown`` (docstrings as Markdown for the OpenAPI document), ``checks``
-(system check W301).
+read and answered), ``access`` (exposure, ``api_authorize``, caller-scoped keys), ``markdown``
+(docstrings as Markdown for the OpenAPI document), ``checks`` (system checks W301, W302, E306).
 """
 
 from ..wire import (

@@ -21,6 +21,7 @@ from ..wire import (
     RUN_URL_NAME_PREFIX,
     START_URL_NAME_PREFIX,
 )
+from .access import is_exposed
 from .auth import TasksAuth, task_guard
 from .markdown import markdown_descriptions, rst_to_markdown
 from .schemas import (
@@ -83,6 +84,8 @@ def _guarded(view: Callable[..., Any], guard: Callable[..., Any]) -> Callable[..
 class TasksRouter(Router):
     """A ``Router`` that adds an operation per registered task when it is first mounted.
 
+    Only exposed tasks get operations (``api_exposed``, else ``TASKS_API_EXPOSED_BY_DEFAULT``).
+
     Mount it as many times as you like; the operations are made once, from the tasks
     registered by then, and an operation carries django-ninja auth (``TasksAuth``, shown in the
     OpenAPI document) when its task's auth was configured at that time.
@@ -105,7 +108,8 @@ class TasksRouter(Router):
 
     def _add_operations(self) -> None:
         for task_class in sorted(registry, key=lambda t: t.name):
-            self._add_task(task_class)
+            if is_exposed(task_class):
+                self._add_task(task_class)
 
         def run_status(request: Any, run_id: str) -> Any:
             return get_run(request, run_id)
@@ -172,7 +176,7 @@ class TasksRouter(Router):
             ["POST"],
             _guarded(make_start_view(task_class), guard),
             auth=auth,
-            response={202: StartedOut, **_ERRORS},
+            response={202: StartedOut, **_ERRORS, 409: DetailOut},
             operation_id=_operation_id("start", name, self._operation_ids),
             summary=f"Start {name} on TASKS_BACKEND (202 with the run id)",
             description=doc,

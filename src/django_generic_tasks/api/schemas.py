@@ -45,7 +45,10 @@ _RUN_RESPONSES = {
         },
         400: {"description": "The body is not JSON."},
         401: {"description": "Missing or invalid credentials."},
-        403: {"description": "Valid credentials of a caller that is not allowed."},
+        403: {
+            "description": "A caller that is not allowed, or params it may not use "
+            "(api_authorize said no, or a model reference does not exist: the same answer)."
+        },
         415: {"description": "The body is not sent as application/json."},
         422: {"description": "Invalid params: nothing was run."},
         503: {"description": "Credentials cannot be checked now, or the process is at capacity."},

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from ninja import Query, Status
 from ninja.errors import HttpError
@@ -34,6 +35,15 @@ from ..registry import registry
 from ..security.auth import auth_for_task, authenticates_push_queue
 from ..status import TaskHandle
 from ..wire import TRACEPARENT_HEADER, meta_key
+from .access import (
+    authorize,
+    authorizes,
+    checks_objects,
+    has_nul,
+    is_exposed,
+    same_params,
+    scoped_key,
+)
 from .auth import admit, json_body_required, responder
 from .schemas import (
     DetailOut,
@@ -89,9 +99,11 @@ def make_run_view(task_class: type[Any]) -> Callable[..., Any]:
 
     Push queues retry every non-2xx answer, and params that do not validate never will, so a
     push delivery with such params, or a body that is not JSON, is run by ``execute()``, which
-    fails it for good (200); direct callers get the 422 (400).
+    fails it for good (200); direct callers get the 422 (400). A direct call's params are
+    authorized first (``api.access.authorize``: 403); a push queue's were, when started.
     """
     name, model = task_class.name, task_class.params_model
+    check_objects = checks_objects(task_class)
 
     def run_task(request: HttpRequest) -> HttpResponse:
         trusted = authenticates_push_queue(auth_for_task(task_class))
@@ -106,6 +118,9 @@ def make_run_view(task_class: type[Any]) -> Callable[..., Any]:
             if not push:
                 raise
             data = request.body or b"{}"  # execute() fails the run for good: 200, no retry
+        else:
+            if check_objects and not push:
+                authorize(task_class(data), request)
         try:
             outcome = execute(
                 name,
@@ -156,8 +171,39 @@ def check_start_options(task_class: type[Any], key: str | None, queue: str | Non
         )
 
 
+NUL_REFUSED = "The run store cannot keep NUL characters (\\u0000)."
+KEY_REUSED = "This key was already used with other params (keys are idempotency keys)."
+
+
+def refuse_nul(request: HttpRequest, key: str | None) -> None:
+    """422 for a NUL character in the body or the key when the backend cannot keep one."""
+    if getattr(get_backend(), "keeps_nul_characters", True):
+        return
+    errors = []
+    if has_nul(request.body):
+        errors.append({"type": "string_nul", "loc": ["body"], "msg": NUL_REFUSED})
+    if key is not None and "\x00" in key:
+        errors.append({"type": "string_nul", "loc": ["query", "key"], "msg": NUL_REFUSED})
+    if errors:
+        raise NinjaValidationError(errors)
+
+
+def key_reused(task: Any, handle: TaskHandle[Any]) -> bool:
+    """Whether the run ``handle`` (which holds the key just sent) has other params than
+    ``task``'s; ``False`` when the backend cannot tell (``run_params`` gives ``None``)."""
+    run_params = getattr(handle.backend, "run_params", None)
+    stored = None if run_params is None else run_params(handle.id)
+    return stored is not None and not same_params(task.params, stored)
+
+
 def make_start_view(task_class: type[Any]) -> Callable[..., Any]:
-    """``POST <mount>/<Task.name>/start``: hand the task to ``TASKS_BACKEND``; 202 with the id."""
+    """``POST <mount>/<Task.name>/start``: hand the task to ``TASKS_BACKEND``; 202 with the id.
+
+    The params are authorized first (``api.access.authorize``: 403). A ``key`` is scoped to
+    the caller (``Task.api_key_scope``): the same key from the same caller with the same
+    params returns the run that holds it; with other params, 409 (without that run's id).
+    """
+    check_objects = checks_objects(task_class)
 
     def start_task(
         request: HttpRequest,
@@ -179,17 +225,23 @@ def make_start_view(task_class: type[Any]) -> Callable[..., Any]:
         priority: Annotated[int | None, Query(ge=-100, le=100)] = None,
     ) -> Any:
         params = read_params(task_class.params_model, request.body)
+        refuse_nul(request, key)
         check_start_options(task_class, key, queue)
+        task = task_class(params)
+        if check_objects:
+            authorize(task, request)
         try:
-            handle = task_class(params).start(
+            handle = task.start(
                 delay=None if delay is None else timedelta(seconds=delay),
-                key=key,
+                key=None if key is None else scoped_key(task, request, key),
                 queue=queue,
                 priority=priority,
             )
+            if key is not None and key_reused(task, handle):
+                return Status(409, DetailOut(detail=KEY_REUSED))
         except (InvalidOptionError, UnsupportedOptionError) as exc:
             return Status(400, DetailOut(detail=str(exc)))
-        except EnqueueError as exc:
+        except (EnqueueError, DatabaseError) as exc:
             logger.warning("Could not start %s over HTTP: %s", task_class.name, exc)
             detail = f"Could not start the task ({type(exc).__name__})."
             if expose_error_messages():
@@ -214,7 +266,8 @@ NO_SUCH_RUN = "No such run is known."
 
 def run_status_guard(run: Callable[..., Any]) -> Callable[..., Any]:
     """Look the run up, then authorize with its task's auth (the global auth when the run, or
-    its task, is unknown, which then answers 404 alike); never 500 for a lookup error."""
+    its task, is unknown, which then answers 404 alike), then with its ``api_authorize`` on the
+    run's params (404 alike when refused); never 500 for a lookup error."""
     respond = responder(run)
 
     @functools.wraps(run)
@@ -223,17 +276,42 @@ def run_status_guard(run: Callable[..., Any]) -> Callable[..., Any]:
         task_class = None
         if lookup.handle is not None and lookup.handle.name in registry:
             task_class = registry.get(lookup.handle.name)
-        elif lookup.handle is not None:
-            lookup = RunLookup()
+        if task_class is None or not is_exposed(task_class):  # a task the API does not serve
+            task_class = None
+            if lookup.handle is not None:
+                lookup = RunLookup()
         refused = json_body_required(request, respond) or admit(
             request, auth_for_task(task_class), authenticate=True, respond=respond
         )
         if refused is not None:
             return refused
+        handle = lookup.handle
+        if (
+            task_class is not None
+            and handle is not None
+            and authorizes(task_class)
+            and not may_read(task_class, handle, request)
+        ):
+            lookup = RunLookup()  # as if unknown: the caller learns nothing of the run
         setattr(request, _LOOKUP, lookup)
         return run(request, *args, **kwargs)
 
     return guarded
+
+
+def may_read(task_class: type[Any], handle: TaskHandle[Any], request: HttpRequest) -> bool:
+    """Whether the task's ``api_authorize`` admits the caller of ``request`` to the params of
+    the run ``handle``; ``False`` also when the backend keeps no params, or they no longer
+    validate or load (fail closed)."""
+    run_params = getattr(handle.backend, "run_params", None)
+    stored = None if run_params is None else run_params(handle.id)
+    if stored is None:
+        return False
+    try:
+        authorize(task_class(stored), request)
+    except (HttpError, ValidationError):
+        return False
+    return True
 
 
 def _look_up(run_id: str) -> RunLookup:
@@ -281,7 +359,7 @@ def get_run(request: HttpRequest, run_id: str) -> Any:
 def not_found(request: HttpRequest, rest: str) -> Any:
     """404 for a path under the mount that is no task's endpoint."""
     name = rest.removesuffix("/").removesuffix("/start")
-    if name in registry:
+    if name in registry and is_exposed(registry.get(name)):
         detail = (
             f"Task {name!r} is registered, but it was registered after the tasks API built its "
             "URLs, or its name cannot be a URL path, so it has no endpoint. Import task modules "

@@ -121,6 +121,17 @@ class BaseBackend:
         """Backends without results cannot look runs up."""
         raise ResultNotAvailableError(f"{type(self).__name__} does not keep task results.")
 
+    @property
+    def keeps_nul_characters(self) -> bool:
+        """Whether runs may hold NUL characters in params and keys (the HTTP API answers 422
+        for them when not: ``DatabaseBackend`` on PostgreSQL)."""
+        return True
+
+    def run_params(self, run_id: str) -> Any:
+        """The params ``run_id`` was started with, as JSON data; ``None`` when this backend
+        does not keep them (the HTTP API then cannot tell a key's replay from a reuse)."""
+        return None
+
     def check(self) -> list[CheckMessage]:
         """No configuration problems by default."""
         return []

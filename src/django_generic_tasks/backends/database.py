@@ -90,6 +90,22 @@ class DatabaseBackend(BaseBackend):
             raise RunNotFoundError(f"There is no task run {run_id!r}.")
         return run.to_handle(self)
 
+    def run_params(self, run_id: str) -> Any:
+        """The params ``run_id`` was started with, as JSON data (``None``: no such run)."""
+        from .. import store
+        from ..store.schema import parse_run_id
+
+        pk = parse_run_id(run_id)
+        if pk is None:
+            return None
+        rows = store.for_connection(self.connection).objects.filter(pk=pk)
+        return rows.values_list("params", flat=True).first()
+
+    @property
+    def keeps_nul_characters(self) -> bool:
+        """Whether the run store keeps NUL in params and keys (PostgreSQL does not)."""
+        return bool(self.connection.vendor != "postgresql")
+
     waits_outside_transactions: ClassVar[bool] = True
     """``wait()`` refuses to run inside ``atomic()``: the transaction would hide the finish."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -54,6 +55,7 @@ class InMemoryBackend(BaseBackend):
         self.handles: dict[str, TaskHandle[Any]] = {}
         self.rolled_back: list[EnqueueRequest] = []
         self._by_key: dict[str, TaskHandle[Any]] = {}
+        self._params: dict[str, str] = {}  # run id -> params JSON, for run_params()
         self._lock = threading.Lock()
         # Starts made in a transaction that has not committed yet: run id -> (connection,
         # its on-commit marker). Django forgets the on-commit callbacks of a block that rolls
@@ -72,11 +74,17 @@ class InMemoryBackend(BaseBackend):
             handle = self.handle_for(request)
             self.requests.append(request)
             self.handles[request.run_id] = handle
+            self._params[request.run_id] = request.params_json
             if request.key is not None:
                 self._by_key[request.key] = handle
             if in_atomic_block():
                 self._watch(request.run_id)
             return handle
+
+    def run_params(self, run_id: str) -> Any:
+        """The params ``run_id`` was started with, as JSON data (``None``: not started here)."""
+        found = self._params.get(run_id)
+        return None if found is None else json.loads(found)
 
     def _watch(self, run_id: str) -> None:
         from django.db import DEFAULT_DB_ALIAS, connections
@@ -124,6 +132,7 @@ class InMemoryBackend(BaseBackend):
         self.requests[:] = kept
         for run_id in run_ids:
             self.handles.pop(run_id, None)
+            self._params.pop(run_id, None)
         for key, handle in list(self._by_key.items()):
             if handle.id in run_ids:
                 del self._by_key[key]
@@ -148,6 +157,7 @@ class InMemoryBackend(BaseBackend):
             self.handles.clear()
             self.rolled_back.clear()
             self._by_key.clear()
+            self._params.clear()
             self._open.clear()
             self._checked.clear()
 

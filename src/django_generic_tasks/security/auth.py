@@ -2,7 +2,8 @@
 
 Each is one of:
 
-- ``None``: open endpoints (system check W301 warns when ``DEBUG`` is off);
+- ``None``: open endpoints (system check W301 warns; E306 under ``check --deploy`` unless
+  written in settings);
 - ``"oidc"``: a Google-signed OIDC ID token in ``Authorization: Bearer ...``, as Cloud Tasks
   sends it, verified by ``GoogleOIDCAuth``;
 - a django-ninja auth class or instance, a callable ``(request) -> truthy``, or a dotted path
