@@ -10,6 +10,7 @@
 | ``TASKS_OIDC_CERTS_URL`` | where Google's signing certificates are fetched | Google's v1 certs |
 | ``TASKS_OIDC_CLOCK_SKEW`` | seconds of clock skew tolerated on ``exp``/``iat`` | ``10`` |
 | ``TASKS_API_EXPOSE_ERROR_MESSAGES`` | error bodies carry exception messages | ``False`` |
+| ``TASKS_QUEUES`` | the project's queues: ``start(queue=...)`` refuses others | ``None`` (any) |
 | ``TASKS_API_QUEUES`` | more queue names ``POST <task>/start?queue=`` accepts | ``[]`` |
 | ``TASKS_MAX_ABANDONED_THREADS`` | timed-out sync runs left running, then refuse | ``8`` |
 | ``TASKS_SCHEDULES`` | periodic tasks for tasks you cannot edit (``schedules.registry``, | ``{}`` |
@@ -56,6 +57,7 @@ class TasksSettings(BaseModel):
         default=False, alias="TASKS_API_EXPOSE_ERROR_MESSAGES", strict=True
     )
     api_queues: list[str] = Field(default_factory=list, alias="TASKS_API_QUEUES")
+    queues: tuple[str, ...] | None = Field(default=None, alias="TASKS_QUEUES")
     max_abandoned_threads: int = Field(default=8, ge=0, alias="TASKS_MAX_ABANDONED_THREADS")
 
 
