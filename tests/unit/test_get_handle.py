@@ -59,7 +59,7 @@ def test_task_handle_is_typed_and_refuses_another_tasks_run() -> None:
     mine = PriceTask(PriceParams(amount=4)).start()
     other = AddTask(AddParams(a=1)).start()
     assert PriceTask.handle(mine.id).id == mine.id
-    with pytest.raises(tasks.RunNotFoundError, match="not of tests.get_handle.price"):
+    with pytest.raises(tasks.RunNotFoundError, match=r"not of tests\.get_handle\.price"):
         PriceTask.handle(other.id)
 
 
