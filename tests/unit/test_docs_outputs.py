@@ -1,0 +1,113 @@
+"""Printed outputs in the docs match what the code prints (issue 22, item 14).
+
+Every JSON response shown in a ``console``/``text`` block of the docs (an object that starts
+with ``{"run_id"``) must have the keys, in order, and the values of the real response of the
+same endpoint for the example's e-mail task; only ``run_id`` may differ. Validation errors
+shown (``"loc": [...]``, often abridged with ``…``) must name the real error locations.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from django.test import Client, override_settings
+from pydantic import BaseModel
+
+import django_generic_tasks as tasks
+from django_generic_tasks.worker import Worker, WorkerOptions
+from tests.docs_examples import ROOT, blocks, pages
+from tests.unit.core_support import clean_registry  # noqa: F401
+
+NAME = "my_app.tasks.EmailNotificationTask"
+BODY = {"subject": "Hi", "content": "Hello", "recipients": ["ada@example.com"]}
+VARYING = {"run_id"}
+
+
+class EmailNotificationParams(BaseModel):
+    subject: str
+    content: str
+    recipients: list[str]
+
+
+def documented_outputs() -> list[tuple[str, str]]:
+    """(where, text) of every console/text block of the docs and the README."""
+    found = [
+        (block.where, block.code)
+        for page in [*pages(), ROOT / "README.md"]
+        for block in blocks(page)
+        if block.language in {"console", "text", "json"}
+    ]
+    return [item for item in found if '{"run_id"' in item[1] or '"loc"' in item[1]]
+
+
+def objects(text: str) -> list[Any]:
+    """The complete JSON objects in ``text`` that start with ``{"run_id"``."""
+    decoder = json.JSONDecoder()
+    found = []
+    for match in re.finditer(r'\{"run_id"', text):
+        try:
+            value, _ = decoder.raw_decode(text, match.start())
+        except json.JSONDecodeError as exc:
+            raise AssertionError(
+                f"not JSON (abridge only error lists): {text[match.start() :]}"
+            ) from exc
+        found.append(value)
+    return found
+
+
+@pytest.fixture
+def real(clean_registry: None) -> dict[str, Any]:
+    """The real responses: a direct run, a 422, a start and its run once a worker ran it."""
+
+    class EmailNotificationTask(tasks.Task[EmailNotificationParams]):
+        """The example's task (``example/my_app/tasks.py``), sending one message per call."""
+
+        name = NAME
+        max_attempts = 3
+
+        def run(self) -> int:
+            return 1
+
+    client = Client()
+    url = f"/api/tasks/{NAME}"
+    with override_settings(TASKS_BACKEND="django_generic_tasks.backends.DatabaseBackend"):
+        ran = client.post(url, BODY, content_type="application/json")
+        invalid = client.post(url, {"subject": 1}, content_type="application/json")
+        started = client.post(url + "/start", BODY, content_type="application/json")
+        Worker(WorkerOptions(once=True, concurrency=1)).run(install_signals=False)
+        run = client.get(f"/api/tasks/runs/{started.json()['run_id']}")
+    assert (ran.status_code, invalid.status_code, started.status_code) == (200, 422, 202)
+    return {
+        "responses": [ran.json(), started.json(), run.json()],
+        "locs": [error["loc"] for error in invalid.json()["detail"]],
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_printed_json_responses_are_what_the_endpoints_answer(real: dict[str, Any]) -> None:
+    shown = [(where, obj) for where, text in documented_outputs() for obj in objects(text)]
+    assert len(shown) >= 4, "the docs' response examples were not found"
+    by_keys = {tuple(response): response for response in real["responses"]}
+    for where, obj in shown:
+        response = by_keys.get(tuple(obj))
+        assert response is not None, (
+            f"{where}: keys {list(obj)} are those of no response; real ones: "
+            f"{[list(keys) for keys in by_keys]}"
+        )
+        expected = {k: v for k, v in response.items() if k not in VARYING}
+        assert {k: v for k, v in obj.items() if k not in VARYING} == expected, where
+
+
+@pytest.mark.django_db(transaction=True)
+def test_printed_validation_errors_name_the_real_locations(real: dict[str, Any]) -> None:
+    locs = [
+        (where, json.loads(loc))
+        for where, text in documented_outputs()
+        for loc in re.findall(r'"loc": (\[[^\]]*\])', text)
+    ]
+    assert locs, "the docs' validation error example was not found"
+    for where, loc in locs:
+        assert loc in real["locs"], f"{where}: loc {loc} is not one of {real['locs']}"
