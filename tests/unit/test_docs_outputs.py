@@ -21,6 +21,8 @@ from django_generic_tasks.worker import Worker, WorkerOptions
 from tests.docs_examples import ROOT, blocks, pages
 from tests.unit.core_support import clean_registry  # noqa: F401
 
+pytestmark = pytest.mark.usefixtures("clean_registry")
+
 NAME = "my_app.tasks.EmailNotificationTask"
 BODY = {"subject": "Hi", "content": "Hello", "recipients": ["ada@example.com"]}
 VARYING = {"run_id"}
@@ -59,7 +61,7 @@ def objects(text: str) -> list[Any]:
 
 
 @pytest.fixture
-def real(clean_registry: None) -> dict[str, Any]:
+def real() -> dict[str, Any]:
     """The real responses: a direct run, a 422, a start and its run once a worker ran it."""
 
     class EmailNotificationTask(tasks.Task[EmailNotificationParams]):
