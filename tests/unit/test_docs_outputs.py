@@ -113,3 +113,39 @@ def test_printed_validation_errors_name_the_real_locations(real: dict[str, Any])
     assert locs, "the docs' validation error example was not found"
     for where, loc in locs:
         assert loc in real["locs"], f"{where}: loc {loc} is not one of {real['locs']}"
+
+
+CELERY_FEATURES = (
+    "chain",
+    "group",
+    "chord",
+    "rate_limit",
+    "time_limit",
+    "soft_time_limit",
+    "revoke",
+    "task_routes",
+    "self.retry(countdown=",
+    "AsyncResult(id)",
+)
+
+
+def test_the_celery_guide_maps_every_celery_feature_to_what_exists_or_not_yet() -> None:
+    page = (ROOT / "docs" / "how-to" / "migrate-from-celery.md").read_text(encoding="utf-8")
+    rows = {
+        line.split("|")[1].strip(): line for line in page.splitlines() if line.startswith("| `")
+    }
+    for feature in CELERY_FEATURES:
+        row = next((line for first, line in rows.items() if feature in first), None)
+        assert row is not None, f"the Celery guide's table has no row for {feature}"
+        mapped = row.split("|")[2]
+        assert mapped.strip(), f"{feature}: no mapping"
+    named = ("get_handle", "TaskTimeoutError", "check_cancelled", "start_many", "backoff")
+    for name in named:
+        assert name in page
+        assert hasattr(tasks, name) or hasattr(tasks.Task, name), name
+
+
+def test_the_testing_page_says_what_started_and_pending_hold_around_run_all() -> None:
+    page = (ROOT / "docs" / "how-to" / "testing.md").read_text(encoding="utf-8")
+    assert "`started()` keeps every start, before and after `run_all()`" in page
+    assert "`pending()` is what `run_all()` has not run yet" in page
