@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+import types
+import uuid
 from typing import Any
 
 import pytest
 from django.test import Client, override_settings
+from django.urls import path
+from ninja import NinjaAPI
 from pydantic import BaseModel
 
 import django_generic_tasks as tasks
+from django_generic_tasks.api import TasksRouter
 from django_generic_tasks.worker import Worker, WorkerOptions
 from tests.docs_examples import ROOT, blocks, pages
 from tests.unit.core_support import clean_registry  # noqa: F401
@@ -60,6 +66,18 @@ def objects(text: str) -> list[Any]:
     return found
 
 
+def urlconf() -> str:
+    """A URLconf of its own, mounting a router built now (the suite's router was built before
+    this test's task was defined, so it has no endpoint for it)."""
+    name = f"tests_docs_outputs_urls_{uuid.uuid4().hex[:8]}"
+    api = NinjaAPI(urls_namespace=name)
+    api.add_router("/tasks/", TasksRouter())
+    module = types.ModuleType(name)
+    module.urlpatterns = [path("api/", api.urls)]  # type: ignore[attr-defined]
+    sys.modules[name] = module
+    return name
+
+
 @pytest.fixture
 def real() -> dict[str, Any]:
     """The real responses: a direct run, a 422, a start and its run once a worker ran it."""
@@ -75,11 +93,14 @@ def real() -> dict[str, Any]:
 
     client = Client()
     url = f"/api/tasks/{NAME}"
-    with override_settings(TASKS_BACKEND="django_generic_tasks.backends.DatabaseBackend"):
+    with override_settings(
+        TASKS_BACKEND="django_generic_tasks.backends.DatabaseBackend", ROOT_URLCONF=urlconf()
+    ):
         ran = client.post(url, BODY, content_type="application/json")
         invalid = client.post(url, {"subject": 1}, content_type="application/json")
         started = client.post(url + "/start", BODY, content_type="application/json")
         Worker(WorkerOptions(once=True, concurrency=1)).run(install_signals=False)
+        assert started.status_code == 202, started.content
         run = client.get(f"/api/tasks/runs/{started.json()['run_id']}")
     assert (ran.status_code, invalid.status_code, started.status_code) == (200, 422, 202)
     return {
