@@ -19,6 +19,7 @@ from .exceptions import (
     ModelNotFoundError,
     ResultNotAvailableError,
     RunFailedError,
+    RunNotFoundError,
     TaskCancelled,
     TaskDefinitionError,
     TasksError,
@@ -29,6 +30,7 @@ from .exceptions import (
 )
 from .modelref import ModelRef
 from .registry import get_task_class, registry
+from .results import get_handle
 from .schedules.spec import Schedule
 from .status import ErrorInfo, TaskHandle, TaskStatus
 from .task import Task
@@ -47,6 +49,7 @@ __all__ = [
     "ResultNotAvailableError",
     "RunContext",
     "RunFailedError",
+    "RunNotFoundError",
     "Schedule",
     "Task",
     "TaskCancelled",
@@ -58,6 +61,7 @@ __all__ = [
     "UnknownTaskError",
     "UnsupportedOptionError",
     "WaitInTransactionError",
+    "get_handle",
     "get_task_class",
     "registry",
 ]

@@ -10,6 +10,7 @@
 | ``TASKS_OIDC_CERTS_URL`` | where Google's signing certificates are fetched | Google's v1 certs |
 | ``TASKS_OIDC_CLOCK_SKEW`` | seconds of clock skew tolerated on ``exp``/``iat`` | ``10`` |
 | ``TASKS_API_EXPOSE_ERROR_MESSAGES`` | error bodies carry exception messages | ``False`` |
+| ``TASKS_QUEUES`` | the project's queues: ``start(queue=...)`` refuses others | ``None`` (any) |
 | ``TASKS_API_QUEUES`` | more queue names ``POST <task>/start?queue=`` accepts | ``[]`` |
 | ``TASKS_API_EXPOSED_BY_DEFAULT`` | tasks get endpoints unless ``api_exposed = False`` | ``True`` |
 | ``TASKS_MAX_ABANDONED_THREADS`` | timed-out sync runs left running, then refuse | ``8`` |
@@ -60,6 +61,7 @@ class TasksSettings(BaseModel):
     api_exposed_by_default: bool = Field(
         default=True, alias="TASKS_API_EXPOSED_BY_DEFAULT", strict=True
     )
+    queues: tuple[str, ...] | None = Field(default=None, alias="TASKS_QUEUES")
     max_abandoned_threads: int = Field(default=8, ge=0, alias="TASKS_MAX_ABANDONED_THREADS")
 
 

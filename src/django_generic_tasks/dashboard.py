@@ -72,6 +72,8 @@ def context(database: str, now: datetime) -> dict[str, Any]:
         )
 
     queues = runs.queue_depths(now)
+    workers = runs.live_workers(now)
+    unserved = {q.queue for q in store.unserved(queues, workers)}
     history = runs.queue_history(now, 60)
     last = epoch_minute(now)
     sampled = list(range(last - 59, last + 1))
@@ -126,10 +128,18 @@ def context(database: str, now: datetime) -> dict[str, Any]:
         "now": now,
         "finished_hour": finished_hour,
         "throughput_charts": charts,
-        "queues": [{"q": q, "oldest": _age(q.oldest_wait) if q.waiting else "-"} for q in queues],
+        "queues": [
+            {
+                "q": q,
+                "oldest": _age(q.oldest_wait) if q.waiting else "-",
+                "unserved": q.queue in unserved,
+            }
+            for q in queues
+        ],
+        "unserved": sorted(unserved),
         "queue_charts": queue_charts,
         "tasks": tasks,
-        "workers": runs.live_workers(now),
+        "workers": workers,
         "refresh": REFRESH_SECONDS,
     }
 

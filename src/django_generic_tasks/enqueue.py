@@ -53,8 +53,8 @@ class EnqueueRequest:
             run_after = _run_after(delay, eta)
             if priority is not None and not (isinstance(priority, int) and -100 <= priority <= 100):
                 raise InvalidOptionError("start(priority=...) must be an integer from -100 to 100.")
-            if queue is not None and (not isinstance(queue, str) or not queue):
-                raise InvalidOptionError("start(queue=...) must be a non-empty string.")
+            if queue is not None:
+                _check_queue(queue)
         if key is not None and (not isinstance(key, str) or not key or len(key) > 255):
             raise InvalidOptionError("start(key=...) must be a non-empty string of <= 255 chars.")
         task_class = type(task)
@@ -73,6 +73,20 @@ class EnqueueRequest:
     def next_attempt(self, run_after: datetime | None) -> EnqueueRequest:
         """The same run, one attempt later, due at ``run_after``."""
         return replace(self, attempt=self.attempt + 1, run_after=run_after)
+
+
+def _check_queue(queue: str) -> None:
+    """Refuse a queue that is not a non-empty string, or that ``TASKS_QUEUES`` does not declare."""
+    if not isinstance(queue, str) or not queue:
+        raise InvalidOptionError("start(queue=...) must be a non-empty string.")
+    from .conf import get_settings
+
+    declared = get_settings().queues
+    if declared is not None and queue not in declared:
+        raise InvalidOptionError(
+            f"start(queue={queue!r}): TASKS_QUEUES does not declare this queue; declared: "
+            f"{', '.join(declared) or '(none)'}."
+        )
 
 
 def _run_after(delay: timedelta | None, eta: datetime | None) -> datetime | None:

@@ -23,6 +23,7 @@ from .exceptions import (
     InvalidResultError,
     ResultNotAvailableError,
     RunFailedError,
+    RunNotFoundError,
     UnknownTaskError,
     WaitInTransactionError,
 )
@@ -30,6 +31,7 @@ from .registry import get_task_class
 from .status import TaskStatus
 
 if TYPE_CHECKING:
+    from .backends.base import Backend
     from .execution import Outcome
     from .status import TaskHandle
     from .task import Task
@@ -83,6 +85,34 @@ def checked_outcome(task_class: type[Task[Any, Any]], outcome: Outcome) -> Outco
         )
         outcome.status, outcome.result, outcome.error = TaskStatus.FAILED, None, error_info(error)
     return outcome
+
+
+def get_handle(run_id: str, *, backend: Backend | None = None) -> TaskHandle[Any]:
+    """The handle of run ``run_id`` (Celery's ``AsyncResult(id)``), fresh from ``backend``
+    (``TASKS_BACKEND`` unless given): ``refresh()``, ``wait()`` and ``cancel()`` work on it as
+    on the handle ``start()`` returned, and its ``result`` is decoded to the task's result type.
+
+    ``RunNotFoundError`` when the backend has no such run; ``ResultNotAvailableError`` when it
+    keeps no runs to look up (``supports_results`` false). ``Task.handle(run_id)`` is the typed
+    form.
+    """
+    from .conf import get_backend
+
+    source = backend or get_backend()
+    if not source.supports_results:
+        raise ResultNotAvailableError(
+            f"{type(source).__name__} does not keep task runs; it cannot look up {run_id!r}."
+        )
+    try:
+        handle = source.get_result(run_id)
+    except RunNotFoundError:
+        raise
+    except KeyError:
+        raise RunNotFoundError(f"There is no task run {run_id!r}.") from None
+    if handle.backend is None:
+        handle.backend = source
+    handle.result = decode_result(handle.name, handle.result)
+    return handle
 
 
 def decode_result(task_name: str, stored: Any) -> Any:

@@ -273,6 +273,18 @@ class Task(Generic[P, R]):
         return submit_many(backend or get_backend(), requests, on_commit=on_commit)
 
     @classmethod
+    def handle(cls, run_id: str, *, backend: Backend | None = None) -> TaskHandle[R]:
+        """The handle of this task's run ``run_id``, typed: ``tasks.get_handle()`` that also
+        checks the run is one of this task (``RunNotFoundError`` otherwise)."""
+        from .exceptions import RunNotFoundError
+        from .results import get_handle
+
+        found = get_handle(run_id, backend=backend)
+        if found.name != cls.name:
+            raise RunNotFoundError(f"Run {run_id!r} is a run of {found.name}, not of {cls.name}.")
+        return found
+
+    @classmethod
     def backoff(cls, attempt: int) -> timedelta:
         """How long to wait before the attempt after ``attempt`` (1-based)."""
         seconds = min(cls.backoff_base * cls.backoff_factor ** (attempt - 1), cls.backoff_max)

@@ -5,6 +5,8 @@
 ...     captured.assert_started(EmailNotificationTask, params=params)
 ...     captured.assert_started(EmailNotificationTask, params_subset={"subject": "Welcome"})
 ...     captured.run_all()          # like Active Job's perform_enqueued_jobs
+...     captured.pending()          # [] : nothing left to run
+...     captured.started()          # still the start above: started() keeps what ran
 
 With pytest, the ``captured_tasks`` fixture does the same (it is registered as a pytest plugin
 when this package is installed).
@@ -27,6 +29,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from .backends.memory import InMemoryBackend
 from .conf import override_backend
+from .enqueue import EnqueueRequest
 from .execution import Outcome
 from .params import validate_params
 from .registry import get_task_class
@@ -75,10 +78,21 @@ class TaskCapture:
         self.backend = backend or InMemoryBackend()
 
     def started(self, task_class: type[Task[Any]] | None = None) -> list[StartedTask]:
-        """Captured starts not yet run, optionally only those of ``task_class`` (starts whose
-        transaction rolled back are not among them)."""
+        """Every captured start, before and after ``run_all()`` ran it, optionally only those
+        of ``task_class`` (starts whose transaction rolled back are not among them; retries
+        are not starts). ``assert_started()`` looks here."""
+        return self._describe(self.backend.started(), task_class)
+
+    def pending(self, task_class: type[Task[Any]] | None = None) -> list[StartedTask]:
+        """The captured starts ``run_all()`` has not run yet (a run's pending retry is listed
+        again), optionally only those of ``task_class``."""
+        return self._describe(self.backend.pending(), task_class)
+
+    def _describe(
+        self, requests: list[EnqueueRequest], task_class: type[Task[Any]] | None
+    ) -> list[StartedTask]:
         found = []
-        for request in self.backend.pending():
+        for request in requests:
             cls = get_task_class(request.task_name)
             if task_class is not None and cls is not task_class:
                 continue
@@ -181,6 +195,7 @@ class TaskCapture:
         self.backend.clear()
 
     def __len__(self) -> int:
+        """How many captured starts are still pending (``len(captured.pending())``)."""
         return len(self.backend.pending())
 
 

@@ -27,7 +27,7 @@ TABLE = "django_generic_tasks_taskrun"
 class ProcDB:
     """A private database plus helpers to run ``manage.py`` commands against it."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *, migrate: bool = True) -> None:
         self.tmp = tmp
         self.log = tmp / "side-effects.log"
         self.log.touch()
@@ -44,7 +44,8 @@ class ProcDB:
             {
                 "CHAOS_LOG": str(self.log),
                 "TASKS_TEST_IMPORT": "tests.integration.chaos_tasks",
-                "PYTHONPATH": str(ROOT),
+                # The checkout's source first, as in the test process (not an installed copy).
+                "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -85,8 +86,9 @@ class ProcDB:
         else:
             self.name = str(tmp / "tasks.sqlite3")
             self.env["TASKS_TEST_SQLITE"] = self.name
-        self.manage("migrate", "-v0")
         self.workers: list[subprocess.Popen[bytes]] = []
+        if migrate:
+            self.manage("migrate", "-v0")
 
     def _mysql(self, database: str | None = None) -> Any:
         import MySQLdb

@@ -169,3 +169,10 @@ async def use_results() -> None:
         assert_type(exc.error, tasks.ErrorInfo)
         assert_type(exc.status, TaskStatus | None)
         assert_type(exc.run_id, str)
+
+
+def use_handles(run_id: str) -> None:
+    assert_type(QuoteTask.handle(run_id), TaskHandle[QuoteResult])
+    assert_type(QuoteTask.handle(run_id).wait(timeout=1), QuoteResult)
+    assert_type(tasks.get_handle(run_id), TaskHandle[Any])
+    assert_type(tasks.get_handle(run_id).cancel().refresh().status, TaskStatus)

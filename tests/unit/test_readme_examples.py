@@ -52,11 +52,7 @@ def test_readme_snippets_are_the_example_projects_code(heading: str, path: str) 
         assert any(candidate == line for candidate in remaining), f"{path} lacks {line!r}"
 
 
-@pytest.mark.django_db(transaction=True)  # start() hands over at commit: no test transaction
-def test_inside_a_task_example_runs_through_the_default_backend() -> None:
-    code = code_block_after("## Inside a task")
-    namespace: dict[str, Any] = {"__name__": "readme_inside_a_task"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # no endpoint, as above
-        exec(compile(code, "README.md", "exec", dont_inherit=True), namespace)
-    assert namespace["invoice"].reference.startswith("invoice-")
+def test_readme_stays_short() -> None:
+    # Detail lives in docs/; the README keeps the seed's sections and points there.
+    lines = README.read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 200, f"README.md has {len(lines)} lines (at most 200)"

@@ -329,3 +329,28 @@ def test_the_readme_testing_example_with_params_subset() -> None:
         captured.assert_started(SendEmail, params_subset={"subject": "Welcome"})
         captured.run_all()  # runs them, and what they start (perform_enqueued_jobs)
     assert calls == [(SendEmail.name, "Welcome")]
+
+
+def test_starts_stay_started_after_run_all_and_leave_pending() -> None:
+    with capture_tasks() as captured:
+        AddTask({"a": 1}).start()
+        assert [s.params for s in captured.pending(AddTask)] == [AddParams(a=1)]
+        captured.run_all()
+        assert captured.pending() == []
+        assert len(captured) == 0
+        (started,) = captured.assert_started(AddTask, {"a": 1})
+        assert [s.run_id for s in captured.started()] == [started.run_id]
+        with pytest.raises(AssertionError, match="Expected no task to be started"):
+            captured.assert_not_started()
+
+
+def test_started_lists_what_runs_started_and_retries_are_not_starts() -> None:
+    with capture_tasks() as captured:
+        ChainTask({"depth": 1}).start()
+        FlakyTask({"token": "started-once", "failures": 1}).start()
+        captured.run_all()
+        names = [s.task_class.name for s in captured.started()]
+        assert names == [ChainTask.name, FlakyTask.name, ChainTask.name, AddTask.name]
+        captured.assert_started(FlakyTask, count=1)
+        captured.clear()
+        assert captured.started() == []

@@ -6,13 +6,20 @@
 backend's ``capability_notes`` for it. A test keeps the README's copy, between
 ``<!-- capabilities:start -->`` and ``<!-- capabilities:end -->``, equal to this output.
 
-Print it with ``python -m django_generic_tasks.backends.capabilities``.
+The flags are read from the class bodies in the backends' source (``declared_class()``), not
+from the imported classes: the table, the docs site and
+``python -m django_generic_tasks.backends.capabilities`` need none of the optional extras
+(Celery, Google Cloud). So each flag is declared in the class body as a literal, or as a
+``@property`` when it depends on configuration.
 """
 
 from __future__ import annotations
 
+import ast
 import inspect
 from importlib import import_module
+from importlib.util import find_spec
+from pathlib import Path
 from typing import Any
 
 START_MARKER = "<!-- capabilities:start -->"
@@ -55,9 +62,63 @@ DESCRIPTIVE_DEFAULTS: dict[str, dict[str, Any]] = {
 YES, NO, NOT_APPLICABLE = "✅", "—", "n/a"
 
 
+DECLARED = frozenset({attribute for _, attribute in COLUMNS} | {"capability_notes"})
+"""The class attributes the table reads."""
+
+
 def backend_class(name: str) -> type:
     """Import ``django_generic_tasks.backends.<name>`` (``MissingDependencyError`` if absent)."""
     return getattr(import_module("django_generic_tasks.backends"), name)  # type: ignore[no-any-return]
+
+
+def declared_class(name: str) -> type:
+    """A stand-in for backend class ``name`` with its declared capabilities, read from its
+    module's source without importing it (so without its optional extra)."""
+    from . import _LAZY
+
+    spec = find_spec(_LAZY[name], "django_generic_tasks.backends")
+    if spec is None or spec.origin is None:
+        raise LookupError(f"No source for backend {name!r}.")
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+    return _stand_in(classes, name)
+
+
+def _stand_in(classes: dict[str, ast.ClassDef], name: str) -> type:
+    from .base import BaseBackend
+
+    node = classes[name]
+    bases: list[type] = []
+    for base in node.bases:
+        base_name = ast.unparse(base)
+        if base_name in classes:
+            bases.append(_stand_in(classes, base_name))
+        elif base_name == "BaseBackend":
+            bases.append(BaseBackend)
+        else:
+            raise TypeError(f"{name}: the capability table cannot read base class {base_name}.")
+    attributes: dict[str, Any] = {}
+    for statement in node.body:
+        if isinstance(statement, ast.FunctionDef):
+            decorators = {ast.unparse(d) for d in statement.decorator_list}
+            if statement.name in DECLARED and "property" in decorators:
+                attributes[statement.name] = property(lambda self: None)
+            continue
+        if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+            target, value = statement.targets[0], statement.value
+        elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+            target, value = statement.target, statement.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id in DECLARED:
+            try:
+                attributes[target.id] = ast.literal_eval(value)
+            except ValueError:
+                raise TypeError(
+                    f"{name}.{target.id} must be a literal (or a @property) for the capability "
+                    "table."
+                ) from None
+    return type(name, tuple(bases), attributes)
 
 
 def cell(cls: type, attribute: str) -> str:
@@ -81,13 +142,15 @@ def cell(cls: type, attribute: str) -> str:
     return f"{text} ({note})" if note else text
 
 
-def render_table(names: tuple[str, ...] = BACKENDS) -> str:
-    """The Markdown table of backends (rows) x capabilities (columns)."""
+def render_table(names: tuple[str, ...] = BACKENDS, *, imported: bool = False) -> str:
+    """The Markdown table of backends (rows) x capabilities (columns), from the declarations
+    (``imported``: from the imported classes, which needs every extra)."""
+    load = backend_class if imported else declared_class
     header = "| backend | " + " | ".join(title for title, _ in COLUMNS) + " |"
     rule = "| --- |" + " --- |" * len(COLUMNS)
     rows = []
     for name in names:
-        cls = backend_class(name)
+        cls = load(name)
         cells = " | ".join(cell(cls, attribute) for _, attribute in COLUMNS)
         rows.append(f"| `{name}` | {cells} |")
     return "\n".join([header, rule, *rows]) + "\n"

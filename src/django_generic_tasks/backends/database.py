@@ -70,7 +70,17 @@ class DatabaseBackend(BaseBackend):
         if not requests:
             return []
         now = datetime.now(UTC)
-        found = store.for_connection(self.connection).insert(requests, now)
+        try:
+            found = store.for_connection(self.connection).insert(requests, now)
+        except Exception as exc:
+            from ..store.readiness import MIGRATE_HINT, is_missing_schema_error
+
+            if not is_missing_schema_error(exc):
+                raise
+            raise ConfigurationError(
+                f"DatabaseBackend cannot store the run: the django_generic_tasks tables are "
+                f"missing or out of date in database {self.database!r}. {MIGRATE_HINT}."
+            ) from exc
         return [
             self.handle_for(request, store.waiting_status(request.run_after, now))
             if run is None
@@ -133,7 +143,8 @@ class DatabaseBackend(BaseBackend):
         runs.cancel(runs.objects.filter(pk=pk), datetime.now(UTC))
 
     def check(self) -> list[CheckMessage]:
-        """The app must be installed, and the database alias configured and supported."""
+        """The app must be installed, and the database alias configured and supported
+        (``checks.check_migrations`` reports unapplied migrations: it needs the database)."""
         from django.apps import apps
         from django.conf import settings
 

@@ -52,6 +52,8 @@ class InMemoryBackend(BaseBackend):
 
     def __init__(self) -> None:
         self.requests: list[EnqueueRequest] = []
+        self.starts: list[EnqueueRequest] = []
+        """Every start accepted, run or not, in order (not retries, not rolled-back ones)."""
         self.handles: dict[str, TaskHandle[Any]] = {}
         self.rolled_back: list[EnqueueRequest] = []
         self._by_key: dict[str, TaskHandle[Any]] = {}
@@ -73,6 +75,7 @@ class InMemoryBackend(BaseBackend):
                     return existing
             handle = self.handle_for(request)
             self.requests.append(request)
+            self.starts.append(request)
             self.handles[request.run_id] = handle
             self._params[request.run_id] = request.params_json
             if request.key is not None:
@@ -130,6 +133,7 @@ class InMemoryBackend(BaseBackend):
             else:
                 kept.append(request)
         self.requests[:] = kept
+        self.starts[:] = [r for r in self.starts if r.run_id not in run_ids]
         for run_id in run_ids:
             self.handles.pop(run_id, None)
             self._params.pop(run_id, None)
@@ -150,10 +154,18 @@ class InMemoryBackend(BaseBackend):
             self._drop_rolled_back()
             return list(self.requests)
 
+    def started(self) -> list[EnqueueRequest]:
+        """Every captured start, run or still pending, in the order they were made (without
+        those whose transaction rolled back)."""
+        with self._lock:
+            self._drop_rolled_back()
+            return list(self.starts)
+
     def clear(self) -> None:
         """Forget every captured run."""
         with self._lock:
             self.requests.clear()
+            self.starts.clear()
             self.handles.clear()
             self.rolled_back.clear()
             self._by_key.clear()

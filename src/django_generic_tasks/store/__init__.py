@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from .base import RunStore
-from .observe import QueueDepth, TaskFigures, WorkerInfo
+from .observe import QueueDepth, TaskFigures, WorkerInfo, serves, unserved
 from .rows import LOST_ERROR_TYPE, ClaimedRun, Finished, result_json
 from .statuses import FINISHED, RETRYABLE, UNFINISHED, WAITING, waiting_status
 
@@ -34,6 +34,8 @@ __all__ = [
     "oldest_waiting_age",
     "queue_depth",
     "result_json",
+    "serves",
+    "unserved",
     "using",
     "waiting_status",
 ]

@@ -175,9 +175,16 @@ class RunStore(Operations, Observations):
 
     @retry_transient
     def claim(
-        self, worker_id: str, queues: Sequence[str], limit: int, lease: float, now: datetime
+        self,
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        lease: float,
+        now: datetime,
+        exclude: Sequence[str] = (),
     ) -> list[ClaimedRun]:
-        """Take up to ``limit`` due runs (priority, then ``run_after`` order) and lease them.
+        """Take up to ``limit`` due runs (priority, then ``run_after`` order) of ``queues``
+        (empty: all) but not of ``exclude``, and lease them.
 
         No two claims, from any number of workers, ever return the same run attempt.
         """
@@ -186,7 +193,7 @@ class RunStore(Operations, Observations):
         sql = (
             f"UPDATE {self.table} SET status = {RUNNING}, attempt = attempt + 1, "
             "worker_id = %s, started_at = %s, lease_expires_at = %s "
-            f"WHERE id IN ({self._due_sql(queues)}) "
+            f"WHERE id IN ({self._due_sql(queues, exclude=exclude)}) "
             "RETURNING id, task_name, params, attempt, max_attempts, priority, queue, "
             "trace_context, run_after"
         )
@@ -194,22 +201,24 @@ class RunStore(Operations, Observations):
             worker_id,
             self._dt(now),
             self._dt(now + timedelta(seconds=lease)),
-            *self._due_params(queues, limit, now),
+            *self._due_params(queues, limit, now, exclude),
         ]
         with self._claim_cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
         return _claimed(rows, 0)
 
-    def _due_sql(self, queues: Sequence[str], lock: str = "") -> str:
-        queue_sql = f" AND queue IN ({', '.join(['%s'] * len(queues))})" if queues else ""
+    def _due_sql(self, queues: Sequence[str], lock: str = "", exclude: Sequence[str] = ()) -> str:
+        queue_sql = queue_filter_sql(queues, exclude)
         return (
             f"SELECT id FROM {self.table} WHERE status IN {WAITING_SQL} AND run_after <= %s"
             f"{queue_sql} ORDER BY priority DESC, run_after LIMIT %s{lock}"
         )
 
-    def _due_params(self, queues: Sequence[str], limit: int, now: datetime) -> list[Any]:
-        return [self._dt(now), *queues, limit]
+    def _due_params(
+        self, queues: Sequence[str], limit: int, now: datetime, exclude: Sequence[str] = ()
+    ) -> list[Any]:
+        return [self._dt(now), *queues, *exclude, limit]
 
     def _claim_cursor(self) -> Any:
         return self.write_transaction()
@@ -358,3 +367,12 @@ def _now() -> datetime:
     from datetime import UTC
 
     return datetime.now(UTC)
+
+
+def queue_filter_sql(queues: Sequence[str], exclude: Sequence[str]) -> str:
+    """The claim's ``AND queue [NOT] IN (...)`` conditions; parameters: ``queues``, then
+    ``exclude``."""
+    sql = f" AND queue IN ({', '.join(['%s'] * len(queues))})" if queues else ""
+    if exclude:
+        sql += f" AND queue NOT IN ({', '.join(['%s'] * len(exclude))})"
+    return sql

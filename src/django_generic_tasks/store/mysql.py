@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from .base import RUNNING, RunStore, _claimed
+from .base import RUNNING, RunStore, _claimed, queue_filter_sql
 from .rollups import ADDED, COLUMNS, Rollup, rollups
 from .rows import ClaimedRun, Finished, new_row
 from .transient import retry_transient
@@ -65,12 +65,18 @@ class MySQLRunStore(RunStore):
 
     @retry_transient
     def claim(
-        self, worker_id: str, queues: Sequence[str], limit: int, lease: float, now: datetime
+        self,
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        lease: float,
+        now: datetime,
+        exclude: Sequence[str] = (),
     ) -> list[ClaimedRun]:
         """Lock due runs (skipping runs other claims hold), then mark them running."""
         if limit <= 0:
             return []
-        queue_sql = f" AND queue IN ({', '.join(['%s'] * len(queues))})" if queues else ""
+        queue_sql = queue_filter_sql(queues, exclude)
         select = (
             "SELECT id, task_name, params, attempt, max_attempts, priority, queue, trace_context, "
             "run_after "
@@ -78,7 +84,7 @@ class MySQLRunStore(RunStore):
             "ORDER BY priority DESC, run_after LIMIT %s FOR UPDATE SKIP LOCKED"
         )
         with self.write_transaction() as cursor:
-            cursor.execute(select, [self._dt(now), *queues, limit])
+            cursor.execute(select, [self._dt(now), *queues, *exclude, limit])
             rows = cursor.fetchall()
             if not rows:
                 return []

@@ -69,6 +69,35 @@ class WorkerInfo:
     concurrency: int
     runs_done: int
     started_at: datetime
+    exclude_queues: Sequence[str] = ()
+
+
+EXCLUDED = "!"
+"""Prefix of an excluded queue in a heartbeat's ``queues`` (``tasks_worker --exclude-queue``)."""
+
+
+def queues_field(queues: Sequence[str], exclude: Sequence[str] = ()) -> str:
+    """A worker's queues as its heartbeat stores them: names, then ``!name`` per exclusion;
+    empty: every queue."""
+    return ",".join([*queues, *(EXCLUDED + q for q in exclude)])
+
+
+def serves(field: str, queue: str) -> bool:
+    """Whether a worker whose heartbeat says ``field`` (``queues_field()``) takes ``queue``."""
+    names = [name for name in field.split(",") if name]
+    if EXCLUDED + queue in names:
+        return False
+    included = [name for name in names if not name.startswith(EXCLUDED)]
+    return not included or queue in included
+
+
+def unserved(depths: Sequence[QueueDepth], workers: Sequence[Any]) -> list[QueueDepth]:
+    """The queues with due runs waiting that no live worker (``queues`` field) serves."""
+    return [
+        depth
+        for depth in depths
+        if depth.waiting and not any(serves(worker.queues, depth.queue) for worker in workers)
+    ]
 
 
 class Observations:
@@ -147,7 +176,7 @@ class Observations:
         fields = {
             "host": worker.host[:255],
             "pid": worker.pid,
-            "queues": ",".join(worker.queues)[:1000],
+            "queues": queues_field(worker.queues, worker.exclude_queues)[:1000],
             "concurrency": worker.concurrency,
             "runs_done": worker.runs_done,
             "started_at": worker.started_at,

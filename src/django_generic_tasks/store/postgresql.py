@@ -57,8 +57,8 @@ class PostgreSQLRunStore(RunStore):
     def _marks(self) -> list[str]:
         return ["%s::jsonb" if c == "params" else "%s" for c in table().columns]
 
-    def _due_sql(self, queues: Sequence[str], lock: str = "") -> str:
-        return super()._due_sql(queues, SKIP_LOCKED)
+    def _due_sql(self, queues: Sequence[str], lock: str = "", exclude: Sequence[str] = ()) -> str:
+        return super()._due_sql(queues, SKIP_LOCKED, exclude)
 
     def _claim_cursor(self) -> Any:
         # One autocommitted statement: SKIP LOCKED keeps concurrent claims apart.

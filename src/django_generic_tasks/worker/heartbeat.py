@@ -99,6 +99,7 @@ class Heartbeat(threading.Thread):
                     options.concurrency,
                     worker.processed,
                     worker.started_at,
+                    options.exclude_queues,
                 ),
                 options.lease,
                 now,

@@ -27,6 +27,8 @@ class WorkerOptions:
 
     queues: tuple[str, ...] = ()
     """Queues to take runs from; empty means every queue."""
+    exclude_queues: tuple[str, ...] = ()
+    """Queues never taken from, even when ``queues`` is empty (every queue but these)."""
     concurrency: int = 4
     """Threads running tasks."""
     batch: int = 100
@@ -68,6 +70,12 @@ class WorkerOptions:
             raise WorkerOptionError("database", "must be a connection alias")
         if any(not isinstance(q, str) or not q for q in self.queues):
             raise WorkerOptionError("queues", "must be non-empty names")
+        if any(not isinstance(q, str) or not q for q in self.exclude_queues):
+            raise WorkerOptionError("exclude_queues", "must be non-empty names")
+        if both := sorted(set(self.queues) & set(self.exclude_queues)):
+            raise WorkerOptionError(
+                "exclude_queues", f"names a queue --queue also names: {', '.join(both)}"
+            )
 
 
 DEFAULTS = WorkerOptions()
@@ -75,5 +83,6 @@ DEFAULTS = WorkerOptions()
 
 
 def parse_queues(values: Iterable[str]) -> tuple[str, ...]:
-    """``--queue`` values (repeated and/or comma-separated) as a tuple of queue names."""
+    """``--queue`` / ``--exclude-queue`` values (repeated and/or comma-separated) as a tuple
+    of queue names."""
     return tuple(q.strip() for value in values for q in value.split(",") if q.strip())

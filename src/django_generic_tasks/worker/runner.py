@@ -28,6 +28,7 @@ from ..status import TaskStatus
 from ..store import ClaimedRun, Finished, RunStore, for_connection
 from ..store.rollups import Rollup, merge, rollups
 from .options import WorkerOptions
+from .startup import wait_for_migrations
 
 logger = logging.getLogger("django_generic_tasks.worker")
 
@@ -74,12 +75,13 @@ class Worker:
         if install_signals and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
+        wait_for_migrations(options.database, self._stop)
         self._start_threads()
         scheduler = _start_scheduler(options.database) if options.scheduler else None
         logger.info(
             "Worker %s started: queues=%s concurrency=%d batch<=%d",
             self.id,
-            ",".join(options.queues) or "*",
+            (",".join(options.queues) or "*") + "".join(f" -{q}" for q in options.exclude_queues),
             options.concurrency,
             options.batch,
         )
@@ -150,7 +152,7 @@ class Worker:
         if take <= 0:
             return 0
         runs = _store(options.database).claim(
-            self.id, options.queues, take, options.lease, datetime.now(UTC)
+            self.id, options.queues, take, options.lease, datetime.now(UTC), options.exclude_queues
         )
         with self._lock:
             self._in_flight += len(runs)

@@ -58,6 +58,7 @@ class Command(BaseCommand):
         queues = runs.queue_depths(now)
         workers = runs.live_workers(now)
         failures = runs.last_failures(now, FAILURE_WINDOW, max(0, options["failures"]))
+        unserved = {q.queue for q in store.unserved(queues, workers)}
         if options["json"]:
             self.stdout.write(
                 json.dumps(
@@ -70,6 +71,7 @@ class Command(BaseCommand):
                                 "running": q.running,
                                 "scheduled": q.scheduled,
                                 "oldest_wait_seconds": round(q.oldest_wait, 3),
+                                "served": q.queue not in unserved,
                             }
                             for q in queues
                         ],
@@ -78,7 +80,10 @@ class Command(BaseCommand):
                                 "id": w.worker_id,
                                 "host": w.host,
                                 "pid": w.pid,
-                                "queues": w.queues.split(",") if w.queues else [],
+                                "queues": [n for n in w.queues.split(",") if n and n[0] != "!"],
+                                "exclude_queues": [
+                                    n[1:] for n in w.queues.split(",") if n and n[0] == "!"
+                                ],
                                 "concurrency": w.concurrency,
                                 "runs_done": w.runs_done,
                                 "started_at": w.started_at.isoformat(),
@@ -122,6 +127,13 @@ class Command(BaseCommand):
             if queues
             else "(no unfinished runs)"
         )
+        out += [
+            f"! queue {q.queue!r}: {q.waiting} due run(s) waiting for {_age(q.oldest_wait)} and "
+            "no live worker serves it (check the queue name, or start a worker with --queue "
+            f"{q.queue})"
+            for q in queues
+            if q.queue in unserved
+        ]
         out += ["", "Live workers"]
         out.append(
             _table(

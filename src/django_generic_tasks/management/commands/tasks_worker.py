@@ -31,6 +31,14 @@ class Command(BaseCommand):
             help="Queue to take runs from (repeat, or comma-separate; default: all queues).",
         )
         parser.add_argument(
+            "--exclude-queue",
+            action="append",
+            dest="exclude_queues",
+            default=[],
+            help="Queue never to take runs from (repeat, or comma-separate): with no --queue, "
+            "serve every queue but these.",
+        )
+        parser.add_argument(
             "--concurrency", type=int, default=d.concurrency, help="Threads (default %(default)s)."
         )
         parser.add_argument(
@@ -72,6 +80,7 @@ class Command(BaseCommand):
         try:
             worker_options = WorkerOptions(
                 queues=parse_queues(options["queues"]),
+                exclude_queues=parse_queues(options["exclude_queues"]),
                 concurrency=options["concurrency"],
                 batch=options["batch"],
                 interval=options["interval"],
@@ -84,7 +93,9 @@ class Command(BaseCommand):
                 scheduler=options["scheduler"],
             )
         except WorkerOptionError as exc:
-            flag = "--queue" if exc.option == "queues" else f"--{exc.option.replace('_', '-')}"
+            flag = {"queues": "--queue", "exclude_queues": "--exclude-queue"}.get(
+                exc.option, f"--{exc.option.replace('_', '-')}"
+            )
             raise CommandError(f"{flag} {exc.requirement}.") from None
         if options["verbosity"] >= 1:
             self._log_to_stderr(options["verbosity"])
