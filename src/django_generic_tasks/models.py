@@ -76,6 +76,12 @@ class TaskRun(models.Model):
         help_text="When someone first waited for the run (handle.wait() on PostgreSQL: its "
         "finish sends a notice).",
     )
+    history = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Earlier attempts (retried or lost), oldest first, at most the last 10; "
+        "the last attempt is the run itself.",
+    )
     trace_context = models.CharField(
         max_length=255,
         null=True,
