@@ -39,6 +39,7 @@ from .schemas import (
     DetailOut,
     RunStatusOut,
     StartedOut,
+    attempts_out,
     envelope_json,
     error_out,
     expose_error_messages,
@@ -275,6 +276,7 @@ def get_run(request: HttpRequest, run_id: str) -> Any:
         result=jsonable(handle.result),
         error=error_out(handle.error),
         progress=progress_out(handle.progress),
+        history=attempts_out(handle.history),
     )
 
 
