@@ -44,7 +44,8 @@ class ProcDB:
             {
                 "CHAOS_LOG": str(self.log),
                 "TASKS_TEST_IMPORT": "tests.integration.chaos_tasks",
-                "PYTHONPATH": str(ROOT),
+                # This checkout's source first, not whichever one the venv installed.
+                "PYTHONPATH": os.pathsep.join((str(ROOT / "src"), str(ROOT))),
                 "PYTHONUNBUFFERED": "1",
             }
         )
