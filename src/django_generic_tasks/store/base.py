@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..status import TaskStatus
 from . import statuses as st
-from .observe import Observations
+from .observe import _READY, Observations, logger
 from .operations import Operations
 from .rollups import Rollup, rollups
 from .rows import (
@@ -231,7 +231,9 @@ class RunStore(Operations, Observations):
         ``rollup_rows`` (default: the rollups of ``items``; the worker passes several
         batches' worth about once a second, else none) to the per-minute rollups in the same
         transaction."""
-        if items:
+        if items and not self.history_ready():
+            self._finish_plain(worker_id, items, rollup_rows)
+        elif items:
             self._finish_batch(worker_id, items, rollup_rows)
         elif rollup_rows:
             self.write_rollups(rollup_rows)
@@ -264,6 +266,39 @@ class RunStore(Operations, Observations):
                     *(item.run.db_id, item.run.attempt, worker_id),
                 ]
             )
+        with self.write_transaction() as cursor:
+            cursor.executemany(sql, rows)
+            self.add_rollups(cursor, rollups(items) if rollup_rows is None else rollup_rows)
+
+    def history_ready(self) -> bool:
+        """Whether ``TaskRun.history`` exists (migration 0010 applied). Until it does, outcomes
+        are written as before it (no history, no cancel check), so a worker deployed before
+        ``migrate`` keeps working."""
+        key = (self.alias, self.connection.settings_dict.get("NAME"), "history")
+        if key in _READY:
+            return True
+        with self.connection.cursor() as cursor:
+            columns = self.connection.introspection.get_table_description(cursor, table().name)
+        if any(column.name == "history" for column in columns):
+            _READY.add(key)
+            return True
+        logger.warning("TaskRun has no history column yet (run migrate)")
+        return False
+
+    def _finish_plain(
+        self, worker_id: str, items: Sequence[Finished], rollup_rows: Sequence[Rollup] | None
+    ) -> None:
+        """``finish()`` on a schema older than migration 0010: one ``UPDATE`` per run."""
+        sql = (
+            f"UPDATE {self.table} SET status = %s, result = %s, error_type = %s, "
+            "error_message = %s, error_traceback = %s, finished_at = %s, "
+            "run_after = COALESCE(%s, run_after), lease_expires_at = NULL "
+            f"WHERE id = %s AND attempt = %s AND status = {RUNNING} AND worker_id = %s"
+        )
+        rows = [
+            [*self._outcome_values(item), item.run.db_id, item.run.attempt, worker_id]
+            for item in items
+        ]
         with self.write_transaction() as cursor:
             cursor.executemany(sql, rows)
             self.add_rollups(cursor, rollups(items) if rollup_rows is None else rollup_rows)
