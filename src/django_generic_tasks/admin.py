@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from . import admin_schedules, store
 from . import dashboard as _dashboard  # noqa: F401 - registers the dashboard's admin entry
@@ -30,6 +31,10 @@ _COLOURS = {
 }
 
 
+def _when(moment: datetime | None) -> str:
+    return "-" if moment is None else timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
@@ -45,6 +50,7 @@ _SUMMARY_FIELDS = (
 )
 _PAYLOAD_FIELDS = ("params_json", "result_json")
 _ERROR_FIELDS = ("error_type", "error_message", "traceback")
+_HISTORY_FIELDS = ("attempt_history",)
 _TIMING_FIELDS = (
     "attempts",
     "run_after",
@@ -83,10 +89,17 @@ class TaskRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         (None, {"fields": _SUMMARY_FIELDS}),
         ("Params and result", {"fields": _PAYLOAD_FIELDS}),
         ("Last error", {"fields": _ERROR_FIELDS}),
+        ("Attempts", {"fields": _HISTORY_FIELDS}),
         ("Timing", {"fields": _TIMING_FIELDS}),
     )
     # Runs are written by backends and workers: every field shown is read-only.
-    readonly_fields = (*_SUMMARY_FIELDS, *_PAYLOAD_FIELDS, *_ERROR_FIELDS, *_TIMING_FIELDS)
+    readonly_fields = (
+        *_SUMMARY_FIELDS,
+        *_PAYLOAD_FIELDS,
+        *_ERROR_FIELDS,
+        *_HISTORY_FIELDS,
+        *_TIMING_FIELDS,
+    )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         """Runs are started by code (``Task.start()``), not typed in."""
@@ -148,6 +161,35 @@ class TaskRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def attempts(self, run: TaskRun) -> str:
         """Attempts started / allowed."""
         return f"{run.attempt} / {run.max_attempts}"
+
+    @admin.display(description="history")
+    def attempt_history(self, run: TaskRun) -> str:
+        """Each attempt: when, on which worker, how it ended and its error (the last 10
+        earlier attempts, then the last one)."""
+        records = run.attempt_history()
+        if not records:
+            return "-"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    record.attempt,
+                    _when(record.started_at),
+                    _when(record.ended_at),
+                    record.worker or "-",
+                    record.outcome,
+                    f"{record.error_type}: {record.error_message}" if record.error_type else "",
+                )
+                for record in records
+            ),
+        )
+        return format_html(
+            '<table class="dgt-attempts"><thead><tr><th>attempt</th><th>started</th>'
+            "<th>ended</th><th>worker</th><th>outcome</th><th>error</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            rows,
+        )
 
     @admin.display(description="params")
     def params_json(self, run: TaskRun) -> str:

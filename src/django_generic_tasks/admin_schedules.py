@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
+from .compat import BREADCRUMBS_AS_LIST
 from .models import ScheduleSlot
 
 CHANGELIST = "django_generic_tasks_scheduleslot_changelist"
@@ -71,6 +72,7 @@ class SchedulesAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             **self.admin_site.each_context(request),
             "title": "Schedules",
             "opts": self.model._meta,
+            "breadcrumbs_as_list": BREADCRUMBS_AS_LIST,
             "rows": rows,
             "problem": problem,
             "can_run": self.has_change_permission(request),

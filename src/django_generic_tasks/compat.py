@@ -6,6 +6,9 @@ slow, public-API fallback or a test that pins it:
 - ``in_atomic_block()`` reads Django's per-thread connection storage
   (``connections._connections``) and asks asyncio whether a loop runs with the private
   ``asyncio._get_running_loop``, to skip asgiref's ``Local`` on ``start()``'s hot path.
+- ``BREADCRUMBS_AS_LIST``: Django 6.1's admin styles breadcrumbs only as
+  ``<ol class="breadcrumbs">`` (a ``<div>`` before); the dashboard and Schedules pages write the
+  markup of the running version (``django_generic_tasks/breadcrumbs.html``).
 - ``LegacyBackendAdapter`` wraps a backend of the seed's older releases (only ``run(task)``).
 """
 
@@ -16,11 +19,15 @@ from asyncio import _get_running_loop
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import django
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 
 from .exceptions import ResultNotAvailableError
 from .status import TaskHandle, TaskStatus
+
+BREADCRUMBS_AS_LIST = django.VERSION >= (6, 1)
+"""Whether the admin styles ``<ol class="breadcrumbs">`` (Django 6.1+) or ``<div>`` ones."""
 
 if TYPE_CHECKING:
     from django.core.checks import CheckMessage

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from . import store
 from .charts import Series, colour, figure
+from .compat import BREADCRUMBS_AS_LIST
 from .models import Dashboard
 from .store.rollups import OUTCOMES, epoch_minute, percentile
 
@@ -193,5 +194,6 @@ class DashboardAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             self.admin_site.each_context(request),
             title="Task dashboard",
             opts=self.model._meta,
+            breadcrumbs_as_list=BREADCRUMBS_AS_LIST,
         )
         return TemplateResponse(request, "django_generic_tasks/dashboard.html", data)

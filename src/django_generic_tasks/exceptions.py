@@ -132,6 +132,11 @@ class CapacityExceededError(TasksError):
     started until some finish (see TASKS_MAX_ABANDONED_THREADS)."""
 
 
+class AttemptInterrupted(TasksError):
+    """An attempt was cut short by something that is not the task's fault (its database
+    connection was lost): the database worker puts the same attempt back."""
+
+
 class ResultNotAvailableError(TasksError):
     """This backend does not keep task results."""
 

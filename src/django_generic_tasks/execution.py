@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from . import observability, timeouts
-from .exceptions import TaskCancelled, UnknownTaskError
+from .dberrors import is_connection_lost
+from .exceptions import AttemptInterrupted, TaskCancelled, UnknownTaskError
 from .modelref import ModelNotFoundError, resolve_model_refs
 from .params import validate_params
 from .registry import get_task_class
@@ -152,8 +153,10 @@ def _execute_task(
             extra={"task_name": task_class.name, "run_id": run_id, "attempt": attempt},
         )
     except task_class.discard_on as exc:
+        _raise_if_interrupted(exc)
         outcome = _discarded(task_class, run_id, attempt, limit, exc)
     except Exception as exc:
+        _raise_if_interrupted(exc)
         if type(exc) is ModelNotFoundError and not task_class.missing_models_fail:
             outcome = _discarded(task_class, run_id, attempt, limit, exc)
         elif isinstance(exc, task_class.retry_on) and attempt < limit:
@@ -192,6 +195,21 @@ def _execute_task(
     if task_finished.receivers:
         task_finished.send(sender=task_class, task=task, outcome=outcome)
     return outcome
+
+
+_thread = threading.local()
+
+
+def requeue_lost_connections(enabled: bool = True) -> None:
+    """In this thread, a lost database connection (``dberrors.is_connection_lost``) raised by
+    a task raises ``AttemptInterrupted`` instead of ending the attempt: no outcome, no hook,
+    the caller puts the attempt back (the database worker's threads turn this on)."""
+    _thread.requeue = enabled
+
+
+def _raise_if_interrupted(exc: BaseException) -> None:
+    if getattr(_thread, "requeue", False) and is_connection_lost(exc):
+        raise AttemptInterrupted(f"The database connection was lost: {exc}") from exc
 
 
 def _discarded(

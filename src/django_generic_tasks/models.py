@@ -11,14 +11,15 @@ MariaDB/MySQL, which have no partial indexes), so migration 0003 creates them, n
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.db import models
 from django.utils import timezone
 
 from .progress import Progress
-from .status import ErrorInfo, TaskHandle, TaskStatus, new_run_id
-from .store.statuses import STORED, UNFINISHED, WAITING
+from .status import AttemptRecord, ErrorInfo, TaskHandle, TaskStatus, new_run_id
+from .store.statuses import FINISHED, STORED, UNFINISHED, WAITING
 
 if TYPE_CHECKING:
     from .backends.base import Backend
@@ -76,6 +77,12 @@ class TaskRun(models.Model):
         help_text="When someone first waited for the run (handle.wait() on PostgreSQL: its "
         "finish sends a notice).",
     )
+    history = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Earlier attempts (retried or lost), oldest first, at most the last 10; "
+        "the last attempt is the run itself.",
+    )
     trace_context = models.CharField(
         max_length=255,
         null=True,
@@ -102,6 +109,26 @@ class TaskRun(models.Model):
             return None
         return ErrorInfo(self.error_type, self.error_message, self.error_traceback)
 
+    def attempt_history(self) -> tuple[AttemptRecord, ...]:
+        """The run's attempts, oldest first: the earlier ones it keeps in ``history``, then
+        its last (running or finished) attempt, read from the row itself."""
+        records = [_record(entry) for entry in self.history or () if isinstance(entry, dict)]
+        last = self.task_status
+        started = last is TaskStatus.RUNNING or last in FINISHED
+        if self.attempt and started and all(r.attempt != self.attempt for r in records):
+            records.append(
+                AttemptRecord(
+                    attempt=self.attempt,
+                    outcome=self.status,
+                    worker=self.worker_id or "",
+                    started_at=self.started_at,
+                    ended_at=self.finished_at,
+                    error_type=self.error_type,
+                    error_message=self.error_message,
+                )
+            )
+        return tuple(records)
+
     def to_handle(self, backend: Backend | None = None) -> TaskHandle[Any]:
         """A ``TaskHandle`` describing this run."""
         return TaskHandle(
@@ -113,7 +140,28 @@ class TaskRun(models.Model):
             error=self.error,
             attempts=self.attempt,
             progress=Progress.from_json(self.progress) if self.progress is not None else None,
+            history=self.attempt_history(),
         )
+
+
+def _record(entry: dict[str, Any]) -> AttemptRecord:
+    """A stored history entry (``store.rows.history_entry``) as an ``AttemptRecord``."""
+    return AttemptRecord(
+        attempt=int(entry.get("attempt") or 0),
+        outcome=str(entry.get("outcome") or ""),
+        worker=str(entry.get("worker") or ""),
+        started_at=_moment(entry.get("started_at")),
+        ended_at=_moment(entry.get("ended_at")),
+        error_type=str(entry.get("error_type") or ""),
+        error_message=str(entry.get("error_message") or ""),
+    )
+
+
+def _moment(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 class ScheduleSlot(models.Model):

@@ -6,6 +6,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -101,6 +102,23 @@ class ErrorInfo:
         return f"{self.type}: {self.message}"
 
 
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One attempt of a run, as ``handle.history`` lists them (backends that keep them:
+    ``DatabaseBackend`` keeps the last 10 attempts a later one replaced, plus the last)."""
+
+    attempt: int
+    outcome: str
+    """``retried``, ``lost`` (its worker stopped), or the run's status for its last attempt
+    (``running``, ``succeeded``, ``failed``, ...)."""
+    worker: str = ""
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    error_type: str = ""
+    error_message: str = ""
+    """The start of the error's message (its first 500 characters for earlier attempts)."""
+
+
 @dataclass(slots=True, eq=False)
 class TaskHandle[R]:
     """A started task: its run id, task name and last known status.
@@ -118,6 +136,8 @@ class TaskHandle[R]:
     attempts: int = 0
     progress: Progress | None = None
     """The last progress the run reported, on backends that store it (``supports_progress``)."""
+    history: tuple[AttemptRecord, ...] = ()
+    """The run's attempts, oldest first, on backends that keep them (``DatabaseBackend``)."""
 
     def cancel(self) -> TaskHandle[R]:
         """Cancel the run: a waiting run at once, a running one cooperatively (its task sees
@@ -146,6 +166,7 @@ class TaskHandle[R]:
         self.status, self.error = fresh.status, fresh.error
         self.result = decode_result(self.name, fresh.result)
         self.attempts, self.progress = fresh.attempts, fresh.progress
+        self.history = fresh.history
         return self
 
     def wait(self, timeout: float | None = None) -> R:

@@ -76,3 +76,22 @@ class SquareTask(tasks.Task[SquareParams, Square]):
         if self.params.fail:
             raise ValueError(f"no square for {self.params.n}")
         return Square(n=self.params.n, square=self.params.n**2)
+
+
+class HoldParams(BaseModel):
+    n: int
+
+
+class HoldsItsConnection(tasks.Task[HoldParams]):
+    """Sleeps 60 s inside a database query, unless the file ``CHAOS_LOG + '.resume'`` exists
+    when it starts; then records ``n``. One attempt only (the default)."""
+
+    name = "tests.chaos.holds_its_connection"
+
+    def run(self) -> int:
+        from django.db import connection
+
+        if not os.path.exists(os.environ["CHAOS_LOG"] + ".resume"):
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_sleep(60)")
+        return record(self.params.n)

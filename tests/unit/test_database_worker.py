@@ -156,8 +156,10 @@ def test_expired_lease_is_reclaimed_as_a_new_attempt() -> None:
         worker_id="dead-worker",
         lease_expires_at=past,
     )
-    requeued, failed = runs().reclaim_expired(3, datetime.now(UTC))
-    assert (requeued, failed) == (1, 0)
+    [reclaimed] = runs().reclaim_expired(3, datetime.now(UTC))
+    assert (reclaimed.became, reclaimed.attempt) == ("requeued", 1)
+    assert reclaimed.task_name == "tests.add"
+    assert reclaimed.expired_for >= 59
     assert drain() == 1
     run.refresh_from_db()
     assert (run.status, run.attempt, run.result) == ("succeeded", 2, 5)
@@ -174,7 +176,7 @@ def test_run_that_keeps_losing_its_worker_is_given_up() -> None:
         worker_id="dead-worker",
         lease_expires_at=past,
     )
-    assert runs().reclaim_expired(3, datetime.now(UTC)) == (0, 1)
+    assert [r.became for r in runs().reclaim_expired(3, datetime.now(UTC))] == ["failed"]
     run.refresh_from_db()
     assert run.status == "failed"
     assert run.error_type == store.LOST_ERROR_TYPE
@@ -184,9 +186,9 @@ def test_live_lease_is_not_reclaimed_and_heartbeat_extends_it() -> None:
     AddTask({"a": 1}).start(backend=DatabaseBackend())
     now = datetime.now(UTC)
     [claimed] = runs().claim("me", (), 5, 30, now)
-    assert runs().reclaim_expired(3, now + timedelta(seconds=10)) == (0, 0)
+    assert runs().reclaim_expired(3, now + timedelta(seconds=10)) == []
     assert runs().extend_leases("me", 30, now + timedelta(seconds=20)) == 1
-    assert runs().reclaim_expired(3, now + timedelta(seconds=40)) == (0, 0)
+    assert runs().reclaim_expired(3, now + timedelta(seconds=40)) == []
     assert TaskRun.objects.get(pk=claimed.id).status == "running"
 
 

@@ -11,8 +11,9 @@ from django.core.management import call_command
 
 from django_generic_tasks import store
 from django_generic_tasks.backends import DatabaseBackend
+from django_generic_tasks.execution import Outcome
 from django_generic_tasks.models import RunRollup, TaskRun
-from django_generic_tasks.status import TaskStatus
+from django_generic_tasks.status import ErrorInfo, TaskStatus
 from django_generic_tasks.store.rollups import epoch_minute
 from tests.testapp.tasks import AddTask
 from tests.unit.test_dashboard import finish_runs
@@ -94,3 +95,33 @@ def test_prune_deletes_old_rollups_but_keeps_recent_ones() -> None:
     assert "Deleted 1 dashboard rows" in out.getvalue()
     [kept] = RunRollup.objects.values_list("minute", flat=True)
     assert kept >= epoch_minute(now)
+
+
+def long_failure() -> str:
+    """A failed run, finished through the store as a worker does (rollups included)."""
+    message = "the upstream answered 503 " + "and then it did not answer at all " * 6 + "THE END"
+    AddTask({"a": 1}).start(backend=DatabaseBackend())
+    runs = store.using()
+    [run] = runs.claim("test-worker", (), 1, 30, datetime.now(UTC))
+    error = ErrorInfo("tests.Upstream", message, "")
+    outcome = Outcome(run.id, run.task_name, 1, 1, TaskStatus.FAILED, None, error)
+    runs.finish("test-worker", [store.Finished(run, outcome, datetime.now(UTC))])
+    return message
+
+
+def test_status_cuts_long_errors_to_the_terminal_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    long_failure()
+    monkeypatch.setenv("COLUMNS", "140")
+    lines = status().splitlines()
+    failure = next(line for line in lines if "tests.Upstream" in line)
+    assert len(failure) <= 140
+    assert failure.endswith("…")
+    assert "THE END" not in failure
+
+
+def test_status_wide_and_json_keep_the_whole_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = long_failure()
+    monkeypatch.setenv("COLUMNS", "140")
+    assert f"tests.Upstream: {message}" in status("--wide")
+    [failure] = json.loads(status("--json"))["last_failures"]
+    assert failure["error_message"] == message

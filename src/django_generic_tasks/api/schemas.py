@@ -19,7 +19,7 @@ from pydantic_core import PydanticSerializationError, to_json, to_jsonable_pytho
 from ..conf import get_settings
 from ..execution import Outcome
 from ..progress import Progress
-from ..status import ErrorInfo, TaskStatus, new_run_id
+from ..status import AttemptRecord, ErrorInfo, TaskStatus, new_run_id
 from ..wire import (
     CLOUD_TASKS_NAME_HEADER,
     EXECUTION_COUNT_HEADER,
@@ -151,6 +151,41 @@ def progress_out(progress: Progress | None) -> ProgressOut | None:
     )
 
 
+class AttemptOut(_Out):
+    """One attempt of a run. The error message and the worker (its host and process) only with
+    ``DEBUG`` or ``TASKS_API_EXPOSE_ERROR_MESSAGES``, like a run's error."""
+
+    attempt: int
+    outcome: str = Field(
+        description="`retried`, `lost` (its worker stopped), or the run's status for its "
+        "last attempt."
+    )
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    worker: str | None = None
+
+
+def attempts_out(history: tuple[AttemptRecord, ...]) -> list[AttemptOut]:
+    """``handle.history`` for an HTTP caller (see ``AttemptOut``)."""
+    exposed = expose_error_messages()
+    return [
+        AttemptOut(
+            attempt=record.attempt,
+            outcome=record.outcome,
+            started_at=record.started_at,
+            ended_at=record.ended_at,
+            error_type=record.error_type or None,
+            error_message=(record.error_message if exposed else GENERIC_ERROR_MESSAGE)
+            if record.error_type
+            else None,
+            worker=record.worker or None if exposed else None,
+        )
+        for record in history
+    ]
+
+
 class RunStatusOut(_Out):
     """A run's last known state, from a backend that keeps results."""
 
@@ -164,6 +199,11 @@ class RunStatusOut(_Out):
         default=None,
         description="The last progress reported, on backends that store it (DatabaseBackend); "
         "null otherwise or before the first report.",
+    )
+    history: list[AttemptOut] = Field(
+        default_factory=list,
+        description="The run's attempts, oldest first, on backends that keep them "
+        "(DatabaseBackend: the last 10 earlier attempts and the last one); empty otherwise.",
     )
 
 

@@ -49,6 +49,7 @@ from .schemas import (
     DetailOut,
     RunStatusOut,
     StartedOut,
+    attempts_out,
     envelope_json,
     error_out,
     expose_error_messages,
@@ -353,6 +354,7 @@ def get_run(request: HttpRequest, run_id: str) -> Any:
         result=jsonable(handle.result),
         error=error_out(handle.error),
         progress=progress_out(handle.progress),
+        history=attempts_out(handle.history),
     )
 
 

@@ -15,17 +15,20 @@ from typing import TYPE_CHECKING, Any
 
 from ..status import TaskStatus
 from . import statuses as st
-from .observe import Observations
+from .observe import _READY, Observations, logger
 from .operations import Operations
 from .rollups import Rollup, rollups
 from .rows import (
+    HISTORY_LIMIT,
     LOST_ERROR_TYPE,
     LOST_MESSAGE,
     ClaimedRun,
     Finished,
+    Reclaimed,
     new_row,
     outcome_row,
     result_json,
+    retry_entry,
 )
 from .schema import id_str, parse_run_id, table
 from .transient import retry_transient
@@ -39,6 +42,12 @@ if TYPE_CHECKING:
 # Rows per INSERT: SQLite allows 32,766 bound variables per statement, MySQL 65,535.
 CHUNK = 1000
 RUNNING = f"'{TaskStatus.RUNNING.value}'"
+READY = f"'{TaskStatus.READY.value}'"
+SCHEDULED = f"'{TaskStatus.SCHEDULED.value}'"
+CANCELLED = f"'{TaskStatus.CANCELLED.value}'"
+_GIVEN_BACK = f"CASE WHEN cancel_requested_at IS NULL THEN {{waiting}} ELSE {CANCELLED} END"
+"""The status of a run given back unfinished: waiting again, unless its cancel was asked."""
+_CANCELLED_AT = "CASE WHEN cancel_requested_at IS NULL THEN NULL ELSE %s END"
 _STATEMENTS: dict[tuple[type, int, bool], str] = {}
 WAITING_SQL = st.sql_list(st.WAITING)
 
@@ -234,7 +243,9 @@ class RunStore(Operations, Observations):
         ``rollup_rows`` (default: the rollups of ``items``; the worker passes several
         batches' worth about once a second, else none) to the per-minute rollups in the same
         transaction."""
-        if items:
+        if items and not self.history_ready():
+            self._finish_plain(worker_id, items, rollup_rows)
+        elif items:
             self._finish_batch(worker_id, items, rollup_rows)
         elif rollup_rows:
             self.write_rollups(rollup_rows)
@@ -242,7 +253,54 @@ class RunStore(Operations, Observations):
     def _finish_batch(
         self, worker_id: str, items: Sequence[Finished], rollup_rows: Sequence[Rollup] | None
     ) -> None:
-        """``finish()`` of a non-empty batch: one ``UPDATE`` per run, in one transaction."""
+        """``finish()`` of a non-empty batch: one ``UPDATE`` per run, in one transaction.
+
+        A retry of a run whose cancel was requested meanwhile ends it ``cancelled`` instead
+        (a run with a pending cancel is never claimed again); an attempt that is retried
+        joins the run's ``history``."""
+        sql = (
+            f"UPDATE {self.table} SET status = CASE WHEN %s IS NULL AND "
+            f"cancel_requested_at IS NOT NULL THEN {CANCELLED} ELSE %s END, result = %s, "
+            "error_type = %s, error_message = %s, error_traceback = %s, "
+            "finished_at = COALESCE(%s, CASE WHEN cancel_requested_at IS NOT NULL THEN %s END), "
+            "run_after = COALESCE(%s, run_after), lease_expires_at = NULL, "
+            f"history = {self.history_append('history', self.entry_mark, self.entry_mark)} "
+            f"WHERE id = %s AND attempt = %s AND status = {RUNNING} AND worker_id = %s"
+        )
+        rows = []
+        for item in items:
+            status, result, kind, message, trace, finished, run_after = self._outcome_values(item)
+            entry = retry_entry(item, worker_id)
+            rows.append(
+                [
+                    *(finished, status, result, kind, message, trace, finished),
+                    *(self._dt(item.at), run_after, *self.history_params(entry)),
+                    *(item.run.db_id, item.run.attempt, worker_id),
+                ]
+            )
+        with self.write_transaction() as cursor:
+            cursor.executemany(sql, rows)
+            self.add_rollups(cursor, rollups(items) if rollup_rows is None else rollup_rows)
+
+    def history_ready(self) -> bool:
+        """Whether ``TaskRun.history`` exists (migration 0010 applied). Until it does, outcomes
+        are written as before it (no history, no cancel check), so a worker deployed before
+        ``migrate`` keeps working."""
+        key = (self.alias, self.connection.settings_dict.get("NAME"), "history")
+        if key in _READY:
+            return True
+        with self.connection.cursor() as cursor:
+            columns = self.connection.introspection.get_table_description(cursor, table().name)
+        if any(column.name == "history" for column in columns):
+            _READY.add(key)
+            return True
+        logger.warning("TaskRun has no history column yet (run migrate)")
+        return False
+
+    def _finish_plain(
+        self, worker_id: str, items: Sequence[Finished], rollup_rows: Sequence[Rollup] | None
+    ) -> None:
+        """``finish()`` on a schema older than migration 0010: one ``UPDATE`` per run."""
         sql = (
             f"UPDATE {self.table} SET status = %s, result = %s, error_type = %s, "
             "error_message = %s, error_traceback = %s, finished_at = %s, "
@@ -257,33 +315,53 @@ class RunStore(Operations, Observations):
             cursor.executemany(sql, rows)
             self.add_rollups(cursor, rollups(items) if rollup_rows is None else rollup_rows)
 
+    def history_append(self, column: str, entry: str, entry_again: str) -> str:
+        """SQL: ``column`` (a JSON array, or NULL) with the JSON object ``entry`` appended,
+        keeping the last ``HISTORY_LIMIT``; ``column`` unchanged when ``entry`` is NULL
+        (``entry_again`` is the same value, for dialects that bind it twice)."""
+        base = f"COALESCE({column}, '[]')"
+        return (
+            f"CASE WHEN {entry} IS NULL THEN {column} ELSE json_insert(CASE WHEN "
+            f"json_array_length({base}) >= {HISTORY_LIMIT} THEN json_remove({base}, '$[0]') "
+            f"ELSE {base} END, '$[#]', json({entry_again})) END"
+        )
+
+    def history_params(self, entry: str | None) -> list[Any]:
+        """The bind values of ``history_append()``'s ``entry`` and ``entry_again``."""
+        return [entry, entry]
+
     @retry_transient
     def postpone(self, worker_id: str, run: ClaimedRun, run_after: datetime) -> int:
-        """Give back a claimed run this worker refused to start (``CapacityExceededError``):
-        the attempt does not count, and the run waits until ``run_after``."""
+        """Give back a claimed run this worker did not run to its end (``CapacityExceededError``,
+        a lost database connection): the attempt does not count, and the run waits until
+        ``run_after`` (or ends ``cancelled`` at once when its cancel was requested)."""
         sql = (
-            f"UPDATE {self.table} SET status = '{TaskStatus.SCHEDULED.value}', "
+            f"UPDATE {self.table} SET status = {_GIVEN_BACK.format(waiting=SCHEDULED)}, "
             "attempt = attempt - 1, run_after = %s, worker_id = NULL, started_at = NULL, "
-            f"lease_expires_at = NULL WHERE id = %s AND status = {RUNNING} AND worker_id = %s"
+            f"finished_at = {_CANCELLED_AT}, lease_expires_at = NULL "
+            f"WHERE id = %s AND status = {RUNNING} AND worker_id = %s"
         )
+        now = self._dt(_now())
         with self.write_transaction() as cursor:
-            cursor.execute(sql, [self._dt(run_after), run.db_id, worker_id])
+            cursor.execute(sql, [self._dt(run_after), now, run.db_id, worker_id])
             return int(cursor.rowcount)
 
     @retry_transient
     def release(self, worker_id: str, runs: Sequence[ClaimedRun]) -> int:
-        """Give back claimed runs that never started (the attempt does not count)."""
+        """Give back claimed runs that never started (the attempt does not count; a run
+        whose cancel was requested ends ``cancelled``)."""
         if not runs:
             return 0
         marks = ", ".join(["%s"] * len(runs))
         sql = (
-            f"UPDATE {self.table} SET status = '{TaskStatus.READY.value}', "
+            f"UPDATE {self.table} SET status = {_GIVEN_BACK.format(waiting=READY)}, "
             "attempt = attempt - 1, worker_id = NULL, started_at = NULL, "
-            f"lease_expires_at = NULL WHERE id IN ({marks}) AND status = {RUNNING} "
-            "AND worker_id = %s"
+            f"finished_at = {_CANCELLED_AT}, lease_expires_at = NULL "
+            f"WHERE id IN ({marks}) AND status = {RUNNING} AND worker_id = %s"
         )
+        now = self._dt(_now())
         with self.write_transaction() as cursor:
-            cursor.execute(sql, [*(run.db_id for run in runs), worker_id])
+            cursor.execute(sql, [now, *(run.db_id for run in runs), worker_id])
             return int(cursor.rowcount)
 
     @retry_transient
@@ -298,34 +376,71 @@ class RunStore(Operations, Observations):
             return int(cursor.rowcount)
 
     @retry_transient
-    def reclaim_expired(self, lost_limit: int, now: datetime) -> tuple[int, int]:
-        """Runs whose worker stopped heartbeating go back to ``ready`` as a new attempt.
+    def reclaim_expired(self, lost_limit: int, now: datetime) -> list[Reclaimed]:
+        """Runs whose worker stopped heartbeating go back to ``ready`` as a new attempt
+        (the lost attempt joins the run's ``history``).
 
-        A run that lost its worker so often that it reached ``max_attempts + lost_limit``
-        attempts is failed instead: it probably kills the worker. Returns (requeued, failed).
+        A run whose cancel was requested ends ``cancelled`` instead, and a run that lost its
+        worker so often that it reached ``max_attempts + lost_limit`` attempts is failed: it
+        probably kills the worker. Returns each run reclaimed, with what became of it.
         """
         stamp = self._dt(now)
-        expired = f"status = {RUNNING} AND lease_expires_at < %s"
+        select = (
+            "SELECT id, task_name, attempt, max_attempts, worker_id, started_at, "
+            f"lease_expires_at, cancel_requested_at FROM {self.table} "
+            f"WHERE status = {RUNNING} AND lease_expires_at < %s{self.skip_locked}"
+        )
         with self.write_transaction() as cursor:
-            cursor.execute(
-                f"UPDATE {self.table} SET status = '{TaskStatus.FAILED.value}', "
-                "finished_at = %s, lease_expires_at = NULL, error_type = %s, "
-                "error_message = %s, error_traceback = '' "
-                f"WHERE {self._expired_where(expired + ' AND attempt >= max_attempts + %s')}",
-                [stamp, LOST_ERROR_TYPE, LOST_MESSAGE, stamp, lost_limit],
-            )
-            failed = int(cursor.rowcount)
-            cursor.execute(
-                f"UPDATE {self.table} SET status = '{TaskStatus.READY.value}', "
-                "run_after = %s, worker_id = NULL, lease_expires_at = NULL "
-                f"WHERE {self._expired_where(expired)}",
-                [stamp, stamp],
-            )
-            requeued = int(cursor.rowcount)
-        return requeued, failed
+            cursor.execute(select, [stamp])
+            found = [
+                Reclaimed(
+                    id_str(r[0]),
+                    r[0],
+                    r[1],
+                    int(r[2]),
+                    "cancelled"
+                    if r[7] is not None
+                    else "failed"
+                    if int(r[2]) >= int(r[3]) + lost_limit
+                    else "requeued",
+                    _seconds_since(r[6], now),
+                    r[4],
+                    _aware(r[5]),
+                )
+                for r in cursor.fetchall()
+            ]
+            requeued = [run for run in found if run.became == "requeued"]
+            mark = self.entry_mark
+            if requeued:
+                cursor.executemany(
+                    f"UPDATE {self.table} SET status = {READY}, run_after = %s, "
+                    "worker_id = NULL, lease_expires_at = NULL, "
+                    f"history = {self.history_append('history', mark, mark)} "
+                    f"WHERE id = %s AND status = {RUNNING}",
+                    [[stamp, *self.history_params(run.entry(now)), run.db_id] for run in requeued],
+                )
+            for became, sets, values in (
+                ("cancelled", "", []),
+                (
+                    "failed",
+                    ", error_type = %s, error_message = %s, error_traceback = ''",
+                    [LOST_ERROR_TYPE, LOST_MESSAGE],
+                ),
+            ):
+                ids = [run.db_id for run in found if run.became == became]
+                if ids:
+                    cursor.execute(
+                        f"UPDATE {self.table} SET status = '{became}', finished_at = %s, "
+                        f"lease_expires_at = NULL{sets} "
+                        f"WHERE id IN ({', '.join(['%s'] * len(ids))}) AND status = {RUNNING}",
+                        [stamp, *values, *ids],
+                    )
+        return found
 
-    def _expired_where(self, condition: str) -> str:
-        return condition
+    skip_locked = ""
+    """Appended to the reaper's ``SELECT``: skip rows another transaction holds."""
+    entry_mark = "%s"
+    """The placeholder of a history entry (JSON text) bound on its own."""
 
     def mark_awaited(self, run_id: str) -> None:
         """Ask for a finish notice of ``run_id``: only PostgreSQL sends them (see
@@ -361,6 +476,21 @@ def _claimed(rows: Sequence[Sequence[Any]], attempt_offset: int) -> list[Claimed
     ]
     runs.sort(key=lambda run: -run.priority)
     return runs
+
+
+def _aware(value: Any) -> datetime | None:
+    """A datetime as a driver returns it (aware, naive UTC, or SQLite's text) made aware."""
+    from datetime import UTC
+
+    if value is None:
+        return None
+    moment: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _seconds_since(value: Any, now: datetime) -> float:
+    moment = _aware(value)
+    return 0.0 if moment is None else max(0.0, (now - moment).total_seconds())
 
 
 def _now() -> datetime:

@@ -16,8 +16,13 @@ WORKERS_CHANNEL = "django_generic_tasks"
 ``worker.notify.notify_workers()``)."""
 
 
-def open_listen_connection(database: str, channel: str) -> Any:
-    """A new autocommit connection to the alias ``database`` that listens on ``channel``
+CANCEL_CHANNEL = "django_generic_tasks_cancel"
+"""Where workers hear that a run they hold was asked to stop: ``"<worker id> <run id>"``
+(``PostgreSQLRunStore.announce_cancel()``)."""
+
+
+def open_listen_connection(database: str, *channels: str) -> Any:
+    """A new autocommit connection to the alias ``database`` that listens on ``channels``
     (a Django connection wrapper; read notices from its ``.connection.notifies()``)."""
     from django.db import connections
 
@@ -25,7 +30,8 @@ def open_listen_connection(database: str, channel: str) -> Any:
     wrapper.ensure_connection()
     raw = wrapper.connection
     raw.autocommit = True
-    raw.execute(f"LISTEN {channel}")
+    for channel in channels:
+        raw.execute(f"LISTEN {channel}")
     return wrapper
 
 

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from .base import RUNNING, RunStore, _claimed, queue_filter_sql
+from .base import CANCELLED, RUNNING, RunStore, _claimed, queue_filter_sql
 from .rollups import ADDED, COLUMNS, Rollup, rollups
-from .rows import ClaimedRun, Finished, new_row
+from .rows import HISTORY_LIMIT, ClaimedRun, Finished, new_row, retry_entry
 from .transient import retry_transient
 
 
@@ -107,22 +107,39 @@ class MySQLRunStore(RunStore):
         """One ``UPDATE ... JOIN`` of the batch, given as a derived table."""
         one = (
             "SELECT %s AS id, %s AS attempt, %s AS status, %s AS result, %s AS error_type, "
-            "%s AS error_message, %s AS error_traceback, %s AS finished_at, %s AS run_after"
+            "%s AS error_message, %s AS error_traceback, %s AS finished_at, %s AS run_after, "
+            "%s AS entry, %s AS at"
         )
         params: list[Any] = []
         for item in items:
             params += [item.run.db_id, item.run.attempt, *self._outcome_values(item)]
+            params += [retry_entry(item, worker_id), self._dt(item.at)]
+        cancelled = "v.entry IS NOT NULL AND t.cancel_requested_at IS NOT NULL"
         sql = (
             f"UPDATE {self.table} AS t JOIN ({' UNION ALL '.join([one] * len(items))}) AS v "
             "ON t.id = v.id AND t.attempt = v.attempt "
-            "SET t.status = v.status, t.result = v.result, t.error_type = v.error_type, "
+            f"SET t.status = CASE WHEN {cancelled} THEN {CANCELLED} ELSE v.status END, "
+            "t.result = v.result, t.error_type = v.error_type, "
             "t.error_message = v.error_message, t.error_traceback = v.error_traceback, "
-            "t.finished_at = v.finished_at, t.run_after = COALESCE(v.run_after, t.run_after), "
-            f"t.lease_expires_at = NULL WHERE t.status = {RUNNING} AND t.worker_id = %s"
+            f"t.finished_at = COALESCE(v.finished_at, CASE WHEN {cancelled} THEN v.at END), "
+            "t.run_after = COALESCE(v.run_after, t.run_after), t.lease_expires_at = NULL, "
+            f"t.history = {self.history_append('t.history', 'v.entry', 'v.entry')} "
+            f"WHERE t.status = {RUNNING} AND t.worker_id = %s"
         )
         with self.write_transaction() as cursor:
             cursor.execute(sql, [*params, worker_id])
             self.add_rollups(cursor, rollups(items) if rollup_rows is None else rollup_rows)
+
+    skip_locked = " FOR UPDATE SKIP LOCKED"
+
+    def history_append(self, column: str, entry: str, entry_again: str) -> str:
+        """``JSON_ARRAY_APPEND`` of the entry parsed as JSON (not as a string)."""
+        base = f"COALESCE({column}, JSON_ARRAY())"
+        return (
+            f"CASE WHEN {entry} IS NULL THEN {column} ELSE JSON_ARRAY_APPEND(CASE WHEN "
+            f"JSON_LENGTH({base}) >= {HISTORY_LIMIT} THEN JSON_REMOVE({base}, '$[0]') "
+            f"ELSE {base} END, '$', JSON_EXTRACT({entry_again}, '$')) END"
+        )
 
     def rollup_upsert_sql(self, rows: int) -> str:
         """``ON DUPLICATE KEY UPDATE``: MariaDB and MySQL have no ``ON CONFLICT``."""

@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     from ..models import TaskRun, WorkerHeartbeat
 
 logger = logging.getLogger("django_generic_tasks.worker")
-_READY: set[tuple[str, Any]] = set()
-"""(alias, database name) pairs whose rollup table is known to exist."""
+_READY: set[tuple[Any, ...]] = set()
+"""(alias, database name) pairs whose rollup table is known to exist (and, with "history",
+whose TaskRun.history column is)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,15 +72,29 @@ class Operations:
         return retried, blocked, skipped
 
     def cancel(self, runs: QuerySet[TaskRun], now: datetime) -> int:
-        """Cancel waiting runs at once and ask running ones to stop (their worker sees it
-        within a heartbeat: ``Task.check_cancelled()``); return how many."""
+        """Cancel waiting runs at once and ask running ones to stop (``Task.check_cancelled()``:
+        their worker hears it at once on PostgreSQL, within a heartbeat elsewhere); return
+        how many. A run asked to stop is never claimed again: if its worker gives it back or
+        is lost, or its attempt ends in a retry, it ends ``cancelled``."""
         waiting = runs.filter(status__in=st.values(st.WAITING)).update(
             status=TaskStatus.CANCELLED.value, finished_at=now, lease_expires_at=None
         )
-        running = runs.filter(status=TaskStatus.RUNNING.value, cancel_requested_at=None).update(
-            cancel_requested_at=now
+        asked = runs.filter(status=TaskStatus.RUNNING.value, cancel_requested_at=None)
+        ids = list(asked.values_list("pk", flat=True))
+        running = (
+            self.objects.filter(
+                pk__in=ids, status=TaskStatus.RUNNING.value, cancel_requested_at=None
+            ).update(cancel_requested_at=now)
+            if ids
+            else 0
         )
+        if running:
+            self.announce_cancel(ids)
         return waiting + running
+
+    def announce_cancel(self, ids: Sequence[object]) -> None:
+        """Tell the workers running ``ids`` they were asked to stop (PostgreSQL ``NOTIFY``;
+        elsewhere the heartbeat reads it)."""
 
     def make_due(self, runs: QuerySet[TaskRun], now: datetime) -> int:
         """Make waiting runs due at ``now``, ahead of their schedule; return how many."""

@@ -9,10 +9,10 @@ from typing import Any
 from pydantic_core import to_json
 
 from ..status import TaskStatus
-from .base import RUNNING, RunStore
-from .listen import WORKERS_CHANNEL
+from .base import CANCELLED, RUNNING, RunStore
+from .listen import CANCEL_CHANNEL, WORKERS_CHANNEL
 from .rollups import ADDED, COLUMNS, KEY, Rollup, rollups
-from .rows import Finished, outcome_row
+from .rows import HISTORY_LIMIT, Finished, outcome_row, retry_record
 from .schema import table
 
 # From this many rows on, COPY (binds in C) beats INSERT.
@@ -64,8 +64,17 @@ class PostgreSQLRunStore(RunStore):
         # One autocommitted statement: SKIP LOCKED keeps concurrent claims apart.
         return self.connection.cursor()
 
-    def _expired_where(self, condition: str) -> str:
-        return f"id IN (SELECT id FROM {self.table} WHERE {condition}{SKIP_LOCKED})"
+    skip_locked = SKIP_LOCKED
+    entry_mark = "%s::jsonb"
+
+    def history_append(self, column: str, entry: str, entry_again: str) -> str:
+        """``jsonb``: drop the oldest entry (``- 0``) when full, then append."""
+        base = f"COALESCE({column}, '[]'::jsonb)"
+        return (
+            f"CASE WHEN {entry} IS NULL THEN {column} ELSE (CASE WHEN jsonb_array_length({base})"
+            f" >= {HISTORY_LIMIT} THEN {base} - 0 ELSE {base} END) || jsonb_build_array("
+            f"{entry_again}) END"
+        )
 
     def _finish_batch(
         self, worker_id: str, items: Sequence[Finished], rollup_rows: Sequence[Rollup] | None
@@ -74,33 +83,37 @@ class PostgreSQLRunStore(RunStore):
         runs, so completions cost one round trip and almost no client-side work. Rollups
         (a second, small document) are added by the same statement."""
         sql = (
-            f"WITH done AS (UPDATE {self.table} AS t SET status = v.status, "
+            f"WITH done AS (UPDATE {self.table} AS t SET status = CASE WHEN v.entry IS NOT NULL "
+            f"AND t.cancel_requested_at IS NOT NULL THEN {CANCELLED} ELSE v.status END, "
             "result = NULLIF(v.result, 'null'), error_type = v.error_type, "
             "error_message = v.error_message, error_traceback = v.error_traceback, "
-            "finished_at = v.finished_at, run_after = COALESCE(v.run_after, t.run_after), "
-            "lease_expires_at = NULL "
+            "finished_at = COALESCE(v.finished_at, CASE WHEN v.entry IS NOT NULL AND "
+            "t.cancel_requested_at IS NOT NULL THEN (v.entry->>'ended_at')::timestamptz END), "
+            "run_after = COALESCE(v.run_after, t.run_after), lease_expires_at = NULL, "
+            f"history = {self.history_append('t.history', 'v.entry', 'v.entry')} "
             "FROM jsonb_to_recordset(%s::jsonb) AS v(id uuid, attempt integer, status text, "
             "result jsonb, error_type text, error_message text, error_traceback text, "
-            "finished_at timestamptz, run_after timestamptz) "
+            "finished_at timestamptz, run_after timestamptz, entry jsonb) "
             f"WHERE t.id = v.id AND t.attempt = v.attempt AND t.status = {RUNNING} "
             "AND t.worker_id = %s) "
         )
         records = []
         for item in items:
             row = outcome_row(item)
-            records.append(
-                {
-                    "id": item.run.id,
-                    "attempt": item.run.attempt,
-                    "status": row.status,
-                    "result": row.result,
-                    "error_type": row.error_type,
-                    "error_message": row.error_message,
-                    "error_traceback": row.error_traceback,
-                    "finished_at": row.finished_at,
-                    "run_after": row.run_after,
-                }
-            )
+            record = {
+                "id": item.run.id,
+                "attempt": item.run.attempt,
+                "status": row.status,
+                "result": row.result,
+                "error_type": row.error_type,
+                "error_message": row.error_message,
+                "error_traceback": row.error_traceback,
+                "finished_at": row.finished_at,
+                "run_after": row.run_after,
+            }
+            if row.finished_at is None:  # a retry: its attempt joins the history
+                record["entry"] = retry_record(item, worker_id)
+            records.append(record)
         params = [to_json(records, fallback=repr).decode(), worker_id]
         rows = rollups(items) if rollup_rows is None else rollup_rows
         if rows and self.rollups_ready():
@@ -124,6 +137,15 @@ class PostgreSQLRunStore(RunStore):
             f"ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET {updates}, "
             "last_run_id = EXCLUDED.last_run_id"
         )
+
+    def announce_cancel(self, ids: Sequence[object]) -> None:
+        """One ``NOTIFY`` per run, to the worker holding it (sent when the cancel commits)."""
+        sql = (
+            f"SELECT pg_notify(%s, worker_id || ' ' || id::text) FROM {self.table} "
+            f"WHERE id = ANY(%s::uuid[]) AND status = {RUNNING} AND worker_id IS NOT NULL"
+        )
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, [CANCEL_CHANNEL, [str(pk) for pk in ids]])
 
     def mark_awaited(self, run_id: str) -> None:
         """Ask for a finish notice of ``run_id`` (migration 0009's trigger sends it).

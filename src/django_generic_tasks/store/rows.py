@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from ..enqueue import EnqueueRequest
     from ..execution import Outcome
 
+HISTORY_LIMIT = 10
+"""Earlier attempts a run keeps in its ``history`` (the oldest go first)."""
+HISTORY_ERROR_CHARS = 500
+"""The start of an earlier attempt's error message that its history entry keeps."""
 LOST_ERROR_TYPE = "django_generic_tasks.WorkerLost"
 LOST_MESSAGE = (
     "The worker running this run stopped (killed, crashed or lost) too many times; "
@@ -50,6 +54,31 @@ class Finished:
     at: datetime
     seconds: float = 0.0
     """How long the attempt ran (the dashboard's durations)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reclaimed:
+    """A run whose lease expired, taken back by the reaper."""
+
+    id: str
+    db_id: Any
+    task_name: str
+    attempt: int
+    """The attempt that lost its worker."""
+    became: str
+    """``requeued`` (a new attempt follows), ``cancelled`` (its cancel was requested) or
+    ``failed`` (it lost its worker too often)."""
+    expired_for: float
+    """Seconds its lease had expired when it was reclaimed."""
+    worker_id: str | None = None
+    started_at: datetime | None = None
+
+    def entry(self, now: datetime) -> str:
+        """The lost attempt's history entry (JSON)."""
+        entry = history_entry(
+            self.attempt, self.worker_id, "lost", self.started_at, now, LOST_ERROR_TYPE
+        )
+        return to_json(entry).decode()
 
 
 def new_row(connection: Any, request: EnqueueRequest, now: datetime) -> tuple[Any, ...]:
@@ -110,4 +139,51 @@ def outcome_row(item: Finished) -> OutcomeRow:
         error_traceback=error.traceback if error else "",
         finished_at=None if retry else item.at,
         run_after=outcome.retry_at if retry else None,
+    )
+
+
+def history_entry(
+    attempt: int,
+    worker_id: str | None,
+    outcome: str,
+    started_at: datetime | None,
+    ended_at: datetime,
+    error_type: str = "",
+    error_message: str = "",
+) -> dict[str, Any]:
+    """One earlier attempt, as ``TaskRun.history`` keeps it: when, where, how it ended."""
+    return {
+        "attempt": attempt,
+        "started_at": started_at.isoformat() if started_at is not None else None,
+        "ended_at": ended_at.isoformat(),
+        "worker": worker_id or "",
+        "outcome": outcome,
+        "error_type": error_type,
+        "error_message": error_message[:HISTORY_ERROR_CHARS],
+    }
+
+
+def retry_entry(item: Finished, worker_id: str) -> str | None:
+    """``retry_record()`` as JSON."""
+    record = retry_record(item, worker_id)
+    return None if record is None else to_json(record).decode()
+
+
+def retry_record(item: Finished, worker_id: str) -> dict[str, Any] | None:
+    """The history entry of an attempt that ends in a retry, else ``None``: a run's last
+    attempt is its row itself, so only attempts that a later one overwrites are kept."""
+    outcome = item.outcome
+    if outcome.status not in (TaskStatus.SCHEDULED, TaskStatus.READY):
+        return None
+    from datetime import timedelta
+
+    error = outcome.error
+    return history_entry(
+        item.run.attempt,
+        worker_id,
+        "retried",
+        item.at - timedelta(seconds=item.seconds),
+        item.at,
+        error.type if error else "",
+        error.message if error else "",
     )

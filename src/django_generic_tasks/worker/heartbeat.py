@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..cancellation import request as request_cancel
 from ..store import RunStore, WorkerInfo, using
+from ..store.rows import Reclaimed
 
 if TYPE_CHECKING:
     from .runner import Worker
@@ -52,7 +53,8 @@ class Heartbeat(threading.Thread):
                 runs = using(options.database)
                 now = datetime.now(UTC)
                 with worker._lock:
-                    busy = worker._in_flight > 0
+                    # Outcomes and given-back runs not yet written still hold their lease.
+                    busy = worker._in_flight > 0 or bool(worker._pending or worker._given_back)
                 due = time.monotonic() >= next_beat
                 if due:
                     next_beat = time.monotonic() + beat
@@ -72,13 +74,10 @@ class Heartbeat(threading.Thread):
                     runs.sample_queues(now)
                 if time.monotonic() >= next_reap:
                     next_reap = time.monotonic() + reap_every
-                    requeued, failed = runs.reclaim_expired(options.lost_limit, now)
-                    if requeued or failed:
-                        logger.warning(
-                            "Requeued %d runs whose worker stopped; gave up on %d",
-                            requeued,
-                            failed,
-                        )
+                    reclaimed = runs.reclaim_expired(options.lost_limit, now)
+                    for run in reclaimed:
+                        log_reclaimed(run)
+                    if reclaimed:
                         worker._wake.set()
             except Exception as exc:
                 logger.warning("Heartbeat failed: %s", exc)
@@ -109,6 +108,27 @@ class Heartbeat(threading.Thread):
             _reset(options.database)
             return False
         return True
+
+
+def log_reclaimed(run: Reclaimed) -> None:
+    """One WARNING per run whose worker stopped heartbeating, once, by the reaper that took
+    it back."""
+    logger.warning(
+        "Task %s (run %s) lost its worker on attempt %d (lease expired %.1fs ago): %s",
+        run.task_name,
+        run.id,
+        run.attempt,
+        run.expired_for,
+        _BECAME[run.became],
+        extra={"task_name": run.task_name, "run_id": run.id, "attempt": run.attempt},
+    )
+
+
+_BECAME = {
+    "requeued": "requeued as a new attempt",
+    "cancelled": "its cancel was requested, so it ends cancelled",
+    "failed": "it lost its worker too often, so it is given up",
+}
 
 
 def _reset(database: str) -> None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 import threading
 
+from ..cancellation import request as request_cancel
+from ..store.listen import CANCEL_CHANNEL, close_listen_connection, open_listen_connection
 from ..store.listen import WORKERS_CHANNEL as CHANNEL
-from ..store.listen import close_listen_connection, open_listen_connection
 
 logger = logging.getLogger("django_generic_tasks.worker")
 
@@ -27,15 +28,20 @@ def notify_workers(database: str = "default") -> None:
 
 
 class Listener(threading.Thread):
-    """Listens on its own connection and sets ``wake`` on each notification.
+    """Listens on its own connection and sets ``wake`` on each notification; a cancel
+    request for a run that worker ``worker_id`` holds reaches its task at once
+    (``Task.cancel_requested``), without waiting for the next heartbeat.
 
     Reconnects with a back-off when the connection drops, and wakes the worker after each
     reconnect, since notifications sent meanwhile were lost.
     """
 
-    def __init__(self, database: str, wake: threading.Event, stop: threading.Event) -> None:
+    def __init__(
+        self, database: str, wake: threading.Event, stop: threading.Event, worker_id: str = ""
+    ) -> None:
         super().__init__(name="tasks-worker-listen", daemon=True)
         self.database = database
+        self.worker_id = worker_id
         self.wake = wake
         self.stop = stop
         self.ready = threading.Event()
@@ -46,14 +52,19 @@ class Listener(threading.Thread):
         while not self.stop.is_set():
             wrapper = None
             try:
-                wrapper = open_listen_connection(self.database, CHANNEL)
+                wrapper = open_listen_connection(self.database, CHANNEL, CANCEL_CHANNEL)
                 delay = 0.1
                 self.ready.set()
                 self.wake.set()
                 raw = wrapper.connection
                 while not self.stop.is_set():
-                    for _ in raw.notifies(timeout=0.5, stop_after=1):
-                        self.wake.set()
+                    for notice in raw.notifies(timeout=0.5, stop_after=1):
+                        if notice.channel != CANCEL_CHANNEL:
+                            self.wake.set()
+                            continue
+                        worker_id, _, run_id = notice.payload.partition(" ")
+                        if worker_id == self.worker_id and run_id:
+                            request_cancel(run_id)
             except Exception as exc:
                 if self.stop.is_set():
                     break

@@ -15,13 +15,14 @@ import socket
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
 from ..cancellation import clear as clear_cancel
-from ..exceptions import CapacityExceededError
-from ..execution import Outcome, error_info, execute
+from ..cancellation import is_requested as is_cancel_requested
+from ..exceptions import AttemptInterrupted, CapacityExceededError, TaskCancelled
+from ..execution import Outcome, error_info, execute, requeue_lost_connections
 from ..progress import database_writer, register_sink, unregister_sink
 from ..retry import REFUSED_RETRY_DELAY
 from ..status import TaskStatus
@@ -32,6 +33,9 @@ from .startup import wait_for_migrations
 
 logger = logging.getLogger("django_generic_tasks.worker")
 
+INTERRUPTED_RETRY_DELAY = timedelta(seconds=1)
+"""How long a run whose attempt lost its database connection waits before it is due again
+(counted from when the worker can write it back: the database is there again)."""
 ROLLUP_EVERY = 1.0
 """Seconds between two writes of the rollups of the outcomes written meanwhile."""
 
@@ -46,6 +50,7 @@ class Worker:
         self._claimed_total = 0
         self._in_flight = 0
         self._pending: list[tuple[ClaimedRun, Outcome, float]] = []
+        self._given_back: list[tuple[ClaimedRun, datetime]] = []
         self._rollup_buffer: list[Rollup] = []
         self._rollups_due = time.monotonic() + ROLLUP_EVERY
         self.started_at = datetime.now(UTC)
@@ -124,7 +129,7 @@ class Worker:
                 in_flight = self._in_flight
             if claimed:
                 continue
-            if options.once and in_flight == 0 and not self._pending:
+            if options.once and in_flight == 0 and not self._pending and not self._given_back:
                 return
             timeout = options.interval if in_flight == 0 else min(0.05, options.interval)
             self._wake.wait(timeout)
@@ -166,6 +171,8 @@ class Worker:
         return len(runs)
 
     def _flush(self, final: bool = False) -> None:
+        if self._given_back:
+            self._give_back()
         with self._lock:
             pending, self._pending = self._pending, []
         flush_rollups = final or time.monotonic() >= self._rollups_due
@@ -198,6 +205,22 @@ class Worker:
             else:
                 self._rollup_buffer = merge(self._rollup_buffer, rows)
         self.processed += len(items)
+
+    def _give_back(self) -> None:
+        """Write back the runs the threads put back (``_postpone``); on a database error they
+        stay for the next turn (the main loop reconnects meanwhile)."""
+        with self._lock:
+            given_back, self._given_back = self._given_back, []
+        runs = _store(self.options.database)
+        for number, (run, run_after) in enumerate(given_back):
+            try:
+                runs.postpone(self.id, run, run_after)
+            except Exception as exc:
+                if _is_connection_error(exc) or not _is_db_error(exc):
+                    with self._lock:
+                        self._given_back[:0] = given_back[number:]
+                    raise
+                logger.exception("Run %s could not be put back; its lease will expire", run.id)
 
     def _write_buffered_rollups(self) -> None:
         try:
@@ -246,18 +269,21 @@ class Worker:
         self._heartbeat.start()
         self._listener: Listener | None = None
         if self.options.listen and _connection(self.options.database).vendor == "postgresql":
-            self._listener = Listener(self.options.database, self._wake, self._halt)
+            self._listener = Listener(self.options.database, self._wake, self._halt, self.id)
             self._listener.start()
 
     def _execute_loop(self) -> None:
         from django.db import close_old_connections, connections
 
+        requeue_lost_connections()
         while True:
             run = self._work.get()
             if run is None:
                 break
             began = time.perf_counter()
             try:
+                if is_cancel_requested(run.id):  # asked before it started: it never starts
+                    raise TaskCancelled(f"Run {run.id} was cancelled before it started.")
                 outcome = execute(
                     run.task_name,
                     run.params,
@@ -270,8 +296,20 @@ class Worker:
                     waiting_since=run.run_after,
                 )
             except CapacityExceededError as exc:  # refused before it ran: the same attempt, later
-                self._postpone(run, exc)
+                self._postpone(run, exc, REFUSED_RETRY_DELAY)
                 outcome = None
+            except AttemptInterrupted as exc:  # its database connection dropped: not its fault
+                self._postpone(run, exc, INTERRUPTED_RETRY_DELAY)
+                outcome = None
+            except TaskCancelled as exc:
+                outcome = Outcome(
+                    run.id,
+                    run.task_name,
+                    run.attempt,
+                    run.max_attempts,
+                    TaskStatus.CANCELLED,
+                    error=error_info(exc),
+                )
             except BaseException as exc:  # execute() reports task failures; this is a bug
                 logger.exception("Run %s could not be executed", run.id)
                 outcome = Outcome(
@@ -300,12 +338,14 @@ class Worker:
                 self._wake.set()
         connections.close_all()
 
-    def _postpone(self, run: ClaimedRun, reason: BaseException) -> None:
-        """Put a run this process refused back, as the same attempt, ``REFUSED_RETRY_DELAY``
-        from now (as ``ThreadingBackend`` does); a failure to do so leaves it to the lease."""
-        run_after = datetime.now(UTC) + REFUSED_RETRY_DELAY
+    def _postpone(self, run: ClaimedRun, reason: BaseException, delay: timedelta) -> None:
+        """Put a run this process refused or could not finish back, as the same attempt,
+        ``delay`` from now (as ``ThreadingBackend`` does); the main loop writes it (it keeps
+        it while the database is away), and a failure to do so leaves it to the lease."""
+        run_after = datetime.now(UTC) + delay
         logger.warning(
-            "Task %s (run %s) attempt %d was not started (%s); it is requeued for %s.",
+            "Task %s (run %s) attempt %d was not run to its end (%s); it is requeued for %s "
+            "as the same attempt.",
             run.task_name,
             run.id,
             run.attempt,
@@ -313,10 +353,9 @@ class Worker:
             run_after.isoformat(),
             extra={"task_name": run.task_name, "run_id": run.id, "attempt": run.attempt},
         )
-        try:
-            _store(self.options.database).postpone(self.id, run, run_after)
-        except Exception:  # the lease expires and the reaper requeues it
-            logger.exception("Run %s could not be put back; its lease will expire", run.id)
+        with self._lock:
+            self._given_back.append((run, run_after))
+        self._wake.set()
 
     # -- shutdown ---------------------------------------------------------------------------
 

@@ -1,9 +1,10 @@
-"""``python manage.py tasks_status [--json]``: queues, live workers and the last failures of the
-runs stored by ``DatabaseBackend``."""
+"""``python manage.py tasks_status [--json] [--wide]``: queues, live workers and the last
+failures of the runs stored by ``DatabaseBackend``."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +26,26 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+MIN_ERROR_WIDTH = 30
+"""The error column keeps at least this many characters, however narrow the terminal."""
+
+
+def _fit_last_column(headers: Sequence[str], rows: list[list[Any]], width: int) -> None:
+    """Cut each row's last cell (with an ellipsis) so that the table fits ``width``
+    columns; ``--wide`` and ``--json`` keep the whole text."""
+    if not rows:
+        return
+    before = [
+        max(len(str(cell)) for cell in (header, *(row[i] for row in rows)))
+        for i, header in enumerate(headers[:-1])
+    ]
+    room = max(MIN_ERROR_WIDTH, width - sum(before) - 2 * len(before) - 1)
+    for row in rows:
+        text = str(row[-1])
+        if len(text) > room:
+            row[-1] = text[: room - 1] + "…"
 
 
 def _age(seconds: float) -> str:
@@ -50,6 +71,11 @@ class Command(BaseCommand):
             "--failures", type=int, default=5, help="Last failures shown (default %(default)s)."
         )
         parser.add_argument("--database", default="default", help="Database alias.")
+        parser.add_argument(
+            "--wide",
+            action="store_true",
+            help="Full error texts (by default they are cut to fit the terminal's width).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Read through the store and print."""
@@ -154,23 +180,20 @@ class Command(BaseCommand):
             else "(no worker has sent a heartbeat lately)"
         )
         out += ["", "Last failures"]
-        out.append(
-            _table(
-                ("finished (UTC)", "task", "queue", "status", "attempt", "run", "error"),
-                [
-                    (
-                        r.finished_at.strftime("%Y-%m-%d %H:%M:%S") if r.finished_at else "-",
-                        r.task_name,
-                        r.queue,
-                        r.status,
-                        r.attempt,
-                        r.pk,
-                        f"{r.error_type}: {r.error_message}"[:80].replace("\n", " "),
-                    )
-                    for r in failures
-                ],
-            )
-            if failures
-            else "(none in the last 7 days)"
-        )
+        headers = ("finished (UTC)", "task", "queue", "status", "attempt", "run", "error")
+        rows = [
+            [
+                r.finished_at.strftime("%Y-%m-%d %H:%M:%S") if r.finished_at else "-",
+                r.task_name,
+                r.queue,
+                r.status,
+                r.attempt,
+                r.pk,
+                " ".join(f"{r.error_type}: {r.error_message}".split()),
+            ]
+            for r in failures
+        ]
+        if not options["wide"]:
+            _fit_last_column(headers, rows, shutil.get_terminal_size((120, 24)).columns)
+        out.append(_table(headers, rows) if failures else "(none in the last 7 days)")
         self.stdout.write("\n".join(out))
