@@ -7,8 +7,9 @@ Each round is a whole pytest session (``--count N --repeat-scope session``), so 
 others in the order CI runs them, N times.
 
 Usage: .venv/bin/python scripts/flakes.py [--count N] [--database URL] [PYTEST ARGS / PATHS...]
-  --count N        rounds (default 5)
-  --database URL   DATABASE_URL for the rounds (default: SQLite)
+  --count N          rounds (default 5)
+  --database URL     DATABASE_URL for the rounds (default: $DATABASE_URL, else SQLite)
+  --list-postgresql  print the test files that run only on PostgreSQL (LISTEN/NOTIFY)
 Exit status: 0 when every round of every test passed, 1 otherwise.
 """
 
@@ -30,18 +31,19 @@ CONCURRENCY = re.compile(
     r"\b(threading|subprocess|ThreadPoolExecutor|asyncio|Worker\(|lease|timeout|"
     r"LISTEN|NOTIFY|listen|wait\(|await_result|heartbeat|Heartbeat)\b"
 )
+POSTGRESQL_ONLY = re.compile(r"LISTEN|NOTIFY|pg_notify|PostgreSQL only")
 SUITES = ("tests/unit", "tests/contract")
 # pytest-repeat's ids: test[1-5], or test[param-1-5] when the test has parameters of its own.
 REPEAT_ID = re.compile(r"(\[|-)\d+-\d+\]$")
 
 
-def concurrency_tests() -> list[str]:
-    """The test files (unit and contract) that touch threads, processes, leases, timeouts or
-    LISTEN/NOTIFY."""
+def concurrency_tests(pattern: re.Pattern[str] = CONCURRENCY) -> list[str]:
+    """The test files (unit and contract) whose source matches ``pattern`` (by default: those
+    that touch threads, processes, leases, timeouts or LISTEN/NOTIFY)."""
     found = []
     for suite in SUITES:
         for path in sorted((ROOT / suite).glob("test_*.py")):
-            if CONCURRENCY.search(path.read_text(encoding="utf-8")):
+            if pattern.search(path.read_text(encoding="utf-8")):
                 found.append(str(path.relative_to(ROOT)))
     return found
 
@@ -70,7 +72,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=5)
     parser.add_argument("--database", default=os.environ.get("DATABASE_URL", ""))
+    parser.add_argument(
+        "--list-postgresql", action="store_true", help="print the PostgreSQL-only test files"
+    )
     options, rest = parser.parse_known_args()
+    if options.list_postgresql:
+        print("\n".join(concurrency_tests(POSTGRESQL_ONLY)))
+        return 0
     if options.count < 1:
         parser.error("--count must be at least 1")
     targets = rest if any(not a.startswith("-") for a in rest) else [*concurrency_tests(), *rest]

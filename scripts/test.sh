@@ -11,7 +11,8 @@
 # | django52        | 3.13   | 5.2    | newest / newest         | SQLite     | unit + contract + the   |
 # |                 |        |        |                         |            | Django-bound processes  |
 # | django60        | 3.13   | 6.0    | newest / newest         | SQLite     | unit + contract         |
-# | py312           | 3.12   | 6.1    | newest / newest         | SQLite     | unit + contract         |
+# | flakes          | 3.12   | 6.1    | newest / newest         | SQLite,    | the concurrency tests,  |
+# |                 |        |        |                         | PostgreSQL | twice (scripts/flakes.py)|
 # | lowest          | 3.12   | 6.0 *  | lowest / lowest allowed | SQLite     | unit + contract + HTTP  |
 # (* the newest Django the lowest django-ninja accepts. Python 3.14 is not installable here.)
 #
@@ -128,9 +129,14 @@ pass_django60() {
   run_pytest .venv-django60/bin/python -m pytest -q -p no:cacheprovider "${FAST[@]}" \
     "${PYTEST_ARGS[@]}"
 }
-pass_py312() {
-  run_pytest .venv-py312/bin/python -m pytest -q -p no:cacheprovider "${FAST[@]}" \
-    "${PYTEST_ARGS[@]}"
+pass_flakes() {
+  # The flake detector: the tests that touch threads, processes, leases, timeouts and
+  # LISTEN/NOTIFY, two whole rounds each on SQLite, then the PostgreSQL-only ones (LISTEN/NOTIFY,
+  # finish notices, cancel NOTIFY) three rounds; any failure in any round fails the pass. On
+  # Python 3.12 with the newest Django and libraries (the lowest pass has 3.12 with the lowest).
+  .venv-py312/bin/python scripts/flakes.py --count 2 "${PYTEST_ARGS[@]}"
+  PG_URL=${PG_URL%/*}/dgt_flakes with_postgresql .venv-py312/bin/python scripts/flakes.py --count 3 \
+    $(.venv-py312/bin/python scripts/flakes.py --list-postgresql)
 }
 pass_lowest() {
   # The lowest django-ninja and Pydantic pyproject.toml allows (the other venvs have the newest):
@@ -218,7 +224,7 @@ run_phase() {  # run_phase SLOTS NAME...: the passes, at most SLOTS at a time
   done
   for running in "${!PID[@]}"; do finish "$running"; done
 }
-run_phase 2 main setup_matrix postgresql docs mariadb django52 django60 py312 lowest bench
+run_phase 2 main setup_matrix postgresql docs mariadb django52 django60 flakes lowest bench
 run_phase 1 main_processes postgresql_processes mariadb_processes django52_processes lowest_http
 
 echo "==> matrix finished in $(( $(date +%s) - started )) s"
