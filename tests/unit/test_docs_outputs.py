@@ -31,7 +31,7 @@ pytestmark = pytest.mark.usefixtures("clean_registry")
 
 NAME = "my_app.tasks.EmailNotificationTask"
 BODY = {"subject": "Hi", "content": "Hello", "recipients": ["ada@example.com"]}
-VARYING = {"run_id"}
+VARYING = {"run_id", "history"}  # the history carries times
 
 
 class EmailNotificationParams(BaseModel):
