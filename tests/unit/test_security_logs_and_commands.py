@@ -60,6 +60,7 @@ def plain_log() -> Iterator[io.StringIO]:
         logger.setLevel(old_level)
 
 
+@pytest.mark.django_db(transaction=True)  # the worker's heartbeat thread commits its own rows
 def test_a_string_pk_with_a_newline_forges_no_worker_log_line(plain_log: io.StringIO) -> None:
     with override_backend(DatabaseBackend()):
         response = Client().post(
