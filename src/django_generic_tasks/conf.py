@@ -14,6 +14,9 @@
 | ``TASKS_API_QUEUES`` | more queue names ``POST <task>/start?queue=`` accepts | ``[]`` |
 | ``TASKS_API_EXPOSED_BY_DEFAULT`` | tasks get endpoints unless ``api_exposed = False`` | ``True`` |
 | ``TASKS_MAX_ABANDONED_THREADS`` | timed-out sync runs left running, then refuse | ``8`` |
+| ``TASKS_TRUST_PUSH_HEADERS`` | a proxy authenticates the push queue: believe push | ``False`` |
+|  | headers of admitted requests (check ``django_generic_tasks.W204``) | |
+| ``TASKS_TRUST_TRACEPARENT`` | continue direct callers' ``traceparent`` (else a link) | ``False`` |
 | ``TASKS_SCHEDULES`` | periodic tasks for tasks you cannot edit (``schedules.registry``, | ``{}`` |
 |  | checked by ``django_generic_tasks.E501``, read when schedulers start) | |
 """
@@ -63,6 +66,12 @@ class TasksSettings(BaseModel):
     )
     queues: tuple[str, ...] | None = Field(default=None, alias="TASKS_QUEUES")
     max_abandoned_threads: int = Field(default=8, ge=0, alias="TASKS_MAX_ABANDONED_THREADS")
+    trust_push_headers: bool = Field(default=False, alias="TASKS_TRUST_PUSH_HEADERS", strict=True)
+    """Believe push queue headers (attempt, run id) from every admitted request: for
+    deployments whose proxy lets only the push queue through (Cloud Run IAM, IAP)."""
+    trust_traceparent: bool = Field(default=False, alias="TASKS_TRUST_TRACEPARENT", strict=True)
+    """Continue a direct caller's ``traceparent`` (a proxy in front sets or checks it);
+    otherwise only the push queue's is continued, a caller's is a span link."""
 
 
 _SETTING_NAMES = frozenset(

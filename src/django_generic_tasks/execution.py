@@ -71,13 +71,16 @@ def execute(
     backend: str = "",
     trace_context: str | None = None,
     waiting_since: datetime | str | None = None,
+    trace_link: str | None = None,
 ) -> Outcome:
     """Run attempt ``attempt`` of task ``task_name`` with ``params`` and report the outcome.
 
     ``queue`` (default: the task's) and ``backend`` (the name of what runs it) are shown to the
     task as ``self.context`` with the run id and attempts. ``trace_context`` (the run's W3C
-    ``traceparent``) and ``waiting_since`` (when the run became due) feed OpenTelemetry's
-    spans and metrics, when a provider is configured (``observability``).
+    ``traceparent``, the attempt span's parent) and ``waiting_since`` (when the run became
+    due) feed OpenTelemetry's spans and metrics, when a provider is configured
+    (``observability``); ``trace_link`` is a ``traceparent`` the span only links to (a caller
+    not trusted to choose the trace).
 
     An unknown task name or params that no longer validate end the run as ``FAILED`` with no
     retry (retrying cannot fix them). ``CapacityExceededError`` is raised, before the task
@@ -93,7 +96,7 @@ def execute(
 
         return tracing.consume(
             execute, task_name, params, run_id, attempt, max_attempts, queue, backend,
-            trace_context, waiting_since,
+            trace_context, waiting_since, trace_link,
         )  # fmt: skip
     try:
         task_class = get_task_class(task_name)

@@ -219,11 +219,16 @@ def resolve_model_refs(params: BaseModel) -> None:
         missing = sorted((pk for pk in pks if pk not in rows), key=str)
         if missing:
             raise ModelNotFoundError(
-                f"{model._meta.label} with pk {', '.join(str(pk) for pk in missing)} "
+                # repr: a caller's string pk cannot put a new line into a log line
+                f"{model._meta.label} with pk {', '.join(_quoted(pk) for pk in missing)} "
                 f"does not exist (any more); the run's reference cannot be loaded."
             )
         loaded[model] = rows
     _replace_fields(params, loaded)
+
+
+def _quoted(pk: Any) -> str:
+    return repr(pk) if isinstance(pk, str) else str(pk)
 
 
 def _collect(value: Any, found: dict[type[Model], set[Any]]) -> None:

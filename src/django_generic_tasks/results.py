@@ -9,7 +9,6 @@ back into an ``R`` (``decode_result``); ``TaskHandle.wait()`` blocks until a run
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -52,8 +51,11 @@ class FinishNotices(Protocol):
     """What a backend with finish notices gives ``wait()``: an event set when a run may have
     finished (``DatabaseBackend`` on PostgreSQL)."""
 
-    def subscribe(self, run_id: str) -> threading.Event | None:
-        """An event set when ``run_id`` may have finished; ``None`` when notices are down."""
+    def subscribe(
+        self, run_id: str, event: threading.Event | None = None
+    ) -> threading.Event | None:
+        """An event (``event`` when given) set when ``run_id`` may have finished; ``None``
+        when notices are down."""
 
     def unsubscribe(self, run_id: str, event: threading.Event) -> None:
         """Stop watching ``run_id`` with ``event``."""
@@ -145,41 +147,14 @@ def wait_for[R](handle: TaskHandle[R], timeout: float | None) -> R:
 
 
 async def await_result[R](handle: TaskHandle[R], timeout: float | None) -> R:
-    """``wait_for`` for async code: waits on a worker thread, never blocking the loop; when
-    the ``await`` is cancelled, the thread stops waiting too."""
+    """``wait_for`` for async code: waits asynchronously, its deadline counted from the
+    ``await`` (see ``awaiting``: the loop's default executor is never used)."""
+    from .awaiting import await_finished
+
     _check_timeout(timeout)
-    if handle.status.is_finished:
-        return result_of(handle)
-    stop = _Stop()
-    try:
-        return await asyncio.to_thread(_wait_in_thread, handle, timeout, stop)
-    except asyncio.CancelledError:
-        stop.request()
-        raise
-
-
-class _Stop:
-    """Tells a waiting thread to give up (its ``await`` was cancelled)."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.wake = threading.Event()
-
-    def attach(self, event: threading.Event | None) -> None:
-        """Wake ``event`` (the waiter's own) on a request, too."""
-        if event is not None:
-            self.wake = event
-        if self.requested:
-            self.wake.set()
-
-    def request(self) -> None:
-        """Ask the thread to give up now."""
-        self.requested = True
-        self.wake.set()
-
-
-class _Stopped(Exception):
-    pass
+    if not handle.status.is_finished:
+        await await_finished(handle, timeout)
+    return result_of(handle)
 
 
 def result_of[R](handle: TaskHandle[R]) -> R:
@@ -209,21 +184,7 @@ def _timed_out(handle: TaskHandle[Any], timeout: float | None) -> TimeoutError:
     )
 
 
-def _wait_in_thread[R](handle: TaskHandle[R], timeout: float | None, stop: _Stop) -> R:
-    from django.db import connections
-
-    try:
-        _wait_until_finished(handle, timeout, stop)
-    except _Stopped:
-        return None  # type: ignore[return-value]  # nobody awaits it any more
-    finally:
-        connections.close_all()  # this pool thread's own connections
-    return result_of(handle)
-
-
-def _wait_until_finished(
-    handle: TaskHandle[Any], timeout: float | None, stop: _Stop | None = None
-) -> None:
+def _wait_until_finished(handle: TaskHandle[Any], timeout: float | None) -> None:
     backend = handle.backend
     if backend is None or not backend.supports_results:
         name = type(backend).__name__ if backend is not None else "this backend"
@@ -239,13 +200,9 @@ def _wait_until_finished(
     deadline = None if timeout is None else time.monotonic() + timeout
     notices: FinishNotices | None = getattr(backend, "finish_notices", lambda: None)()
     event = notices.subscribe(handle.id) if notices is not None else None
-    if stop is not None:
-        stop.attach(event)
     try:
         pause = POLL_FIRST
         while True:
-            if stop is not None and stop.requested:
-                raise _Stopped
             if event is not None:
                 event.clear()  # before reading: a notice from now on wakes the next wait
             if _refresh(handle) and handle.status.is_finished:
@@ -256,11 +213,7 @@ def _wait_until_finished(
             if event is not None:
                 event.wait(NOTICE_RECHECK if remaining is None else min(remaining, NOTICE_RECHECK))
             else:
-                seconds = pause if remaining is None else min(pause, remaining)
-                if stop is not None:
-                    stop.wake.wait(seconds)
-                else:
-                    time.sleep(seconds)
+                time.sleep(pause if remaining is None else min(pause, remaining))
                 pause = min(pause * POLL_GROWTH, POLL_MAX)
     finally:
         if event is not None and notices is not None:

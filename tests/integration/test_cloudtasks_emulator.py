@@ -23,7 +23,9 @@ from typing import Any
 import pytest
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
+from pydantic import BaseModel
 
+import django_generic_tasks as tasks
 from django_generic_tasks.backends import CloudTasksBackend
 from django_generic_tasks.backends.base import EnqueueRequest
 from django_generic_tasks.exceptions import CloudTasksEnqueueError
@@ -289,4 +291,45 @@ def test_a_push_whose_params_no_longer_validate_is_not_retried(setup: Setup) -> 
     change = {"params_json": '{"a": "not a number"}'}
     setup.backend.enqueue(replace(EnqueueRequest.for_task(testapp.AddTask({"a": 1})), **change))
     drain(setup)
+    assert setup.emulator.list_tasks(setup.queue) == []
+
+
+class AlwaysFailingParams(BaseModel):
+    token: str
+
+
+class AlwaysFailingTask(tasks.Task[AlwaysFailingParams]):
+    """Fails every attempt; three at most."""
+
+    name = "tests.emulator.always_failing"
+    max_attempts = 3
+    backoff_base = 0.01
+    retry_on = (RuntimeError,)
+
+    def run(self) -> None:
+        raise RuntimeError(f"failing {self.params.token}")
+
+
+def test_without_oidc_an_allowed_emulator_delivers_max_attempts_times_under_one_run_id(
+    setup: Setup, wsgi_server: str, settings: Any
+) -> None:
+    # No OIDC token and no auth: the emulator earns trust by being allowed (issue 21, item 4).
+    settings.TASKS_API_AUTHENTICATION = None
+    backend = make_backend(setup.emulator, setup.queue, wsgi_server, None)
+    settings.TASKS_BACKEND = backend
+    try:
+        handle = AlwaysFailingTask(AlwaysFailingParams(token="no-oidc")).start()
+        wait_for(lambda: len(setup.runs.of(handle.id)) == 3, "three attempts", setup.emulator)
+        drain(setup)
+    finally:
+        backend.close()
+    outcomes = setup.runs.of(handle.id)
+    assert [(o.attempt, o.status) for o in outcomes] == [
+        (1, TaskStatus.SCHEDULED),
+        (2, TaskStatus.SCHEDULED),
+        (3, TaskStatus.FAILED),
+    ]
+    deliveries = [run_id for run_id, _ in setup.runs.started]
+    assert deliveries.count(handle.id) == 3
+    assert len(deliveries) == 3 + 2  # this run's three, and drain()'s two markers
     assert setup.emulator.list_tasks(setup.queue) == []

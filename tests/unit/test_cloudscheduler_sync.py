@@ -21,7 +21,11 @@ from django.test import Client
 from google.cloud import scheduler_v1
 from google.protobuf import empty_pb2
 
-from django_generic_tasks.schedules.cloudscheduler import EMULATOR_HOST_ENV, job_id
+from django_generic_tasks.schedules.cloudscheduler import (
+    EMULATOR_HOST_ENV,
+    default_namespace,
+    job_id,
+)
 from tests.oidc_support import (
     OIDC_AUDIENCE,
     OIDC_EMAIL,
@@ -36,6 +40,7 @@ from tests.testapp.tasks import calls
 __all__ = ["certs_server", "oidc_settings", "signing_key"]
 PARENT = "projects/proj/locations/europe-west1"
 BASE_URL = "https://tasks.example.test/api/tasks/"
+NS = default_namespace(BASE_URL)
 SCHEDULES = {
     "add-morning": {
         "task": "tests.add",
@@ -146,11 +151,11 @@ def test_first_sync_creates_one_http_job_per_schedule_with_exact_fields(
     assert fake.calls() == ["ListJobs", "CreateJob", "CreateJob"]
     assert fake.requests[0][1].parent == PARENT
     created = {r.job.description: r for name, r in fake.requests if name == "CreateJob"}
-    morning = created["django-generic-tasks schedule add-morning"]
+    morning = created[f"django-generic-tasks schedule@{NS} add-morning"]
     assert morning.parent == PARENT
     job = morning.job
-    assert job.name == f"{PARENT}/jobs/{job_id('add-morning')}"
-    assert job_id("add-morning").startswith("dgt-add-morning-")
+    assert job.name == f"{PARENT}/jobs/{job_id('add-morning', NS)}"
+    assert job_id("add-morning", NS).startswith(f"dgt-{NS}-add-morning-")
     assert (job.schedule, job.time_zone) == ("30 6 * * mon-fri", "Europe/Berlin")
     target = job.http_target
     assert target.uri == "https://tasks.example.test/api/tasks/tests.add"
@@ -159,7 +164,7 @@ def test_first_sync_creates_one_http_job_per_schedule_with_exact_fields(
     assert json.loads(target.body) == {"a": 2, "b": 3}
     assert target.oidc_token.service_account_email == OIDC_EMAIL
     assert target.oidc_token.audience == OIDC_AUDIENCE
-    quarter = created["django-generic-tasks schedule add-quarter"].job
+    quarter = created[f"django-generic-tasks schedule@{NS} add-quarter"].job
     assert (quarter.schedule, quarter.time_zone) == ("*/15 * * * *", "UTC")
     assert output.count("+ projects/proj/locations/europe-west1/jobs/dgt-") == 2
     assert "Created 2, updated 0, deleted 0 job(s)." in output
@@ -187,9 +192,9 @@ def test_changed_params_update_and_removed_schedules_delete_only_our_jobs(
     assert fake.calls() == ["ListJobs", "UpdateJob", "DeleteJob"]
     updated = fake.requests[1][1].job
     assert json.loads(updated.http_target.body) == {"a": 9, "b": 0}
-    assert fake.requests[2][1].name == f"{PARENT}/jobs/{job_id('add-quarter')}"
-    assert f"~ {PARENT}/jobs/{job_id('add-morning')}" in output
-    assert f"- {PARENT}/jobs/{job_id('add-quarter')}" in output
+    assert fake.requests[2][1].name == f"{PARENT}/jobs/{job_id('add-quarter', NS)}"
+    assert f"~ {PARENT}/jobs/{job_id('add-morning', NS)}" in output
+    assert f"- {PARENT}/jobs/{job_id('add-quarter', NS)}" in output
     assert foreign.name in fake.jobs
     assert lookalike.name in fake.jobs
 
@@ -217,7 +222,7 @@ def test_the_synced_job_request_passes_our_oidc_check_when_replayed(
     fake: FakeCloudScheduler, signing_key: Any
 ) -> None:
     sync()
-    job = fake.jobs[f"{PARENT}/jobs/{job_id('add-morning')}"]
+    job = fake.jobs[f"{PARENT}/jobs/{job_id('add-morning', NS)}"]
     target = job.http_target
     token = mint_token(
         google_claims(
@@ -242,3 +247,88 @@ def test_the_synced_job_request_passes_our_oidc_check_when_replayed(
         headers={"Authorization": f"Bearer {forged}"},
     )
     assert refused.status_code == 401
+
+
+STAGING_URL = "https://staging.example.test/api/tasks/"
+
+
+def sync_to(base_url: str, *extra: str) -> str:
+    flags = [f for f in FLAGS if not f.startswith("--base-url=")]
+    out = io.StringIO()
+    call_command("tasks_sync_schedules", *flags, f"--base-url={base_url}", *extra, stdout=out)
+    return out.getvalue()
+
+
+def test_two_deployments_in_one_project_never_touch_each_others_jobs(
+    fake: FakeCloudScheduler, settings: Any
+) -> None:
+    sync_to(BASE_URL)
+    production = dict(fake.jobs)
+    sync_to(STAGING_URL)  # the same schedule ids, another deployment
+    assert len(fake.jobs) == 4
+    assert all(fake.jobs[name] == job for name, job in production.items())
+    settings.TASKS_SCHEDULES = {}  # staging drops every schedule
+    fake.requests.clear()
+    sync_to(STAGING_URL)
+    assert fake.calls() == ["ListJobs", "DeleteJob", "DeleteJob"]
+    assert fake.jobs == production  # production's jobs: not redirected, not deleted
+
+
+def test_an_explicit_namespace_names_the_jobs(fake: FakeCloudScheduler) -> None:
+    sync("--namespace=prod_eu")
+    assert sorted(fake.jobs) == sorted(
+        f"{PARENT}/jobs/{job_id(schedule, 'prod_eu')}" for schedule in SCHEDULES
+    )
+    assert all(
+        job.description.startswith("django-generic-tasks schedule@prod_eu ")
+        for job in fake.jobs.values()
+    )
+
+
+def test_jobs_synced_before_namespaces_are_listed_and_deleted_only_when_asked(
+    fake: FakeCloudScheduler,
+) -> None:
+    old = scheduler_v1.Job(
+        name=f"{PARENT}/jobs/dgt-add-morning-12345678",
+        description="django-generic-tasks schedule add-morning",
+    )
+    fake.jobs[old.name] = old
+    output = sync()
+    assert old.name in fake.jobs
+    assert "--delete-legacy" in output
+    assert old.name in output
+    sync("--delete-legacy")
+    assert old.name not in fake.jobs
+    assert len(fake.jobs) == 2
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "ftp://tasks.example.test/api/tasks/",
+        "http://tasks.example.test/api/tasks/",
+        "file:///etc/passwd",
+        "https:///no-host",
+    ],
+)
+def test_a_base_url_that_is_not_https_is_refused(fake: FakeCloudScheduler, base_url: str) -> None:
+    with pytest.raises(CommandError, match="https URLs only"):
+        sync_to(base_url)
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    "base_url", ["http://localhost:8000/t/", "http://127.0.0.1/t/", "http://[::1]/t/"]
+)
+def test_http_is_accepted_for_loopback_hosts(fake: FakeCloudScheduler, base_url: str) -> None:
+    sync_to(base_url, "--dry-run")
+    assert fake.calls() == ["ListJobs"]
+
+
+@pytest.mark.parametrize("namespace", ["", "a-b", "x" * 31, "ü"])
+def test_a_namespace_outside_the_job_id_alphabet_is_refused(
+    fake: FakeCloudScheduler, namespace: str
+) -> None:
+    with pytest.raises(CommandError, match="--namespace"):
+        sync(f"--namespace={namespace}")
+    assert fake.requests == []

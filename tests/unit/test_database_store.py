@@ -112,6 +112,26 @@ def test_keys_differing_only_in_case_are_different_keys() -> None:
     assert lower.id != upper.id
 
 
+@pytest.mark.parametrize("variant", ["invoice-42 ", "invoice-42  ", "invoice-42\t", " invoice-42"])
+def test_keys_differing_only_in_surrounding_spaces_are_different_keys(variant: str) -> None:
+    """MariaDB/MySQL's PAD SPACE collations compare ``"k"`` and ``"k "`` equal: the keys'
+    column compares without padding (migration 0010), on every database."""
+    backend = DatabaseBackend()
+    first = PingTask({}).start(backend=backend, key="invoice-42")
+    other = PingTask({}).start(backend=backend, key=variant)
+    assert other.id != first.id
+    assert PingTask({}).start(backend=backend, key=variant).id == other.id
+    assert PingTask({}).start(backend=backend, key="invoice-42").id == first.id
+    [bulk_first, bulk_other] = backend.enqueue_many(
+        [
+            EnqueueRequest.for_task(PingTask({}), key="invoice-42"),
+            EnqueueRequest.for_task(PingTask({}), key=variant),
+        ]
+    )
+    assert (bulk_first.id, bulk_other.id) == (first.id, other.id)
+    assert sorted(TaskRun.objects.values_list("key", flat=True)) == sorted(["invoice-42", variant])
+
+
 def test_a_finished_run_frees_its_key_for_the_same_task() -> None:
     backend = DatabaseBackend()
     first = PingTask({}).start(backend=backend, key="k")

@@ -6,6 +6,7 @@ Runs in the PostgreSQL pass of ``scripts/test.sh`` (``DATABASE_URL=postgres://..
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from datetime import UTC, datetime
@@ -103,6 +104,18 @@ def test_wait_times_out_reading_the_run_only_before_waiting_and_at_the_deadline(
         handle.wait(timeout=0.5)
     assert len(queries) == 3  # the mark, a read before waiting and one at the deadline
     assert handle.status is TaskStatus.READY
+
+
+def test_await_result_wakes_on_the_finish_notice(backend: DatabaseBackend) -> None:
+    handle = SumTask(SumParams(numbers=[1, 2, 3])).start(backend=backend)
+    finished_at: list[float] = []
+    finisher = finish_all(0.5, finished_at)
+    assert asyncio.run(handle.await_result(timeout=30)) == 6
+    woke_at = time.monotonic()
+    finisher.join()
+    # Without the notice, the await would read the run again only after NOTICE_RECHECK (10 s).
+    assert woke_at - finished_at[0] < 1.0
+    assert listener_for("default").waiting() == 0
 
 
 def test_wait_on_a_failed_run_raises_run_failed_error(backend: DatabaseBackend) -> None:

@@ -32,7 +32,7 @@ from ..exceptions import (
 from ..execution import execute
 from ..params import validate_params
 from ..registry import registry
-from ..security.auth import auth_for_task, authenticates_push_queue
+from ..security.auth import auth_for_task, push_queue_trusted
 from ..status import TaskHandle
 from ..wire import TRACEPARENT_HEADER, meta_key
 from .access import (
@@ -107,8 +107,12 @@ def make_run_view(task_class: type[Any]) -> Callable[..., Any]:
     check_objects = checks_objects(task_class)
 
     def run_task(request: HttpRequest) -> HttpResponse:
-        trusted = authenticates_push_queue(auth_for_task(task_class))
+        trusted = push_queue_trusted(auth_for_task(task_class))
         push = trusted and is_push_delivery(request)
+        traceparent = request.META.get(TRACEPARENT_META)
+        # A caller's trace context is a parent only from the push queue (or behind a proxy
+        # that vouches for it): anyone else gets a span link, never their trace id.
+        parent = traceparent is not None and (push or get_settings().trust_traceparent)
         attempt, run_id, errors = read_run_headers(request, trusted=trusted)
         if errors:
             raise NinjaValidationError(errors)
@@ -130,7 +134,8 @@ def make_run_view(task_class: type[Any]) -> Callable[..., Any]:
                 attempt=attempt,
                 max_attempts=None if push else attempt,
                 backend="CloudTasksBackend" if push else "http",
-                trace_context=request.META.get(TRACEPARENT_META),
+                trace_context=traceparent if parent else None,
+                trace_link=None if parent else traceparent,
             )
         except RecursionError:  # params too deeply nested to validate (tasks' own are caught)
             raise HttpError(400, "The body is not valid JSON: it is nested too deeply.") from None

@@ -141,8 +141,10 @@ def consume(
     backend: str,
     trace_context: str | None,
     waiting_since: datetime | str | None,
+    trace_link: str | None = None,
 ) -> Outcome:
-    """One attempt in a CONSUMER span (child of its producer's), with the run metrics."""
+    """One attempt in a CONSUMER span (child of its producer's), with the run metrics;
+    ``trace_link``: a caller's context, linked only (it picks neither trace nor sampling)."""
     began = time.perf_counter()
     queue_name = queue or _task_queue(task_name)
     since = _aware(waiting_since)
@@ -157,6 +159,15 @@ def consume(
         # itself a descendant of the producer's: keep it as parent, link the producer.
         links.append(Link(trace.get_current_span(parent).get_span_context()))
         parent = None
+    linked = parent_context(trace_link)
+    if linked is not None:
+        caller = trace.get_current_span(linked).get_span_context()
+        links.append(Link(caller))
+        if current.is_valid and current.trace_id == caller.trace_id:
+            # The server span continued the caller's trace (HTTP instrumentation does): the
+            # attempt, and the logs written in it, start a trace of their own.
+            links.append(Link(current))
+            parent = otel_context.Context()
     attributes: dict[str, Any] = {
         "messaging.system": SYSTEM,
         "messaging.operation.type": "process",

@@ -3,10 +3,14 @@
 Each schedule becomes one job calling its task's endpoint, ``POST <base_url><task name>`` with
 the schedule's params as the JSON body and an OIDC token for ``service_account_email`` and
 ``audience`` (the values ``CloudTasksBackend`` uses), on the schedule's cron and time zone.
-Jobs are ours when their id starts with ``JOB_PREFIX`` and their description with ``MARKER``;
-only those are updated or deleted. ``every`` schedules are synced only when they are a cron
-in disguise (minutes dividing an hour, hours dividing a day, one day); others are refused.
-Needs the extra ``cloudscheduler`` (``google-cloud-scheduler``).
+Jobs belong to one deployment's namespace (``--namespace``, by default a hash of the base URL):
+their id starts with ``dgt-<namespace>-`` and their description with
+``django-generic-tasks schedule@<namespace> ``; only those are updated or deleted, so staging
+and production in one project and location never touch each other's jobs. Jobs of versions
+before namespaces (``LEGACY_MARKER``) are listed, and deleted only when asked. ``every``
+schedules are synced only when they are a cron in disguise (minutes dividing an hour, hours
+dividing a day, one day); others are refused. Needs the extra ``cloudscheduler``
+(``google-cloud-scheduler``).
 """
 
 from __future__ import annotations
@@ -22,7 +26,12 @@ from ..exceptions import ConfigurationError, MissingDependencyError
 from .spec import ScheduleEntry
 
 JOB_PREFIX = "dgt-"
-MARKER = "django-generic-tasks schedule "
+MARKER = "django-generic-tasks schedule@"
+"""Followed by the namespace, a space and the schedule id, in a job's description."""
+LEGACY_MARKER = "django-generic-tasks schedule "
+"""The description of jobs synced before namespaces (no deployment can be told from them)."""
+NAMESPACE_PATTERN = re.compile(r"[A-Za-z0-9_]{1,30}")
+"""A namespace: no ``-``, so no namespace's job-id prefix is a prefix of another's."""
 EMULATOR_HOST_ENV = "CLOUD_SCHEDULER_EMULATOR_HOST"
 
 
@@ -60,12 +69,27 @@ def new_client(emulator_host: str | None = None) -> Any:
     return scheduler_v1.CloudSchedulerClient()
 
 
-def job_id(schedule_id: str) -> str:
-    """The job id of a schedule: readable, unique (a hash of the id), within Cloud Scheduler's
-    alphabet ``[A-Za-z0-9_-]``."""
+def default_namespace(base_url: str) -> str:
+    """The namespace of a deployment that names none: a stable hash of its base URL (two
+    deployments calling different URLs never share jobs)."""
+    return hashlib.sha256(base_url.rstrip("/").encode()).hexdigest()[:10]
+
+
+def check_namespace(namespace: str) -> str:
+    """``namespace`` when it is one (``NAMESPACE_PATTERN``), else ``ConfigurationError``."""
+    if not NAMESPACE_PATTERN.fullmatch(namespace):
+        raise ConfigurationError(
+            f"--namespace {namespace!r}: use 1-30 letters, digits or underscores."
+        )
+    return namespace
+
+
+def job_id(schedule_id: str, namespace: str) -> str:
+    """The job id of a schedule in ``namespace``: readable, unique (a hash of the id), within
+    Cloud Scheduler's alphabet ``[A-Za-z0-9_-]``."""
     slug = re.sub(r"[^A-Za-z0-9_-]+", "-", schedule_id).strip("-")[:80]
     digest = hashlib.sha256(schedule_id.encode()).hexdigest()[:8]
-    return f"{JOB_PREFIX}{slug}-{digest}"
+    return f"{JOB_PREFIX}{namespace}-{slug}-{digest}"
 
 
 def cron_of(entry: ScheduleEntry) -> tuple[str, str]:
@@ -102,11 +126,18 @@ class Target:
     base_url: str
     service_account_email: str
     audience: str
+    namespace: str = ""
+    """This deployment's jobs; empty: ``default_namespace(base_url)``."""
 
     @property
     def parent(self) -> str:
         """``projects/<project>/locations/<location>``."""
         return f"projects/{self.project}/locations/{self.location}"
+
+    @property
+    def job_namespace(self) -> str:
+        """The namespace the jobs are synced in."""
+        return self.namespace or default_namespace(self.base_url)
 
 
 def desired_job(entry: ScheduleEntry, target: Target) -> Any:
@@ -116,8 +147,8 @@ def desired_job(entry: ScheduleEntry, target: Target) -> Any:
     scheduler_v1 = import_scheduler_v1()
     cron, zone = cron_of(entry)
     return scheduler_v1.Job(
-        name=f"{target.parent}/jobs/{job_id(entry.id)}",
-        description=f"{MARKER}{entry.id}",
+        name=f"{target.parent}/jobs/{job_id(entry.id, target.job_namespace)}",
+        description=f"{MARKER}{target.job_namespace} {entry.id}",
         schedule=cron,
         time_zone=zone,
         http_target=scheduler_v1.HttpTarget(
@@ -173,11 +204,19 @@ class Plan:
     update: list[tuple[Any, list[str]]] = field(default_factory=list)
     delete: list[Any] = field(default_factory=list)
     unchanged: list[Any] = field(default_factory=list)
+    legacy: list[Any] = field(default_factory=list)
+    """Jobs synced before namespaces: listed; deleted only with ``delete_legacy``."""
+    delete_legacy: bool = False
 
     @property
     def empty(self) -> bool:
         """Nothing to do."""
-        return not (self.create or self.update or self.delete)
+        return not (self.create or self.update or self.delete or self.legacy_deleted)
+
+    @property
+    def legacy_deleted(self) -> list[Any]:
+        """The legacy jobs this plan deletes."""
+        return self.legacy if self.delete_legacy else []
 
     def lines(self) -> list[str]:
         """The plan as a diff: ``+`` create, ``~`` update, ``-`` delete."""
@@ -188,24 +227,45 @@ class Plan:
         for job, changes in self.update:
             out.append(f"~ {job.name}")
             out.extend(f"    {change}" for change in changes)
-        out.extend(f"- {j.name}  ({j.description})" for j in self.delete)
+        out.extend(f"- {j.name}  ({j.description})" for j in [*self.delete, *self.legacy_deleted])
+        if self.legacy and not self.delete_legacy:
+            out.append(
+                f"! {len(self.legacy)} job(s) synced before namespaces are left alone (any "
+                "deployment may own them); if they are this deployment's, run again with "
+                "--delete-legacy, or they fire beside the new ones:"
+            )
+            out.extend(f"    {j.name}  ({j.description})" for j in self.legacy)
         if self.empty:
             out.append(f"Nothing to change: {len(self.unchanged)} job(s) up to date.")
         return out
 
 
-def ours(job: Any) -> bool:
-    """Whether ``job`` was created by this sync (id prefix and description marker)."""
+def ours(job: Any, namespace: str) -> bool:
+    """Whether ``job`` was created by this sync in ``namespace`` (id prefix and description
+    marker)."""
     return bool(
-        job.name.rsplit("/", 1)[-1].startswith(JOB_PREFIX) and job.description.startswith(MARKER)
+        job.name.rsplit("/", 1)[-1].startswith(f"{JOB_PREFIX}{namespace}-")
+        and job.description.startswith(f"{MARKER}{namespace} ")
     )
 
 
-def plan(client: Any, target: Target, entries: Sequence[ScheduleEntry]) -> Plan:
-    """Compare the schedules with the jobs under ``target.parent``."""
+def legacy(job: Any) -> bool:
+    """Whether ``job`` was created by a sync before namespaces."""
+    return bool(
+        job.name.rsplit("/", 1)[-1].startswith(JOB_PREFIX)
+        and job.description.startswith(LEGACY_MARKER)
+    )
+
+
+def plan(
+    client: Any, target: Target, entries: Sequence[ScheduleEntry], delete_legacy: bool = False
+) -> Plan:
+    """Compare the schedules with this namespace's jobs under ``target.parent``."""
+    namespace = target.job_namespace
     wanted = {job.name: job for job in (desired_job(e, target) for e in entries)}
-    existing = {job.name: job for job in client.list_jobs(parent=target.parent) if ours(job)}
-    result = Plan()
+    jobs = list(client.list_jobs(parent=target.parent))
+    existing = {job.name: job for job in jobs if ours(job, namespace)}
+    result = Plan(legacy=[job for job in jobs if legacy(job)], delete_legacy=delete_legacy)
     for name, job in wanted.items():
         current = existing.get(name)
         if current is None:
@@ -226,8 +286,29 @@ def apply(client: Any, target: Target, result: Plan) -> None:
         client.create_job(parent=target.parent, job=job)
     for job, _changes in result.update:
         client.update_job(job=job)
-    for job in result.delete:
+    for job in [*result.delete, *result.legacy_deleted]:
         client.delete_job(name=job.name)
+
+
+def check_base_url(base_url: str) -> str:
+    """``base_url`` when jobs may call it: ``https``, or ``http`` to a loopback host (an
+    emulator); else ``ConfigurationError`` (jobs carry OIDC tokens: never in clear text)."""
+    from ipaddress import ip_address
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    try:
+        loopback = host == "localhost" or ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if parts.scheme == "https" and host:
+        return base_url
+    if parts.scheme == "http" and loopback:
+        return base_url
+    raise ConfigurationError(
+        f"--base-url {base_url!r}: jobs call https URLs only (http only for localhost)."
+    )
 
 
 def target_from_backend(backend: Any) -> Target:

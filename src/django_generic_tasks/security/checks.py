@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.checks import CheckMessage, Error, Tags, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from ..check_ids import CheckId
-from ..conf import get_settings
+from ..conf import get_backend, get_settings
 from ..exceptions import ConfigurationError, MissingDependencyError
-from .auth import INHERIT, OIDC, clear_resolved, resolve_auth
+from .auth import (
+    INHERIT,
+    OIDC,
+    auth_spec_for_task,
+    authenticates_push_queue,
+    clear_resolved,
+    resolve_auth,
+)
 from .certs import check_certs_url
 from .oidc import google_jwt
 
@@ -69,3 +76,46 @@ def _oidc_checks(audience: str | None, accounts: list[str]) -> list[CheckMessage
     except MissingDependencyError as exc:
         messages.append(Error(str(exc), id=CheckId.OIDC_DEPENDENCY_MISSING))
     return messages
+
+
+@register(Tags.security)
+def check_push_queue_trust(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """W204: a push backend (Cloud Tasks) whose deliveries nothing authenticates, so their
+    attempt and run id headers are not believed: retries never end, run ids change."""
+    from ..registry import registry
+
+    try:
+        conf = get_settings()
+        backend = get_backend()
+    except (ConfigurationError, MissingDependencyError):
+        return []  # reported by check_backend
+    if not getattr(backend, "pushes_to_endpoints", False) or conf.trust_push_headers:
+        return []
+    if getattr(backend, "emulated_push_queue", False):
+        return []
+    untrusted = []
+    for task_class in registry or [None]:
+        try:
+            auth = resolve_auth(auth_spec_for_task(task_class))
+        except ConfigurationError:
+            continue  # E301
+        if not authenticates_push_queue(auth):
+            untrusted.append("TASKS_API_AUTHENTICATION" if task_class is None else task_class.name)
+    if not untrusted:
+        return []
+    shown = ", ".join(untrusted[:5]) + (
+        f" and {len(untrusted) - 5} more" if len(untrusted) > 5 else ""
+    )
+    return [
+        Warning(
+            f"{type(backend).__name__} pushes runs to endpoints that do not authenticate the "
+            f"push queue ({shown}): their attempt and run id headers are ignored, so every "
+            "delivery is attempt 1 of a new run (retries never end, run ids change).",
+            hint=(
+                'Set TASKS_API_AUTHENTICATION = "oidc" (with TASKS_OIDC_AUDIENCE and '
+                "TASKS_OIDC_SERVICE_ACCOUNTS), or, when a proxy in front lets only the push "
+                "queue through (Cloud Run IAM, IAP), TASKS_TRUST_PUSH_HEADERS = True."
+            ),
+            id=CheckId.CLOUDTASKS_PUSH_QUEUE_UNAUTHENTICATED,
+        )
+    ]

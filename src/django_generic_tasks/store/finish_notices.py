@@ -44,11 +44,14 @@ class FinishListener:
         self._idle_since = time.monotonic()
         self._stopping = False
 
-    def subscribe(self, run_id: str) -> threading.Event | None:
-        """An event set when ``run_id`` may have finished, and the run marked as awaited (on
-        the calling thread's connection); ``None`` when ``LISTEN`` could not be set up in time
-        (the caller polls instead)."""
-        event = threading.Event()
+    def subscribe(
+        self, run_id: str, event: threading.Event | None = None
+    ) -> threading.Event | None:
+        """An event (``event`` when given) set when ``run_id`` may have finished, and the run
+        marked as awaited (on the calling thread's connection); ``None`` when ``LISTEN`` could
+        not be set up in time (the caller polls instead)."""
+        if event is None:
+            event = threading.Event()
         with self._lock:
             self._waiters.setdefault(run_id, set()).add(event)
             if self._thread is None or not self._thread.is_alive():

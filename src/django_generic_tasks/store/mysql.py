@@ -54,7 +54,8 @@ class MySQLRunStore(RunStore):
         raise RuntimeError(f"Could not start or find the run with key {request.key!r}.")
 
     def open_run(self, task_name: str, key: str) -> Any:
-        """Compares keys byte for byte, as the unique index does (``open_key``)."""
+        """Compares keys byte for byte, trailing spaces included, as the unique index does
+        (``open_key``, NO PAD since migration 0010)."""
         with self.connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT id FROM {self.table} WHERE task_name = %s AND open_key = %s",

@@ -21,6 +21,12 @@ class WorkerOptionError(InvalidOptionError):
         self.requirement = requirement
 
 
+MAX_COUNT = 1_000_000
+"""The largest ``concurrency`` and ``batch`` (larger ones overflow SQL limits)."""
+MAX_SECONDS = 7 * 24 * 3600
+"""The longest ``interval``, ``lease`` and ``grace`` (a week)."""
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerOptions:
     """How a worker runs (the ``tasks_worker`` command's options); validated when built."""
@@ -60,12 +66,18 @@ class WorkerOptions:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise WorkerOptionError(name, "must be at least 1")
+        for name in ("concurrency", "batch"):
+            if getattr(self, name) > MAX_COUNT:
+                raise WorkerOptionError(name, f"must be at most {MAX_COUNT:,}")
         for name in ("interval", "lease"):
             if not getattr(self, name) > 0:
                 raise WorkerOptionError(name, "must be positive")
         for name in ("grace", "prefetch", "lost_limit"):
             if not getattr(self, name) >= 0:
                 raise WorkerOptionError(name, "must not be negative")
+        for name in ("interval", "lease", "grace"):
+            if not getattr(self, name) <= MAX_SECONDS:
+                raise WorkerOptionError(name, f"must be at most {MAX_SECONDS:,} seconds")
         if not isinstance(self.database, str) or not self.database:
             raise WorkerOptionError("database", "must be a connection alias")
         if any(not isinstance(q, str) or not q for q in self.queues):
@@ -84,5 +96,13 @@ DEFAULTS = WorkerOptions()
 
 def parse_queues(values: Iterable[str]) -> tuple[str, ...]:
     """``--queue`` / ``--exclude-queue`` values (repeated and/or comma-separated) as a tuple
-    of queue names."""
-    return tuple(q.strip() for value in values for q in value.split(",") if q.strip())
+    of queue names.
+
+    ``WorkerOptionError`` when values were given but name no queue (``--queue "$UNSET"``):
+    no ``--queue`` means every queue, and an empty one must not fail open to that.
+    """
+    values = list(values)
+    names = tuple(q.strip() for value in values for q in value.split(",") if q.strip())
+    if values and not names:
+        raise WorkerOptionError("queues", "names no queue (leave it out to take every queue)")
+    return names

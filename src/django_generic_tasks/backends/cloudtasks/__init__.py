@@ -38,7 +38,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from django.core.checks import CheckMessage
@@ -288,6 +288,17 @@ class CloudTasksBackend(BaseBackend):
             if _is_auth_error(exc):
                 raise _auth_error(parent, exc) from exc
             raise
+
+    pushes_to_endpoints: ClassVar[bool] = True
+    """Runs arrive as HTTP requests to the task endpoints, with push headers (attempt, run
+    id) that are believed only from an authenticated push queue (check W204)."""
+
+    @property
+    def emulated_push_queue(self) -> bool:
+        """Whether the push queue is an emulator this project may use (``DEBUG`` or
+        ``allow_emulator``): it mints no OIDC token, so its deliveries' headers are believed
+        without one."""
+        return bool(self.emulator_host) and self.emulator_refused() is None
 
     def emulator_refused(self) -> str | None:
         """Why this backend may not use its emulator now (``None``: it may, or has none).

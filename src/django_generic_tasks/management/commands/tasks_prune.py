@@ -12,8 +12,12 @@ from django.utils import timezone
 from django_generic_tasks import store
 from django_generic_tasks.status import TaskStatus
 
+from ._arguments import bounded, database_alias
+
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _FINISHED = [s.value for s in store.FINISHED]
+MAX_AGE = timedelta(days=1000 * 365)
+"""The longest ``--older-than``: a cutoff this far back is still a date."""
 
 
 def parse_age(text: str) -> timedelta:
@@ -21,7 +25,13 @@ def parse_age(text: str) -> timedelta:
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
     if not match:
         raise ValueError(f"{text!r} is not an age such as 7d, 12h, 30m, 90s or 2w.")
-    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+    try:
+        age = timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+    except OverflowError:
+        age = timedelta.max
+    if age > MAX_AGE:
+        raise ValueError(f"{text!r} is too long an age (at most {MAX_AGE.days // 365} years).")
+    return age
 
 
 class Command(BaseCommand):
@@ -45,6 +55,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Delete in batches so a million rows never hold one huge transaction."""
+        database = database_alias(options["database"])
         try:
             age = parse_age(options["older_than"])
         except ValueError as exc:
@@ -56,10 +67,9 @@ class Command(BaseCommand):
                 f"--status {', '.join(unknown)}: only finished statuses can be pruned "
                 f"({', '.join(_FINISHED)})."
             )
-        if options["batch"] < 1:
-            raise CommandError("--batch must be at least 1.")
+        bounded(options["batch"], "--batch", 1, 1_000_000)
         cutoff = timezone.now() - age
-        count = store.using(options["database"]).prune(
+        count = store.using(database).prune(
             cutoff,
             [TaskStatus(s) for s in statuses] or store.FINISHED,
             batch=options["batch"],
@@ -70,5 +80,5 @@ class Command(BaseCommand):
             return
         self.stdout.write(f"Deleted {count} task runs finished before {cutoff.isoformat()}.")
         # The dashboard's rollups, queue samples and dead workers' heartbeats age out too.
-        rows = store.using(options["database"]).prune_observations(cutoff)
+        rows = store.using(database).prune_observations(cutoff)
         self.stdout.write(f"Deleted {rows} dashboard rows (rollups, samples, heartbeats).")

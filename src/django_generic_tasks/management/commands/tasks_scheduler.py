@@ -8,6 +8,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from ._arguments import database_alias
+
 
 class Command(BaseCommand):
     """Start each due slot through ``TASKS_BACKEND`` until SIGTERM/SIGINT."""
@@ -28,7 +30,7 @@ class Command(BaseCommand):
         from django_generic_tasks.schedules.runtime import build_scheduler, log_to_stderr
 
         try:
-            scheduler = build_scheduler(options["database"])
+            scheduler = build_scheduler(database_alias(options["database"]))
         except TasksError as exc:
             raise CommandError(str(exc)) from None
         if options["verbosity"] >= 1:

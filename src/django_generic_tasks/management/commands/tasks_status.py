@@ -12,14 +12,20 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
 from django_generic_tasks import store
+from django_generic_tasks.text import printable
+
+from ._arguments import bounded, database_alias
 
 FAILURE_WINDOW = 7 * 24 * 60
 """Minutes back the last failures are looked for (in the rollups)."""
+MAX_FAILURES = 10_000
+"""The most failures ``--failures`` may ask for."""
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """``rows`` under ``headers``, in aligned columns."""
-    cells = [[str(c) for c in headers], *[[str(c) for c in row] for row in rows]]
+    """``rows`` under ``headers``, in aligned columns; control characters in a cell (an error
+    message's terminal escapes) are printed as escapes."""
+    cells = [[str(c) for c in headers], *[[printable(str(c)) for c in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = [
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
@@ -79,11 +85,12 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Read through the store and print."""
-        runs = store.using(options["database"])
+        limit = bounded(options["failures"], "--failures", 0, MAX_FAILURES)
+        runs = store.using(database_alias(options["database"]))
         now = timezone.now()
         queues = runs.queue_depths(now)
         workers = runs.live_workers(now)
-        failures = runs.last_failures(now, FAILURE_WINDOW, max(0, options["failures"]))
+        failures = runs.last_failures(now, FAILURE_WINDOW, limit)
         unserved = {q.queue for q in store.unserved(queues, workers)}
         if options["json"]:
             self.stdout.write(

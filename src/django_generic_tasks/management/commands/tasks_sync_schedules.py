@@ -27,6 +27,17 @@ class Command(BaseCommand):
         parser.add_argument("--base-url", help="Default: CloudTasksBackend's base_url.")
         parser.add_argument("--service-account", help="Default: CloudTasksBackend's account.")
         parser.add_argument("--audience", help="Default: CloudTasksBackend's audience.")
+        parser.add_argument(
+            "--namespace",
+            help="This deployment's jobs (letters, digits, _); only they are changed. "
+            "Default: a hash of the base URL.",
+        )
+        parser.add_argument(
+            "--delete-legacy",
+            action="store_true",
+            help="Also delete jobs synced before namespaces (only if this deployment owns "
+            "every one of them).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Plan, print, apply."""
@@ -42,7 +53,7 @@ class Command(BaseCommand):
             for entry in entries:
                 cs.cron_of(entry)
             client = cs.new_client(os.environ.get(cs.EMULATOR_HOST_ENV))
-            result = cs.plan(client, target, entries)
+            result = cs.plan(client, target, entries, delete_legacy=options["delete_legacy"])
         except TasksError as exc:
             raise CommandError(str(exc)) from None
         for line in result.lines():
@@ -54,11 +65,23 @@ class Command(BaseCommand):
         cs.apply(client, target, result)
         self.stdout.write(
             f"Created {len(result.create)}, updated {len(result.update)}, "
-            f"deleted {len(result.delete)} job(s)."
+            f"deleted {len(result.delete) + len(result.legacy_deleted)} job(s)."
         )
 
 
 def _target(options: dict[str, Any]) -> Any:
+    from dataclasses import replace
+
+    from django_generic_tasks.schedules.cloudscheduler import check_base_url, check_namespace
+
+    target = _given_target(options)
+    check_base_url(target.base_url)
+    if options["namespace"] is not None:
+        target = replace(target, namespace=check_namespace(options["namespace"]))
+    return target
+
+
+def _given_target(options: dict[str, Any]) -> Any:
     from django_generic_tasks.backends.cloudtasks.request import default_audience
     from django_generic_tasks.conf import get_backend
     from django_generic_tasks.schedules.cloudscheduler import Target, target_from_backend

@@ -11,6 +11,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django_generic_tasks.worker import Worker, WorkerOptionError, WorkerOptions
 from django_generic_tasks.worker.options import DEFAULTS, parse_queues
 
+from ._arguments import database_alias
+
 
 class Command(BaseCommand):
     """Claim due runs in batches and run them on threads until SIGTERM/SIGINT."""
@@ -77,6 +79,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Build the worker from the options and run it."""
+        database_alias(options["database"])
         try:
             worker_options = WorkerOptions(
                 queues=parse_queues(options["queues"]),
