@@ -20,6 +20,7 @@ from django_generic_tasks.models import RunRollup, TaskRun
 from django_generic_tasks.status import TaskStatus
 from django_generic_tasks.store import slots
 from django_generic_tasks.store.rollups import Rollup, epoch_minute
+from django_generic_tasks.store.rows import Reclaimed
 from tests.testapp.tasks import AddTask
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,7 +40,7 @@ def succeeded(run: store.ClaimedRun, at: datetime) -> store.Finished:
     return store.Finished(run, outcome, at, 0.01)
 
 
-def lose_lease(run: store.ClaimedRun, lost_limit: int, now: datetime) -> store.Reclaimed:
+def lose_lease(run: store.ClaimedRun, lost_limit: int, now: datetime) -> Reclaimed:
     """Let ``run``'s lease run out and the reaper take it back."""
     TaskRun.objects.filter(pk=run.id).update(lease_expires_at=now - timedelta(seconds=1))
     [reclaimed] = runs().reclaim_expired(lost_limit, now)
