@@ -22,11 +22,16 @@ from pydantic import BaseModel, ValidationError
 
 from . import observability, timeouts
 from .dberrors import is_connection_lost
-from .exceptions import AttemptInterrupted, TaskCancelled, UnknownTaskError
+from .exceptions import (
+    AttemptInterrupted,
+    InvalidResultError,
+    TaskCancelled,
+    UnknownTaskError,
+)
 from .modelref import ModelNotFoundError, resolve_model_refs
 from .params import validate_params
 from .registry import get_task_class
-from .results import checked_outcome
+from .results import result_type_name
 from .signals import task_finished, task_started
 from .status import ErrorInfo, TaskStatus
 
@@ -352,3 +357,29 @@ def _run_coroutine(coro: Coroutine[Any, Any, Any]) -> Any:
     if "error" in box:
         raise box["error"]
     return box.get("result")
+
+
+def checked_outcome(task_class: type[Task[Any, Any]], outcome: Outcome) -> Outcome:
+    """``outcome`` of a successful attempt, its result validated against the task's result
+    type; an invalid result turns it into a final failure (no retry: the code is wrong)."""
+    adapter = task_class._result_adapter
+    if adapter is None:
+        return outcome
+    try:
+        outcome.result = adapter.validate_python(outcome.result)
+    except ValidationError as exc:
+        error = InvalidResultError(
+            f"{task_class.name} returned a value that is not a valid "
+            f"{result_type_name(task_class.result_type)}: {exc}"
+        )
+        logger.error(
+            "Task %s (run %s) returned an invalid result on attempt %d; the run fails "
+            "without retry",
+            task_class.name,
+            outcome.run_id,
+            outcome.attempt,
+            exc_info=error,
+            extra={"task_name": task_class.name, "run_id": outcome.run_id},
+        )
+        outcome.status, outcome.result, outcome.error = TaskStatus.FAILED, None, error_info(error)
+    return outcome

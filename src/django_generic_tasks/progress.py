@@ -175,29 +175,3 @@ def report(task: Any, done: Any, total: Any, message: Any) -> Progress:
     if sink is not None:
         sink.report(run_id, progress)
     return progress
-
-
-def database_writer(database: str) -> ThrottledProgressWriter:
-    """The database worker's sink: writes through this thread's connection to ``database``;
-    a failed write is logged and dropped (progress never fails a run)."""
-    import logging
-
-    from django.db import Error, connections
-
-    from .store import for_connection
-    from .store.progress import write_progress
-
-    logger = logging.getLogger("django_generic_tasks.worker")
-
-    def write(run_id: str, progress: Progress) -> None:
-        for attempt in range(3):  # a locked SQLite table (shared cache) is usually brief
-            try:
-                write_progress(for_connection(connections[database]), run_id, progress)
-                return
-            except Error as exc:
-                if attempt == 2:
-                    logger.warning("Could not store the progress of run %s (%s)", run_id, exc)
-                    return
-                time.sleep(0.05 * (attempt + 1))
-
-    return ThrottledProgressWriter(write)

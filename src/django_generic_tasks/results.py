@@ -1,9 +1,9 @@
 """Typed results: checking what ``run()`` returns, decoding stored results, and ``wait()``.
 
 A task declares its result type as the second argument of ``Task[P, R]``. The execution path
-validates each return value against it (``checked_outcome``); handles decode the stored JSON
-back into an ``R`` (``decode_result``); ``TaskHandle.wait()`` blocks until a run is finished
-(``wait_for``), woken by the backend's finish notices where it has them (PostgreSQL
+validates each return value against it (``execution.checked_outcome``); handles decode the
+stored JSON back into an ``R`` (``decode_result``); ``TaskHandle.wait()`` blocks until a run is
+finished (``wait_for``), woken by the backend's finish notices where it has them (PostgreSQL
 ``LISTEN/NOTIFY``) and polling with a backoff elsewhere.
 """
 
@@ -31,9 +31,7 @@ from .status import TaskStatus
 
 if TYPE_CHECKING:
     from .backends.base import Backend
-    from .execution import Outcome
     from .status import TaskHandle
-    from .task import Task
 
 logger = logging.getLogger("django_generic_tasks")
 
@@ -59,34 +57,6 @@ class FinishNotices(Protocol):
 
     def unsubscribe(self, run_id: str, event: threading.Event) -> None:
         """Stop watching ``run_id`` with ``event``."""
-
-
-def checked_outcome(task_class: type[Task[Any, Any]], outcome: Outcome) -> Outcome:
-    """``outcome`` of a successful attempt, its result validated against the task's result
-    type; an invalid result turns it into a final failure (no retry: the code is wrong)."""
-    adapter = task_class._result_adapter
-    if adapter is None:
-        return outcome
-    try:
-        outcome.result = adapter.validate_python(outcome.result)
-    except ValidationError as exc:
-        from .execution import error_info
-
-        error = InvalidResultError(
-            f"{task_class.name} returned a value that is not a valid "
-            f"{_type_name(task_class.result_type)}: {exc}"
-        )
-        logger.error(
-            "Task %s (run %s) returned an invalid result on attempt %d; the run fails "
-            "without retry",
-            task_class.name,
-            outcome.run_id,
-            outcome.attempt,
-            exc_info=error,
-            extra={"task_name": task_class.name, "run_id": outcome.run_id},
-        )
-        outcome.status, outcome.result, outcome.error = TaskStatus.FAILED, None, error_info(error)
-    return outcome
 
 
 def get_handle(run_id: str, *, backend: Backend | None = None) -> TaskHandle[Any]:
@@ -133,7 +103,7 @@ def decode_result(task_name: str, stored: Any) -> Any:
         return adapter.validate_json(to_json(stored, fallback=repr))
     except ValidationError as exc:
         raise InvalidResultError(
-            f"The stored result of {task_name} is not a valid {_type_name(result_type)} "
+            f"The stored result of {task_name} is not a valid {result_type_name(result_type)} "
             f"(did the task's result type change since the run?): {exc}"
         ) from exc
 
@@ -240,5 +210,6 @@ def _in_transaction(backend: Any) -> bool:
     return bool(connections[getattr(backend, "database", "default")].in_atomic_block)
 
 
-def _type_name(result_type: Any) -> str:
+def result_type_name(result_type: Any) -> str:
+    """How a result type is named in errors (its ``__name__``, else its ``repr``)."""
     return getattr(result_type, "__name__", None) or repr(result_type)

@@ -16,7 +16,7 @@ import django_generic_tasks as tasks
 from django_generic_tasks import cancellation, store
 from django_generic_tasks.backends import DatabaseBackend, ImmediateBackend, InMemoryBackend
 from django_generic_tasks.execution import execute
-from django_generic_tasks.models import TaskRun
+from django_generic_tasks.models import TaskRun, WorkerHeartbeat
 from django_generic_tasks.worker import Worker, WorkerOptions
 from tests.polling import wait_until
 
@@ -26,14 +26,18 @@ class LoopParams(BaseModel):
 
 
 class LoopUntilCancelled(tasks.Task[LoopParams]):
-    """Checks for a cancel every 10 ms (gives up after ``limit`` seconds)."""
+    """Checks for a cancel every 10 ms (gives up after ``limit`` seconds); records in
+    ``events`` that it started and that it saw the cancel."""
 
     name = "tests.cancel.loop"
     max_attempts = 3
 
     def run(self) -> str:
+        events.append((self.context.attempt, "start"))
         deadline = time.monotonic() + self.params.limit
         while time.monotonic() < deadline:
+            if self.cancel_requested:
+                events.append((self.context.attempt, "cancel seen"))
             self.check_cancelled()
             time.sleep(0.01)
         return "not cancelled"
@@ -99,12 +103,22 @@ def status_of(handle: tasks.TaskHandle) -> str:
 def test_cancel_of_a_running_run_ends_it_cancelled_without_retry() -> None:
     handle = LoopUntilCancelled(LoopParams()).start(backend=DatabaseBackend())
     worker, thread = run_worker()
+    told = False
     try:
-        wait_until(lambda: status_of(handle) == "running")
+        wait_until(lambda: (1, "start") in events)
         handle.cancel()
+        asked_at = timezone.now()
         assert handle.status is tasks.TaskStatus.RUNNING  # asked; the task decides when
-        wait_until(lambda: status_of(handle) == "cancelled")
+        # A beat that began after the cancel read it before writing the worker's row: from
+        # then on the task was told, whether or not it has ended yet (checked in this order).
+        beats = WorkerHeartbeat.objects.filter(pk=worker.id, last_beat__gte=asked_at)
+        wait_until(beats.exists)
+        told = cancellation.is_requested(handle.id) or (1, "cancel seen") in events
+        assert told, "the worker never told the running task of its cancel"
+        wait_until(lambda: status_of(handle) not in ("ready", "running"))
     finally:
+        if not told:  # end the task now, not after its 30 s
+            cancellation.request(handle.id)
         stop(worker, thread)
     handle.refresh()
     assert handle.status is tasks.TaskStatus.CANCELLED

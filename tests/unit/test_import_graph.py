@@ -1,8 +1,11 @@
-"""The package's layers have no import cycle (issue 9, item 3), so it stays that way.
+"""The package's layers have no import cycle (issue 9, item 3; issue 20: counting imports
+inside functions), so it stays that way.
 
-The graph is read from the source with ``ast``: one edge per module-level import between two
-modules of ``django_generic_tasks``. Imports inside functions and inside ``if TYPE_CHECKING:``
-blocks are not edges (they run later, or never). ``from .pkg import name`` is an edge to the
+The graph is read from the source with ``ast``: one edge per import between two modules of
+``django_generic_tasks``. ``import_graph()`` has the module-level imports only (what runs when
+a module is imported); ``import_graph(functions=True)`` adds the imports inside functions, since
+a lazy import that closes a cycle is still a cycle. Imports inside ``if TYPE_CHECKING:`` blocks
+are never edges (they never run). ``from .pkg import name`` is an edge to the
 submodule ``pkg.name`` when that is a module, else to ``pkg`` (its ``__init__``). A package's
 ``__init__`` importing its own submodules is how packages work, not a cycle: edges from a
 package to its submodules are kept, and a submodule's implicit import of its parent package
@@ -60,6 +63,21 @@ def _module_level_imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]
     return found
 
 
+def _all_imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
+    """Every import of the module, at any depth, except inside ``if TYPE_CHECKING:``."""
+    found: list[ast.Import | ast.ImportFrom] = []
+    pending: list[ast.AST] = list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            found.append(node)
+        elif isinstance(node, ast.If) and _is_type_checking(node.test):
+            pending.extend(node.orelse)
+        else:
+            pending.extend(ast.iter_child_nodes(node))
+    return found
+
+
 def _resolve(module: str, path: Path, node: ast.ImportFrom) -> str:
     if node.level == 0:
         return node.module or ""
@@ -70,12 +88,14 @@ def _resolve(module: str, path: Path, node: ast.ImportFrom) -> str:
     return ".".join([*base, *(node.module.split(".") if node.module else [])])
 
 
-def import_graph() -> dict[str, set[str]]:
-    """module -> the package modules it imports at module level."""
+def import_graph(functions: bool = False) -> dict[str, set[str]]:
+    """module -> the package modules it imports at module level (``functions``: anywhere but
+    under ``if TYPE_CHECKING:``)."""
     graph: dict[str, set[str]] = {name: set() for name in MODULES}
+    collect = _all_imports if functions else _module_level_imports
     for module, path in MODULES.items():
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in _module_level_imports(tree):
+        for node in collect(tree):
             targets: list[str] = []
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
@@ -155,4 +175,30 @@ def test_task_does_not_import_backends_at_module_level() -> None:
 
 def test_the_package_has_no_import_cycle() -> None:
     found = cycles(_without_package_to_submodule_edges(import_graph()))
+    assert found == [], "import cycles: " + "; ".join(" <-> ".join(c) for c in found)
+
+
+KNOWN_LAZY_CYCLE_EDGES = {
+    # TaskHandle lives in ``status`` beside the values (TaskStatus, ErrorInfo) that
+    # ``exceptions`` and ``results`` build on, yet its methods raise ``exceptions``' errors and
+    # call ``results`` (decode, wait): the cycle compat/conf/exceptions/registry/results/status
+    # closes through these two edges. They go when TaskHandle moves above ``results``.
+    # Shrink only: a fixed edge must leave this list (see the test below).
+    ("django_generic_tasks.status", "django_generic_tasks.exceptions"),
+    ("django_generic_tasks.status", "django_generic_tasks.results"),
+}
+
+
+def test_the_graph_with_functions_sees_imports_inside_functions_but_not_type_checking() -> None:
+    graph = import_graph(functions=True)
+    assert "django_generic_tasks.registry" in graph["django_generic_tasks.dispatch"]
+    assert "django_generic_tasks.backends.base" not in graph["django_generic_tasks.results"]
+
+
+def test_the_package_has_no_import_cycle_counting_imports_inside_functions() -> None:
+    graph = _without_package_to_submodule_edges(import_graph(functions=True))
+    for module, target in KNOWN_LAZY_CYCLE_EDGES:
+        assert target in graph[module], f"{module} -> {target} is gone: drop it from the list"
+        graph[module].discard(target)
+    found = cycles(graph)
     assert found == [], "import cycles: " + "; ".join(" <-> ".join(c) for c in found)

@@ -23,10 +23,11 @@ from ..cancellation import clear as clear_cancel
 from ..cancellation import is_requested as is_cancel_requested
 from ..exceptions import AttemptInterrupted, CapacityExceededError, TaskCancelled
 from ..execution import Outcome, error_info, execute, requeue_lost_connections
-from ..progress import database_writer, register_sink, unregister_sink
+from ..progress import register_sink, unregister_sink
 from ..retry import REFUSED_RETRY_DELAY
 from ..status import TaskStatus
 from ..store import ClaimedRun, Finished, RunStore, for_connection
+from ..store.progress import database_writer
 from ..store.rollups import Rollup, merge, rollups
 from .options import WorkerOptions
 from .startup import wait_for_migrations
