@@ -3,19 +3,35 @@ itself (a model reference, a typed result, progress)."""
 
 import time
 from decimal import Decimal
+from typing import Annotated
 
 from django.contrib.auth.models import User
 from django.core.mail import send_mail
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 import django_generic_tasks as tasks
+
+# Params are bounded: an HTTP caller can send anything, and a value a task cannot handle is
+# refused with 422 before it runs, never a failure (or a 500) from inside the task.
+EmailAddress = Annotated[
+    str,
+    StringConstraints(
+        max_length=254, pattern=r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$"
+    ),
+]
 
 
 # define task params as a Pydantic BaseModel
 class EmailNotificationParams(BaseModel):
-    subject: str = Field(description="Subject line of the e-mail.")
-    content: str = Field(description="Plain-text body.")
-    recipients: list[str] = Field(description="Addresses to send to.")
+    subject: str = Field(
+        max_length=200,
+        pattern=r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$",
+        description="Subject line of the e-mail.",
+    )
+    content: str = Field(max_length=100_000, description="Plain-text body.")
+    recipients: list[EmailAddress] = Field(
+        min_length=1, max_length=50, description="Addresses to send to."
+    )
 
 
 # subclass Task and specify params type as a generic type argument and implement the run method
@@ -34,7 +50,9 @@ class EmailNotificationTask(tasks.Task[EmailNotificationParams]):
 
 
 class DigestParams(BaseModel):
-    recipients: list[str] = Field(description="Addresses the digest goes to.")
+    recipients: list[EmailAddress] = Field(
+        min_length=1, max_length=50, description="Addresses the digest goes to."
+    )
 
 
 class DailyDigestTask(tasks.Task[DigestParams]):
@@ -82,16 +100,18 @@ class WelcomeUserTask(tasks.Task[WelcomeParams]):
 class LineItem(BaseModel):
     """One line of a basket."""
 
-    sku: str = Field(description="What is bought.")
-    quantity: int = Field(gt=0, description="How many.")
-    unit_price: Decimal = Field(ge=0, description="Price of one, in euros.")
+    sku: str = Field(min_length=1, max_length=64, description="What is bought.")
+    quantity: int = Field(gt=0, le=10_000, description="How many.")
+    unit_price: Decimal = Field(ge=0, lt=1_000_000, description="Price of one, in euros.")
 
 
 class QuoteParams(BaseModel):
     """A basket to price."""
 
-    items: list[LineItem] = Field(description="The basket.")
-    vat_rate: Decimal = Field(default=Decimal("0.20"), ge=0, description="VAT, as a fraction.")
+    items: list[LineItem] = Field(max_length=100, description="The basket.")
+    vat_rate: Decimal = Field(
+        default=Decimal("0.20"), ge=0, lt=1, description="VAT, as a fraction below 1."
+    )
 
 
 class Quote(BaseModel):
@@ -115,8 +135,14 @@ class QuoteTask(tasks.Task[QuoteParams, Quote]):
 class ReindexParams(BaseModel):
     """How much to index, and how slowly (so that the progress can be watched)."""
 
-    batches: int = Field(default=5, ge=1, description="How many batches to index.")
-    seconds_per_batch: float = Field(default=0.6, ge=0, description="Time one batch takes.")
+    batches: int = Field(default=5, ge=1, le=100, description="How many batches to index.")
+    seconds_per_batch: float = Field(
+        default=0.6,
+        ge=0,
+        le=10,
+        strict=True,  # a number: JSON's true/false are not durations
+        description="Time one batch takes, in seconds.",
+    )
 
 
 class ReindexTask(tasks.Task[ReindexParams, int]):

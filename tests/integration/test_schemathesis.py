@@ -3,10 +3,19 @@
 No input answers 5xx unless it is a task's own failure (a 500 carrying a run envelope with
 status ``scheduled``, which tells a push queue to retry, or, for a direct call, ``failed``).
 Responses match their schemas.
+
+The example project is fuzzed from outside too: ``schemathesis run`` with every check (the
+server-error rule in schemathesis/hooks.py), its coverage, fuzzing and stateful phases, against
+the example served with ``DEBUG`` off (example_server.py).
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -80,3 +89,49 @@ def test_api_never_answers_5xx_for_bad_input(method: str, path: str, mode: Gener
 
     with override_backend(InMemoryBackend()):  # /start accepts every option and runs nothing
         fuzz()
+
+
+HERE = Path(__file__).resolve().parent
+ST_DIR = HERE / "schemathesis"
+
+
+@pytest.fixture
+def example_server(tmp_path: Path) -> Iterator[str]:
+    """The example project served with ``DEBUG`` off; its OpenAPI document's URL."""
+    process = subprocess.Popen(
+        [sys.executable, str(HERE / "example_server.py"), str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("listening on "), line + process.stdout.read()
+        yield f"http://127.0.0.1:{line.split()[-1]}/api/openapi.json"
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_example_api_keeps_every_promise_of_its_openapi_document(
+    example_server: str, tmp_path: Path
+) -> None:
+    """Every check, every phase: documented input is accepted, undocumented input refused, no
+    5xx but a task's declared failure, every answer as documented (the example, DEBUG off)."""
+    command = [
+        *(sys.executable, "-m", "schemathesis.cli"),
+        *("--config-file", str(ST_DIR / "schemathesis.toml")),
+        *("run", example_server, "--checks", "all"),
+        *("--phases", "examples,coverage,fuzzing,stateful"),
+        *("--max-examples", "50", "--workers", "1", "--seed", "22"),
+        *("--generation-database", "none", "--no-color"),
+    ]
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": str(ST_DIR / "hooks.py")}
+    result = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-20000:]
+    assert "Tested: 9" in output, output[-5000:]  # 4 tasks x (run, start) + runs/{run_id}

@@ -14,7 +14,7 @@ from ninja.decorators import decorate_view
 from ..conf import get_settings
 from ..exceptions import ConfigurationError
 from ..registry import registry
-from ..security.auth import auth_spec_safe
+from ..security.auth import auth_for_task, auth_spec_safe, authenticates_push_queue
 from ..wire import (
     NOT_FOUND_URL_NAME,
     RUN_STATUS_URL_NAME,
@@ -46,6 +46,21 @@ _ERRORS = {
     415: DetailOut,
     422: ValidationErrorOut,
     503: DetailOut,
+}
+
+# The run a start made is read at runs/{run_id} (clients and fuzzers follow the link).
+_RUN_LINK = {
+    "responses": {
+        202: {
+            "links": {
+                "GetRun": {
+                    "operationId": "get_task_run",
+                    "parameters": {"run_id": "$response.body#/run_id"},
+                    "description": "Status and result of the run just started.",
+                }
+            }
+        }
+    }
 }
 
 
@@ -169,7 +184,7 @@ class TasksRouter(Router):
             summary=doc.splitlines()[0] if doc else f"Run {name}",
             description=doc,
             url_name=RUN_URL_NAME_PREFIX + name,
-            openapi_extra={**run_headers_openapi(), **body},
+            openapi_extra={**run_headers_openapi(push_queue=pushes(task_class)), **body},
         )
         self.add_api_operation(
             f"{name}/start",
@@ -181,8 +196,17 @@ class TasksRouter(Router):
             summary=f"Start {name} on TASKS_BACKEND (202 with the run id)",
             description=doc,
             url_name=START_URL_NAME_PREFIX + name,
-            openapi_extra=body,
+            openapi_extra={**body, **_RUN_LINK},
         )
+
+
+def pushes(task_class: type[Any]) -> bool:
+    """Whether ``task_class``'s endpoints authenticate the push queue (so its ``X-CloudTasks-*``
+    and ``X-Task-Run-Id`` headers are read); ``False`` when its auth cannot be built."""
+    try:
+        return authenticates_push_queue(auth_for_task(task_class))
+    except ConfigurationError:
+        return False
 
 
 def auth_spec_safe_global() -> Any:

@@ -14,7 +14,8 @@ from typing import Any, Literal
 from django.conf import settings
 from django.http import HttpRequest
 from pydantic import BaseModel, ConfigDict, Field, create_model
-from pydantic_core import PydanticSerializationError, to_json, to_jsonable_python
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import PydanticSerializationError, core_schema, to_json, to_jsonable_python
 
 from ..conf import get_settings
 from ..execution import Outcome
@@ -297,8 +298,14 @@ def read_run_headers(
     return attempt or 1, run_id, errors
 
 
-def run_headers_openapi() -> dict[str, Any]:
-    """OpenAPI ``parameters`` and response descriptions for ``POST <mount>/<Task.name>``."""
+def run_headers_openapi(*, push_queue: bool = True) -> dict[str, Any]:
+    """OpenAPI ``parameters`` and response descriptions for ``POST <mount>/<Task.name>``.
+
+    The push headers are documented only when the endpoint's auth authenticates the push
+    queue (``push_queue``): any other caller's are ignored, so they are no part of its API.
+    """
+    if not push_queue:
+        return copy.deepcopy(_RUN_RESPONSES)
     count = {"type": "integer", "minimum": 0}
     return {
         "parameters": [
@@ -307,7 +314,8 @@ def run_headers_openapi() -> dict[str, Any]:
                 "name": RETRY_COUNT_HEADER,
                 "required": False,
                 "schema": count,
-                "description": "Set by Cloud Tasks: retries so far; attempt = value + 1.",
+                "description": "Set by Cloud Tasks: retries so far; attempt = value + 1 "
+                "(422 for a value that is not a whole number).",
             },
             {
                 "in": "header",
@@ -322,11 +330,19 @@ def run_headers_openapi() -> dict[str, Any]:
                 "required": False,
                 "schema": {"type": "string", "pattern": RUN_ID_PATTERN},
                 "description": "The run id to report (backends that push runs set it); "
-                "default: the Cloud Tasks task name, or a new id. Push headers are only "
-                "read from requests authenticated as the push queue (OIDC).",
+                "default: the Cloud Tasks task name, or a new id. An empty or malformed value "
+                "answers 422.",
+            },
+            {
+                "in": "header",
+                "name": CLOUD_TASKS_NAME_HEADER,
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "Set by Cloud Tasks: the run id when there is no "
+                f"{RUN_ID_HEADER} and it is a valid one (ignored otherwise).",
             },
         ],
-        **_RUN_RESPONSES,
+        **copy.deepcopy(_RUN_RESPONSES),
     }
 
 
@@ -364,7 +380,9 @@ def request_body_openapi(params_model: type[BaseModel]) -> dict[str, Any]:
     The views read the body themselves, so the schema is given here, self-contained: nested
     models are written in place (a model that contains itself becomes a plain object there).
     """
-    schema = body_model(params_model).model_json_schema(ref_template="#/$defs/{model}")
+    schema = body_model(params_model).model_json_schema(
+        ref_template="#/$defs/{model}", schema_generator=BodyJsonSchema
+    )
     definitions = schema.pop("$defs", {})
     return {
         "requestBody": {
@@ -372,6 +390,44 @@ def request_body_openapi(params_model: type[BaseModel]) -> dict[str, Any]:
             "required": True,
         }
     }
+
+
+class BodyJsonSchema(GenerateJsonSchema):
+    """The JSON schema of a request body as the views validate it: a nested model refuses
+    unknown fields unless it sets ``extra`` itself, and a decimal sent as a string must look
+    like one (and, for a non-negative decimal below a power of ten, like one in range)."""
+
+    def model_schema(self, schema: core_schema.ModelSchema) -> JsonSchemaValue:
+        """A model's schema; ``additionalProperties: false`` unless it sets ``extra``."""
+        json_schema = super().model_schema(schema)
+        if "extra" not in schema["cls"].model_config and json_schema.get("type") == "object":
+            json_schema.setdefault("additionalProperties", False)
+        return json_schema
+
+    def decimal_schema(self, schema: core_schema.DecimalSchema) -> JsonSchemaValue:
+        """A number, or a string in plain decimal notation within the bounds it can show."""
+        json_schema = super().decimal_schema(schema)
+        for branch in json_schema.get("anyOf", ()):
+            if branch.get("type") == "string":
+                branch["pattern"] = decimal_pattern(schema)
+        return json_schema
+
+
+def decimal_pattern(schema: core_schema.DecimalSchema) -> str:
+    """A pattern of the strings a decimal field takes (plain notation, ASCII digits): no minus
+    sign but ``-0`` when its lower bound is not negative; as many integer digits as its upper
+    bound has (exact when the bound is ``lt`` a power of ten, as ``lt=1`` or ``lt=10**6``)."""
+    low = schema.get("ge", schema.get("gt"))
+    high = schema.get("lt", schema.get("le"))
+    digits = "[0-9]+"
+    if high is not None and low is not None and low >= 0:
+        integer_digits = len(str(int(high)))
+        width = integer_digits - 1 if high == 10 ** (integer_digits - 1) else integer_digits
+        digits = f"0*[0-9]{{1,{width}}}" if width else "0+"
+    number = f"({digits}(\\.[0-9]*)?|0*\\.[0-9]+)"
+    if low is not None and low >= 0:
+        return f"^(\\+?{number}|-(0+(\\.0*)?|0*\\.0+))$"
+    return f"^[+-]?{number}$"
 
 
 def _inline(node: Any, definitions: dict[str, Any], seen: tuple[str, ...]) -> Any:

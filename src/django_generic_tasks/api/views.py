@@ -8,6 +8,7 @@ a body that is not JSON (too deeply nested included), 422 with field errors othe
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,10 +17,11 @@ from typing import Annotated, Any
 
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
-from ninja import Query, Status
+from ninja import Status
 from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
-from pydantic import BaseModel, ValidationError
+from ninja.params import functions as param_functions
+from pydantic import BaseModel, ValidationError, WithJsonSchema
 
 from ..conf import get_backend, get_settings
 from ..exceptions import (
@@ -202,35 +204,74 @@ def key_reused(task: Any, handle: TaskHandle[Any]) -> bool:
     return stored is not None and not same_params(task.params, stored)
 
 
+def documented_queues(task_class: type[Any]) -> list[str]:
+    """The queues the OpenAPI document offers for ``/start?queue=`` (``allowed_queues`` as the
+    router is built, less those ``TASKS_QUEUES`` would refuse)."""
+    try:
+        queues = allowed_queues(task_class)
+        declared = get_settings().queues
+    except Exception:  # building the routes never fails on a backend that cannot be built yet
+        return [task_class.queue]
+    if declared is not None:
+        queues &= set(declared)
+    return sorted(queue for queue in queues if len(queue) <= MAX_QUEUE_LENGTH and "/" not in queue)
+
+
+def _query(name: str, kind: type, *metadata: Any, **options: Any) -> inspect.Parameter:
+    """An optional keyword query parameter ``name`` of type ``kind`` (django-ninja ``Query``)."""
+    param = param_functions.Query(**options)
+    annotation: Any = Annotated[kind | None, param, *metadata]
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation
+    )
+
+
+QUEUE_DESCRIPTION = "A queue this project declares for the task (400 for another)."
+
+
+def start_signature(task_class: type[Any]) -> inspect.Signature:
+    """The query parameters of ``/start`` for ``task_class``, as django-ninja reads and
+    documents them: ``key`` only for tasks with ``api_accepts_key``; ``queue`` lists the queues
+    the project declares for the task."""
+    queues = documented_queues(task_class)
+    params = [
+        inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+        _query("delay", float, ge=0, le=MAX_DELAY, description="Seconds to wait first."),
+    ]
+    if getattr(task_class, "api_accepts_key", False):
+        description = "Deduplication key, scoped to the caller (409 when reused with other params)."
+        params.append(
+            _query("key", str, min_length=1, max_length=MAX_KEY_LENGTH, description=description)
+        )
+    enum = WithJsonSchema({"type": "string", "enum": queues, "description": QUEUE_DESCRIPTION})
+    params.append(_query("queue", str, enum, min_length=1, description=QUEUE_DESCRIPTION))
+    params.append(_query("priority", int, ge=-100, le=100))
+    return inspect.Signature(params)
+
+
 def make_start_view(task_class: type[Any]) -> Callable[..., Any]:
     """``POST <mount>/<Task.name>/start``: hand the task to ``TASKS_BACKEND``; 202 with the id.
 
     The params are authorized first (``api.access.authorize``: 403). A ``key`` is scoped to
     the caller (``Task.api_key_scope``): the same key from the same caller with the same
-    params returns the run that holds it; with other params, 409 (without that run's id).
+    params returns the run that holds it; with other params, 409 (without that run's id). A
+    task without ``api_accepts_key`` has no documented ``key``, and a ``key`` sent anyway
+    answers 400 (a deduplication the caller counts on is never dropped silently).
     """
     check_objects = checks_objects(task_class)
+    accepts_key = bool(getattr(task_class, "api_accepts_key", False))
 
     def start_task(
         request: HttpRequest,
-        delay: Annotated[
-            float | None, Query(ge=0, le=MAX_DELAY, description="Seconds to wait first.")
-        ] = None,
-        key: Annotated[
-            str | None,
-            Query(
-                min_length=1,
-                max_length=MAX_KEY_LENGTH,
-                description="Deduplication key (tasks with api_accepts_key only).",
-            ),
-        ] = None,
-        queue: Annotated[
-            str | None,
-            Query(min_length=1, description="A queue this project declares for the task."),
-        ] = None,
-        priority: Annotated[int | None, Query(ge=-100, le=100)] = None,
+        *,
+        delay: float | None = None,
+        key: str | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
     ) -> Any:
         params = read_params(task_class.params_model, request.body)
+        if not accepts_key:
+            key = request.GET.get("key")
         refuse_nul(request, key)
         check_start_options(task_class, key, queue)
         task = task_class(params)
@@ -255,6 +296,7 @@ def make_start_view(task_class: type[Any]) -> Callable[..., Any]:
             return Status(503, DetailOut(detail=detail))
         return Status(202, StartedOut(run_id=handle.id, task=handle.name, status=handle.status))
 
+    start_task.__signature__ = start_signature(task_class)  # type: ignore[attr-defined]
     return start_task
 
 
