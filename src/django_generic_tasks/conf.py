@@ -14,6 +14,7 @@
 | ``TASKS_API_QUEUES`` | more queue names ``POST <task>/start?queue=`` accepts | ``[]`` |
 | ``TASKS_API_EXPOSED_BY_DEFAULT`` | tasks get endpoints unless ``api_exposed = False`` | ``True`` |
 | ``TASKS_MAX_ABANDONED_THREADS`` | timed-out sync runs left running, then refuse | ``8`` |
+| ``TASKS_MIDDLEWARE`` | attempt middleware (dotted paths), outermost first | ``[]`` |
 | ``TASKS_SCHEDULES`` | periodic tasks for tasks you cannot edit (``schedules.registry``, | ``{}`` |
 |  | checked by ``django_generic_tasks.E501``, read when schedulers start) | |
 """
@@ -63,6 +64,7 @@ class TasksSettings(BaseModel):
     )
     queues: tuple[str, ...] | None = Field(default=None, alias="TASKS_QUEUES")
     max_abandoned_threads: int = Field(default=8, ge=0, alias="TASKS_MAX_ABANDONED_THREADS")
+    middleware: tuple[str, ...] = Field(default=(), alias="TASKS_MIDDLEWARE")
 
 
 _SETTING_NAMES = frozenset(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import ValidationError
 from pydantic_core import to_json
 
+from .attempts import error_info
 from .exceptions import (
     InvalidOptionError,
     InvalidResultError,
@@ -31,8 +32,8 @@ from .registry import get_task_class
 from .status import TaskStatus
 
 if TYPE_CHECKING:
+    from .attempts import Outcome
     from .backends.base import Backend
-    from .execution import Outcome
     from .status import TaskHandle
     from .task import Task
 
@@ -68,8 +69,6 @@ def checked_outcome(task_class: type[Task[Any, Any]], outcome: Outcome) -> Outco
     try:
         outcome.result = adapter.validate_python(outcome.result)
     except ValidationError as exc:
-        from .execution import error_info
-
         error = InvalidResultError(
             f"{task_class.name} returned a value that is not a valid "
             f"{_type_name(task_class.result_type)}: {exc}"

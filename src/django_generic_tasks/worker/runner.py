@@ -19,10 +19,8 @@ from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
-from ..cancellation import clear as clear_cancel
-from ..cancellation import is_requested as is_cancel_requested
-from ..exceptions import AttemptInterrupted, CapacityExceededError, TaskCancelled
-from ..execution import Outcome, error_info, execute, requeue_lost_connections
+from ..exceptions import AttemptInterrupted, CapacityExceededError
+from ..execution import Attempt, Outcome, error_info, execute, requeue_lost_connections
 from ..progress import database_writer, register_sink, unregister_sink
 from ..retry import REFUSED_RETRY_DELAY
 from ..status import TaskStatus
@@ -282,18 +280,18 @@ class Worker:
                 break
             began = time.perf_counter()
             try:
-                if is_cancel_requested(run.id):  # asked before it started: it never starts
-                    raise TaskCancelled(f"Run {run.id} was cancelled before it started.")
                 outcome = execute(
-                    run.task_name,
-                    run.params,
-                    run_id=run.id,
-                    attempt=run.attempt,
-                    max_attempts=run.max_attempts,
-                    queue=run.queue,
-                    backend="DatabaseBackend",
-                    trace_context=run.trace_context,
-                    waiting_since=run.run_after,
+                    Attempt(
+                        task_name=run.task_name,
+                        params=run.params,
+                        run_id=run.id,
+                        attempt=run.attempt,
+                        max_attempts=run.max_attempts,
+                        queue=run.queue,
+                        backend="DatabaseBackend",
+                        trace_context=run.trace_context,
+                        waiting_since=run.run_after,
+                    )
                 )
             except CapacityExceededError as exc:  # refused before it ran: the same attempt, later
                 self._postpone(run, exc, REFUSED_RETRY_DELAY)
@@ -301,15 +299,6 @@ class Worker:
             except AttemptInterrupted as exc:  # its database connection dropped: not its fault
                 self._postpone(run, exc, INTERRUPTED_RETRY_DELAY)
                 outcome = None
-            except TaskCancelled as exc:
-                outcome = Outcome(
-                    run.id,
-                    run.task_name,
-                    run.attempt,
-                    run.max_attempts,
-                    TaskStatus.CANCELLED,
-                    error=error_info(exc),
-                )
             except BaseException as exc:  # execute() reports task failures; this is a bug
                 logger.exception("Run %s could not be executed", run.id)
                 outcome = Outcome(
@@ -320,8 +309,6 @@ class Worker:
                     TaskStatus.FAILED,
                     error=error_info(exc),
                 )
-            self._progress.finish(run.id)  # the latest report, if throttled, before the outcome
-            clear_cancel(run.id)
             close_old_connections()
             seconds = time.perf_counter() - began
             with self._lock:
