@@ -47,6 +47,7 @@ __all__ = [
 
 logger = logging.getLogger("django_generic_tasks")
 _SUCCEEDED = TaskStatus.SUCCEEDED
+_NONE: dict[Any, Any] = {}
 
 
 def execute(attempt: Attempt) -> Outcome:
@@ -70,7 +71,7 @@ def execute(attempt: Attempt) -> Outcome:
     backend = attempt.backend
     # ``Task.context`` builds the RunContext from this on first use (most runs never ask).
     task._run_context = (attempt.run_id, attempt.attempt, limit, attempt.queue, backend)  # type: ignore[assignment]
-    chain = chains.get((task_class, backend))
+    chain = chains.get(backend, _NONE).get(task_class)
     if chain is None:
         chain = chain_for(task_class, backend, _terminal(task_class))
     return chain(task, attempt)

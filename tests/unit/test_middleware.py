@@ -14,7 +14,7 @@ from django.test import override_settings
 from pydantic import BaseModel
 
 import django_generic_tasks as tasks
-from django_generic_tasks import CapacityExceededError, TaskStatus
+from django_generic_tasks import CapacityExceededError, TaskStatus, cancellation
 from django_generic_tasks.backends import ImmediateBackend
 from django_generic_tasks.execution import Attempt, Outcome, execute
 from django_generic_tasks.middleware import AttemptMiddleware, Chain, Handler, chains, forget_chains
@@ -87,17 +87,17 @@ def attempt_of(name: str, backend: str = "test", **fields: Any) -> Attempt:
 
 def names(task_class: type[tasks.Task[Any]], backend: str = "test") -> list[str]:
     """The classes of the composed chain of ``task_class`` on ``backend``, outermost first."""
-    handler: Any = chains[(task_class, backend)]
+    handler: Any = chains[backend][task_class]
     found = []
-    while isinstance(handler, AttemptMiddleware):
-        found.append(type(handler).__name__)
-        handler = handler.next
+    while isinstance(getattr(handler, "__self__", None), AttemptMiddleware):
+        found.append(type(handler.__self__).__name__)
+        handler = handler.__self__.next
     return found
 
 
 def test_a_plain_tasks_chain_holds_only_what_applies_to_it() -> None:
     assert execute(attempt_of(AddTask.name)).result == 1
-    assert names(AddTask) == ["CancellationMiddleware", "SignalsMiddleware"]
+    assert names(AddTask) == ["SignalsMiddleware"]
 
 
 @override_settings(TASKS_MIDDLEWARE=[f"{HERE}.Recorder"])
@@ -105,7 +105,6 @@ def test_the_chain_follows_the_documented_order_with_users_middleware_in_the_mid
     outcome = execute(attempt_of(Everything.name, params={}))
     assert (outcome.status, outcome.result) == (TaskStatus.SUCCEEDED, 1)
     assert names(Everything) == [
-        "CancellationMiddleware",
         "TimeoutMiddleware",
         "Recorder",
         "SignalsMiddleware",
@@ -186,3 +185,19 @@ def test_the_progress_middleware_joins_the_chains_of_a_backend_while_it_has_a_si
         unregister_sink("with-sink", sink)
     execute(attempt_of(AddTask.name, "with-sink"))
     assert "ProgressMiddleware" not in names(AddTask, "with-sink")
+
+
+def test_the_cancellation_middleware_stops_a_run_asked_to_stop_before_it_starts() -> None:
+    cancellation.watch("watched")
+    cancellation.request("r")
+    try:
+        outcome = execute(attempt_of(AddTask.name, "watched"))
+        assert "CancellationMiddleware" in names(AddTask, "watched")
+    finally:
+        cancellation.clear("r")
+        cancellation.stop_watching("watched")
+    assert (outcome.status, outcome.will_retry) == (TaskStatus.CANCELLED, False)
+    assert calls == []  # run() never ran
+    assert not cancellation.is_requested("r")
+    execute(attempt_of(AddTask.name, "watched"))
+    assert "CancellationMiddleware" not in names(AddTask, "watched")

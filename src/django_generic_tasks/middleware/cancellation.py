@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import MiddlewareNotUsed
+
 from .. import cancellation
 from ..attempts import Outcome, error_info
 from ..exceptions import TaskCancelled
 from ..status import TaskStatus
-from . import AttemptMiddleware
+from . import AttemptMiddleware, Chain, Handler
 
 if TYPE_CHECKING:
     from ..attempts import Attempt
@@ -19,7 +21,13 @@ __all__ = ["CancellationMiddleware"]
 
 
 class CancellationMiddleware(AttemptMiddleware):
-    """Ends an attempt whose run was asked to stop before it began; clears the request after."""
+    """Ends an attempt whose run was asked to stop before it began; clears the request after.
+    Only on backends whose cancel requests reach this process (``cancellation.watch``)."""
+
+    def __init__(self, next: Handler, chain: Chain) -> None:
+        if not cancellation.delivered_to(chain.backend):
+            raise MiddlewareNotUsed  # the task's own check_cancelled() still asks
+        super().__init__(next, chain)
 
     def __call__(self, task: Task[Any], attempt: Attempt) -> Outcome:
         """``CANCELLED`` when asked before the start, else the attempt's outcome."""

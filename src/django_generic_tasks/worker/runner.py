@@ -19,6 +19,8 @@ from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
+from ..cancellation import stop_watching as stop_watching_cancels
+from ..cancellation import watch as watch_cancels
 from ..exceptions import AttemptInterrupted, CapacityExceededError
 from ..execution import Attempt, Outcome, error_info, execute, requeue_lost_connections
 from ..progress import database_writer, register_sink, unregister_sink
@@ -255,6 +257,7 @@ class Worker:
         from .heartbeat import Heartbeat
 
         register_sink("DatabaseBackend", self._progress)
+        watch_cancels("DatabaseBackend")
         from .notify import Listener
 
         for number in range(self.options.concurrency):
@@ -392,6 +395,7 @@ class Worker:
         if self._listener is not None:
             self._listener.join(5)
         unregister_sink("DatabaseBackend", self._progress)
+        stop_watching_cancels("DatabaseBackend")
 
     def _reset_connection(self) -> None:
         _reset_connection_quietly(self.options.database)
