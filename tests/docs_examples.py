@@ -125,7 +125,11 @@ def run_page(page: Path) -> int:
         if declared
         else "docs_" + re.sub(r"\W", "_", str(page.relative_to(DOCS).with_suffix("")))
     )
-    namespace: dict[str, object] = {"__name__": module}
+    # A real module, so that dotted paths in settings (``TASKS_MIDDLEWARE``) can name its classes.
+    import types
+
+    sys.modules[module] = types.ModuleType(module)
+    namespace: dict[str, object] = sys.modules[module].__dict__
     ran = 0
     for block in blocks(page):
         if block.language not in {"python", "py"}:

@@ -1,4 +1,5 @@
-"""``await handle.await_result()``: waiting for a run from async code.
+"""Waiting for a run to finish: the pacing both waits share, and ``await
+handle.await_result()`` from async code.
 
 The wait itself is asynchronous (``asyncio.sleep`` between polls, an ``asyncio.Event`` woken by
 the backend's finish notices); only the short blocking steps, reading the run and subscribing
@@ -22,6 +23,15 @@ from .exceptions import ResultNotAvailableError
 if TYPE_CHECKING:
     from .results import FinishNotices
     from .status import TaskHandle
+
+POLL_FIRST = 0.01
+"""Seconds between the first two polls of a backend without finish notices."""
+POLL_GROWTH = 1.5
+POLL_MAX = 1.0
+"""The longest pause between two polls."""
+NOTICE_RECHECK = 10.0
+"""With finish notices, the row is read again after this many quiet seconds anyway: a
+notice lost with a dropped connection delays a waiter by this much at most."""
 
 READER_THREADS = 4
 """Threads reading runs for all the awaits of the process: each read is one short query."""
@@ -81,8 +91,6 @@ class _LoopEvent(threading.Event):
 async def await_finished(handle: TaskHandle[Any], timeout: float | None) -> None:
     """Return once ``handle``'s run is finished (``handle`` refreshed); ``TimeoutError`` from
     ``results`` when ``timeout`` seconds pass first, counted from this call."""
-    from .results import _timed_out
-
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout
     backend = handle.backend
@@ -96,13 +104,11 @@ async def await_finished(handle: TaskHandle[Any], timeout: float | None) -> None
             await _poll(handle, backend, loop)
     except TimeoutError:
         if deadline is not None and loop.time() >= deadline:
-            raise _timed_out(handle, timeout) from None
+            raise timed_out(handle, timeout) from None
         raise
 
 
 async def _poll(handle: TaskHandle[Any], backend: Any, loop: asyncio.AbstractEventLoop) -> None:
-    from .results import NOTICE_RECHECK, POLL_FIRST, POLL_GROWTH, POLL_MAX
-
     notices: FinishNotices | None = getattr(backend, "finish_notices", lambda: None)()
     event = await _subscribe(notices, handle.id, loop) if notices is not None else None
     try:
@@ -141,14 +147,35 @@ async def _subscribe(
 async def _read(handle: TaskHandle[Any]) -> bool:
     """Read the run on a pool thread into a copy, then update ``handle`` on the loop's thread
     (a read still in flight when the ``await`` gives up never changes ``handle`` later)."""
-    from .results import _refresh
     from .status import TaskHandle
 
     copy: TaskHandle[Any] = TaskHandle(
         id=handle.id, name=handle.name, status=handle.status, backend=handle.backend
     )
-    if not await _on_reader(_refresh, copy):
+    if not await _on_reader(refresh_unless_locked, copy):
         return False
     handle.status, handle.result, handle.error = copy.status, copy.result, copy.error
     handle.attempts, handle.progress = copy.attempts, copy.progress
+    return True
+
+
+def timed_out(handle: TaskHandle[Any], timeout: float | None) -> TimeoutError:
+    """The ``TimeoutError`` of a wait for ``handle`` that gave up after ``timeout``."""
+    return TimeoutError(
+        f"Run {handle.id} of {handle.name} did not finish within {timeout:g}s "
+        f"(it is {handle.status.value})."
+    )
+
+
+def refresh_unless_locked(handle: TaskHandle[Any]) -> bool:
+    """Read the run again; ``False`` when SQLite said its table is locked (a writer holds
+    it: read again on the next turn)."""
+    from django.db import OperationalError
+
+    try:
+        handle.refresh()
+    except OperationalError as exc:
+        if "locked" not in str(exc):
+            raise
+        return False
     return True

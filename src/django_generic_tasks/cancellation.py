@@ -1,15 +1,41 @@
 """Cooperative cancel: which runs of this process were asked to stop.
 
-The database worker's heartbeat marks runs whose cancel was requested in the store; a timed-out
-attempt is marked by the execution path. ``Task.cancel_requested`` / ``check_cancelled()`` read
-the mark; the worker clears it when the attempt ends.
+The database worker's heartbeat (and listener) marks runs whose cancel was requested in the
+store, and ``watch()``es its backend while it runs; a timed-out attempt is marked on the task.
+``Task.cancel_requested`` / ``check_cancelled()`` read the mark; the cancellation middleware
+clears it when the attempt ends.
 """
 
 from __future__ import annotations
 
-__all__ = ["clear", "is_requested", "request"]
+from collections import Counter
+
+from .middleware import forget_chains
+
+__all__ = ["clear", "delivered_to", "is_requested", "request", "stop_watching", "watch"]
 
 _requested: set[str] = set()
+_watched: Counter[str] = Counter()
+
+
+def watch(backend: str) -> None:
+    """Cancel requests for runs of backend name ``backend`` reach this process (its worker
+    listens for them): their attempts get the cancellation middleware."""
+    _watched[backend] += 1
+    forget_chains()
+
+
+def stop_watching(backend: str) -> None:
+    """Undo one ``watch(backend)``."""
+    _watched[backend] -= 1
+    if _watched[backend] <= 0:
+        del _watched[backend]
+        forget_chains()
+
+
+def delivered_to(backend: str) -> bool:
+    """Whether cancel requests for runs of ``backend`` reach this process."""
+    return _watched[backend] > 0
 
 
 def request(run_id: str) -> None:

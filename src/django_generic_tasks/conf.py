@@ -17,6 +17,7 @@
 | ``TASKS_TRUST_PUSH_HEADERS`` | a proxy authenticates the push queue: believe push | ``False`` |
 |  | headers of admitted requests (check ``django_generic_tasks.W204``) | |
 | ``TASKS_TRUST_TRACEPARENT`` | continue direct callers' ``traceparent`` (else a link) | ``False`` |
+| ``TASKS_MIDDLEWARE`` | attempt middleware (dotted paths), outermost first | ``[]`` |
 | ``TASKS_SCHEDULES`` | periodic tasks for tasks you cannot edit (``schedules.registry``, | ``{}`` |
 |  | checked by ``django_generic_tasks.E501``, read when schedulers start) | |
 """
@@ -72,6 +73,7 @@ class TasksSettings(BaseModel):
     trust_traceparent: bool = Field(default=False, alias="TASKS_TRUST_TRACEPARENT", strict=True)
     """Continue a direct caller's ``traceparent`` (a proxy in front sets or checks it);
     otherwise only the push queue's is continued, a caller's is a span link."""
+    middleware: tuple[str, ...] = Field(default=(), alias="TASKS_MIDDLEWARE")
 
 
 _SETTING_NAMES = frozenset(

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from .exceptions import InvalidOptionError
+from .middleware import forget_chains
 
 __all__ = [
     "PROGRESS_WRITE_EVERY",
@@ -105,12 +106,14 @@ _sinks: dict[str, ProgressSink] = {}
 def register_sink(backend: str, sink: ProgressSink) -> None:
     """Send progress of runs executed with backend name ``backend`` to ``sink``."""
     _sinks[backend] = sink
+    forget_chains()  # the progress middleware joins the chains of ``backend``
 
 
 def unregister_sink(backend: str, sink: ProgressSink) -> None:
     """Stop sending progress to ``sink`` (if it is still the one registered)."""
     if _sinks.get(backend) is sink:
         del _sinks[backend]
+        forget_chains()
 
 
 def sink_for(backend: str) -> ProgressSink | None:

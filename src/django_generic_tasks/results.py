@@ -1,7 +1,7 @@
 """Typed results: checking what ``run()`` returns, decoding stored results, and ``wait()``.
 
 A task declares its result type as the second argument of ``Task[P, R]``. The execution path
-validates each return value against it (``execution.checked_outcome``); handles decode the
+validates each return value against it (``middleware.results``); handles decode the
 stored JSON back into an ``R`` (``decode_result``); ``TaskHandle.wait()`` blocks until a run is
 finished (``wait_for``), woken by the backend's finish notices where it has them (PostgreSQL
 ``LISTEN/NOTIFY``) and polling with a backoff elsewhere.
@@ -17,6 +17,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import ValidationError
 from pydantic_core import to_json
 
+from .awaiting import (
+    NOTICE_RECHECK,
+    POLL_FIRST,
+    POLL_GROWTH,
+    POLL_MAX,
+    refresh_unless_locked,
+    timed_out,
+)
 from .exceptions import (
     InvalidOptionError,
     InvalidResultError,
@@ -34,15 +42,6 @@ if TYPE_CHECKING:
     from .status import TaskHandle
 
 logger = logging.getLogger("django_generic_tasks")
-
-POLL_FIRST = 0.01
-"""Seconds between the first two polls of a backend without finish notices."""
-POLL_GROWTH = 1.5
-POLL_MAX = 1.0
-"""The longest pause between two polls."""
-NOTICE_RECHECK = 10.0
-"""With finish notices, the row is read again after this many quiet seconds anyway: a
-notice lost with a dropped connection delays a waiter by this much at most."""
 
 
 class FinishNotices(Protocol):
@@ -147,13 +146,6 @@ def _check_timeout(timeout: float | None) -> None:
         raise InvalidOptionError(f"wait(timeout=...) must be None or >= 0 (got {timeout!r}).")
 
 
-def _timed_out(handle: TaskHandle[Any], timeout: float | None) -> TimeoutError:
-    return TimeoutError(
-        f"Run {handle.id} of {handle.name} did not finish within {timeout:g}s "
-        f"(it is {handle.status.value})."
-    )
-
-
 def _wait_until_finished(handle: TaskHandle[Any], timeout: float | None) -> None:
     backend = handle.backend
     if backend is None or not backend.supports_results:
@@ -175,11 +167,11 @@ def _wait_until_finished(handle: TaskHandle[Any], timeout: float | None) -> None
         while True:
             if event is not None:
                 event.clear()  # before reading: a notice from now on wakes the next wait
-            if _refresh(handle) and handle.status.is_finished:
+            if refresh_unless_locked(handle) and handle.status.is_finished:
                 return
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                raise _timed_out(handle, timeout)
+                raise timed_out(handle, timeout)
             if event is not None:
                 event.wait(NOTICE_RECHECK if remaining is None else min(remaining, NOTICE_RECHECK))
             else:
@@ -188,20 +180,6 @@ def _wait_until_finished(handle: TaskHandle[Any], timeout: float | None) -> None
     finally:
         if event is not None and notices is not None:
             notices.unsubscribe(handle.id, event)
-
-
-def _refresh(handle: TaskHandle[Any]) -> bool:
-    """Read the run again; ``False`` when SQLite said its table is locked (a writer holds
-    it: read again on the next turn)."""
-    from django.db import OperationalError
-
-    try:
-        handle.refresh()
-    except OperationalError as exc:
-        if "locked" not in str(exc):
-            raise
-        return False
-    return True
 
 
 def _in_transaction(backend: Any) -> bool:

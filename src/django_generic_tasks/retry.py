@@ -1,11 +1,13 @@
 """The retry seam: the one function that settles how an attempt ended.
 
-``execution.execute()`` decides (an ``Outcome``: final, or ``SCHEDULED`` with ``retry_at``);
-``settle()`` carries the decision out through two hooks that a backend supplies (a
-``RunSink``): ``record(request, outcome)`` keeps what happened, and ``requeue(request)`` sends
-the same run again as attempt ``request.attempt``, due at ``request.run_after``. No backend
-re-enqueues by itself. (The database worker settles whole batches in SQL through the run
-store, and a push queue's HTTP endpoint answers 500 so that the queue redelivers.)
+The task's retry policy decides (``Outcome.decision``: final, or a retry at ``retry_at``,
+apart from ``Outcome.status``, how the attempt itself ended); ``settle()`` carries the decision
+out through two hooks that a backend supplies (a ``RunSink``): ``record(request, outcome)``
+keeps what happened, and ``requeue(request)`` sends the same run again as attempt
+``request.attempt``, due at ``request.run_after``. No backend re-enqueues by itself. (The
+database worker writes whole batches of outcomes in SQL through the run store, which applies
+the decision and decides nothing; a push queue's HTTP endpoint maps the decision to its answer,
+``api.schemas.http_status``.)
 """
 
 from __future__ import annotations
@@ -15,16 +17,15 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
-from .status import TaskStatus
+from .attempts import FINAL
 
 if TYPE_CHECKING:
+    from .attempts import Outcome
     from .enqueue import EnqueueRequest
-    from .execution import Outcome
 
 __all__ = ["REFUSED_RETRY_DELAY", "RunSink", "defer", "final", "settle"]
 
 logger = logging.getLogger("django_generic_tasks")
-_SCHEDULED = TaskStatus.SCHEDULED
 
 REFUSED_RETRY_DELAY = timedelta(seconds=5)
 """How long a run waits when this process refused to start it (``CapacityExceededError``)."""
@@ -34,7 +35,8 @@ class RunSink(Protocol):
     """The two things a backend does with an attempt's outcome."""
 
     def record(self, request: EnqueueRequest, outcome: Outcome) -> None:
-        """Keep ``outcome`` of ``request``'s attempt (final, or ``SCHEDULED`` for a retry)."""
+        """Keep ``outcome`` of ``request``'s attempt (``outcome.run_status``: what the run
+        becomes, ``SCHEDULED`` when ``outcome.decision`` is a retry)."""
         ...
 
     def requeue(self, request: EnqueueRequest) -> None:
@@ -48,10 +50,11 @@ def settle(sink: RunSink, request: EnqueueRequest, outcome: Outcome) -> EnqueueR
     Returns the requeued request (``None`` when the run ended). A retry that cannot be
     requeued (the sink raises) ends the run ``FAILED`` with the task's own error, logged.
     """
-    if outcome.status is not _SCHEDULED:
+    decision = outcome.decision
+    if not decision.retry:
         sink.record(request, outcome)
         return None
-    retry = request.next_attempt(outcome.retry_at)
+    retry = request.next_attempt(decision.retry_at)
     sink.record(request, outcome)
     try:
         sink.requeue(retry)
@@ -69,10 +72,10 @@ def settle(sink: RunSink, request: EnqueueRequest, outcome: Outcome) -> EnqueueR
 
 
 def final(outcome: Outcome) -> Outcome:
-    """``outcome`` as a final one: a wanted retry becomes ``FAILED``."""
-    if outcome.status is not _SCHEDULED:
+    """``outcome`` with a ``FINAL`` decision: a wanted retry is not made."""
+    if not outcome.decision.retry:
         return outcome
-    return replace(outcome, status=TaskStatus.FAILED, retry_at=None)
+    return replace(outcome, decision=FINAL)
 
 
 def defer(sink: RunSink, request: EnqueueRequest, reason: BaseException) -> EnqueueRequest:

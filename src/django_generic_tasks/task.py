@@ -24,6 +24,7 @@ HOOKS = ("on_success", "on_failure", "on_discard", "on_retry")
 """The lifecycle hooks of ``Task``, in no particular order."""
 
 if TYPE_CHECKING:
+    from .attempts import RetryPolicy
     from .backends.base import Backend
     from .schedules.spec import Schedule
     from .status import ErrorInfo, TaskHandle
@@ -73,6 +74,9 @@ class Task(Generic[P, R]):
     """Upper bound of the wait between two attempts, in seconds."""
     backoff_jitter: ClassVar[bool] = True
     """Randomise each wait between half and all of its value, so retries do not stampede."""
+    retry_policy: ClassVar[RetryPolicy | None] = None
+    """Decides whether a failed attempt is retried, and when (``decide()`` returns a
+    ``Decision``); ``None``: ``retry_on``, ``max_attempts`` and the ``backoff_*`` options do."""
     timeout: ClassVar[float | None] = None
     """Seconds a run may take before it fails with ``TaskTimeoutError``; ``None`` = no limit."""
     schedules: ClassVar[Sequence[Schedule]] = ()

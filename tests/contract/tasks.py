@@ -22,6 +22,8 @@ from typing import Any
 from pydantic import BaseModel
 
 import django_generic_tasks as tasks
+from django_generic_tasks.attempts import Attempt, Outcome
+from django_generic_tasks.middleware import AttemptMiddleware
 from tests.testapp.models import Customer
 
 _OWN_JOURNAL = "TASKS_CONTRACT_JOURNAL" not in os.environ
@@ -248,3 +250,23 @@ class ContractModelRef(tasks.Task[CustomerParams]):
 
     def on_discard(self, error: tasks.ErrorInfo) -> None:
         record("discarded", self.params.token, error=error.type, message=error.message)
+
+
+class JournalAttempts(AttemptMiddleware):
+    """A user middleware (``TASKS_MIDDLEWARE``): journals every attempt it sees, with how it
+    ended, for the runs of tasks whose params have a ``token``."""
+
+    def __call__(self, task: tasks.Task[Any], attempt: Attempt) -> Outcome:
+        outcome = self.next(task, attempt)
+        token = getattr(task.params, "token", None)
+        if isinstance(token, str):
+            record(
+                "middleware",
+                token,
+                attempt=attempt.attempt,
+                run_id=attempt.run_id,
+                backend=attempt.backend,
+                status=str(outcome.status),
+                will_retry=outcome.will_retry,
+            )
+        return outcome

@@ -15,6 +15,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import transaction
+from django.test import override_settings
 
 from django_generic_tasks import (
     ResultNotAvailableError,
@@ -172,6 +173,23 @@ def test_retries_stop_at_max_attempts(harness: BackendHarness, token: str) -> No
     harness.drain(TIMEOUT)
     expected = ContractFlaky.max_attempts if flag(harness, "supports_retries") else 1
     assert (harness.attempts(token), harness.ran(token)) == (expected, 0)
+
+
+def test_a_user_middleware_sees_every_attempt_and_how_it_ended(
+    harness: BackendHarness, token: str
+) -> None:
+    with override_settings(TASKS_MIDDLEWARE=["tests.contract.tasks.JournalAttempts"]):
+        handle = ContractFlaky({"token": token, "failures": 1}).start(backend=harness.backend)
+        harness.drain(TIMEOUT)
+    seen = [e for e in harness.calls(token) if e["kind"] == "middleware"]
+    if flag(harness, "supports_retries"):
+        expected = [(1, "failed", True), (2, "succeeded", False)]
+    else:
+        expected = [(1, "failed", True)]
+    assert [(e["attempt"], e["status"], e["will_retry"]) for e in seen] == expected
+    assert {(e["run_id"], e["backend"]) for e in seen} == {
+        (handle.id, type(harness.backend).__name__)
+    }
 
 
 def test_run_sees_its_context_on_every_attempt(harness: BackendHarness, token: str) -> None:

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 import django_generic_tasks as tasks
 from django_generic_tasks.backends import ImmediateBackend, ThreadingBackend
 from django_generic_tasks.exceptions import CapacityExceededError
-from django_generic_tasks.execution import execute
+from django_generic_tasks.execution import Attempt, execute
 from django_generic_tasks.status import TaskStatus, new_run_id
 from django_generic_tasks.timeouts import abandoned_threads
 from tests import polling
@@ -81,7 +81,7 @@ def test_twenty_timed_out_calls_leave_at_most_the_bound_of_threads_then_are_refu
     timed_out = refused = 0
     for _ in range(20):
         try:
-            outcome = execute(Hang.name, "{}", run_id=new_run_id())
+            outcome = execute(Attempt(task_name=Hang.name, params="{}", run_id=new_run_id()))
         except CapacityExceededError:
             refused += 1
         else:
@@ -95,28 +95,39 @@ def test_twenty_timed_out_calls_leave_at_most_the_bound_of_threads_then_are_refu
     assert abandoned_threads() == 8
     assert any("TASKS_MAX_ABANDONED_THREADS" in r.getMessage() for r in caplog.records)
     with pytest.raises(CapacityExceededError):
-        execute(Quick.name, "{}", run_id=new_run_id())  # any timed sync run is refused
-    assert execute(Untimed.name, "{}", run_id=new_run_id()).result == "untimed"
+        execute(
+            Attempt(task_name=Quick.name, params="{}", run_id=new_run_id())
+        )  # any timed sync run is refused
+    assert (
+        execute(Attempt(task_name=Untimed.name, params="{}", run_id=new_run_id())).result
+        == "untimed"
+    )
 
 
 def test_timed_runs_are_accepted_again_once_abandoned_threads_finish() -> None:
     with override_settings(TASKS_MAX_ABANDONED_THREADS=2):
         for _ in range(2):
-            execute(Hang.name, "{}", run_id=new_run_id())
+            execute(Attempt(task_name=Hang.name, params="{}", run_id=new_run_id()))
         with pytest.raises(CapacityExceededError, match="TASKS_MAX_ABANDONED_THREADS = 2"):
-            execute(Quick.name, "{}", run_id=new_run_id())
+            execute(Attempt(task_name=Quick.name, params="{}", run_id=new_run_id()))
         gate.set()
         polling.wait_until(lambda: abandoned_threads() == 0, 30)
-        assert execute(Quick.name, "{}", run_id=new_run_id()).result == "done"
+        assert (
+            execute(Attempt(task_name=Quick.name, params="{}", run_id=new_run_id())).result
+            == "done"
+        )
 
 
 def test_a_limit_of_zero_refuses_timed_runs_only_while_one_is_abandoned() -> None:
     with override_settings(TASKS_MAX_ABANDONED_THREADS=0):
-        assert execute(Quick.name, "{}", run_id=new_run_id()).result == "done"
-        execute(Hang.name, "{}", run_id=new_run_id())
+        assert (
+            execute(Attempt(task_name=Quick.name, params="{}", run_id=new_run_id())).result
+            == "done"
+        )
+        execute(Attempt(task_name=Hang.name, params="{}", run_id=new_run_id()))
         assert abandoned_threads() == 1
         with pytest.raises(CapacityExceededError):
-            execute(Quick.name, "{}", run_id=new_run_id())
+            execute(Attempt(task_name=Quick.name, params="{}", run_id=new_run_id()))
 
 
 def test_immediate_backend_start_raises_capacity_exceeded_and_runs_nothing() -> None:
@@ -154,7 +165,7 @@ def test_database_worker_puts_a_refused_run_back_with_its_attempt_intact() -> No
     with override_settings(TASKS_MAX_ABANDONED_THREADS=1):
         # The database worker waits for its own timed-out attempts (they never overlap their
         # retry); a timed-out run elsewhere in the process leaves the thread behind.
-        execute(Hang.name, {}, run_id=new_run_id())
+        execute(Attempt(task_name=Hang.name, params={}, run_id=new_run_id()))
         handle = Quick({}).start(backend=backend, on_commit=False)
         Worker(WorkerOptions(once=True, interval=0.02, concurrency=1)).run(install_signals=False)
     assert bodies == ["hang"]  # refused: never started

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 import django_generic_tasks as tasks
 from django_generic_tasks import cancellation, store
 from django_generic_tasks.backends import DatabaseBackend, ImmediateBackend, InMemoryBackend
-from django_generic_tasks.execution import execute
+from django_generic_tasks.execution import Attempt, execute
 from django_generic_tasks.models import TaskRun, WorkerHeartbeat
 from django_generic_tasks.worker import Worker, WorkerOptions
 from tests.polling import wait_until
@@ -171,7 +171,9 @@ def test_task_cancelled_ends_the_run_cancelled_even_with_attempts_left() -> None
     run_id = "0191e1a4-0000-7000-8000-000000000001"
     cancellation.request(run_id)
     try:
-        outcome = execute("tests.cancel.loop", {}, run_id=run_id, attempt=1)
+        outcome = execute(
+            Attempt(task_name="tests.cancel.loop", params={}, run_id=run_id, attempt=1)
+        )
     finally:
         cancellation.clear(run_id)
     assert outcome.status is tasks.TaskStatus.CANCELLED

@@ -207,11 +207,17 @@ def test_outcome_of_a_reclaimed_run_is_not_written_by_its_old_worker() -> None:
     [old] = runs().claim("old", (), 5, 0.001, now)
     runs().reclaim_expired(3, now + timedelta(seconds=1))
     [new] = runs().claim("new", (), 5, 30, now + timedelta(seconds=1))
-    from django_generic_tasks.execution import execute
+    from django_generic_tasks.execution import Attempt, execute
 
     runs().finish(
         "old",
-        [store.Finished(old, execute(old.task_name, old.params, run_id=old.id), now)],
+        [
+            store.Finished(
+                old,
+                execute(Attempt(task_name=old.task_name, params=old.params, run_id=old.id)),
+                now,
+            )
+        ],
     )
     run = TaskRun.objects.get(pk=new.id)
     assert (run.status, run.worker_id, run.attempt) == ("running", "new", 2)

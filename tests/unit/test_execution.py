@@ -14,7 +14,8 @@ from pydantic import BaseModel
 
 import django_generic_tasks as tasks
 from django_generic_tasks import TaskStatus
-from django_generic_tasks.execution import Outcome, error_info, execute, execute_task
+from django_generic_tasks.attempts import FINAL, Decision
+from django_generic_tasks.execution import Attempt, Outcome, error_info, execute
 from django_generic_tasks.signals import task_finished, task_started
 from django_generic_tasks.status import new_run_id
 from tests.testapp.tasks import (
@@ -43,7 +44,9 @@ def release() -> Iterator[threading.Event]:
 
 
 def run(name: str, params: Any, attempt: int = 1, **kwargs: Any) -> Outcome:
-    return execute(name, params, run_id="run-1", attempt=attempt, **kwargs)
+    return execute(
+        Attempt(task_name=name, params=params, run_id="run-1", attempt=attempt, **kwargs)
+    )
 
 
 # --- success ----------------------------------------------------------------------------------
@@ -88,9 +91,13 @@ def test_a_sync_run_returning_an_awaitable_is_awaited() -> None:
     assert run(ReturnsCoroutine.name, "{}").result == "awaited"
 
 
-def test_execute_task_runs_an_already_built_task() -> None:
-    outcome = execute_task(AsyncEchoTask({"value": "x"}), run_id="r")
-    assert outcome.result == "x"
+def test_the_attempt_request_is_a_frozen_keyword_only_value() -> None:
+    attempt = Attempt(task_name=AsyncEchoTask.name, params={"value": "x"}, run_id="r")
+    with pytest.raises(TypeError):
+        Attempt(AsyncEchoTask.name, {"value": "x"}, "r")  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        attempt.attempt = 2  # type: ignore[misc]
+    assert execute(attempt).result == "x"
 
 
 # --- failures and the retry policy ----------------------------------------------------------------
@@ -99,7 +106,9 @@ def test_execute_task_runs_an_already_built_task() -> None:
 def test_a_retryable_failure_with_attempts_left_is_scheduled_after_backoff() -> None:
     before = datetime.now(UTC)
     outcome = run("tests.flaky", '{"token": "t"}')
-    assert outcome.status is TaskStatus.SCHEDULED
+    assert outcome.status is TaskStatus.FAILED  # how the attempt ended
+    assert outcome.decision.retry  # what the policy decided, kept apart
+    assert outcome.run_status is TaskStatus.SCHEDULED
     assert outcome.will_retry
     assert outcome.max_attempts == 4
     assert outcome.error is not None
@@ -125,6 +134,35 @@ def test_the_last_attempt_failing_is_final() -> None:
     assert (outcome.retry_at, outcome.will_retry) == (None, False)
     assert outcome.error is not None
     assert outcome.error.message == "failure 1"
+
+
+def test_a_retry_policy_the_task_names_decides_instead_of_its_attributes() -> None:
+    asked: list[tuple[int, int, str]] = []
+    at = datetime(2030, 1, 1, tzinfo=UTC)
+
+    class EveryOther:
+        def decide(
+            self, task_class: Any, attempt: int, max_attempts: int, error: BaseException
+        ) -> Decision:
+            asked.append((attempt, max_attempts, type(error).__name__))
+            return Decision.retry_on(at) if attempt % 2 else FINAL
+
+    class Policed(tasks.Task[Nothing]):
+        max_attempts = 9
+        retry_on = (ConnectionError,)  # the policy decides, not these attributes
+        retry_policy = EveryOther()
+
+        def run(self) -> None:
+            raise ValueError("x")
+
+    first, second = run(Policed.name, "{}", attempt=1), run(Policed.name, "{}", attempt=2)
+    assert (first.status, first.decision, first.retry_at) == (
+        TaskStatus.FAILED,
+        Decision(True, at),
+        at,
+    )
+    assert (second.status, second.decision) == (TaskStatus.FAILED, FINAL)
+    assert asked == [(1, 9, "ValueError"), (2, 9, "ValueError")]
 
 
 def test_max_attempts_argument_overrides_the_task_class() -> None:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 import django_generic_tasks as tasks
 from django_generic_tasks.backends import ImmediateBackend
-from django_generic_tasks.execution import execute
+from django_generic_tasks.execution import Attempt, execute
 from django_generic_tasks.modelref import PendingRef
 from django_generic_tasks.params import dump_params, validate_params
 from django_generic_tasks.status import TaskStatus
@@ -114,7 +114,7 @@ def test_run_receives_instances_loaded_in_one_query_per_model() -> None:
         )
     )
     with CaptureQueriesContext(connection) as queries:
-        outcome = execute(GreetCustomer.name, text, run_id="r1")
+        outcome = execute(Attempt(task_name=GreetCustomer.name, params=text, run_id="r1"))
     assert outcome.status is TaskStatus.SUCCEEDED, outcome.error
     assert outcome.result == "c0"
     assert len(queries) == 3  # Customer, Gadget, Country: one each, however many references
@@ -132,7 +132,9 @@ def test_a_deleted_row_discards_the_run_naming_model_and_pk() -> None:
     text = dump_params(RefParams(customer=customer))
     pk = customer.pk
     customer.delete()
-    outcome = execute(GreetCustomer.name, text, run_id="r2", max_attempts=3)
+    outcome = execute(
+        Attempt(task_name=GreetCustomer.name, params=text, run_id="r2", max_attempts=3)
+    )
     assert outcome.status is TaskStatus.DISCARDED
     assert outcome.error is not None
     assert outcome.error.type == "django_generic_tasks.exceptions.ModelNotFoundError"
@@ -146,7 +148,7 @@ def test_a_deleted_uuid_row_is_named_in_the_error() -> None:
     text = dump_params(RefParams(customer=Customer.objects.create(), gadgets=[gadget]))
     pk = gadget.pk
     gadget.delete()
-    outcome = execute(GreetCustomer.name, text, run_id="r3")
+    outcome = execute(Attempt(task_name=GreetCustomer.name, params=text, run_id="r3"))
     assert outcome.status is TaskStatus.DISCARDED
     assert outcome.error is not None
     assert f"testapp.Gadget with pk {pk} " in outcome.error.message
@@ -156,9 +158,9 @@ def test_missing_models_fail_makes_a_missing_row_a_retried_failure() -> None:
     customer = Customer.objects.create(name="Ann")
     text = dump_params(RefParams(customer=customer))
     customer.delete()
-    first = execute(StrictGreet.name, text, run_id="r4", attempt=1)
-    assert first.status is TaskStatus.SCHEDULED
-    last = execute(StrictGreet.name, text, run_id="r4", attempt=2)
+    first = execute(Attempt(task_name=StrictGreet.name, params=text, run_id="r4", attempt=1))
+    assert (first.status, first.will_retry) == (TaskStatus.FAILED, True)
+    last = execute(Attempt(task_name=StrictGreet.name, params=text, run_id="r4", attempt=2))
     assert last.status is TaskStatus.FAILED
     assert last.error is not None
     assert last.error.type.endswith("ModelNotFoundError")
@@ -268,6 +270,8 @@ class Later(BaseModel):
 
 def test_references_load_when_the_params_model_was_incomplete_at_definition() -> None:
     customer = Customer.objects.create(name="Cy")
-    outcome = execute(LaterTask.name, f'{{"customer": {customer.pk}}}', run_id="r5")
+    outcome = execute(
+        Attempt(task_name=LaterTask.name, params=f'{{"customer": {customer.pk}}}', run_id="r5")
+    )
     assert outcome.status is TaskStatus.SUCCEEDED, outcome.error
     assert seen == [customer]

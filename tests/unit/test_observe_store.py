@@ -11,6 +11,7 @@ import pytest
 from django.db import connection, connections
 
 from django_generic_tasks import store
+from django_generic_tasks.attempts import Decision
 from django_generic_tasks.backends import DatabaseBackend
 from django_generic_tasks.execution import Outcome
 from django_generic_tasks.models import QueueSample, RunRollup, TaskRun, WorkerHeartbeat
@@ -35,11 +36,21 @@ def claim(count: int, queue: str = "default") -> list[store.ClaimedRun]:
 
 
 def outcome(run: store.ClaimedRun, status: TaskStatus) -> Outcome:
-    retry_at = MINUTE + timedelta(minutes=5) if status is TaskStatus.SCHEDULED else None
+    """``SCHEDULED``: a failed attempt that the policy retries in 5 minutes."""
     error = None if status is TaskStatus.SUCCEEDED else BOOM
-    return Outcome(
-        run.id, run.task_name, run.attempt, run.max_attempts, status, None, error, retry_at
-    )
+    if status is TaskStatus.SCHEDULED:
+        retry = Decision.retry_on(MINUTE + timedelta(minutes=5))
+        return Outcome(
+            run.id,
+            run.task_name,
+            run.attempt,
+            run.max_attempts,
+            TaskStatus.FAILED,
+            None,
+            error,
+            retry,
+        )
+    return Outcome(run.id, run.task_name, run.attempt, run.max_attempts, status, None, error)
 
 
 def test_finish_adds_counts_by_outcome_per_minute_and_adds_up_across_batches() -> None:

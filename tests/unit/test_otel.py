@@ -15,7 +15,7 @@ from django_generic_tasks.backends import DatabaseBackend, ImmediateBackend
 from django_generic_tasks.backends.cloudtasks.request import build_create_task_request
 from django_generic_tasks.dispatch import submit
 from django_generic_tasks.enqueue import EnqueueRequest
-from django_generic_tasks.execution import execute
+from django_generic_tasks.execution import Attempt, execute
 from django_generic_tasks.models import TaskRun
 from django_generic_tasks.observability.logging import CloudLoggingFormatter
 from django_generic_tasks.worker import Worker
@@ -121,21 +121,23 @@ def test_the_run_metrics_count_outcomes_and_record_durations(otel: Otel) -> None
 
 def test_an_incoming_traceparent_is_continued_by_execute(otel: Otel) -> None:
     parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-    execute("tests.add", {"a": 1}, run_id="r1", trace_context=parent)
+    execute(Attempt(task_name="tests.add", params={"a": 1}, run_id="r1", trace_context=parent))
     (consumer,) = _by_kind(otel.spans(), SpanKind.CONSUMER)
     assert hex_trace_id(consumer) == "0af7651916cd43dd8448eb211c80319c"
     assert consumer.parent.span_id == int("b7ad6b7169203331", 16)
 
 
 def test_a_malformed_traceparent_starts_a_new_trace(otel: Otel) -> None:
-    outcome = execute("tests.add", {"a": 1}, run_id="r2", trace_context="garbage")
+    outcome = execute(
+        Attempt(task_name="tests.add", params={"a": 1}, run_id="r2", trace_context="garbage")
+    )
     assert outcome.result == 1
     (consumer,) = _by_kind(otel.spans(), SpanKind.CONSUMER)
     assert consumer.parent is None
 
 
 def test_an_unknown_task_is_an_error_consumer_span(otel: Otel) -> None:
-    execute("tests.no-such-task", {}, run_id="r3", queue="emails")
+    execute(Attempt(task_name="tests.no-such-task", params={}, run_id="r3", queue="emails"))
     (consumer,) = _by_kind(otel.spans(), SpanKind.CONSUMER)
     assert consumer.name == "process emails"
     assert consumer.status.status_code is StatusCode.ERROR

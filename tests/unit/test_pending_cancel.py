@@ -15,7 +15,7 @@ from django.db import connection
 import django_generic_tasks as tasks
 from django_generic_tasks import cancellation, store
 from django_generic_tasks.backends import DatabaseBackend
-from django_generic_tasks.execution import execute
+from django_generic_tasks.execution import Attempt, execute
 from django_generic_tasks.models import TaskRun
 from django_generic_tasks.worker import Worker, WorkerOptions
 from tests.polling import wait_until
@@ -105,7 +105,9 @@ def test_a_retry_of_a_run_whose_cancel_was_requested_ends_it_cancelled() -> None
     handle = FlakyTask({"token": "cancel-retry", "failures": 5}).start(backend=DatabaseBackend())
     claimed = claim_one("me")
     handle.cancel()  # after the worker's last look: the attempt fails and asks for a retry
-    outcome = execute(claimed.task_name, claimed.params, run_id=claimed.id, attempt=1)
+    outcome = execute(
+        Attempt(task_name=claimed.task_name, params=claimed.params, run_id=claimed.id, attempt=1)
+    )
     assert outcome.will_retry
     runs().finish("me", [store.Finished(claimed, outcome, datetime.now(UTC))])
     assert runs().claim("next", (), 5, 30, datetime.now(UTC) + timedelta(hours=1)) == []

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from django_generic_tasks import RunFailedError, TasksError
+from django_generic_tasks.attempts import FINAL, Decision
 from django_generic_tasks.backends.bridge import (
     MARKER,
     apply_summary,
@@ -33,7 +34,7 @@ class Sink:
         self.fail_requeue = fail_requeue
 
     def record(self, request: EnqueueRequest, outcome: Outcome) -> None:
-        self.calls.append(("record", outcome.status))
+        self.calls.append(("record", outcome.run_status))
 
     def requeue(self, request: EnqueueRequest) -> None:
         if self.fail_requeue:
@@ -46,8 +47,14 @@ def request(attempt: int = 1) -> EnqueueRequest:
 
 
 def outcome(status: TaskStatus, retry_at: datetime | None = None) -> Outcome:
+    """An outcome; ``SCHEDULED``: a failed attempt the policy retries at ``retry_at``."""
     error = None if status is TaskStatus.SUCCEEDED else ERROR
-    return Outcome("run-1", "app.task", 1, 3, status, "ok", error, retry_at)
+    if status is TaskStatus.SCHEDULED:
+        assert retry_at is not None
+        return Outcome(
+            "run-1", "app.task", 1, 3, TaskStatus.FAILED, "ok", error, Decision.retry_on(retry_at)
+        )
+    return Outcome("run-1", "app.task", 1, 3, status, "ok", error)
 
 
 def test_a_final_outcome_is_recorded_and_nothing_is_requeued() -> None:
@@ -78,6 +85,7 @@ def test_a_retry_that_cannot_be_requeued_ends_the_run_failed(
 def test_final_turns_a_wanted_retry_into_a_failure_and_keeps_the_rest() -> None:
     failed = final(outcome(TaskStatus.SCHEDULED, datetime.now(UTC)))
     assert (failed.status, failed.retry_at, failed.error) == (TaskStatus.FAILED, None, ERROR)
+    assert (failed.decision, failed.run_status) == (FINAL, TaskStatus.FAILED)
     done = outcome(TaskStatus.SUCCEEDED)
     assert final(done) is done
 

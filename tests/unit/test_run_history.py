@@ -12,6 +12,7 @@ from django.db import connection
 from django.test import Client
 
 from django_generic_tasks import store
+from django_generic_tasks.attempts import Decision
 from django_generic_tasks.backends import DatabaseBackend
 from django_generic_tasks.conf import override_backend
 from django_generic_tasks.execution import Outcome
@@ -63,8 +64,9 @@ def test_history_keeps_only_the_last_attempts() -> None:
             claimed.task_name,
             attempt,
             99,
-            TaskStatus.READY,
+            TaskStatus.FAILED,
             error=ErrorInfo("ValueError", f"error {attempt}"),
+            decision=Decision(retry=True),  # again at once
         )
         runs().finish("me", [store.Finished(claimed, outcome, now)])
     stored = TaskRun.objects.get(pk=handle.id).history

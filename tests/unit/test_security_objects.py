@@ -20,7 +20,7 @@ import django_generic_tasks as tasks
 from django_generic_tasks.api.access import FORBIDDEN, caller_identity
 from django_generic_tasks.backends import DatabaseBackend, InMemoryBackend
 from django_generic_tasks.conf import override_backend
-from django_generic_tasks.execution import execute
+from django_generic_tasks.execution import Attempt, execute
 from django_generic_tasks.models import TaskRun
 from django_generic_tasks.status import TaskStatus
 from tests.testapp.models import Country, Customer
@@ -172,7 +172,7 @@ def test_an_integer_pk_out_of_the_columns_range_answers_422_never_500(path: str,
 def test_a_push_delivery_is_not_asked_to_authorize(docs: dict[str, int], settings: Any) -> None:
     # The run was authorized when it was started; the push queue has no user to ask about.
     settings.TASKS_API_AUTHENTICATION = "tests.unit.test_api.PushQueueKey"
-    outcome = execute(ReadDoc.name, {"doc": docs["b-taxes"]}, run_id="r1")
+    outcome = execute(Attempt(task_name=ReadDoc.name, params={"doc": docs["b-taxes"]}, run_id="r1"))
     assert outcome.status is TaskStatus.SUCCEEDED
     response = Client().post(
         URL + ReadAnyDoc.name,
@@ -186,13 +186,16 @@ def test_a_push_delivery_is_not_asked_to_authorize(docs: dict[str, int], setting
 def test_one_missing_row_among_several_refs_discards_the_run(docs: dict[str, int]) -> None:
     Country.objects.create(code="FR")
     params = {"first": docs["a-notes"], "second": max(docs.values()) + 1, "country": "FR"}
-    outcome = execute(UsesTwoRefs.name, params, run_id="r2")
+    outcome = execute(Attempt(task_name=UsesTwoRefs.name, params=params, run_id="r2"))
     assert outcome.status is TaskStatus.DISCARDED
     assert outcome.error is not None
     assert outcome.error.type.endswith("ModelNotFoundError")
     assert ran == []
     missing_country = {**params, "second": docs["b-notes"], "country": "DE"}
-    assert execute(UsesTwoRefs.name, missing_country, run_id="r3").status is TaskStatus.DISCARDED
+    assert (
+        execute(Attempt(task_name=UsesTwoRefs.name, params=missing_country, run_id="r3")).status
+        is TaskStatus.DISCARDED
+    )
     assert ran == []
 
 

@@ -147,7 +147,7 @@ def test_run_all_retries_failed_attempts_by_policy() -> None:
     with capture_tasks() as captured:
         handle = FlakyTask({"token": "t", "failures": 2}).start()
         outcomes = captured.run_all()
-    assert [o.status for o in outcomes] == [
+    assert [o.run_status for o in outcomes] == [
         TaskStatus.SCHEDULED,
         TaskStatus.SCHEDULED,
         TaskStatus.SUCCEEDED,

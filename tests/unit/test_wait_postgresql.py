@@ -19,7 +19,7 @@ from pydantic import BaseModel
 import django_generic_tasks as tasks
 from django_generic_tasks import store
 from django_generic_tasks.backends import DatabaseBackend
-from django_generic_tasks.execution import execute
+from django_generic_tasks.execution import Attempt, execute
 from django_generic_tasks.status import TaskStatus
 from django_generic_tasks.store.finish_notices import CHANNEL, listener_for
 from django_generic_tasks.store.rows import Finished
@@ -61,7 +61,14 @@ def finish_all(delay: float, finished_at: list[float]) -> threading.Thread:
             items = [
                 Finished(
                     run,
-                    execute(run.task_name, run.params, run_id=run.id, attempt=run.attempt),
+                    execute(
+                        Attempt(
+                            task_name=run.task_name,
+                            params=run.params,
+                            run_id=run.id,
+                            attempt=run.attempt,
+                        )
+                    ),
                     now,
                 )
                 for run in claimed

@@ -459,14 +459,15 @@ FAILED_DIRECT_CALL = (
 def envelope(outcome: Outcome, *, direct: bool = False) -> RunOut:
     """The response body for one executed attempt (``direct``: not a push queue's delivery)."""
     detail = None
-    if outcome.status is TaskStatus.SCHEDULED:
+    status = outcome.run_status
+    if outcome.decision.retry:
         detail = RETRIED_BY_THE_QUEUE
-    elif outcome.status is TaskStatus.FAILED:
+    elif status is TaskStatus.FAILED:
         detail = FAILED_DIRECT_CALL if direct else FAILED_FOR_GOOD
     return RunOut(
         run_id=outcome.run_id,
         task=outcome.task_name,
-        status=outcome.status,
+        status=status,
         attempt=outcome.attempt,
         max_attempts=outcome.max_attempts,
         result=jsonable(outcome.result),
@@ -480,7 +481,7 @@ def envelope(outcome: Outcome, *, direct: bool = False) -> RunOut:
 def envelope_json(outcome: Outcome, *, direct: bool = False) -> bytes:
     """``envelope(outcome)`` serialised: the same JSON, without building the model when the
     attempt has neither error nor retry time (the hot path of push queues)."""
-    if outcome.error is not None or outcome.retry_at is not None:
+    if outcome.error is not None or outcome.decision.retry:
         return envelope(outcome, direct=direct).model_dump_json().encode()
     return to_json(
         {
@@ -500,9 +501,10 @@ def envelope_json(outcome: Outcome, *, direct: bool = False) -> bytes:
 
 
 def http_status(outcome: Outcome, *, direct: bool = False) -> int:
-    """500 when the run will be retried (push queues retry on 5xx) or, for a direct call, when
-    it failed (final: a direct call runs one attempt); else 200."""
-    status = outcome.status
-    if status is TaskStatus.SCHEDULED or (direct and status is TaskStatus.FAILED):
+    """The answer to an executed attempt, from the retry policy's decision: 500 when it wants
+    another attempt (a push queue retries on 5xx) or, for a direct call, when the attempt
+    failed (final: a direct call runs one attempt); else 200. (An attempt refused before it
+    ran, ``CapacityExceededError``, is a 503 from the view: no decision was made.)"""
+    if outcome.decision.retry or (direct and outcome.status is TaskStatus.FAILED):
         return 500
     return 200

@@ -31,7 +31,7 @@ from ..exceptions import (
     ResultNotAvailableError,
     UnsupportedOptionError,
 )
-from ..execution import execute
+from ..execution import Attempt, execute
 from ..params import validate_params
 from ..registry import registry
 from ..security.auth import auth_for_task, push_queue_trusted
@@ -130,14 +130,16 @@ def make_run_view(task_class: type[Any]) -> Callable[..., Any]:
                 authorize(task_class(data), request)
         try:
             outcome = execute(
-                name,
-                data,
-                run_id=run_id,
-                attempt=attempt,
-                max_attempts=None if push else attempt,
-                backend="CloudTasksBackend" if push else "http",
-                trace_context=traceparent if parent else None,
-                trace_link=None if parent else traceparent,
+                Attempt(
+                    task_name=name,
+                    params=data,
+                    run_id=run_id,
+                    attempt=attempt,
+                    max_attempts=None if push else attempt,
+                    backend="CloudTasksBackend" if push else "http",
+                    trace_context=traceparent if parent else None,
+                    trace_link=None if parent else traceparent,
+                )
             )
         except RecursionError:  # params too deeply nested to validate (tasks' own are caught)
             raise HttpError(400, "The body is not valid JSON: it is nested too deeply.") from None

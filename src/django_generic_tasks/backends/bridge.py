@@ -52,7 +52,7 @@ def summary_of(outcome: Outcome, *, with_result: bool = True) -> dict[str, Any]:
         MARKER: VERSION,
         "run_id": outcome.run_id,
         "task": outcome.task_name,
-        "status": str(outcome.status),
+        "status": str(outcome.run_status),
         "attempt": outcome.attempt,
     }
     if outcome.retry_at is not None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..enqueue import EnqueueRequest
 from ..exceptions import CapacityExceededError, MissingDependencyError
-from ..execution import execute
+from ..execution import Attempt, execute
 from ..registry import registry
 from ..retry import defer, settle
 from ..status import TaskStatus
@@ -87,14 +87,16 @@ def _run_task(
         )
     try:
         outcome = execute(
-            task,
-            params,
-            run_id=run_id,
-            attempt=attempt,
-            max_attempts=max_attempts,
-            queue=our_queue,
-            backend="CeleryBackend",
-            trace_context=trace_context,
+            Attempt(
+                task_name=task,
+                params=params,
+                run_id=run_id,
+                attempt=attempt,
+                max_attempts=max_attempts,
+                queue=our_queue,
+                backend="CeleryBackend",
+                trace_context=trace_context,
+            )
         )
     except CapacityExceededError as exc:  # refused before it ran: the same attempt, later
         defer(sink, request, exc)
@@ -118,7 +120,7 @@ class _CelerySink(BridgeSink):
 
     def record(self, request: EnqueueRequest, outcome: Any) -> None:
         """Keep the summary; a retry's SCHEDULED state is stored at once."""
-        if outcome.status is TaskStatus.SCHEDULED:
+        if outcome.decision.retry:
             # Celery never overwrites a stored SUCCESS, so the SCHEDULED state is stored before
             # the next attempt is sent (and can finish).
             super().record(request, outcome)

@@ -32,7 +32,7 @@ from ..exceptions import (
     ResultNotAvailableError,
     RunNotFoundError,
 )
-from ..execution import execute
+from ..execution import Attempt, execute
 from ..retry import defer, settle
 from ..status import ErrorInfo, TaskHandle, TaskStatus
 from .base import BaseBackend
@@ -85,14 +85,16 @@ def _run_generic_task(
     sink = _DjangoTasksSink(context)
     try:
         outcome = execute(
-            task,
-            params,
-            run_id=run_id,
-            attempt=attempt,
-            max_attempts=max_attempts,
-            queue=_queue_of(context),
-            backend="DjangoTasksBackend",
-            trace_context=trace_context,
+            Attempt(
+                task_name=task,
+                params=params,
+                run_id=run_id,
+                attempt=attempt,
+                max_attempts=max_attempts,
+                queue=_queue_of(context),
+                backend="DjangoTasksBackend",
+                trace_context=trace_context,
+            )
         )
     except CapacityExceededError as exc:  # refused before it ran: the same attempt, later
         defer(sink, request, exc)

@@ -6,9 +6,9 @@ import time
 from typing import Any
 
 from ..enqueue import EnqueueRequest
-from ..execution import execute
+from ..execution import Attempt, execute
 from ..retry import settle
-from ..status import TaskHandle, TaskStatus
+from ..status import TaskHandle
 from .base import BaseBackend
 
 
@@ -28,24 +28,16 @@ class ImmediateBackend(BaseBackend):
     def enqueue(self, request: EnqueueRequest) -> TaskHandle[Any]:
         """Run every attempt now and return a handle with the final status and result."""
         while True:
-            outcome = execute(
-                request.task_name,
-                request.params_json,
-                run_id=request.run_id,
-                attempt=request.attempt,
-                max_attempts=request.max_attempts,
-                queue=request.queue,
-                backend=type(self).__name__,
-                trace_context=request.trace_context,
-                waiting_since=request.run_after,
-            )
-            if outcome.status is not TaskStatus.SCHEDULED:
-                break  # settle() would only record() it, which keeps nothing here (hot path)
+            outcome = execute(Attempt.of(request, type(self).__name__))
+            if not outcome.decision.retry:
+                status = outcome.status  # settle() would only record() it: nothing kept here
+                break
             retry = settle(self, request, outcome)
             if retry is None:
+                status = outcome.run_status
                 break
             request = retry
-        handle = self.handle_for(request, outcome.status)
+        handle = self.handle_for(request, status)
         handle.result, handle.error, handle.attempts = (
             outcome.result,
             outcome.error,

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..compat import in_atomic_block
 from ..enqueue import EnqueueRequest
-from ..execution import Outcome, execute
+from ..execution import Attempt, Outcome, execute
 from ..retry import final, settle
 from ..status import TaskHandle, TaskStatus
 from .base import BaseBackend
@@ -188,17 +188,7 @@ class InMemoryBackend(BaseBackend):
                     return outcomes
                 request = self.requests.pop(0)
             self.handles[request.run_id].status = TaskStatus.RUNNING
-            outcome = execute(
-                request.task_name,
-                request.params_json,
-                run_id=request.run_id,
-                attempt=request.attempt,
-                max_attempts=request.max_attempts,
-                queue=request.queue,
-                backend=type(self).__name__,
-                trace_context=request.trace_context,
-                waiting_since=request.run_after,
-            )
+            outcome = execute(Attempt.of(request, type(self).__name__))
             outcomes.append(outcome)
             settle(self, request, outcome if retries else final(outcome))
 
@@ -208,8 +198,8 @@ class InMemoryBackend(BaseBackend):
         if handle is None:  # rolled back while it ran
             return
         handle.attempts = request.attempt
-        handle.status = outcome.status
-        if outcome.status.is_finished:
+        handle.status = outcome.run_status
+        if handle.status.is_finished:
             handle.result, handle.error = outcome.result, outcome.error
 
     def requeue(self, request: EnqueueRequest) -> None:

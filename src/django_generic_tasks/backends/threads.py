@@ -20,7 +20,7 @@ from django.db.backends.signals import connection_created
 
 from ..enqueue import EnqueueRequest
 from ..exceptions import CapacityExceededError, EnqueueError, InvalidOptionError
-from ..execution import execute
+from ..execution import Attempt, execute
 from ..retry import defer, settle
 from ..status import TaskHandle, TaskStatus
 from .base import BaseBackend
@@ -233,18 +233,8 @@ class ThreadingBackend(BaseBackend):
         while item is not _STOP:
             assert isinstance(item, EnqueueRequest)
             try:
-                outcome = execute(
-                    item.task_name,
-                    item.params_json,
-                    run_id=item.run_id,
-                    attempt=item.attempt,
-                    max_attempts=item.max_attempts,
-                    queue=item.queue,
-                    backend=backend_name,
-                    trace_context=item.trace_context,
-                    waiting_since=item.run_after,
-                )
-                if outcome.status is TaskStatus.SCHEDULED:  # a final one: nothing to record here
+                outcome = execute(Attempt.of(item, backend_name))
+                if outcome.decision.retry:  # a final one: nothing to record here
                     settle(self, item, outcome)
             except CapacityExceededError as exc:  # refused before it ran: try again later
                 defer(self, item, exc)

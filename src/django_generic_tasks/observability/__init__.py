@@ -1,7 +1,8 @@
 """OpenTelemetry traces and metrics, and a Cloud Logging JSON formatter (extra ``otel``).
 
-The core modules test ``observability.maybe and observability.active()`` at their hook points
-and call into ``tracing`` only when it is true. ``maybe`` is a plain flag: it turns false the
+``start()`` tests ``observability.maybe and observability.active()`` and calls into ``tracing``
+only when it is true; each attempt chain holds the tracing and metrics middleware only when it
+was true as the chain was built. ``maybe`` is a plain flag: it turns false the
 first time ``active()`` finds neither a tracer nor a meter provider (``opentelemetry-api``
 missing, or installed and not configured), so from then on a start or a run pays one attribute
 read. Configure the SDK before the first task starts, or call ``refresh()`` after configuring
@@ -13,10 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["IN_SPAN", "active", "maybe", "refresh"]
-
-IN_SPAN = "in-span"
-"""``execute(trace_context=IN_SPAN)``: the attempt's span is open already (by identity)."""
+__all__ = ["active", "maybe", "refresh"]
 
 maybe = True
 """False once ``active()`` found OpenTelemetry unconfigured (until ``refresh()``)."""
@@ -58,7 +56,10 @@ def refresh() -> bool:
     """Look again for a configured provider (after configuring OpenTelemetry late); return
     whether one is configured."""
     global maybe
+    from ..middleware import forget_chains
+
     maybe = True
+    forget_chains()  # the attempt chains hold tracing and metrics only while configured
     return active()
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics
@@ -26,9 +27,15 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from ..status import TaskStatus
 
 if TYPE_CHECKING:
-    from ..execution import Outcome
+    from ..attempts import Outcome
 
-__all__ = ["observe_database_queues", "outcome_name", "record_finished", "record_wait"]
+__all__ = [
+    "observe_database_queues",
+    "outcome_name",
+    "record_finished",
+    "record_wait",
+    "record_waited",
+]
 
 TASK = "django_generic_tasks.task.name"
 QUEUE = "messaging.destination.name"
@@ -52,13 +59,13 @@ _OUTCOMES = {
     TaskStatus.SUCCEEDED: "succeeded",
     TaskStatus.FAILED: "failed",
     TaskStatus.DISCARDED: "discarded",
-    TaskStatus.SCHEDULED: "retried",
-    TaskStatus.READY: "retried",
 }
 
 
 def outcome_name(outcome: Outcome) -> str:
     """The ``outcome`` attribute of an attempt: succeeded, failed, discarded or retried."""
+    if outcome.decision.retry:
+        return "retried"
     return _OUTCOMES.get(outcome.status, outcome.status.value)
 
 
@@ -72,6 +79,25 @@ def record_finished(task: str, queue: str, outcome: str, seconds: float) -> None
 def record_wait(task: str, queue: str, seconds: float) -> None:
     """Record how long a run waited in its queue before this attempt started."""
     _wait.record(seconds, {TASK: task, QUEUE: queue})
+
+
+def record_waited(task: str, queue: str, since: datetime | str | None) -> None:
+    """Record the wait of a run that became due at ``since`` (nothing when unknown)."""
+    due = _aware(since)
+    if due is not None:
+        record_wait(task, queue, max((datetime.now(UTC) - due).total_seconds(), 0.0))
+
+
+def _aware(value: datetime | str | None) -> datetime | None:
+    """A due time as drivers return it (SQLite: text; MySQL: naive UTC) -> aware datetime."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 _gauges_lock = threading.Lock()

@@ -14,10 +14,8 @@ a Cloud Tasks push.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
@@ -25,15 +23,21 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from . import IN_SPAN, metrics
+from . import metrics
 
 if TYPE_CHECKING:
+    from ..attempts import Outcome
     from ..backends.base import Backend
     from ..enqueue import EnqueueRequest
-    from ..execution import Outcome
     from ..status import TaskHandle
 
-__all__ = ["consume", "current_traceparent", "submit", "submit_many"]
+__all__ = [
+    "current_traceparent",
+    "end_process_span",
+    "process_span",
+    "submit",
+    "submit_many",
+]
 
 SYSTEM = "django_generic_tasks"
 TASK_ATTRIBUTE = metrics.TASK  # one name for spans and metrics
@@ -130,28 +134,18 @@ def continued(traceparent: str | None) -> Iterator[None]:
         otel_context.detach(token)
 
 
-def consume(
-    execute: Callable[..., Outcome],
+@contextmanager
+def process_span(
+    queue: str,
     task_name: str,
-    params: Any,
     run_id: str,
     attempt: int,
-    max_attempts: int | None,
-    queue: str,
-    backend: str,
-    trace_context: str | None,
-    waiting_since: datetime | str | None,
+    traceparent: str | None,
     trace_link: str | None = None,
-) -> Outcome:
-    """One attempt in a CONSUMER span (child of its producer's), with the run metrics;
+) -> Iterator[trace.Span]:
+    """The CONSUMER span of one attempt (child of its producer's), current while it runs;
     ``trace_link``: a caller's context, linked only (it picks neither trace nor sampling)."""
-    began = time.perf_counter()
-    queue_name = queue or _task_queue(task_name)
-    since = _aware(waiting_since)
-    if since is not None:
-        wait = (datetime.now(UTC) - since).total_seconds()
-        metrics.record_wait(task_name, queue_name, max(wait, 0.0))
-    parent = parent_context(trace_context)
+    parent = parent_context(traceparent)
     current = trace.get_current_span().get_span_context()
     links: list[Link] = []
     if parent is not None and current.is_valid:
@@ -172,13 +166,13 @@ def consume(
         "messaging.system": SYSTEM,
         "messaging.operation.type": "process",
         "messaging.operation.name": "process",
-        "messaging.destination.name": queue_name,
+        "messaging.destination.name": queue,
         "messaging.message.id": run_id,
         TASK_ATTRIBUTE: task_name,
         ATTEMPT_ATTRIBUTE: attempt,
     }
     with _tracer.start_as_current_span(
-        f"process {queue_name}",
+        f"process {queue}",
         context=parent,
         kind=SpanKind.CONSUMER,
         attributes=attributes,
@@ -186,47 +180,20 @@ def consume(
         record_exception=False,
         set_status_on_exception=True,
     ) as span:
-        outcome = execute(
-            task_name,
-            params,
-            run_id=run_id,
-            attempt=attempt,
-            max_attempts=max_attempts,
-            queue=queue,
-            backend=backend,
-            trace_context=IN_SPAN,
+        yield span
+
+
+def end_process_span(span: trace.Span, outcome: Outcome) -> None:
+    """Record how the attempt ended on its span (an error: an exception event, ERROR status)."""
+    span.set_attribute(OUTCOME_ATTRIBUTE, metrics.outcome_name(outcome))
+    if outcome.error is not None:
+        error = outcome.error
+        span.add_event(
+            "exception",
+            {
+                "exception.type": error.type,
+                "exception.message": error.message,
+                "exception.stacktrace": error.traceback,
+            },
         )
-        outcome_name = metrics.outcome_name(outcome)
-        span.set_attribute(OUTCOME_ATTRIBUTE, outcome_name)
-        if outcome.error is not None:
-            error = outcome.error
-            span.add_event(
-                "exception",
-                {
-                    "exception.type": error.type,
-                    "exception.message": error.message,
-                    "exception.stacktrace": error.traceback,
-                },
-            )
-            span.set_status(Status(StatusCode.ERROR, f"{error.type}: {error.message}"))
-    metrics.record_finished(task_name, queue_name, outcome_name, time.perf_counter() - began)
-    return outcome
-
-
-def _aware(value: datetime | str | None) -> datetime | None:
-    """A due time as drivers return it (SQLite: text; MySQL: naive UTC) -> aware datetime."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _task_queue(task_name: str) -> str:
-    """The queue of a task class (runs that did not say theirs), ``"default"`` if unknown."""
-    from ..registry import registry
-
-    return str(registry.get(task_name).queue) if task_name in registry else "default"
+        span.set_status(Status(StatusCode.ERROR, f"{error.type}: {error.message}"))

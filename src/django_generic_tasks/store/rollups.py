@@ -87,7 +87,7 @@ def rollups(items: Sequence[Any]) -> list[Rollup]:
     groups: dict[tuple[datetime, str, str, TaskStatus], list[Any]] = {}
     for item in items:  # the hot part: one dict lookup per item
         run = item.run
-        key = (item.at, run.task_name, run.queue, item.outcome.status)
+        key = (item.at, run.task_name, run.queue, item.outcome.run_status)
         group = groups.get(key)
         if group is None:
             groups[key] = [item]

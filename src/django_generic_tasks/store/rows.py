@@ -13,8 +13,8 @@ from .schema import check_lengths, db_id, table
 from .statuses import waiting_status
 
 if TYPE_CHECKING:
+    from ..attempts import Outcome
     from ..enqueue import EnqueueRequest
-    from ..execution import Outcome
 
 HISTORY_LIMIT = 10
 """Earlier attempts a run keeps in its ``history`` (the oldest go first)."""
@@ -126,11 +126,13 @@ class OutcomeRow:
 
 
 def outcome_row(item: Finished) -> OutcomeRow:
-    """The values ``item``'s outcome stores: a retry waits, anything else is final."""
+    """The values ``item``'s outcome stores: the policy's decision, carried out (a retry
+    waits; anything else is final). Nothing is decided here."""
     outcome = item.outcome
     error = outcome.error
-    retry = outcome.status in (TaskStatus.SCHEDULED, TaskStatus.READY)
-    status = waiting_status(outcome.retry_at, item.at) if retry else outcome.status
+    decision = outcome.decision
+    retry = decision.retry
+    status = waiting_status(decision.retry_at, item.at) if retry else outcome.status
     return OutcomeRow(
         status=status.value,
         result=outcome.result if outcome.status is TaskStatus.SUCCEEDED else None,
@@ -138,7 +140,7 @@ def outcome_row(item: Finished) -> OutcomeRow:
         error_message=error.message if error else "",
         error_traceback=error.traceback if error else "",
         finished_at=None if retry else item.at,
-        run_after=outcome.retry_at if retry else None,
+        run_after=decision.retry_at if retry else None,
     )
 
 
@@ -173,7 +175,7 @@ def retry_record(item: Finished, worker_id: str) -> dict[str, Any] | None:
     """The history entry of an attempt that ends in a retry, else ``None``: a run's last
     attempt is its row itself, so only attempts that a later one overwrites are kept."""
     outcome = item.outcome
-    if outcome.status not in (TaskStatus.SCHEDULED, TaskStatus.READY):
+    if not outcome.decision.retry:
         return None
     from datetime import timedelta
 

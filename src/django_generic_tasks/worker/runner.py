@@ -19,10 +19,10 @@ from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
-from ..cancellation import clear as clear_cancel
-from ..cancellation import is_requested as is_cancel_requested
-from ..exceptions import AttemptInterrupted, CapacityExceededError, TaskCancelled
-from ..execution import Outcome, error_info, execute, requeue_lost_connections
+from ..cancellation import stop_watching as stop_watching_cancels
+from ..cancellation import watch as watch_cancels
+from ..exceptions import AttemptInterrupted, CapacityExceededError
+from ..execution import Attempt, Outcome, error_info, execute, requeue_lost_connections
 from ..progress import register_sink, unregister_sink
 from ..retry import REFUSED_RETRY_DELAY
 from ..status import TaskStatus
@@ -258,6 +258,7 @@ class Worker:
         from .heartbeat import Heartbeat
 
         register_sink("DatabaseBackend", self._progress)
+        watch_cancels("DatabaseBackend")
         from .notify import Listener
 
         for number in range(self.options.concurrency):
@@ -283,18 +284,18 @@ class Worker:
                 break
             began = time.perf_counter()
             try:
-                if is_cancel_requested(run.id):  # asked before it started: it never starts
-                    raise TaskCancelled(f"Run {run.id} was cancelled before it started.")
                 outcome = execute(
-                    run.task_name,
-                    run.params,
-                    run_id=run.id,
-                    attempt=run.attempt,
-                    max_attempts=run.max_attempts,
-                    queue=run.queue,
-                    backend="DatabaseBackend",
-                    trace_context=run.trace_context,
-                    waiting_since=run.run_after,
+                    Attempt(
+                        task_name=run.task_name,
+                        params=run.params,
+                        run_id=run.id,
+                        attempt=run.attempt,
+                        max_attempts=run.max_attempts,
+                        queue=run.queue,
+                        backend="DatabaseBackend",
+                        trace_context=run.trace_context,
+                        waiting_since=run.run_after,
+                    )
                 )
             except CapacityExceededError as exc:  # refused before it ran: the same attempt, later
                 self._postpone(run, exc, REFUSED_RETRY_DELAY)
@@ -302,15 +303,6 @@ class Worker:
             except AttemptInterrupted as exc:  # its database connection dropped: not its fault
                 self._postpone(run, exc, INTERRUPTED_RETRY_DELAY)
                 outcome = None
-            except TaskCancelled as exc:
-                outcome = Outcome(
-                    run.id,
-                    run.task_name,
-                    run.attempt,
-                    run.max_attempts,
-                    TaskStatus.CANCELLED,
-                    error=error_info(exc),
-                )
             except BaseException as exc:  # execute() reports task failures; this is a bug
                 logger.exception("Run %s could not be executed", run.id)
                 outcome = Outcome(
@@ -321,8 +313,6 @@ class Worker:
                     TaskStatus.FAILED,
                     error=error_info(exc),
                 )
-            self._progress.finish(run.id)  # the latest report, if throttled, before the outcome
-            clear_cancel(run.id)
             close_old_connections()
             seconds = time.perf_counter() - began
             with self._lock:
@@ -406,6 +396,7 @@ class Worker:
         if self._listener is not None:
             self._listener.join(5)
         unregister_sink("DatabaseBackend", self._progress)
+        stop_watching_cancels("DatabaseBackend")
 
     def _reset_connection(self) -> None:
         _reset_connection_quietly(self.options.database)

@@ -1,0 +1,51 @@
+"""Cooperative cancel around an attempt: a run whose cancel was requested before its attempt
+started never starts (``CANCELLED``); the request is forgotten when the attempt ends."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import MiddlewareNotUsed
+
+from .. import cancellation
+from ..attempts import Outcome, error_info
+from ..exceptions import TaskCancelled
+from ..status import TaskStatus
+from . import AttemptMiddleware, Chain, Handler
+
+if TYPE_CHECKING:
+    from ..attempts import Attempt
+    from ..task import Task
+
+__all__ = ["CancellationMiddleware"]
+
+
+class CancellationMiddleware(AttemptMiddleware):
+    """Ends an attempt whose run was asked to stop before it began; clears the request after.
+    Only on backends whose cancel requests reach this process (``cancellation.watch``)."""
+
+    def __init__(self, next: Handler, chain: Chain) -> None:
+        if not cancellation.delivered_to(chain.backend):
+            raise MiddlewareNotUsed  # the task's own check_cancelled() still asks
+        super().__init__(next, chain)
+
+    def __call__(self, task: Task[Any], attempt: Attempt) -> Outcome:
+        """``CANCELLED`` when asked before the start, else the attempt's outcome."""
+        requested = cancellation._requested
+        run_id = attempt.run_id
+        if requested and run_id in requested:
+            requested.discard(run_id)
+            error = TaskCancelled(f"Run {run_id} was cancelled before it started.")
+            return Outcome(
+                run_id,
+                attempt.task_name,
+                attempt.attempt,
+                task.context.max_attempts,
+                TaskStatus.CANCELLED,
+                error=error_info(error),
+            )
+        try:
+            return self.next(task, attempt)
+        finally:
+            if requested:  # asked while it ran: the attempt is over
+                requested.discard(run_id)

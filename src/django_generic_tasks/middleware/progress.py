@@ -1,0 +1,37 @@
+"""Progress: when a backend stores progress (a sink registered for its name, e.g. the database
+worker's throttled writer), the latest report of an attempt is written when it ends."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import MiddlewareNotUsed
+
+from .. import progress
+from . import AttemptMiddleware, Chain, Handler
+
+if TYPE_CHECKING:
+    from ..attempts import Attempt, Outcome
+    from ..task import Task
+
+__all__ = ["ProgressMiddleware"]
+
+
+class ProgressMiddleware(AttemptMiddleware):
+    """Flushes the attempt's kept progress report to its backend's sink (which ``finish``es
+    runs) before the outcome is written. Only on backends with such a sink."""
+
+    def __init__(self, next: Handler, chain: Chain) -> None:
+        # Chains are built again when a sink is registered or unregistered.
+        finish = getattr(progress.sink_for(chain.backend), "finish", None)
+        if finish is None:
+            raise MiddlewareNotUsed
+        super().__init__(next, chain)
+        self.finish = finish
+
+    def __call__(self, task: Task[Any], attempt: Attempt) -> Outcome:
+        """Run the attempt, then write its latest progress."""
+        try:
+            return self.next(task, attempt)
+        finally:
+            self.finish(attempt.run_id)
