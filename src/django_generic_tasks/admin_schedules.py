@@ -145,7 +145,7 @@ def _statuses(run_ids: list[str], database: str) -> dict[str, str]:
         .values_list("pk", "status")
     }
     backend = get_backend()
-    if getattr(backend, "supports_results", False):
+    if backend.supports_results:
         for run_id in run_ids:
             if run_id not in found:
                 try:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .exceptions import ResultNotAvailableError
 
 if TYPE_CHECKING:
+    from .backends.base import Backend
     from .results import FinishNotices
     from .status import TaskHandle
 
@@ -108,8 +109,8 @@ async def await_finished(handle: TaskHandle[Any], timeout: float | None) -> None
         raise
 
 
-async def _poll(handle: TaskHandle[Any], backend: Any, loop: asyncio.AbstractEventLoop) -> None:
-    notices: FinishNotices | None = getattr(backend, "finish_notices", lambda: None)()
+async def _poll(handle: TaskHandle[Any], backend: Backend, loop: asyncio.AbstractEventLoop) -> None:
+    notices: FinishNotices | None = backend.finish_notices()
     event = await _subscribe(notices, handle.id, loop) if notices is not None else None
     try:
         pause = POLL_FIRST

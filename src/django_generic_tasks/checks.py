@@ -115,7 +115,6 @@ def check_migrations(
     """
     from django.db import DatabaseError, connections
 
-    from .backends.database import DatabaseBackend
     from .conf import get_backend
     from .store.readiness import MIGRATE_HINT, describe_unapplied, unapplied_migrations
 
@@ -123,10 +122,8 @@ def check_migrations(
         backend = get_backend()
     except ConfigurationError:
         return []
-    if not isinstance(backend, DatabaseBackend) or not databases:
-        return []
-    alias = backend.database
-    if alias not in databases:
+    alias = backend.run_database  # the run store's database (DatabaseBackend)
+    if alias is None or not databases or alias not in databases:
         return []
     try:
         pending = unapplied_migrations(connections[alias])

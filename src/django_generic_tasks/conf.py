@@ -126,7 +126,7 @@ def get_backend() -> Backend:
 
 def load_backend(spec: Any, options: dict[str, Any] | None = None) -> Backend:
     """Build a backend from a dotted path, a class or an instance, with constructor options."""
-    from .compat import LegacyBackendAdapter
+    from .backends.base import BaseBackend
 
     options = dict(options or {})
     target = spec
@@ -156,13 +156,12 @@ def load_backend(spec: Any, options: dict[str, Any] | None = None) -> Backend:
                 "TASKS_BACKEND is already an instance."
             )
         instance = target
-    if hasattr(instance, "enqueue"):
-        return instance  # type: ignore[no-any-return]
-    if callable(getattr(instance, "run", None)):
-        return LegacyBackendAdapter(instance)
+    if isinstance(instance, BaseBackend):
+        return instance
     raise ConfigurationError(
-        f"TASKS_BACKEND {spec!r} is not a backend: it has no enqueue() method "
-        "(see django_generic_tasks.backends.Backend)."
+        f"TASKS_BACKEND {spec!r} is not a backend: backends subclass "
+        "django_generic_tasks.backends.BaseBackend, which declares what a backend can do "
+        "(a backend of older releases with only run(task): see 'Migrate from older releases')."
     )
 
 
@@ -199,9 +198,8 @@ def reset() -> None:
         old = _backend
         _settings = None
         _backend = None
-    close = getattr(old, "close", None)
-    if callable(close):
-        close()
+    if old is not None:
+        old.close()
 
 
 @receiver(setting_changed)

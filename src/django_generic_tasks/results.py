@@ -153,14 +153,14 @@ def _wait_until_finished(handle: TaskHandle[Any], timeout: float | None) -> None
         raise ResultNotAvailableError(
             f"{name} does not keep task results; cannot wait for run {handle.id}."
         )
-    if getattr(backend, "waits_outside_transactions", False) and _in_transaction(backend):
+    if backend.waits_outside_transactions and _in_transaction(backend.run_database):
         raise WaitInTransactionError(
             f"wait() for run {handle.id} of {handle.name} was called inside "
             "transaction.atomic(): the transaction hides the run's finish from it (and a run "
             "started in it from workers). Wait after the commit."
         )
     deadline = None if timeout is None else time.monotonic() + timeout
-    notices: FinishNotices | None = getattr(backend, "finish_notices", lambda: None)()
+    notices: FinishNotices | None = backend.finish_notices()
     event = notices.subscribe(handle.id) if notices is not None else None
     try:
         pause = POLL_FIRST
@@ -182,10 +182,10 @@ def _wait_until_finished(handle: TaskHandle[Any], timeout: float | None) -> None
             notices.unsubscribe(handle.id, event)
 
 
-def _in_transaction(backend: Any) -> bool:
+def _in_transaction(database: str | None) -> bool:
     from django.db import connections
 
-    return bool(connections[getattr(backend, "database", "default")].in_atomic_block)
+    return bool(connections[database or "default"].in_atomic_block)
 
 
 def result_type_name(result_type: Any) -> str:

@@ -147,11 +147,10 @@ class TaskHandle[R]:
         """
         from .exceptions import UnsupportedOptionError
 
-        cancel = getattr(self.backend, "cancel_run", None)
-        if cancel is None or not getattr(self.backend, "supports_cancel", False):
+        if self.backend is None or not self.backend.supports_cancel:
             name = type(self.backend).__name__ if self.backend is not None else "this backend"
             raise UnsupportedOptionError(f"{name} cannot cancel runs; run {self.id} goes on.")
-        cancel(self.id)
+        self.backend.cancel_run(self.id)
         return self.refresh()
 
     def refresh(self) -> TaskHandle[R]:

@@ -1,10 +1,10 @@
 """Timeouts: stopping to wait for a run that overran ``Task.timeout``, and what that leaves.
 
 Python cannot kill a thread. An async run is cancelled at its timeout; a sync run runs on a
-helper thread that the caller stops waiting for. On ``DatabaseBackend`` the worker then waits
-for that thread to end, holding the run's lease, so two attempts of one run never overlap;
-elsewhere the thread is left to finish in the background, counted, and bounded by
-``TASKS_MAX_ABANDONED_THREADS``.
+helper thread that the caller stops waiting for. Where the backend's executor holds the run
+(``joins_timed_out_attempts``: the database worker, holding the run's lease) it then waits for
+that thread to end, so two attempts of one run never overlap; elsewhere the thread is left to
+finish in the background, counted, and bounded by ``TASKS_MAX_ABANDONED_THREADS``.
 """
 
 from __future__ import annotations
@@ -33,9 +33,16 @@ async def with_timeout(coro: Coroutine[Any, Any, Any], timeout: float | None) ->
         raise TaskTimeoutError(f"The task ran longer than its timeout of {timeout:g}s.") from None
 
 
-WAITS_FOR_TIMED_OUT = frozenset({"DatabaseBackend"})
-"""Backends (``RunContext.backend``) whose executor waits for a timed-out attempt's thread to
-end before the outcome (and a retry) is written, holding the run's lease meanwhile."""
+_executor = threading.local()
+
+
+def join_timed_out_attempts(enabled: bool = True) -> None:
+    """Make this thread wait for the thread of a timed-out sync attempt it runs to end before
+    the attempt's outcome (and a retry) is written: called on its executing threads by a
+    backend's executor that holds the run meanwhile (``Backend.joins_timed_out_attempts``:
+    the database worker, which keeps the run's lease)."""
+    _executor.joins = enabled
+
 
 _abandoned_lock = threading.Lock()
 abandoned = 0  # helper threads of timed-out runs that are still running
@@ -99,7 +106,7 @@ def run_in_thread_with_timeout(task: Task[Any], timeout: float) -> Any:
     if not box.get("finished"):
         task._cancel_requested = True  # type: ignore[attr-defined]  # this attempt only
         context = task.context
-        if context.backend in WAITS_FOR_TIMED_OUT:
+        if getattr(_executor, "joins", False):  # unset on threads no executor marked
             logger.warning(
                 "Task %s (run %s) exceeded its timeout of %gs on attempt %d; it was asked to "
                 "cancel, and the run's lease is kept until its thread ends (attempts of one "

@@ -1,16 +1,11 @@
-"""What travels over HTTP between a push queue and the tasks endpoints, defined once.
+"""What travels over HTTP between backends that push runs and the tasks endpoints, defined once.
 
-The Cloud Tasks backend writes these headers and URL names; the HTTP layer reads them.
+Backends that push runs write these headers and URL names; the HTTP layer reads them. Cloud
+Tasks' own headers live with its receiving side, ``backends.cloudtasks.push``.
 """
 
 from __future__ import annotations
 
-RETRY_COUNT_HEADER = "X-CloudTasks-TaskRetryCount"
-"""Set by Cloud Tasks: retries so far (attempt = value + 1)."""
-EXECUTION_COUNT_HEADER = "X-CloudTasks-TaskExecutionCount"
-"""Set by Cloud Tasks: deliveries that reached the handler so far."""
-CLOUD_TASKS_NAME_HEADER = "X-CloudTasks-TaskName"
-"""Set by Cloud Tasks: the short task name, which marks a request as a push delivery."""
 RUN_ID_HEADER = "X-Task-Run-Id"
 """Set by backends that push runs: the run id the endpoint reports."""
 

@@ -27,7 +27,7 @@ from pydantic import BaseModel
 
 import django_generic_tasks as tasks
 from django_generic_tasks.backends import CloudTasksBackend
-from django_generic_tasks.backends.base import EnqueueRequest
+from django_generic_tasks.enqueue import EnqueueRequest
 from django_generic_tasks.exceptions import CloudTasksEnqueueError
 from django_generic_tasks.signals import task_finished, task_started
 from django_generic_tasks.status import TaskStatus

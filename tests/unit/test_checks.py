@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from io import StringIO
+from typing import Any
 
 import pytest
 from django.core.checks import CheckMessage, Error, Tags, Warning, run_checks
@@ -25,6 +26,9 @@ def task_errors() -> list[CheckMessage]:
 
 
 class Grumpy(BaseBackend):
+    def enqueue(self, request: Any) -> Any:
+        raise AssertionError("not started in these tests")
+
     def check(self) -> list[CheckMessage]:
         return [Warning("grumpy backend", hint="cheer up", id="grumpy.W001")]
 

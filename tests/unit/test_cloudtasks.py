@@ -11,12 +11,12 @@ import pytest
 
 from django_generic_tasks import conf
 from django_generic_tasks.backends import CloudTasksBackend
-from django_generic_tasks.backends.base import EnqueueRequest
 from django_generic_tasks.backends.cloudtasks.request import (
     build_create_task_request,
     task_id,
 )
 from django_generic_tasks.checks import check_backend
+from django_generic_tasks.enqueue import EnqueueRequest
 from django_generic_tasks.exceptions import (
     CloudTasksEnqueueError,
     ConfigurationError,

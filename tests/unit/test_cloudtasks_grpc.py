@@ -21,7 +21,7 @@ import pytest
 from google.cloud import tasks_v2
 
 from django_generic_tasks.backends import CloudTasksBackend
-from django_generic_tasks.backends.base import EnqueueRequest
+from django_generic_tasks.enqueue import EnqueueRequest
 from django_generic_tasks.exceptions import (
     BulkEnqueueError,
     CloudTasksEnqueueError,

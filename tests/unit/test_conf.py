@@ -9,7 +9,8 @@ from django.test import override_settings
 
 from django_generic_tasks import ConfigurationError, MissingDependencyError, TaskStatus, conf
 from django_generic_tasks.backends import ImmediateBackend, InMemoryBackend, ThreadingBackend
-from django_generic_tasks.backends.base import BaseBackend, EnqueueRequest, LegacyBackendAdapter
+from django_generic_tasks.backends.base import BaseBackend
+from django_generic_tasks.enqueue import EnqueueRequest
 from django_generic_tasks.status import TaskHandle
 from tests.testapp.tasks import AddTask, calls
 
@@ -35,6 +36,9 @@ class TakesAnything(NeedsOption):
 class NeedsExtraAtRunTime(BaseBackend):
     def __init__(self) -> None:
         raise MissingDependencyError("NeedsExtraAtRunTime needs grpc: pip install 'x[grpc]'.")
+
+    def enqueue(self, request: EnqueueRequest) -> TaskHandle:
+        raise AssertionError("never built")
 
 
 class LegacyBackend:
@@ -184,7 +188,7 @@ def test_invalid_option_values_are_a_configuration_error(
 def test_something_that_is_not_a_backend_is_a_configuration_error() -> None:
     with (
         override_settings(TASKS_BACKEND="django_generic_tasks.conf.TasksSettings"),
-        pytest.raises(ConfigurationError, match="is not a backend: it has no enqueue"),
+        pytest.raises(ConfigurationError, match="is not a backend: backends subclass"),
     ):
         conf.get_backend()
 
@@ -205,16 +209,14 @@ def test_a_missing_extra_at_construction_raises_missing_dependency_error() -> No
         conf.get_backend()
 
 
-def test_a_legacy_backend_with_only_run_task_works() -> None:
-    legacy = LegacyBackend()
-    with override_settings(TASKS_BACKEND=legacy):
-        backend = conf.get_backend()
-        assert isinstance(backend, LegacyBackendAdapter)
-        handle = AddTask({"a": 2, "b": 2}).start()
-    assert [type(t) for t in legacy.ran] == [AddTask]
-    assert legacy.ran[0].params.a == 2
-    assert handle.name == "tests.add"
-    assert calls == [("tests.add", 4)]
+def test_an_object_that_is_no_base_backend_is_refused_with_a_pointer() -> None:
+    # The adapter for older releases' run(task) backends is gone (0.x): such an object, like
+    # any other that does not subclass BaseBackend, cannot say what it can do.
+    with (
+        override_settings(TASKS_BACKEND=LegacyBackend()),
+        pytest.raises(ConfigurationError, match=r"subclass.*BaseBackend.*older releases"),
+    ):
+        conf.get_backend()
 
 
 def test_invalid_other_settings_are_a_configuration_error_naming_the_setting() -> None:

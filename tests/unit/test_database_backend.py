@@ -90,7 +90,7 @@ def test_second_start_with_the_same_key_returns_the_unfinished_run(
 
 
 def test_bulk_start_with_duplicate_keys_inserts_each_key_once(backend: DatabaseBackend) -> None:
-    from django_generic_tasks.backends.base import EnqueueRequest
+    from django_generic_tasks.enqueue import EnqueueRequest
 
     requests = [EnqueueRequest.for_task(AddTask({"a": i}), key=f"k{i % 3}") for i in range(7)]
     handles = backend.enqueue_many(requests)

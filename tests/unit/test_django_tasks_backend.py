@@ -108,7 +108,7 @@ def test_discard_on_ends_the_run_discarded() -> None:
 
 def test_unknown_task_fails_without_retry() -> None:
     task = DjangoTasksBackend(alias="default")
-    from django_generic_tasks.backends.base import EnqueueRequest
+    from django_generic_tasks.enqueue import EnqueueRequest
 
     request = EnqueueRequest("run-x", "tests.nope", "{}", "default", 0, None, None, 3, None)
     handle = task.enqueue(request)

@@ -6,7 +6,7 @@ import pytest
 
 from django_generic_tasks import ResultNotAvailableError, TaskStatus
 from django_generic_tasks.backends import ImmediateBackend
-from django_generic_tasks.backends.base import EnqueueRequest
+from django_generic_tasks.enqueue import EnqueueRequest
 from django_generic_tasks.status import new_run_id
 from tests.testapp.tasks import AddTask, AsyncEchoTask, FlakyTask, attempts, calls
 

@@ -8,7 +8,8 @@ import pytest
 
 from django_generic_tasks import InvalidOptionError, TaskStatus, UnsupportedOptionError
 from django_generic_tasks.backends import ImmediateBackend, InMemoryBackend, ThreadingBackend
-from django_generic_tasks.backends.base import BaseBackend, EnqueueRequest
+from django_generic_tasks.backends.base import BaseBackend
+from django_generic_tasks.enqueue import EnqueueRequest
 from django_generic_tasks.status import TaskHandle
 from tests.testapp.tasks import AddParams, AddTask, calls
 
@@ -155,10 +156,15 @@ def test_task_enqueued_is_sent_once_the_backend_accepts_a_run(memory: InMemoryBa
     assert seen == [(AddTask, "tests.add"), (AddTask, "tests.add")]
 
 
-def test_base_backend_must_implement_enqueue_and_has_a_plain_repr() -> None:
-    backend = BaseBackend()
-    request = EnqueueRequest.for_task(AddTask({"a": 1}))
-    with pytest.raises(NotImplementedError):
-        backend.enqueue(request)
-    assert repr(backend) == "<BaseBackend>"
+def test_base_backend_is_abstract_until_enqueue_is_implemented_and_has_a_plain_repr() -> None:
+    with pytest.raises(TypeError, match="enqueue"):
+        BaseBackend()  # type: ignore[abstract]
+
+    class Minimal(BaseBackend):
+        def enqueue(self, request: EnqueueRequest) -> TaskHandle:
+            return self.handle_for(request)
+
+    backend = Minimal()
+    assert repr(backend) == "<Minimal>"
     assert backend.check() == []
+    assert backend.name == Minimal.name == "Minimal"

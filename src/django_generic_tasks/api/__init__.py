@@ -28,12 +28,13 @@ read and answered), ``access`` (exposure, ``api_authorize``, caller-scoped keys)
 (docstrings as Markdown for the OpenAPI document), ``checks`` (system checks W301, W302, E306).
 """
 
-from ..wire import (
+from ..backends.cloudtasks.push import (
     CLOUD_TASKS_NAME_HEADER,
     EXECUTION_COUNT_HEADER,
     RETRY_COUNT_HEADER,
-    RUN_ID_HEADER,
+    read_run_headers,
 )
+from ..wire import RUN_ID_HEADER
 from .auth import TasksAuth
 from .routes import TasksRouter, router, warn_late_registration
 from .schemas import (
@@ -46,7 +47,6 @@ from .schemas import (
     envelope,
     envelope_json,
     http_status,
-    read_run_headers,
 )
 
 __all__ = [

@@ -1,37 +1,27 @@
-"""What the tasks endpoints read and answer: response schemas, run envelopes, push headers.
+"""What the tasks endpoints read and answer: response schemas and run envelopes.
 
-Used by ``django_generic_tasks.api``; the names are re-exported there (and from the older
-``django_generic_tasks.api_schemas``).
+Used by ``django_generic_tasks.api``; the names are re-exported there. What a push queue's
+delivery carries is read by Cloud Tasks' receiving side (``backends.cloudtasks.push``).
 """
 
 from __future__ import annotations
 
 import copy
-import re
 from datetime import datetime
 from typing import Any, Literal
 
 from django.conf import settings
-from django.http import HttpRequest
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import PydanticSerializationError, core_schema, to_json, to_jsonable_python
 
+from ..backends.cloudtasks.push import answer_status, push_headers_openapi
 from ..conf import get_settings
 from ..execution import Outcome
 from ..progress import Progress
-from ..status import AttemptRecord, ErrorInfo, TaskStatus, new_run_id
-from ..wire import (
-    CLOUD_TASKS_NAME_HEADER,
-    EXECUTION_COUNT_HEADER,
-    RETRY_COUNT_HEADER,
-    RUN_ID_HEADER,
-    RUN_ID_PATTERN,
-    meta_key,
-)
+from ..status import AttemptRecord, ErrorInfo, TaskStatus
 from .markdown import markdown_descriptions
 
-_RUN_ID_PATTERN = RUN_ID_PATTERN
 GENERIC_ERROR_MESSAGE = "The task failed; the server's logs have the details."
 _RUN_RESPONSES = {
     "responses": {
@@ -220,27 +210,6 @@ class ValidationErrorOut(_Out):
     detail: list[dict[str, Any]]
 
 
-_RETRY_COUNT_META = meta_key(RETRY_COUNT_HEADER)
-_EXECUTION_COUNT_META = meta_key(EXECUTION_COUNT_HEADER)
-_RUN_ID_META = meta_key(RUN_ID_HEADER)
-_CLOUD_TASKS_NAME_META = meta_key(CLOUD_TASKS_NAME_HEADER)
-_RUN_ID_RE = re.compile(RUN_ID_PATTERN)
-_PUSH_METAS = (
-    _CLOUD_TASKS_NAME_META,
-    _RETRY_COUNT_META,
-    _EXECUTION_COUNT_META,
-    meta_key("X-CloudTasks-QueueName"),
-)
-
-
-def is_push_delivery(request: HttpRequest) -> bool:
-    """Whether ``request`` says it is a push queue's delivery (Cloud Tasks sets its
-    ``X-CloudTasks-*`` headers on every delivery). Only believe it for a request authenticated
-    as the push queue."""
-    meta = request.META
-    return any(key in meta for key in _PUSH_METAS)
-
-
 def body_model(params_model: type[BaseModel]) -> type[BaseModel]:
     """The params model as the body schema, rejecting unknown fields like ``start()`` does."""
     if "extra" in params_model.model_config:
@@ -257,47 +226,6 @@ def body_model(params_model: type[BaseModel]) -> type[BaseModel]:
     )
 
 
-def _header_error(header: str, kind: str, message: str) -> dict[str, Any]:
-    return {"type": kind, "loc": ["header", header], "msg": message}
-
-
-def read_run_headers(
-    request: HttpRequest, *, trusted: bool = True
-) -> tuple[int, str, list[dict[str, Any]]]:
-    """The attempt number and run id a push queue sent, and field errors for bad values.
-
-    Attempt = ``X-CloudTasks-TaskRetryCount`` + 1, else ``X-CloudTasks-TaskExecutionCount``
-    + 1, else 1 (Django's ``META`` makes header names case-insensitive). The run id is
-    ``X-Task-Run-Id``, else ``X-CloudTasks-TaskName`` when it is a valid id, else a new one.
-    Unless ``trusted`` (the request was authenticated as the push queue), the headers are
-    ignored: attempt 1 and a new run id.
-    """
-    if not trusted:
-        return 1, new_run_id(), []
-    meta, errors, attempt = request.META, [], 0
-    for header, key in (
-        (RETRY_COUNT_HEADER, _RETRY_COUNT_META),
-        (EXECUTION_COUNT_HEADER, _EXECUTION_COUNT_META),
-    ):
-        value = meta.get(key)
-        if value is None:
-            continue
-        value = value.strip()
-        if not (value.isascii() and value.isdigit()):
-            errors.append(_header_error(header, "int_parsing", "Expected an integer >= 0."))
-        elif not attempt:
-            attempt = int(value) + 1
-    run_id = meta.get(_RUN_ID_META)
-    if run_id is not None and not _RUN_ID_RE.match(run_id):
-        errors.append(
-            _header_error(RUN_ID_HEADER, "string_pattern_mismatch", f"Must match {RUN_ID_PATTERN}")
-        )
-    if not run_id:
-        name = meta.get(_CLOUD_TASKS_NAME_META)
-        run_id = name if name and _RUN_ID_RE.match(name) else new_run_id()
-    return attempt or 1, run_id, errors
-
-
 def run_headers_openapi(*, push_queue: bool = True) -> dict[str, Any]:
     """OpenAPI ``parameters`` and response descriptions for ``POST <mount>/<Task.name>``.
 
@@ -306,44 +234,7 @@ def run_headers_openapi(*, push_queue: bool = True) -> dict[str, Any]:
     """
     if not push_queue:
         return copy.deepcopy(_RUN_RESPONSES)
-    count = {"type": "integer", "minimum": 0}
-    return {
-        "parameters": [
-            {
-                "in": "header",
-                "name": RETRY_COUNT_HEADER,
-                "required": False,
-                "schema": count,
-                "description": "Set by Cloud Tasks: retries so far; attempt = value + 1 "
-                "(422 for a value that is not a whole number).",
-            },
-            {
-                "in": "header",
-                "name": EXECUTION_COUNT_HEADER,
-                "required": False,
-                "schema": count,
-                "description": "Set by Cloud Tasks; used when the retry count is absent.",
-            },
-            {
-                "in": "header",
-                "name": RUN_ID_HEADER,
-                "required": False,
-                "schema": {"type": "string", "pattern": RUN_ID_PATTERN},
-                "description": "The run id to report (backends that push runs set it); "
-                "default: the Cloud Tasks task name, or a new id. An empty or malformed value "
-                "answers 422.",
-            },
-            {
-                "in": "header",
-                "name": CLOUD_TASKS_NAME_HEADER,
-                "required": False,
-                "schema": {"type": "string"},
-                "description": "Set by Cloud Tasks: the run id when there is no "
-                f"{RUN_ID_HEADER} and it is a valid one (ignored otherwise).",
-            },
-        ],
-        **copy.deepcopy(_RUN_RESPONSES),
-    }
+    return {"parameters": push_headers_openapi(), **copy.deepcopy(_RUN_RESPONSES)}
 
 
 def jsonable(value: Any) -> Any:
@@ -505,6 +396,6 @@ def http_status(outcome: Outcome, *, direct: bool = False) -> int:
     another attempt (a push queue retries on 5xx) or, for a direct call, when the attempt
     failed (final: a direct call runs one attempt); else 200. (An attempt refused before it
     ran, ``CapacityExceededError``, is a 503 from the view: no decision was made.)"""
-    if outcome.decision.retry or (direct and outcome.status is TaskStatus.FAILED):
-        return 500
-    return 200
+    if not direct:
+        return answer_status(outcome)  # the push queue's meaning of the answer
+    return 500 if outcome.status is TaskStatus.FAILED or outcome.decision.retry else 200

@@ -23,6 +23,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 from ninja.params import functions as param_functions
 from pydantic import BaseModel, ValidationError, WithJsonSchema
 
+from ..backends.cloudtasks.push import receive as receive_push
 from ..conf import get_backend, get_settings
 from ..exceptions import (
     CapacityExceededError,
@@ -34,7 +35,7 @@ from ..exceptions import (
 from ..execution import Attempt, execute
 from ..params import validate_params
 from ..registry import registry
-from ..security.auth import auth_for_task, push_queue_trusted
+from ..security.auth import auth_for_task
 from ..status import TaskHandle
 from ..wire import TRACEPARENT_HEADER, meta_key
 from .access import (
@@ -56,15 +57,15 @@ from .schemas import (
     error_out,
     expose_error_messages,
     http_status,
-    is_push_delivery,
     jsonable,
     progress_out,
-    read_run_headers,
 )
 
 logger = logging.getLogger("django_generic_tasks")
 TRACEPARENT_META = meta_key(TRACEPARENT_HEADER)
 
+DIRECT_CALL = "http"
+"""What a direct call's run shows as ``self.context.backend`` (no backend runs it)."""
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 MAX_DELAY = 10 * 366 * 86400
 MAX_QUEUE_LENGTH = 100  # TaskRun.queue's max_length
@@ -109,15 +110,14 @@ def make_run_view(task_class: type[Any]) -> Callable[..., Any]:
     check_objects = checks_objects(task_class)
 
     def run_task(request: HttpRequest) -> HttpResponse:
-        trusted = push_queue_trusted(auth_for_task(task_class))
-        push = trusted and is_push_delivery(request)
+        delivery = receive_push(request, auth_for_task(task_class))
+        push, attempt = delivery.push, delivery.attempt
         traceparent = request.META.get(TRACEPARENT_META)
         # A caller's trace context is a parent only from the push queue (or behind a proxy
         # that vouches for it): anyone else gets a span link, never their trace id.
         parent = traceparent is not None and (push or get_settings().trust_traceparent)
-        attempt, run_id, errors = read_run_headers(request, trusted=trusted)
-        if errors:
-            raise NinjaValidationError(errors)
+        if delivery.errors:
+            raise NinjaValidationError(delivery.errors)
         data: BaseModel | bytes
         try:
             data = read_params(model, request.body)
@@ -133,10 +133,10 @@ def make_run_view(task_class: type[Any]) -> Callable[..., Any]:
                 Attempt(
                     task_name=name,
                     params=data,
-                    run_id=run_id,
+                    run_id=delivery.run_id,
                     attempt=attempt,
                     max_attempts=None if push else attempt,
-                    backend="CloudTasksBackend" if push else "http",
+                    backend=delivery.backend if push else DIRECT_CALL,
                     trace_context=traceparent if parent else None,
                     trace_link=None if parent else traceparent,
                 )
@@ -159,9 +159,7 @@ def allowed_queues(task_class: type[Any]) -> set[str]:
     """Queue names ``/start?queue=`` accepts: the task's own, the backend's ``queues`` mapping
     keys, and ``TASKS_API_QUEUES``."""
     allowed = {task_class.queue, *get_settings().api_queues}
-    mapping = getattr(get_backend(), "queues", None)
-    if isinstance(mapping, dict):
-        allowed.update(key for key in mapping if isinstance(key, str))
+    allowed.update(key for key in get_backend().queues if isinstance(key, str))
     return allowed
 
 
@@ -187,7 +185,7 @@ KEY_REUSED = "This key was already used with other params (keys are idempotency 
 
 def refuse_nul(request: HttpRequest, key: str | None) -> None:
     """422 for a NUL character in the body or the key when the backend cannot keep one."""
-    if getattr(get_backend(), "keeps_nul_characters", True):
+    if get_backend().keeps_nul_characters:
         return
     errors = []
     if has_nul(request.body):
@@ -201,8 +199,7 @@ def refuse_nul(request: HttpRequest, key: str | None) -> None:
 def key_reused(task: Any, handle: TaskHandle[Any]) -> bool:
     """Whether the run ``handle`` (which holds the key just sent) has other params than
     ``task``'s; ``False`` when the backend cannot tell (``run_params`` gives ``None``)."""
-    run_params = getattr(handle.backend, "run_params", None)
-    stored = None if run_params is None else run_params(handle.id)
+    stored = None if handle.backend is None else handle.backend.run_params(handle.id)
     return stored is not None and not same_params(task.params, stored)
 
 
@@ -353,8 +350,7 @@ def may_read(task_class: type[Any], handle: TaskHandle[Any], request: HttpReques
     """Whether the task's ``api_authorize`` admits the caller of ``request`` to the params of
     the run ``handle``; ``False`` also when the backend keeps no params, or they no longer
     validate or load (fail closed)."""
-    run_params = getattr(handle.backend, "run_params", None)
-    stored = None if run_params is None else run_params(handle.id)
+    stored = None if handle.backend is None else handle.backend.run_params(handle.id)
     if stored is None:
         return False
     try:

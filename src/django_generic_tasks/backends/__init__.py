@@ -5,7 +5,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from .base import Backend, BaseBackend, EnqueueRequest
+from ..enqueue import EnqueueRequest
+from .base import Backend, BaseBackend
 
 if TYPE_CHECKING:
     from .celery import CeleryBackend

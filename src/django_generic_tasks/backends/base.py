@@ -1,115 +1,125 @@
-"""What every backend is: the ``Backend`` protocol, its capability flags, and ``BaseBackend``.
+"""What every backend is: ``BaseBackend``, the one declaration of what a backend can do.
+
+In the style of Django's ``django.tasks.backends.base.BaseTaskBackend``: an abstract base class
+whose class attributes are the capability flags and whose methods are the optional operations,
+each with a documented default. A backend overrides what it does; callers ask the backend
+object (``backend.supports_cancel``, ``backend.finish_notices()``...) and never guess with
+``getattr(backend, name, default)``. The capability table (``backends.capabilities``) is
+generated from these declarations.
 
 ``Task.start()`` builds an ``EnqueueRequest`` (``enqueue.py``) and hands it over through
 ``dispatch.submit()``; backends settle each attempt's outcome through the retry seam
-(``retry.settle()``) with the two hooks ``BaseBackend`` provides, ``record`` and ``requeue``.
-``EnqueueRequest``, ``submit`` and ``submit_many`` are re-exported here for older imports.
+(``retry.settle()``) with the two hooks declared here, ``record`` and ``requeue``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from abc import ABCMeta, abstractmethod
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.core.checks import CheckMessage
 
-from ..dispatch import check_capabilities, submit, submit_many
-from ..enqueue import EnqueueRequest
-from ..exceptions import ResultNotAvailableError
+from ..exceptions import ResultNotAvailableError, UnsupportedOptionError
 from ..status import TaskHandle, TaskStatus
 
 if TYPE_CHECKING:
+    from ..enqueue import EnqueueRequest
     from ..execution import Outcome
+    from ..progress import ProgressSink
+    from ..results import FinishNotices
 
-__all__ = [
-    "Backend",
-    "BaseBackend",
-    "EnqueueRequest",
-    "check_capabilities",
-    "submit",
-    "submit_many",
-]
+__all__ = ["Backend", "BaseBackend"]
 
 
-@runtime_checkable
-class Backend(Protocol):
-    """What ``TASKS_BACKEND`` must be: something that accepts enqueue requests.
+class BaseBackend(metaclass=ABCMeta):
+    """What ``TASKS_BACKEND`` must be: accepts enqueue requests, and says what it can do.
 
-    Capability flags say which ``start()`` options the backend honours; ``submit()`` refuses
-    the others with ``UnsupportedOptionError``, so nothing is silently dropped.
+    Subclasses implement ``enqueue()`` and override the flags and operations below that they
+    support. A flag that depends on configuration may be a ``@property`` in the subclass.
+    ``submit()`` refuses the ``start()`` options a backend does not honour with
+    ``UnsupportedOptionError``, so nothing is silently dropped.
     """
 
-    @property
-    def supports_defer(self) -> bool:
-        """``delay`` / ``eta`` are honoured."""
-        ...
-
-    @property
-    def supports_priority(self) -> bool:
-        """``priority`` orders runs."""
-        ...
-
-    @property
-    def supports_key(self) -> bool:
-        """``key`` deduplicates: a second start with the same key returns the first run."""
-        ...
-
-    @property
-    def supports_results(self) -> bool:
-        """Status and results can be read back (``TaskHandle.refresh()``)."""
-        ...
-
-    @property
-    def supports_retries(self) -> bool:
-        """Failed attempts are retried following the task's policy."""
-        ...
-
-    @property
-    def enqueues_in_transaction(self) -> bool:
-        """The enqueue is part of the caller's DB transaction, so it needs no on-commit hop."""
-        ...
-
-    def enqueue(self, request: EnqueueRequest) -> TaskHandle[Any]:
-        """Accept one task run; return its handle."""
-        ...
-
-    def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[TaskHandle[Any]]:
-        """Accept many runs, in bulk where possible; one handle per request, in order."""
-        ...
-
-    def get_result(self, run_id: str) -> TaskHandle[Any]:
-        """Return a fresh handle for ``run_id`` (only when ``supports_results``)."""
-        ...
-
-    def check(self) -> list[CheckMessage]:
-        """Django system check messages about this backend's configuration."""
-        ...
-
-
-class BaseBackend:
-    """Convenient base for backends: capability defaults and simple bulk enqueue."""
+    # -- what start() may ask for ---------------------------------------------------------
 
     supports_defer: ClassVar[bool] = False
+    """``delay`` / ``eta`` are honoured."""
     supports_priority: ClassVar[bool] = False
+    """``priority`` orders runs."""
     supports_key: ClassVar[bool] = False
+    """``key`` deduplicates: a second start with the same key returns the first run."""
     supports_results: ClassVar[bool] = False
+    """Status and results can be read back (``TaskHandle.refresh()``, ``get_result()``)."""
     supports_retries: ClassVar[bool] = False
+    """Failed attempts are retried following the task's policy."""
     enqueues_in_transaction: ClassVar[bool] = False
-    supports_cancel: ClassVar[bool] = False
-    """Whether ``handle.cancel()`` cancels runs, running ones too (cooperatively)."""
-    supports_progress: ClassVar[bool] = False
-    """Whether ``report_progress()`` is stored on the run (``handle.progress``); the
-    ``task_progress`` signal fires on every backend."""
+    """The enqueue is part of the caller's transaction, so it needs no on-commit hop."""
 
+    # -- what happens to a run ------------------------------------------------------------
+
+    supports_cancel: ClassVar[bool] = False
+    """``handle.cancel()`` cancels runs, running ones too (cooperatively): ``cancel_run()``."""
+    supports_progress: ClassVar[bool] = False
+    """``report_progress()`` is stored on the run (``handle.progress``) through
+    ``progress_sink()``; the ``task_progress`` signal fires on every backend."""
+    crash_safe: ClassVar[bool | None] = False
+    """A run survives the crash of the process that runs it (it is run again); ``None``:
+    not applicable (runs execute in the caller, so nothing is left waiting)."""
+    needs_server: ClassVar[str] = ""
+    """What must run besides the web processes, in words (``""``: nothing)."""
+    waits_outside_transactions: ClassVar[bool] = False
+    """``wait()`` refuses to run inside ``atomic()`` on ``run_database``: the transaction would
+    hide the run's finish from it."""
+    joins_timed_out_attempts: ClassVar[bool] = False
+    """The process executing a sync attempt that overran ``Task.timeout`` waits for its thread
+    to end before the outcome (and a retry) is written, holding the run meanwhile, so two
+    attempts of one run never overlap; otherwise the thread is left to finish in the
+    background (``TASKS_MAX_ABANDONED_THREADS``)."""
+    pushes_to_endpoints: ClassVar[bool] = False
+    """Runs arrive as HTTP requests to the task endpoints, with push headers (attempt, run id)
+    that are believed only from an authenticated push queue (check W204)."""
+    emulated_push_queue: ClassVar[bool] = False
+    """The push queue is an emulator this project may use: it signs nothing, so its deliveries'
+    headers are believed without a token."""
+    run_database: ClassVar[str | None] = None
+    """The Django database alias the runs are stored in, in the caller's transaction
+    (``None``: not in a Django database): schedules claim a slot and start its run in one
+    transaction there, and ``waits_outside_transactions`` looks at that connection."""
+    queues: Mapping[str, str] = MappingProxyType({})
+    """Task queue name -> the backend's own queue name, for queues this backend maps (the
+    HTTP API's ``/start?queue=`` accepts these names)."""
+    capability_notes: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    """Words shown beside a flag in the capability table (flag name -> note)."""
+
+    name: ClassVar[str] = "BaseBackend"
+    """What runs of this backend show as ``self.context.backend`` and what its attempt chains
+    are keyed by: the class name unless a subclass sets its own."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            cls.name = cls.__name__
+
+    @property
+    def keeps_nul_characters(self) -> bool:
+        """Whether runs may hold NUL characters in params and keys (the HTTP API answers 422
+        for them when not: ``DatabaseBackend`` on PostgreSQL)."""
+        return True
+
+    # -- the operations -------------------------------------------------------------------
+
+    @abstractmethod
     def enqueue(self, request: EnqueueRequest) -> TaskHandle[Any]:
         """Accept one task run; return its handle."""
-        raise NotImplementedError
 
     def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[TaskHandle[Any]]:
-        """Accept many runs one after the other; override for a real bulk path."""
+        """Accept many runs, one handle per request, in order (one after the other unless
+        the backend has a real bulk path)."""
         return [self.enqueue(request) for request in requests]
 
-    def record(self, request: EnqueueRequest, outcome: Outcome) -> None:
+    def record(self, request: EnqueueRequest, outcome: Outcome) -> None:  # noqa: B027
         """Keep the outcome of an attempt (retry seam hook; backends without results: no-op)."""
 
     def requeue(self, request: EnqueueRequest) -> None:
@@ -118,23 +128,35 @@ class BaseBackend:
         self.enqueue(request)
 
     def get_result(self, run_id: str) -> TaskHandle[Any]:
-        """Backends without results cannot look runs up."""
+        """A fresh handle for ``run_id`` (only when ``supports_results``)."""
         raise ResultNotAvailableError(f"{type(self).__name__} does not keep task results.")
-
-    @property
-    def keeps_nul_characters(self) -> bool:
-        """Whether runs may hold NUL characters in params and keys (the HTTP API answers 422
-        for them when not: ``DatabaseBackend`` on PostgreSQL)."""
-        return True
 
     def run_params(self, run_id: str) -> Any:
         """The params ``run_id`` was started with, as JSON data; ``None`` when this backend
         does not keep them (the HTTP API then cannot tell a key's replay from a reuse)."""
         return None
 
+    def cancel_run(self, run_id: str) -> None:
+        """Cancel ``run_id`` (only when ``supports_cancel``)."""
+        raise UnsupportedOptionError(
+            f"{type(self).__name__} cannot cancel runs; run {run_id} goes on."
+        )
+
+    def finish_notices(self) -> FinishNotices | None:
+        """What wakes ``wait()`` when a run ends; ``None``: ``wait()`` polls."""
+        return None
+
+    def progress_sink(self) -> ProgressSink | None:
+        """A new sink for the progress reports of the runs this process executes for this
+        backend (only when ``supports_progress``; its executor registers it)."""
+        return None
+
     def check(self) -> list[CheckMessage]:
-        """No configuration problems by default."""
+        """Django system check messages about this backend's configuration."""
         return []
+
+    def close(self) -> None:  # noqa: B027  (optional: nothing to release by default)
+        """Release what this backend holds (clients, connections); it stays usable."""
 
     def handle_for(
         self, request: EnqueueRequest, status: TaskStatus | None = None
@@ -148,14 +170,5 @@ class BaseBackend:
         return f"<{type(self).__name__}>"
 
 
-def __getattr__(name: str) -> Any:
-    # Moved to compat (it imports nothing from backends, so it is loaded lazily from here).
-    if name == "LegacyBackendAdapter":
-        from ..compat import LegacyBackendAdapter
-
-        return LegacyBackendAdapter
-    if name == "_in_atomic_block":
-        from ..compat import in_atomic_block
-
-        return in_atomic_block
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+Backend = BaseBackend
+"""Another name for ``BaseBackend`` (the type ``TASKS_BACKEND`` must have)."""

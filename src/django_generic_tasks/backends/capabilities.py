@@ -1,15 +1,15 @@
-"""The README's backends x capabilities table, generated from the backends' capability flags.
+"""The README's backends x capabilities table, generated from the backends' declarations.
 
-``render_table()`` reads each backend class's flags (``supports_*``,
-``enqueues_in_transaction``) plus two descriptive attributes, ``crash_safe`` and
-``needs_server``; a flag that is a property (it depends on configuration) is shown with the
-backend's ``capability_notes`` for it. A test keeps the README's copy, between
+Every capability is declared once, with its default, on ``BaseBackend`` (``backends.base``);
+each backend overrides what it does in its class body. ``render_table()`` shows the columns
+below for each backend; a flag that is a property (it depends on configuration) is shown with
+the backend's ``capability_notes`` for it. A test keeps the README's copy, between
 ``<!-- capabilities:start -->`` and ``<!-- capabilities:end -->``, equal to this output.
 
-The flags are read from the class bodies in the backends' source (``declared_class()``), not
-from the imported classes: the table, the docs site and
+The overrides are read from the class bodies in the backends' source (``declared_class()``),
+not from the imported classes, over ``BaseBackend``'s defaults: the table, the docs site and
 ``python -m django_generic_tasks.backends.capabilities`` need none of the optional extras
-(Celery, Google Cloud). So each flag is declared in the class body as a literal, or as a
+(Celery, Google Cloud). So each flag is set in a backend's class body as a literal, or as a
 ``@property`` when it depends on configuration.
 """
 
@@ -21,6 +21,8 @@ from importlib import import_module
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
+
+from .base import BaseBackend
 
 START_MARKER = "<!-- capabilities:start -->"
 END_MARKER = "<!-- capabilities:end -->"
@@ -48,16 +50,7 @@ COLUMNS = (
     ("crash safety", "crash_safe"),
     ("needs a server", "needs_server"),
 )
-"""(column heading, attribute read from the backend class)."""
-
-DESCRIPTIVE_DEFAULTS: dict[str, dict[str, Any]] = {
-    # For backends that do not (yet) declare the two descriptive attributes themselves.
-    "ImmediateBackend": {"crash_safe": None, "needs_server": ""},
-    "ThreadingBackend": {"crash_safe": False, "needs_server": ""},
-    "InMemoryBackend": {"crash_safe": None, "needs_server": ""},
-    "DatabaseBackend": {"crash_safe": True, "needs_server": "your database, `tasks_worker`"},
-    "CloudTasksBackend": {"crash_safe": True, "needs_server": "Google Cloud Tasks"},
-}
+"""(column heading, capability declared on ``BaseBackend``)."""
 
 YES, NO, NOT_APPLICABLE = "✅", "—", "n/a"
 
@@ -66,12 +59,12 @@ DECLARED = frozenset({attribute for _, attribute in COLUMNS} | {"capability_note
 """The class attributes the table reads."""
 
 
-def backend_class(name: str) -> type:
+def backend_class(name: str) -> type[BaseBackend]:
     """Import ``django_generic_tasks.backends.<name>`` (``MissingDependencyError`` if absent)."""
     return getattr(import_module("django_generic_tasks.backends"), name)  # type: ignore[no-any-return]
 
 
-def declared_class(name: str) -> type:
+def declared_class(name: str) -> type[BaseBackend]:
     """A stand-in for backend class ``name`` with its declared capabilities, read from its
     module's source without importing it (so without its optional extra)."""
     from . import _LAZY
@@ -84,9 +77,7 @@ def declared_class(name: str) -> type:
     return _stand_in(classes, name)
 
 
-def _stand_in(classes: dict[str, ast.ClassDef], name: str) -> type:
-    from .base import BaseBackend
-
+def _stand_in(classes: dict[str, ast.ClassDef], name: str) -> type[BaseBackend]:
     node = classes[name]
     bases: list[type] = []
     for base in node.bases:
@@ -121,13 +112,10 @@ def _stand_in(classes: dict[str, ast.ClassDef], name: str) -> type:
     return type(name, tuple(bases), attributes)
 
 
-def cell(cls: type, attribute: str) -> str:
+def cell(cls: type[BaseBackend], attribute: str) -> str:
     """The table cell for ``attribute`` of backend class ``cls``."""
-    notes: dict[str, str] = getattr(cls, "capability_notes", {})
-    try:
-        value = inspect.getattr_static(cls, attribute)
-    except AttributeError:
-        value = DESCRIPTIVE_DEFAULTS.get(cls.__name__, {}).get(attribute)
+    notes = cls.capability_notes
+    value = inspect.getattr_static(cls, attribute)  # declared on BaseBackend at least
     if isinstance(value, property) or (value is None and attribute in notes):
         return notes.get(attribute, "depends")
     if attribute == "enqueues_in_transaction":

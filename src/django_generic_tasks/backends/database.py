@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from django.core.checks import CheckMessage
 from django.core.checks import Error as CheckError
@@ -21,6 +21,7 @@ from ..status import TaskHandle
 from .base import BaseBackend
 
 if TYPE_CHECKING:
+    from ..progress import ProgressSink
     from ..results import FinishNotices
 
 
@@ -41,8 +42,10 @@ class DatabaseBackend(BaseBackend):
     enqueues_in_transaction = True
     supports_progress = True
     supports_cancel = True
-    crash_safe: ClassVar[bool] = True
-    needs_server: ClassVar[str] = "your database, `tasks_worker`"
+    crash_safe = True
+    needs_server = "your database, `tasks_worker`"
+    waits_outside_transactions = True
+    joins_timed_out_attempts = True
 
     def __init__(self, database: str = "default") -> None:
         if not isinstance(database, str) or not database:
@@ -51,6 +54,11 @@ class DatabaseBackend(BaseBackend):
 
     def __repr__(self) -> str:
         return f"<DatabaseBackend database={self.database!r}>"
+
+    @property
+    def run_database(self) -> str:  # type: ignore[override]
+        """The connection alias runs are stored in (``database``)."""
+        return self.database
 
     @property
     def connection(self) -> Any:
@@ -116,9 +124,6 @@ class DatabaseBackend(BaseBackend):
         """Whether the run store keeps NUL in params and keys (PostgreSQL does not)."""
         return bool(self.connection.vendor != "postgresql")
 
-    waits_outside_transactions: ClassVar[bool] = True
-    """``wait()`` refuses to run inside ``atomic()``: the transaction would hide the finish."""
-
     def finish_notices(self) -> FinishNotices | None:
         """On PostgreSQL, what wakes ``wait()`` when a run ends (``LISTEN/NOTIFY``); ``None``
         elsewhere (``wait()`` polls)."""
@@ -141,6 +146,13 @@ class DatabaseBackend(BaseBackend):
             raise RunNotFoundError(f"{run_id!r} is not a task run id.")
         runs = store.for_connection(self.connection)
         runs.cancel(runs.objects.filter(pk=pk), datetime.now(UTC))
+
+    def progress_sink(self) -> ProgressSink:
+        """The worker's sink: at most one progress write per run every
+        ``PROGRESS_WRITE_EVERY`` seconds, the latest when the attempt ends."""
+        from ..store.progress import database_writer
+
+        return database_writer(self.database)
 
     def check(self) -> list[CheckMessage]:
         """The app must be installed, and the database alias configured and supported

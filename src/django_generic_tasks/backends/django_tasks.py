@@ -92,7 +92,7 @@ def _run_generic_task(
                 attempt=attempt,
                 max_attempts=max_attempts,
                 queue=_queue_of(context),
-                backend="DjangoTasksBackend",
+                backend=DjangoTasksBackend.name,
                 trace_context=trace_context,
             )
         )

@@ -21,6 +21,7 @@ class ImmediateBackend(BaseBackend):
 
     supports_priority = True  # one run at a time: order is trivially respected
     supports_retries = True
+    crash_safe = None  # runs execute in the caller: nothing is left waiting
 
     def __init__(self, *, sleep_between_retries: bool = False) -> None:
         self.sleep_between_retries = sleep_between_retries
@@ -28,7 +29,7 @@ class ImmediateBackend(BaseBackend):
     def enqueue(self, request: EnqueueRequest) -> TaskHandle[Any]:
         """Run every attempt now and return a handle with the final status and result."""
         while True:
-            outcome = execute(Attempt.of(request, type(self).__name__))
+            outcome = execute(Attempt.of(request, self.name))
             if not outcome.decision.retry:
                 status = outcome.status  # settle() would only record() it: nothing kept here
                 break

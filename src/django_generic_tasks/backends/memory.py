@@ -49,6 +49,7 @@ class InMemoryBackend(BaseBackend):
     supports_results = True
     supports_retries = True
     enqueues_in_transaction = True  # capture at start(), even inside a test's transaction
+    crash_safe = None  # a test double: runs are run by run_all(), in the caller
 
     def __init__(self) -> None:
         self.requests: list[EnqueueRequest] = []
@@ -188,7 +189,7 @@ class InMemoryBackend(BaseBackend):
                     return outcomes
                 request = self.requests.pop(0)
             self.handles[request.run_id].status = TaskStatus.RUNNING
-            outcome = execute(Attempt.of(request, type(self).__name__))
+            outcome = execute(Attempt.of(request, self.name))
             outcomes.append(outcome)
             settle(self, request, outcome if retries else final(outcome))
 

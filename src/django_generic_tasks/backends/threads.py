@@ -225,7 +225,7 @@ class ThreadingBackend(BaseBackend):
 
     def _work(self) -> None:
         tokens, mutex, idle, pop_ready = self._tokens, self._mutex, self._idle, self._pop_ready
-        backend_name = type(self).__name__
+        backend_name = self.name
         _opened.connection = False  # set: getattr() with a default on a missing one is slow
         tokens.get()
         with mutex:

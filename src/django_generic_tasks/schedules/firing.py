@@ -1,10 +1,11 @@
 """Firing one slot: claim it in the slot table, then hand its run to the backend.
 
-On ``DatabaseBackend`` (slot table and runs in the same database) the claim and the run's row
-commit in one transaction: both or neither. On other backends the claim commits first with a
-lease, the run is handed over, then the claim is marked fired; a scheduler that dies in
-between leaves a leased claim that another scheduler fires again once the lease runs out (with
-the same run id, and the same ``key`` where the backend deduplicates), so nothing is lost.
+On a backend that stores runs in the slot table's database (``run_database``:
+``DatabaseBackend``) the claim and the run's row commit in one transaction: both or neither.
+On other backends the claim commits first with a lease, the run is handed over, then the claim
+is marked fired; a scheduler that dies in between leaves a leased claim that another scheduler
+fires again once the lease runs out (with the same run id, and the same ``key`` where the
+backend deduplicates), so nothing is lost.
 """
 
 from __future__ import annotations
@@ -62,9 +63,7 @@ def request_for(
 
 def transactional(backend: Backend, database: str) -> bool:
     """Whether ``backend`` writes runs in ``database``, so claim and run can commit together."""
-    from ..backends.database import DatabaseBackend
-
-    return isinstance(backend, DatabaseBackend) and backend.database == database
+    return backend.run_database == database
 
 
 def fire(

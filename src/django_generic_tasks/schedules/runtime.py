@@ -5,19 +5,20 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 from .scheduler import Scheduler
+
+if TYPE_CHECKING:
+    from ..backends.base import Backend
 
 logger = logging.getLogger("django_generic_tasks.schedules")
 
 
-def slot_database(backend: object, database: str | None = None) -> str:
-    """Where slots are claimed: ``database``, else the ``DatabaseBackend``'s, else default."""
-    from ..backends.database import DatabaseBackend
-
-    if database:
-        return database
-    return backend.database if isinstance(backend, DatabaseBackend) else "default"
+def slot_database(backend: Backend, database: str | None = None) -> str:
+    """Where slots are claimed: ``database``, else where the backend stores runs
+    (``run_database``), else default."""
+    return database or backend.run_database or "default"
 
 
 def build_scheduler(database: str | None = None) -> Scheduler:

@@ -21,8 +21,8 @@ from django.http import HttpRequest
 from django.utils.module_loading import import_string
 from ninja.security import APIKeyHeader, APIKeyQuery, HttpBasicAuth, HttpBearer
 
-from ..conf import get_backend, get_settings
-from ..exceptions import ConfigurationError, MissingDependencyError
+from ..conf import get_settings
+from ..exceptions import ConfigurationError
 from .oidc import GoogleOIDCAuth
 
 OIDC = "oidc"
@@ -110,24 +110,6 @@ def may_use_session(auth: AuthCallable) -> bool:
 def authenticates_push_queue(auth: AuthCallable | None) -> bool:
     """Whether requests ``auth`` accepts come from the push queue (``GoogleOIDCAuth``)."""
     return bool(getattr(auth, "authenticates_push_queue", False))
-
-
-def push_queue_trusted(auth: AuthCallable | None) -> bool:
-    """Whether the push headers (attempt, run id) of requests ``auth`` admitted are believed:
-    ``auth`` authenticates the push queue, or ``TASKS_TRUST_PUSH_HEADERS`` says a proxy does,
-    or the push queue is an emulator this project may use (``DEBUG`` or ``allow_emulator``)."""
-    if authenticates_push_queue(auth) or get_settings().trust_push_headers:
-        return True
-    return emulated_push_queue()
-
-
-def emulated_push_queue() -> bool:
-    """Whether ``TASKS_BACKEND`` pushes through an emulator it may use (which signs nothing)."""
-    try:
-        backend = get_backend()
-    except (ConfigurationError, MissingDependencyError):
-        return False
-    return bool(getattr(backend, "emulated_push_queue", False))
 
 
 def clear_resolved() -> None:

@@ -89,9 +89,9 @@ def check_push_queue_trust(app_configs: Any = None, **kwargs: Any) -> list[Check
         backend = get_backend()
     except (ConfigurationError, MissingDependencyError):
         return []  # reported by check_backend
-    if not getattr(backend, "pushes_to_endpoints", False) or conf.trust_push_headers:
+    if not backend.pushes_to_endpoints or conf.trust_push_headers:
         return []
-    if getattr(backend, "emulated_push_queue", False):
+    if backend.emulated_push_queue:
         return []
     untrusted = []
     for task_class in registry or [None]:

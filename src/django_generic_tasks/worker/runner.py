@@ -17,7 +17,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..cancellation import stop_watching as stop_watching_cancels
 from ..cancellation import watch as watch_cancels
@@ -27,10 +27,13 @@ from ..progress import register_sink, unregister_sink
 from ..retry import REFUSED_RETRY_DELAY
 from ..status import TaskStatus
 from ..store import ClaimedRun, Finished, RunStore, for_connection
-from ..store.progress import database_writer
 from ..store.rollups import Rollup, merge, rollups
+from ..timeouts import join_timed_out_attempts
 from .options import WorkerOptions
 from .startup import wait_for_migrations
+
+if TYPE_CHECKING:
+    from ..backends.database import DatabaseBackend
 
 logger = logging.getLogger("django_generic_tasks.worker")
 
@@ -44,8 +47,15 @@ ROLLUP_EVERY = 1.0
 class Worker:
     """Runs task runs stored by ``DatabaseBackend``; ``run()`` blocks until stopped."""
 
-    def __init__(self, options: WorkerOptions | None = None) -> None:
+    def __init__(
+        self, options: WorkerOptions | None = None, backend: DatabaseBackend | None = None
+    ) -> None:
         self.options = options or WorkerOptions()  # validated when built
+        if backend is None:
+            from ..backends.database import DatabaseBackend
+
+            backend = DatabaseBackend(self.options.database)
+        self.backend = backend  # whose runs these are: its name, progress sink, timeouts
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.processed = 0
         self._claimed_total = 0
@@ -66,7 +76,7 @@ class Worker:
         self._refill_at = self.options.concurrency
         self._avg_seconds = 0.0
         self._starved = False
-        self._progress = database_writer(self.options.database)
+        self._progress = backend.progress_sink()
 
     # -- public -----------------------------------------------------------------------------
 
@@ -257,8 +267,10 @@ class Worker:
     def _start_threads(self) -> None:
         from .heartbeat import Heartbeat
 
-        register_sink("DatabaseBackend", self._progress)
-        watch_cancels("DatabaseBackend")
+        if self._progress is not None:
+            register_sink(self.backend.name, self._progress)
+        if self.backend.supports_cancel:  # the heartbeat delivers cancel requests
+            watch_cancels(self.backend.name)
         from .notify import Listener
 
         for number in range(self.options.concurrency):
@@ -278,6 +290,9 @@ class Worker:
         from django.db import close_old_connections, connections
 
         requeue_lost_connections()
+        if self.backend.joins_timed_out_attempts:  # it holds the run's lease meanwhile
+            join_timed_out_attempts()
+        name = self.backend.name
         while True:
             run = self._work.get()
             if run is None:
@@ -292,7 +307,7 @@ class Worker:
                         attempt=run.attempt,
                         max_attempts=run.max_attempts,
                         queue=run.queue,
-                        backend="DatabaseBackend",
+                        backend=name,
                         trace_context=run.trace_context,
                         waiting_since=run.run_after,
                     )
@@ -395,8 +410,10 @@ class Worker:
             logger.warning("Could not remove the worker heartbeat (%s); it expires", exc)
         if self._listener is not None:
             self._listener.join(5)
-        unregister_sink("DatabaseBackend", self._progress)
-        stop_watching_cancels("DatabaseBackend")
+        if self._progress is not None:
+            unregister_sink(self.backend.name, self._progress)
+        if self.backend.supports_cancel:
+            stop_watching_cancels(self.backend.name)
 
     def _reset_connection(self) -> None:
         _reset_connection_quietly(self.options.database)

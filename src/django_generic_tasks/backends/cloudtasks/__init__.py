@@ -3,7 +3,9 @@
 Cloud Tasks pushes the task to its endpoint (``POST <base_url>/<Task.name>``, the router of
 ``django_generic_tasks.api``) with an OIDC token for ``service_account_email``; the endpoint runs
 it and answers 5xx for a failure worth retrying, so the queue retries it, and 2xx once the run
-is done, discarded, or out of attempts (it reads ``X-CloudTasks-TaskRetryCount``).
+is done, discarded, or out of attempts (it reads ``X-CloudTasks-TaskRetryCount``). The sending
+side is this module (``request``, ``client``); the receiving side, which the endpoint calls, is
+``push``.
 
 Options (keyword arguments, or ``TASKS_BACKEND_OPTIONS``):
 
@@ -38,7 +40,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.checks import CheckMessage
@@ -81,6 +83,9 @@ class CloudTasksBackend(BaseBackend):
     supports_defer = True
     supports_key = True
     supports_retries = True
+    crash_safe = True
+    needs_server = "Google Cloud Tasks"
+    pushes_to_endpoints = True
 
     def __init__(
         self,
@@ -289,12 +294,8 @@ class CloudTasksBackend(BaseBackend):
                 raise _auth_error(parent, exc) from exc
             raise
 
-    pushes_to_endpoints: ClassVar[bool] = True
-    """Runs arrive as HTTP requests to the task endpoints, with push headers (attempt, run
-    id) that are believed only from an authenticated push queue (check W204)."""
-
     @property
-    def emulated_push_queue(self) -> bool:
+    def emulated_push_queue(self) -> bool:  # type: ignore[override]
         """Whether the push queue is an emulator this project may use (``DEBUG`` or
         ``allow_emulator``): it mints no OIDC token, so its deliveries' headers are believed
         without one."""
