@@ -324,7 +324,7 @@ def target_from_backend(backend: Any) -> Target:
     missing = [
         name
         for name in ("project", "location", "base_url", "service_account_email")
-        if not getattr(backend, name, None)
+        if not getattr(backend, name)
     ]
     if missing:
         raise ConfigurationError(f"CloudTasksBackend needs {', '.join(missing)} to sync jobs.")
