@@ -202,7 +202,7 @@ def test_a_task_failing_twice_is_retried_by_the_queue_and_ends_succeeded(setup: 
     wait_for(lambda: len(setup.runs.of(handle.id)) == 3, "three attempts", setup.emulator)
     drain(setup)
     outcomes = setup.runs.of(handle.id)
-    assert [(o.attempt, o.status) for o in outcomes] == [
+    assert [(o.attempt, o.run_status) for o in outcomes] == [
         (1, TaskStatus.SCHEDULED),
         (2, TaskStatus.SCHEDULED),
         (3, TaskStatus.SUCCEEDED),
@@ -229,7 +229,7 @@ def test_exhausted_max_attempts_stop_the_retries(setup: Setup) -> None:
     drain(setup)
     outcomes = setup.runs.of(handle.id)
     assert [o.attempt for o in outcomes] == list(range(1, limit + 1))
-    assert [o.status for o in outcomes] == [TaskStatus.SCHEDULED] * (limit - 1) + [
+    assert [o.run_status for o in outcomes] == [TaskStatus.SCHEDULED] * (limit - 1) + [
         TaskStatus.FAILED
     ]
     assert testapp.attempts["always-e2e"] == limit
@@ -324,7 +324,7 @@ def test_without_oidc_an_allowed_emulator_delivers_max_attempts_times_under_one_
     finally:
         backend.close()
     outcomes = setup.runs.of(handle.id)
-    assert [(o.attempt, o.status) for o in outcomes] == [
+    assert [(o.attempt, o.run_status) for o in outcomes] == [
         (1, TaskStatus.SCHEDULED),
         (2, TaskStatus.SCHEDULED),
         (3, TaskStatus.FAILED),
