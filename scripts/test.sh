@@ -12,7 +12,7 @@
 # |                 |        |        |                         |            | Django-bound processes  |
 # | django60        | 3.13   | 6.0    | newest / newest         | SQLite     | unit + contract         |
 # | flakes          | 3.12   | 6.1    | newest / newest         | SQLite,    | the concurrency tests,  |
-# |                 |        |        |                         | PostgreSQL | twice (scripts/flakes.py)|
+# |                 |        |        |                         | PostgreSQL | 5 and 3 rounds (flakes) |
 # | lowest          | 3.12   | 6.0 *  | lowest / lowest allowed | SQLite     | unit + contract + HTTP  |
 # (* the newest Django the lowest django-ninja accepts. Python 3.14 is not installable here.)
 #
@@ -130,13 +130,13 @@ pass_django60() {
     "${PYTEST_ARGS[@]}"
 }
 pass_flakes() {
-  # The flake detector: the tests that touch threads, processes, leases, timeouts and
-  # LISTEN/NOTIFY, two whole rounds each on SQLite, then the PostgreSQL-only ones (LISTEN/NOTIFY,
-  # finish notices, cancel NOTIFY) three rounds; any failure in any round fails the pass. On
-  # Python 3.12 with the newest Django and libraries (the lowest pass has 3.12 with the lowest).
-  .venv-py312/bin/python scripts/flakes.py --count 2 "${PYTEST_ARGS[@]}"
-  PG_URL=${PG_URL%/*}/dgt_flakes with_postgresql .venv-py312/bin/python scripts/flakes.py --count 3 \
-    $(.venv-py312/bin/python scripts/flakes.py --list-postgresql)
+  # The flake detector: the tests marked `concurrency` (threads, worker loops, leases, timeouts,
+  # LISTEN/NOTIFY; tests/conftest.py lists them) in five fresh sessions on SQLite and three on
+  # PostgreSQL; a failure in any round fails the pass, and the report names intermittent ones.
+  # On Python 3.12 with the newest Django and libraries (the lowest pass has 3.12 with the lowest).
+  .venv-py312/bin/python scripts/flakes.py --count 5 "${PYTEST_ARGS[@]}"
+  PG_URL=${PG_URL%/*}/dgt_flakes with_postgresql .venv-py312/bin/python scripts/flakes.py \
+    --count 3 "${PYTEST_ARGS[@]}"
 }
 pass_lowest() {
   # The lowest django-ninja and Pydantic pyproject.toml allows (the other venvs have the newest):
