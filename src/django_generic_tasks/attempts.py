@@ -104,11 +104,11 @@ class Attempt(_AttemptFields):
             ),
         )
 
-    @classmethod
-    def of(cls, request: EnqueueRequest, backend: str) -> Attempt:
+    @staticmethod  # not a classmethod: no bound method to build on every attempt
+    def of(request: EnqueueRequest, backend: str) -> Attempt:
         """The attempt ``request`` describes, run by the backend named ``backend``."""
         return _tuple_new(
-            cls,
+            Attempt,
             (
                 request.task_name,
                 request.params_json,
@@ -214,10 +214,8 @@ def retry_policy_of(task_class: type[Task[Any]]) -> RetryPolicy:
 
 def run_info(task: Task[Any]) -> tuple[str, int, int]:
     """``(run_id, attempt, max_attempts)`` of the attempt ``task`` is running."""
-    context = task.__dict__["_run_context"]
-    if type(context) is tuple:  # set by execute() (cheap); a RunContext once built
-        return context[0], context[1], context[2]
-    return context.run_id, context.attempt, context.max_attempts
+    context = task.__dict__["_run_context"]  # the Attempt execute() set (a RunContext once built)
+    return context.run_id, context.attempt, context.max_attempts or type(task).max_attempts
 
 
 def error_info(exc: BaseException) -> ErrorInfo:

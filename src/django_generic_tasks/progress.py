@@ -167,11 +167,9 @@ def report(task: Any, done: Any, total: Any, message: Any) -> Progress:
     from .signals import task_progress
 
     progress = make_progress(done, total, message)
-    context = task.__dict__.get("_run_context")
-    if type(context) is tuple:  # set by execution: (run_id, attempt, limit, queue, backend)
-        run_id, backend = context[0], context[4]
-    else:
-        run_id, backend = task.context.run_id, task.context.backend
+    # The Attempt that execution runs, or the RunContext once built: both name these.
+    context = task.__dict__.get("_run_context") or task.context
+    run_id, backend = context.run_id, context.backend
     if task_progress.receivers:
         task_progress.send(sender=type(task), task=task, run_id=run_id, progress=progress)
     sink = _sinks.get(backend)
