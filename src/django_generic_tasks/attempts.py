@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from .dberrors import is_connection_lost
-from .exceptions import AttemptInterrupted, ModelNotFoundError, TaskCancelled
+from .exceptions import AttemptInterrupted, ModelNotFoundError, TaskCancelled, WorkerLost
+from .registry import registry
 from .status import ErrorInfo, TaskStatus
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ __all__ = [
     "TaskAttributesPolicy",
     "error_info",
     "failed",
+    "lost_worker_decision",
     "requeue_lost_connections",
     "retry_policy_of",
     "run_info",
@@ -104,11 +106,11 @@ class Attempt(_AttemptFields):
             ),
         )
 
-    @classmethod
-    def of(cls, request: EnqueueRequest, backend: str) -> Attempt:
+    @staticmethod  # not a classmethod: no bound method to build on every attempt
+    def of(request: EnqueueRequest, backend: str) -> Attempt:
         """The attempt ``request`` describes, run by the backend named ``backend``."""
         return _tuple_new(
-            cls,
+            Attempt,
             (
                 request.task_name,
                 request.params_json,
@@ -127,7 +129,7 @@ class Attempt(_AttemptFields):
 @dataclass(frozen=True, slots=True)
 class Decision:
     """What the retry policy decided after an attempt: another attempt due at ``retry_at``
-    (``retry`` true), or none (``FINAL``)."""
+    (``retry`` true; ``retry_at`` ``None``: at once), or none (``FINAL``)."""
 
     retry: bool = False
     retry_at: datetime | None = None
@@ -140,6 +142,8 @@ class Decision:
 
 FINAL = Decision()
 """The run ends with this attempt."""
+
+_AT_ONCE = Decision(True)
 
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ costs ~0.7 µs per run (hot path)
@@ -192,15 +196,22 @@ class RetryPolicy(Protocol):
 
 class TaskAttributesPolicy:
     """The default policy: retry ``retry_on`` errors while attempts remain, after
-    ``task_class.backoff(attempt)``."""
+    ``task_class.backoff(attempt)``; an attempt whose worker was lost (``WorkerLost``, not the
+    task's own failure) is tried again at once while attempts remain."""
 
     def decide(
         self, task_class: type[Task[Any]], attempt: int, max_attempts: int, error: BaseException
     ) -> Decision:
         """Retry at now + backoff when ``error`` is a ``retry_on`` one and attempts remain."""
+        if isinstance(error, WorkerLost):
+            return self.decide_lost(attempt, max_attempts)
         if attempt < max_attempts and isinstance(error, task_class.retry_on):
             return Decision(True, datetime.now(UTC) + task_class.backoff(attempt))
         return FINAL
+
+    def decide_lost(self, attempt: int, max_attempts: int) -> Decision:
+        """After a lost worker: again at once (no ``retry_at``) while attempts remain."""
+        return _AT_ONCE if attempt < max_attempts else FINAL
 
 
 _DEFAULT_POLICY = TaskAttributesPolicy()
@@ -212,12 +223,29 @@ def retry_policy_of(task_class: type[Task[Any]]) -> RetryPolicy:
     return _DEFAULT_POLICY if policy is None else policy
 
 
+def lost_worker_decision(
+    task_name: str, attempt: int, max_attempts: int, *, lost_limit: int
+) -> Decision:
+    """The retry policy's decision for attempt ``attempt`` of a run whose worker was lost
+    (``WorkerLost``), as the lease reaper asks it.
+
+    A lost worker is not the task's failure, so the run may lose it ``lost_limit`` times
+    beyond its ``max_attempts`` (the policy sees ``max_attempts + lost_limit``); a run that
+    reaches that probably kills its worker, and the policy's ``FINAL`` fails it. A task this
+    process does not know gets the default policy's answer.
+    """
+    limit = max_attempts + lost_limit
+    if task_name not in registry:
+        return _DEFAULT_POLICY.decide_lost(attempt, limit)
+    task_class = registry.get(task_name)
+    error = WorkerLost(f"The worker running attempt {attempt} of this run was lost.")
+    return retry_policy_of(task_class).decide(task_class, attempt, limit, error)
+
+
 def run_info(task: Task[Any]) -> tuple[str, int, int]:
     """``(run_id, attempt, max_attempts)`` of the attempt ``task`` is running."""
-    context = task.__dict__["_run_context"]
-    if type(context) is tuple:  # set by execute() (cheap); a RunContext once built
-        return context[0], context[1], context[2]
-    return context.run_id, context.attempt, context.max_attempts
+    context = task.__dict__["_run_context"]  # the Attempt execute() set (a RunContext once built)
+    return context.run_id, context.attempt, context.max_attempts or type(task).max_attempts
 
 
 def error_info(exc: BaseException) -> ErrorInfo:

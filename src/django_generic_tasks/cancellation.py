@@ -12,43 +12,64 @@ from collections import Counter
 
 from .middleware import forget_chains
 
-__all__ = ["clear", "delivered_to", "is_requested", "request", "stop_watching", "watch"]
+__all__ = [
+    "CancelRequests",
+    "clear",
+    "delivered_to",
+    "is_requested",
+    "request",
+    "requests",
+    "stop_watching",
+    "watch",
+]
 
-_requested: set[str] = set()
-_watched: Counter[str] = Counter()
 
+class CancelRequests:
+    """Which runs of this process were asked to stop, and which backends' cancel requests
+    reach this process (their workers listen for them)."""
 
-def watch(backend: str) -> None:
-    """Cancel requests for runs of backend name ``backend`` reach this process (its worker
-    listens for them): their attempts get the cancellation middleware."""
-    _watched[backend] += 1
-    forget_chains()
+    def __init__(self) -> None:
+        self._requested: set[str] = set()
+        self._watched: Counter[str] = Counter()
 
-
-def stop_watching(backend: str) -> None:
-    """Undo one ``watch(backend)``."""
-    _watched[backend] -= 1
-    if _watched[backend] <= 0:
-        del _watched[backend]
+    def watch(self, backend: str) -> None:
+        """Cancel requests for runs of backend name ``backend`` reach this process (its
+        worker listens for them): their attempts get the cancellation middleware."""
+        self._watched[backend] += 1
         forget_chains()
 
+    def stop_watching(self, backend: str) -> None:
+        """Undo one ``watch(backend)``."""
+        self._watched[backend] -= 1
+        if self._watched[backend] <= 0:
+            del self._watched[backend]
+            forget_chains()
 
-def delivered_to(backend: str) -> bool:
-    """Whether cancel requests for runs of ``backend`` reach this process."""
-    return _watched[backend] > 0
+    def delivered_to(self, backend: str) -> bool:
+        """Whether cancel requests for runs of ``backend`` reach this process."""
+        return self._watched[backend] > 0
+
+    def request(self, run_id: str) -> None:
+        """Ask the attempt of ``run_id`` running in this process to stop."""
+        self._requested.add(run_id)
+
+    def is_requested(self, run_id: str) -> bool:
+        """Whether ``run_id`` was asked to stop."""
+        return run_id in self._requested
+
+    def clear(self, run_id: str) -> None:
+        """Forget the request for ``run_id`` (its attempt ended)."""
+        if self._requested:  # the common case: nothing was ever asked
+            self._requested.discard(run_id)
 
 
-def request(run_id: str) -> None:
-    """Ask the attempt of ``run_id`` running in this process to stop."""
-    _requested.add(run_id)
+requests = CancelRequests()
+"""This process's cancel requests (the cancellation middleware is given it when its chains are
+built; the functions below are its methods)."""
 
-
-def is_requested(run_id: str) -> bool:
-    """Whether ``run_id`` was asked to stop."""
-    return run_id in _requested
-
-
-def clear(run_id: str) -> None:
-    """Forget the request for ``run_id`` (its attempt ended)."""
-    if _requested:  # the common case: nothing was ever asked
-        _requested.discard(run_id)
+watch = requests.watch
+stop_watching = requests.stop_watching
+delivered_to = requests.delivered_to
+request = requests.request
+is_requested = requests.is_requested
+clear = requests.clear

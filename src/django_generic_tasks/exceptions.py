@@ -137,6 +137,11 @@ class AttemptInterrupted(TasksError):
     connection was lost): the database worker puts the same attempt back."""
 
 
+class WorkerLost(TasksError):
+    """The worker running an attempt stopped (killed, crashed, or cut off) and its lease
+    expired: what the retry policy is asked about when the lease reaper takes the run back."""
+
+
 class ResultNotAvailableError(TasksError):
     """This backend does not keep task results."""
 

@@ -29,7 +29,7 @@ from .middleware import Handler, chain_for, chains, poisoned_chain
 from .middleware.coroutines import awaited, run_coroutine
 from .middleware.timeout import run_plain, runner_for
 from .params import validate_params
-from .registry import get_task_class
+from .registry import registry
 from .status import TaskStatus
 
 if TYPE_CHECKING:
@@ -48,7 +48,6 @@ __all__ = [
 logger = logging.getLogger("django_generic_tasks")
 _DEBUG = logging.DEBUG
 _SUCCEEDED = TaskStatus.SUCCEEDED
-_NONE: dict[Any, Any] = {}
 
 
 def execute(attempt: Attempt) -> Outcome:
@@ -61,19 +60,20 @@ def execute(attempt: Attempt) -> Outcome:
     happen, so it is not an outcome.
     """
     try:
-        task_class = get_task_class(attempt.task_name)
+        task_class = registry.get(attempt.task_name)
     except UnknownTaskError as exc:
         return _poisoned(None, attempt, attempt.max_attempts or attempt.attempt, exc)
-    limit = attempt.max_attempts or task_class.max_attempts
     try:
         task = task_class(validate_params(task_class.params_model, attempt.params))
     except (ValidationError, TypeError) as exc:
-        return _poisoned(task_class, attempt, limit, exc)
+        return _poisoned(task_class, attempt, attempt.max_attempts or task_class.max_attempts, exc)
+    # The task's run: ``Task.context`` builds a RunContext from it on first use (most runs
+    # never ask) and ``attempts.run_info()`` reads it.
+    task._run_context = attempt  # type: ignore[assignment]  # a RunContext once built
     backend = attempt.backend
-    # ``Task.context`` builds the RunContext from this on first use (most runs never ask).
-    task._run_context = (attempt.run_id, attempt.attempt, limit, attempt.queue, backend)  # type: ignore[assignment]
-    chain = chains.get(backend, _NONE).get(task_class)
-    if chain is None:
+    try:
+        chain = chains[backend][task_class]
+    except KeyError:
         chain = chain_for(task_class, backend, _terminal(task_class))
     return chain(task, attempt)
 

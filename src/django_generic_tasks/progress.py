@@ -22,9 +22,11 @@ __all__ = [
     "PROGRESS_WRITE_EVERY",
     "Progress",
     "ProgressSink",
+    "ProgressSinks",
     "ThrottledProgressWriter",
     "register_sink",
     "sink_for",
+    "sinks",
     "unregister_sink",
 ]
 
@@ -100,25 +102,34 @@ class ProgressSink(Protocol):
         """Store (or buffer) ``progress`` for ``run_id``."""
 
 
-_sinks: dict[str, ProgressSink] = {}
+class ProgressSinks:
+    """Where this process sends progress reports: one sink per backend name."""
+
+    def __init__(self) -> None:
+        self._sinks: dict[str, ProgressSink] = {}
+
+    def register(self, backend: str, sink: ProgressSink) -> None:
+        """Send progress of runs executed with backend name ``backend`` to ``sink``."""
+        self._sinks[backend] = sink
+        forget_chains()  # the progress middleware joins the chains of ``backend``
+
+    def unregister(self, backend: str, sink: ProgressSink) -> None:
+        """Stop sending progress to ``sink`` (if it is still the one registered)."""
+        if self._sinks.get(backend) is sink:
+            del self._sinks[backend]
+            forget_chains()
+
+    def sink_for(self, backend: str) -> ProgressSink | None:
+        """The sink registered for backend name ``backend``, if any."""
+        return self._sinks.get(backend)
 
 
-def register_sink(backend: str, sink: ProgressSink) -> None:
-    """Send progress of runs executed with backend name ``backend`` to ``sink``."""
-    _sinks[backend] = sink
-    forget_chains()  # the progress middleware joins the chains of ``backend``
+sinks = ProgressSinks()
+"""This process's progress sinks (its database worker registers one while it runs)."""
 
-
-def unregister_sink(backend: str, sink: ProgressSink) -> None:
-    """Stop sending progress to ``sink`` (if it is still the one registered)."""
-    if _sinks.get(backend) is sink:
-        del _sinks[backend]
-        forget_chains()
-
-
-def sink_for(backend: str) -> ProgressSink | None:
-    """The sink registered for backend name ``backend``, if any."""
-    return _sinks.get(backend)
+register_sink = sinks.register
+unregister_sink = sinks.unregister
+sink_for = sinks.sink_for
 
 
 class ThrottledProgressWriter:
@@ -167,14 +178,12 @@ def report(task: Any, done: Any, total: Any, message: Any) -> Progress:
     from .signals import task_progress
 
     progress = make_progress(done, total, message)
-    context = task.__dict__.get("_run_context")
-    if type(context) is tuple:  # set by execution: (run_id, attempt, limit, queue, backend)
-        run_id, backend = context[0], context[4]
-    else:
-        run_id, backend = task.context.run_id, task.context.backend
+    # The Attempt that execution runs, or the RunContext once built: both name these.
+    context = task.__dict__.get("_run_context") or task.context
+    run_id, backend = context.run_id, context.backend
     if task_progress.receivers:
         task_progress.send(sender=type(task), task=task, run_id=run_id, progress=progress)
-    sink = _sinks.get(backend)
+    sink = sinks.sink_for(backend)
     if sink is not None:
         sink.report(run_id, progress)
     return progress

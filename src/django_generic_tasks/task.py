@@ -137,26 +137,26 @@ class Task(Generic[P, R]):
         called by hand, a fresh run id and attempt 1.
         """
         context = self.__dict__.get("_run_context")
-        if type(context) is tuple:  # set by execution (cheap); built on first use
-            run_id, attempt, max_attempts, queue, backend = context
-            context = RunContext(
-                run_id,
-                attempt,
-                max_attempts,
-                queue or type(self).queue,
-                started_at_of(run_id),
-                backend,
-            )
-            self._run_context = context
-        elif context is None:
+        if type(context) is RunContext:
+            return context
+        cls = type(self)
+        if context is None:  # run() called by hand
             from .status import new_run_id
 
             run_id = new_run_id()
-            cls = type(self)
             context = RunContext(
                 run_id, 1, cls.max_attempts, cls.queue, started_at_of(run_id), "direct"
             )
-            self._run_context = context
+        else:  # the Attempt that execution runs: its RunContext is built on first use (rare)
+            context = RunContext(
+                context.run_id,
+                context.attempt,
+                context.max_attempts or cls.max_attempts,
+                context.queue or cls.queue,
+                started_at_of(context.run_id),
+                context.backend,
+            )
+        self._run_context = context
         return context
 
     def run(self) -> R | Awaitable[R]:

@@ -44,35 +44,60 @@ def join_timed_out_attempts(enabled: bool = True) -> None:
     _executor.joins = enabled
 
 
-_abandoned_lock = threading.Lock()
-abandoned = 0  # helper threads of timed-out runs that are still running
+
+class AbandonedThreads:
+    """The helper threads of this process's timed-out sync runs that are still running: Python
+    cannot kill them, so they are counted and bounded (``TASKS_MAX_ABANDONED_THREADS``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+        """How many are running now (read it; ``left()`` and ``ended()`` change it)."""
+
+    def left(self) -> int:
+        """One more thread is left behind; how many there are now."""
+        with self._lock:
+            self.count += 1
+            return self.count
+
+    def ended(self) -> None:
+        """A thread left behind has ended."""
+        with self._lock:
+            self.count -= 1
+
+    def refuse_when_over_capacity(self, task_class: type[Task[Any]]) -> None:
+        """Raise ``CapacityExceededError`` (logged) when ``TASKS_MAX_ABANDONED_THREADS``
+        threads are still running: a timed sync run could leave one more behind."""
+        from .conf import get_settings
+
+        count, limit = self.count, get_settings().max_abandoned_threads
+        if count < limit:
+            return
+        logger.error(
+            "Task %s refused: %d timed-out run(s) of this process are still running "
+            "(TASKS_MAX_ABANDONED_THREADS = %d).",
+            task_class.name,
+            count,
+            limit,
+            extra={"task_name": task_class.name},
+        )
+        raise CapacityExceededError(
+            f"{count} timed-out task run(s) are still running in this process "
+            f"(TASKS_MAX_ABANDONED_THREADS = {limit}); {task_class.name} was not started."
+        )
+
+
+abandoned = AbandonedThreads()
+"""This process's abandoned threads (the timeout middleware is given it when its chains are
+built)."""
 
 
 def abandoned_threads() -> int:
     """How many timed-out sync runs of this process are still running in the background."""
-    return abandoned
+    return abandoned.count
 
 
-def refuse_when_over_capacity(task_class: type[Task[Any]]) -> None:
-    """Raise ``CapacityExceededError`` (logged) when ``TASKS_MAX_ABANDONED_THREADS`` timed-out
-    runs are still running: a timed sync run could leave one more thread behind."""
-    from .conf import get_settings
-
-    limit = get_settings().max_abandoned_threads
-    if abandoned < limit:
-        return
-    logger.error(
-        "Task %s refused: %d timed-out run(s) of this process are still running "
-        "(TASKS_MAX_ABANDONED_THREADS = %d).",
-        task_class.name,
-        abandoned,
-        limit,
-        extra={"task_name": task_class.name},
-    )
-    raise CapacityExceededError(
-        f"{abandoned} timed-out task run(s) are still running in this process "
-        f"(TASKS_MAX_ABANDONED_THREADS = {limit}); {task_class.name} was not started."
-    )
+refuse_when_over_capacity = abandoned.refuse_when_over_capacity
 
 
 def run_in_thread_with_timeout(task: Task[Any], timeout: float) -> Any:
@@ -82,11 +107,11 @@ def run_in_thread_with_timeout(task: Task[Any], timeout: float) -> Any:
     logged, and counted: see ``refuse_when_over_capacity``), but its run is failed so the
     caller moves on.
     """
-    global abandoned
     box: dict[str, Any] = {}
+    lock = threading.Lock()  # "finished" and "abandoned" are decided under it, once each
+    now_left = 0
 
     def target() -> None:
-        global abandoned
         from django.db import connections
 
         try:
@@ -95,10 +120,10 @@ def run_in_thread_with_timeout(task: Task[Any], timeout: float) -> Any:
             box["error"] = exc
         finally:
             connections.close_all()
-            with _abandoned_lock:
+            with lock:
                 box["finished"] = True
                 if box.get("abandoned"):
-                    abandoned -= 1
+                    abandoned.ended()
 
     thread = threading.Thread(target=target, name=f"task-{type(task).name}", daemon=True)
     thread.start()
@@ -122,17 +147,17 @@ def run_in_thread_with_timeout(task: Task[Any], timeout: float) -> Any:
                 "Task %s (run %s): the timed-out thread ended", type(task).name, context.run_id
             )
             raise TaskTimeoutError(f"The task ran longer than its timeout of {timeout:g}s.")
-    with _abandoned_lock:
+    with lock:
         if not box.get("finished"):
             box["abandoned"] = True
-            abandoned += 1
+            now_left = abandoned.left()
     if box.get("abandoned"):
         logger.warning(
             "Task %s exceeded its timeout of %gs; its thread is left to finish in the background "
             "(%d such thread(s) now).",
             type(task).name,
             timeout,
-            abandoned,
+            now_left,
         )
         raise TaskTimeoutError(f"The task ran longer than its timeout of {timeout:g}s.")
     if "error" in box:

@@ -6,7 +6,9 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from io import StringIO
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -16,7 +18,9 @@ from pydantic import BaseModel
 
 import django_generic_tasks as tasks
 from django_generic_tasks import store
+from django_generic_tasks.attempts import FINAL, Decision, lost_worker_decision
 from django_generic_tasks.backends import DatabaseBackend
+from django_generic_tasks.exceptions import WorkerLost
 from django_generic_tasks.models import TaskRun
 from django_generic_tasks.status import TaskStatus
 from django_generic_tasks.worker import Worker, WorkerOptions
@@ -73,6 +77,11 @@ def drain(**options: object) -> int:
 
 def insert_raw(task_name: str, params: object, **fields: object) -> TaskRun:
     return TaskRun.objects.create(task_name=task_name, params=params, **fields)
+
+
+def lost(lost_limit: int = 3) -> Any:
+    """What the worker's reaper asks about a lost run: the task's retry policy."""
+    return partial(lost_worker_decision, lost_limit=lost_limit)
 
 
 def test_worker_runs_every_ready_run_once_and_records_results() -> None:
@@ -156,7 +165,7 @@ def test_expired_lease_is_reclaimed_as_a_new_attempt() -> None:
         worker_id="dead-worker",
         lease_expires_at=past,
     )
-    [reclaimed] = runs().reclaim_expired(3, datetime.now(UTC))
+    [reclaimed] = runs().reclaim_expired(lost(3), datetime.now(UTC))
     assert (reclaimed.became, reclaimed.attempt) == ("requeued", 1)
     assert reclaimed.task_name == "tests.add"
     assert reclaimed.expired_for >= 59
@@ -176,19 +185,66 @@ def test_run_that_keeps_losing_its_worker_is_given_up() -> None:
         worker_id="dead-worker",
         lease_expires_at=past,
     )
-    assert [r.became for r in runs().reclaim_expired(3, datetime.now(UTC))] == ["failed"]
+    assert [r.became for r in runs().reclaim_expired(lost(3), datetime.now(UTC))] == ["failed"]
     run.refresh_from_db()
     assert run.status == "failed"
     assert run.error_type == store.LOST_ERROR_TYPE
+
+
+class LostParams(BaseModel):
+    a: int
+
+
+class LostPolicy:
+    """Retries a lost worker an hour later on attempt 1, gives up on any later one."""
+
+    def decide(self, task_class: Any, attempt: int, max_attempts: int, error: Any) -> Decision:
+        assert isinstance(error, WorkerLost)
+        assert max_attempts == task_class.max_attempts + 3
+        return Decision.retry_on(datetime.now(UTC) + timedelta(hours=1)) if attempt == 1 else FINAL
+
+
+class LostPolicyTask(tasks.Task[LostParams]):
+    name = "tests.lost_policy"
+    retry_policy = LostPolicy()
+
+    def run(self) -> None:
+        return None
+
+
+def test_a_lost_worker_is_decided_by_the_tasks_retry_policy() -> None:
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    later = insert_raw(
+        "tests.lost_policy", {"a": 1}, status="running", attempt=1, lease_expires_at=past
+    )
+    given_up = insert_raw(
+        "tests.lost_policy", {"a": 2}, status="running", attempt=2, lease_expires_at=past
+    )
+    now = datetime.now(UTC)
+    became = {r.id: r.became for r in runs().reclaim_expired(lost(3), now)}
+    assert became == {str(later.pk): "requeued", str(given_up.pk): "failed"}
+    later.refresh_from_db()
+    given_up.refresh_from_db()
+    assert later.status == "scheduled"  # the policy's retry_at, not "at once"
+    assert later.run_after > now + timedelta(minutes=59)
+    assert (given_up.status, given_up.error_type) == ("failed", store.LOST_ERROR_TYPE)
+
+
+def test_a_lost_run_of_a_task_this_process_does_not_know_is_requeued_within_the_limit() -> None:
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    insert_raw("tests.elsewhere", {}, status="running", attempt=1, lease_expires_at=past)
+    insert_raw("tests.elsewhere", {}, status="running", attempt=4, lease_expires_at=past)
+    reclaimed = runs().reclaim_expired(lost(3), datetime.now(UTC))
+    assert sorted((r.attempt, r.became) for r in reclaimed) == [(1, "requeued"), (4, "failed")]
 
 
 def test_live_lease_is_not_reclaimed_and_heartbeat_extends_it() -> None:
     AddTask({"a": 1}).start(backend=DatabaseBackend())
     now = datetime.now(UTC)
     [claimed] = runs().claim("me", (), 5, 30, now)
-    assert runs().reclaim_expired(3, now + timedelta(seconds=10)) == []
+    assert runs().reclaim_expired(lost(3), now + timedelta(seconds=10)) == []
     assert runs().extend_leases("me", 30, now + timedelta(seconds=20)) == 1
-    assert runs().reclaim_expired(3, now + timedelta(seconds=40)) == []
+    assert runs().reclaim_expired(lost(3), now + timedelta(seconds=40)) == []
     assert TaskRun.objects.get(pk=claimed.id).status == "running"
 
 
@@ -205,7 +261,7 @@ def test_outcome_of_a_reclaimed_run_is_not_written_by_its_old_worker() -> None:
     AddTask({"a": 1}).start(backend=DatabaseBackend())
     now = datetime.now(UTC)
     [old] = runs().claim("old", (), 5, 0.001, now)
-    runs().reclaim_expired(3, now + timedelta(seconds=1))
+    runs().reclaim_expired(lost(3), now + timedelta(seconds=1))
     [new] = runs().claim("new", (), 5, 30, now + timedelta(seconds=1))
     from django_generic_tasks.execution import Attempt, execute
 

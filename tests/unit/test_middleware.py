@@ -14,13 +14,13 @@ from django.test import override_settings
 from pydantic import BaseModel
 
 import django_generic_tasks as tasks
-from django_generic_tasks import CapacityExceededError, TaskStatus, cancellation
+from django_generic_tasks import CapacityExceededError, TaskStatus, cancellation, progress, timeouts
 from django_generic_tasks.backends import ImmediateBackend
 from django_generic_tasks.execution import Attempt, Outcome, execute
 from django_generic_tasks.middleware import AttemptMiddleware, Chain, Handler, chains, forget_chains
 from django_generic_tasks.progress import Progress, register_sink, unregister_sink
 from django_generic_tasks.signals import task_finished
-from tests.testapp.tasks import AddTask, calls
+from tests.testapp.tasks import AddParams, AddTask, calls
 from tests.unit.core_support import clean_registry  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("clean_registry", "fresh_chains")
@@ -231,3 +231,41 @@ def test_the_cancellation_middleware_stops_a_run_asked_to_stop_before_it_starts(
     assert not cancellation.is_requested("r")
     execute(attempt_of(AddTask.name, "watched"))
     assert "CancellationMiddleware" not in names(AddTask, "watched")
+
+
+def test_cancel_progress_and_timeout_state_lives_in_one_object_per_process() -> None:
+    own = cancellation.CancelRequests()
+    own.request("r")
+    assert own.is_requested("r")
+    assert not cancellation.is_requested("r")  # this process's requests are another object
+    cancellation.request("r")
+    try:
+        assert cancellation.requests.is_requested("r")
+    finally:
+        cancellation.clear("r")
+    sinks = progress.ProgressSinks()
+    sinks.register("own", progress.ThrottledProgressWriter(lambda run_id, report: None))
+    assert sinks.sink_for("own") is not None
+    assert progress.sink_for("own") is None
+    assert timeouts.abandoned_threads() == timeouts.abandoned.count
+
+
+def test_the_timeout_middleware_refuses_from_the_process_abandoned_threads() -> None:
+    class Timed(tasks.Task[AddParams]):
+        name = "tests.middleware.timed"
+        timeout = 5
+
+        def run(self) -> int:
+            return self.params.a
+
+    limit = 2
+    with override_settings(TASKS_MAX_ABANDONED_THREADS=limit):
+        for _ in range(limit):
+            timeouts.abandoned.left()
+        try:
+            with pytest.raises(CapacityExceededError):
+                execute(attempt_of(Timed.name, "ImmediateBackend"))
+        finally:
+            for _ in range(limit):
+                timeouts.abandoned.ended()
+        assert execute(attempt_of(Timed.name, "ImmediateBackend")).result == 1

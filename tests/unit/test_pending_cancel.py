@@ -21,6 +21,7 @@ from django_generic_tasks.worker import Worker, WorkerOptions
 from tests.polling import wait_until
 from tests.testapp.tasks import AddTask, FlakyTask, calls
 from tests.unit.test_cancel import LoopParams, LoopUntilCancelled
+from tests.unit.test_database_worker import lost
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -74,7 +75,7 @@ def test_a_lost_run_whose_cancel_was_requested_ends_cancelled_not_requeued() -> 
     handle = AddTask({"a": 1}).start(backend=DatabaseBackend())
     claim_one("shutting-down", lease=0.001)
     handle.cancel()  # the worker stops before it reads the request
-    [reclaimed] = runs().reclaim_expired(3, datetime.now(UTC) + timedelta(seconds=1))
+    [reclaimed] = runs().reclaim_expired(lost(3), datetime.now(UTC) + timedelta(seconds=1))
     assert (reclaimed.became, reclaimed.attempt) == ("cancelled", 1)
     assert runs().claim("next", (), 5, 30, datetime.now(UTC) + timedelta(seconds=2)) == []
     run = row(handle)

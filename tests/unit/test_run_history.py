@@ -20,7 +20,7 @@ from django_generic_tasks.models import TaskRun
 from django_generic_tasks.status import ErrorInfo, TaskStatus
 from django_generic_tasks.store.rows import HISTORY_LIMIT
 from tests.testapp.tasks import AddTask, FlakyTask
-from tests.unit.test_database_worker import drain
+from tests.unit.test_database_worker import drain, lost
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -78,7 +78,7 @@ def test_a_lost_attempt_joins_the_history() -> None:
     handle = AddTask({"a": 2}).start(backend=DatabaseBackend())
     now = datetime.now(UTC)
     runs().claim("killed", (), 1, 0.001, now)
-    runs().reclaim_expired(3, now + timedelta(milliseconds=2))
+    runs().reclaim_expired(lost(3), now + timedelta(milliseconds=2))
     drain()
     history = DatabaseBackend().get_result(handle.id).history
     assert [(r.attempt, r.outcome) for r in history] == [(1, "lost"), (2, "succeeded")]

@@ -22,6 +22,7 @@ from django_generic_tasks.store import slots
 from django_generic_tasks.store.rollups import Rollup, epoch_minute
 from django_generic_tasks.store.rows import Reclaimed
 from tests.testapp.tasks import AddTask
+from tests.unit.test_database_worker import lost
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,7 +44,7 @@ def succeeded(run: store.ClaimedRun, at: datetime) -> store.Finished:
 def lose_lease(run: store.ClaimedRun, lost_limit: int, now: datetime) -> Reclaimed:
     """Let ``run``'s lease run out and the reaper take it back."""
     TaskRun.objects.filter(pk=run.id).update(lease_expires_at=now - timedelta(seconds=1))
-    [reclaimed] = runs().reclaim_expired(lost_limit, now)
+    [reclaimed] = runs().reclaim_expired(lost(lost_limit), now)
     return reclaimed
 
 

@@ -25,16 +25,17 @@ class CancellationMiddleware(AttemptMiddleware):
     Only on backends whose cancel requests reach this process (``cancellation.watch``)."""
 
     def __init__(self, next: Handler, chain: Chain) -> None:
-        if not cancellation.delivered_to(chain.backend):
+        self.requests = cancellation.requests  # this process's: its worker marks them
+        if not self.requests.delivered_to(chain.backend):
             raise MiddlewareNotUsed  # the task's own check_cancelled() still asks
         super().__init__(next, chain)
 
     def __call__(self, task: Task[Any], attempt: Attempt) -> Outcome:
         """``CANCELLED`` when asked before the start, else the attempt's outcome."""
-        requested = cancellation._requested
+        requests = self.requests
         run_id = attempt.run_id
-        if requested and run_id in requested:
-            requested.discard(run_id)
+        if requests.is_requested(run_id):
+            requests.clear(run_id)
             error = TaskCancelled(f"Run {run_id} was cancelled before it started.")
             return Outcome(
                 run_id,
@@ -47,5 +48,4 @@ class CancellationMiddleware(AttemptMiddleware):
         try:
             return self.next(task, attempt)
         finally:
-            if requested:  # asked while it ran: the attempt is over
-                requested.discard(run_id)
+            requests.clear(run_id)  # asked while it ran: the attempt is over

@@ -31,11 +31,12 @@ class TimeoutMiddleware(AttemptMiddleware):
             raise MiddlewareNotUsed
         super().__init__(next, chain)
         self.task_class = task_class
+        self.abandoned = timeouts.abandoned  # this process's
 
     def __call__(self, task: Task[Any], attempt: Attempt) -> Outcome:
         """Refuse the attempt when over capacity, else run it."""
-        if timeouts.abandoned:
-            timeouts.refuse_when_over_capacity(self.task_class)
+        if self.abandoned.count:
+            self.abandoned.refuse_when_over_capacity(self.task_class)
         return self.next(task, attempt)
 
 

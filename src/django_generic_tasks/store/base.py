@@ -7,7 +7,7 @@ write a batch of outcomes in one statement.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -31,13 +31,18 @@ from .rows import (
     retry_entry,
 )
 from .schema import id_str, parse_run_id, table
+from .statuses import waiting_status
 from .transient import retry_transient
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
 
+    from ..attempts import Decision
     from ..enqueue import EnqueueRequest
     from ..models import TaskRun
+
+    LostDecider = Callable[[str, int, int], Decision]
+    """``(task_name, attempt, max_attempts) -> Decision`` for a run whose worker was lost."""
 
 # Rows per INSERT: SQLite allows 32,766 bound variables per statement, MySQL 65,535.
 CHUNK = 1000
@@ -376,13 +381,15 @@ class RunStore(Operations, Observations):
             return int(cursor.rowcount)
 
     @retry_transient
-    def reclaim_expired(self, lost_limit: int, now: datetime) -> list[Reclaimed]:
-        """Runs whose worker stopped heartbeating go back to ``ready`` as a new attempt
-        (the lost attempt joins the run's ``history``).
+    def reclaim_expired(self, decide: LostDecider, now: datetime) -> list[Reclaimed]:
+        """Take back the runs whose worker stopped heartbeating (their lease expired) and
+        write what became of each, in one transaction (the lost attempt joins the run's
+        ``history``).
 
-        A run whose cancel was requested ends ``cancelled`` instead, and a run that lost its
-        worker so often that it reached ``max_attempts + lost_limit`` attempts is failed: it
-        probably kills the worker. Returns each run reclaimed, with what became of it.
+        ``decide(task_name, attempt, max_attempts)`` is the retry policy's decision for each
+        (``attempts.lost_worker_decision``): a retry puts the run back to ``ready`` as a new
+        attempt, due at the decision's ``retry_at``; ``FINAL`` fails it (``WorkerLost``). A
+        run whose cancel was requested ends ``cancelled`` instead. The store decides nothing.
         """
         stamp = self._dt(now)
         select = (
@@ -392,32 +399,39 @@ class RunStore(Operations, Observations):
         )
         with self.write_transaction() as cursor:
             cursor.execute(select, [stamp])
-            found = [
-                Reclaimed(
-                    id_str(r[0]),
-                    r[0],
-                    r[1],
-                    int(r[2]),
-                    "cancelled"
-                    if r[7] is not None
-                    else "failed"
-                    if int(r[2]) >= int(r[3]) + lost_limit
-                    else "requeued",
-                    _seconds_since(r[6], now),
-                    r[4],
-                    _aware(r[5]),
+            found: list[Reclaimed] = []
+            due: dict[str, tuple[str, Any]] = {}  # requeued run id -> (status, run_after)
+            for r in cursor.fetchall():
+                became = "cancelled"
+                if r[7] is None:
+                    decision = decide(r[1], int(r[2]), int(r[3]))
+                    became = "requeued" if decision.retry else "failed"
+                    at = decision.retry_at or now
+                    due[id_str(r[0])] = (waiting_status(at, now).value, self._dt(at))
+                found.append(
+                    Reclaimed(
+                        id_str(r[0]),
+                        r[0],
+                        r[1],
+                        int(r[2]),
+                        became,
+                        _seconds_since(r[6], now),
+                        r[4],
+                        _aware(r[5]),
+                    )
                 )
-                for r in cursor.fetchall()
-            ]
             requeued = [run for run in found if run.became == "requeued"]
             mark = self.entry_mark
             if requeued:
                 cursor.executemany(
-                    f"UPDATE {self.table} SET status = {READY}, run_after = %s, "
+                    f"UPDATE {self.table} SET status = %s, run_after = %s, "
                     "worker_id = NULL, lease_expires_at = NULL, "
                     f"history = {self.history_append('history', mark, mark)} "
                     f"WHERE id = %s AND status = {RUNNING}",
-                    [[stamp, *self.history_params(run.entry(now)), run.db_id] for run in requeued],
+                    [
+                        [*due[run.id], *self.history_params(run.entry(now)), run.db_id]
+                        for run in requeued
+                    ],
                 )
             for became, sets, values in (
                 ("cancelled", "", []),

@@ -10,8 +10,10 @@ import socket
 import threading
 import time
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
+from ..attempts import lost_worker_decision
 from ..cancellation import request as request_cancel
 from ..store import RunStore, WorkerInfo, using
 from ..store.rows import Reclaimed
@@ -47,6 +49,7 @@ class Heartbeat(threading.Thread):
         next_sample = 0.0
         next_count = 0.0
         counted = worker.processed  # before the beat reads it: a run finished meanwhile counts
+        lost = partial(lost_worker_decision, lost_limit=options.lost_limit)  # the retry policy
         self.beat(using(options.database), datetime.now(UTC))
         while not worker._halt.wait(min(beat, reap_every, 1.0) / 2):
             try:
@@ -74,7 +77,7 @@ class Heartbeat(threading.Thread):
                     runs.sample_queues(now)
                 if time.monotonic() >= next_reap:
                     next_reap = time.monotonic() + reap_every
-                    reclaimed = runs.reclaim_expired(options.lost_limit, now)
+                    reclaimed = runs.reclaim_expired(lost, now)
                     for run in reclaimed:
                         log_reclaimed(run)
                     if reclaimed:
