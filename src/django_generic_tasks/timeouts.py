@@ -44,7 +44,6 @@ def join_timed_out_attempts(enabled: bool = True) -> None:
     _executor.joins = enabled
 
 
-
 class AbandonedThreads:
     """The helper threads of this process's timed-out sync runs that are still running: Python
     cannot kill them, so they are counted and bounded (``TASKS_MAX_ABANDONED_THREADS``)."""
