@@ -6,13 +6,14 @@
 # | pass            | Python | Django | django-ninja / Pydantic | database   | tests                   |
 # | --------------- | ------ | ------ | ----------------------- | ---------- | ----------------------- |
 # | main (coverage) | 3.13   | 6.1    | newest / newest         | SQLite     | whole suite + typing    |
-# | postgresql      | 3.13   | 6.1    | newest / newest         | PostgreSQL | whole suite             |
-# | mariadb         | 3.13   | 6.1    | newest / newest         | MariaDB    | whole suite             |
+# | postgresql      | 3.13   | 6.1    | newest / newest         | PostgreSQL | unit + contract + the   |
+# |                 |        |        |                         |            | database-facing processes |
+# | mariadb         | 3.13   | 6.1    | newest / newest         | MariaDB    | the same                |
 # | django52        | 3.13   | 5.2    | newest / newest         | SQLite     | unit + contract + the   |
 # |                 |        |        |                         |            | Django-bound processes  |
 # | django60        | 3.13   | 6.0    | newest / newest         | SQLite     | unit + contract         |
 # | flakes          | 3.12   | 6.1    | newest / newest         | SQLite,    | the concurrency tests,  |
-# |                 |        |        |                         | PostgreSQL | 5 and 3 rounds (flakes) |
+# |                 |        |        |                         | PostgreSQL | 3 and 2 rounds (flakes) |
 # | lowest          | 3.12   | 6.0 *  | lowest / lowest allowed | SQLite     | unit + contract + HTTP  |
 # (* the newest Django the lowest django-ninja accepts. Python 3.14 is not installable here.)
 #
@@ -67,6 +68,17 @@ SLOW=(tests/integration)
 DJANGO_SENSITIVE=(
   tests/integration/test_admin_page.py tests/integration/test_django_tasks_worker.py
   tests/integration/test_example_project.py tests/integration/test_schemathesis.py
+)
+# On PostgreSQL and MariaDB, the process tests whose outcome depends on the database (workers,
+# leases, LISTEN/NOTIFY, the scheduler, outages, the admin's SQL); the others (docs, Cloud
+# Tasks emulator, Celery on Redis, the example project's embedded SQLite, schemathesis, page
+# layout) run once, in the main pass.
+DB_FACING=(
+  tests/integration/test_admin_page.py tests/integration/test_cancel_processes.py
+  tests/integration/test_chaos_worker.py tests/integration/test_connection_loss.py
+  tests/integration/test_django_tasks_worker.py tests/integration/test_otel_processes.py
+  tests/integration/test_scheduler_processes.py tests/integration/test_wait_processes.py
+  tests/integration/test_worker_before_migrate.py tests/integration/test_worker_processes.py
 )
 PG_URL=${TASKS_CI_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 MARIADB_NAME=${TASKS_CI_MARIADB_NAME:-dgt}
@@ -131,12 +143,12 @@ pass_django60() {
 }
 pass_flakes() {
   # The flake detector: the tests marked `concurrency` (threads, worker loops, leases, timeouts,
-  # LISTEN/NOTIFY; tests/conftest.py lists them) in five fresh sessions on SQLite and three on
+  # LISTEN/NOTIFY; tests/conftest.py lists them) in three fresh sessions on SQLite and two on
   # PostgreSQL; a failure in any round fails the pass, and the report names intermittent ones.
   # On Python 3.12 with the newest Django and libraries (the lowest pass has 3.12 with the lowest).
-  .venv-py312/bin/python scripts/flakes.py --count 5 "${PYTEST_ARGS[@]}"
+  .venv-py312/bin/python scripts/flakes.py --count 3 "${PYTEST_ARGS[@]}"
   PG_URL=${PG_URL%/*}/dgt_flakes with_postgresql .venv-py312/bin/python scripts/flakes.py \
-    --count 3 "${PYTEST_ARGS[@]}"
+    --count 2 "${PYTEST_ARGS[@]}"
 }
 pass_lowest() {
   # The lowest django-ninja and Pydantic pyproject.toml allows (the other venvs have the newest):
@@ -158,10 +170,10 @@ pass_main_processes() {
     --cov-fail-under=90 "${SLOW[@]}" "${PYTEST_ARGS[@]}"
 }
 pass_postgresql_processes() {
-  with_postgresql run_pytest .venv/bin/python -m pytest -q "${SLOW[@]}" "${PYTEST_ARGS[@]}"
+  with_postgresql run_pytest .venv/bin/python -m pytest -q "${DB_FACING[@]}" "${PYTEST_ARGS[@]}"
 }
 pass_mariadb_processes() {
-  with_mariadb run_pytest .venv/bin/python -m pytest -q "${SLOW[@]}" "${PYTEST_ARGS[@]}"
+  with_mariadb run_pytest .venv/bin/python -m pytest -q "${DB_FACING[@]}" "${PYTEST_ARGS[@]}"
 }
 pass_django52_processes() {
   run_pytest .venv-django52/bin/python -m pytest -q -p no:cacheprovider "${DJANGO_SENSITIVE[@]}" \
