@@ -51,7 +51,9 @@ def entries(token: str, kind: str | None = None) -> list[dict[str, Any]]:
     if not JOURNAL.exists():
         return []
     found = []
-    for line in JOURNAL.read_text(encoding="utf-8").splitlines():
+    # Only whole lines: a line another thread or process is appending right now may be read
+    # in part (it has no newline yet; it is read whole next time).
+    for line in JOURNAL.read_text(encoding="utf-8").split("\n")[:-1]:
         entry = json.loads(line)
         if entry["token"] == token and (kind is None or entry["kind"] == kind):
             found.append(entry)

@@ -208,7 +208,8 @@ class ProcDB:
 
     def side_effects(self) -> Counter[int]:
         """How many times each run number completed its body."""
-        return Counter(int(line) for line in self.log.read_text().split())
+        # Whole lines only: one a worker is appending right now may be read in part.
+        return Counter(int(line) for line in self.log.read_text().split("\n")[:-1] if line)
 
     def terminate_connections(self) -> int:
         """Kill every server connection to the database, like a restart would."""

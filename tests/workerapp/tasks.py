@@ -40,7 +40,8 @@ def events(token: str) -> list[tuple[float, str]]:
     path = store_dir() / token
     if not path.exists():
         return []
-    lines = path.read_text(encoding="utf-8").splitlines()
+    # Only whole lines: one being appended right now may be read in part (no newline yet).
+    lines = path.read_text(encoding="utf-8").split("\n")[:-1]
     return [(float(when), what) for when, _, what in (line.partition(" ") for line in lines)]
 
 
