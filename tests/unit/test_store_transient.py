@@ -115,55 +115,52 @@ def _one_run() -> object:
     return TaskRun.objects.get(id=handle.id).pk
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_postgresql_lock_conflict_is_recognised_from_the_real_server() -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("PostgreSQL's SQLSTATE codes (DATABASE_URL=postgres://...)")
+def _conflict_on_a_locked_row(begin: str, session: str | None, conflicting: str) -> BaseException:
+    """The error the real server raises when ``conflicting`` meets a run's row that another
+    connection holds ``FOR UPDATE`` (``session``: a setting of ours first)."""
     from django.db import connections
 
     pk = _one_run()
     other = connections.create_connection("default")
     try:
         with other.cursor() as cursor:
-            cursor.execute("BEGIN")
+            cursor.execute(begin)
             cursor.execute(
                 "SELECT id FROM django_generic_tasks_taskrun WHERE id = %s FOR UPDATE", [pk]
             )
-            with connection.cursor() as mine, pytest.raises(OperationalError) as caught:
-                mine.execute(
-                    "SELECT id FROM django_generic_tasks_taskrun WHERE id = %s FOR UPDATE NOWAIT",
-                    [pk],
-                )
+            with connection.cursor() as mine:
+                if session is not None:
+                    mine.execute(session)
+                with pytest.raises(OperationalError) as caught:
+                    mine.execute(conflicting, [pk])
             cursor.execute("ROLLBACK")
     finally:
         other.close()
-    assert is_transient(caught.value)
+    return caught.value
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_postgresql_lock_conflict_is_recognised_from_the_real_server() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's SQLSTATE codes (DATABASE_URL=postgres://...)")
+    error = _conflict_on_a_locked_row(
+        "BEGIN",
+        None,
+        "SELECT id FROM django_generic_tasks_taskrun WHERE id = %s FOR UPDATE NOWAIT",
+    )
+    assert is_transient(error)
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_mariadb_lock_wait_timeout_is_recognised_from_the_real_server() -> None:
     if connection.vendor != "mysql":
         pytest.skip("MariaDB's error codes (DATABASE_URL=mysql://...)")
-    from django.db import connections
-
-    pk = _one_run()
-    other = connections.create_connection("default")
-    try:
-        with other.cursor() as cursor:
-            cursor.execute("START TRANSACTION")
-            cursor.execute(
-                "SELECT id FROM django_generic_tasks_taskrun WHERE id = %s FOR UPDATE", [pk]
-            )
-            with connection.cursor() as mine:
-                mine.execute("SET SESSION innodb_lock_wait_timeout = 1")
-                with pytest.raises(OperationalError) as caught:
-                    mine.execute(
-                        "UPDATE django_generic_tasks_taskrun SET priority = 1 WHERE id = %s", [pk]
-                    )
-            cursor.execute("ROLLBACK")
-    finally:
-        other.close()
-    assert is_transient(caught.value)
+    error = _conflict_on_a_locked_row(
+        "START TRANSACTION",
+        "SET SESSION innodb_lock_wait_timeout = 1",
+        "UPDATE django_generic_tasks_taskrun SET priority = 1 WHERE id = %s",
+    )
+    assert is_transient(error)
 
 
 @pytest.mark.django_db(transaction=True)
