@@ -163,14 +163,24 @@ def test_dashboard_renders_labelled_charts_and_refreshes_a_number_in_place(
         assert title.get_attribute("textContent")
     assert browser.find_elements(By.CSS_SELECTOR, "svg.dgt-chart rect")  # bars drawn
     assert "web-1:4242:9f3c" in browser.find_element(By.ID, "dgt-workers").text
-    counter = browser.find_element(By.ID, "dgt-finished-hour")
-    before = int(counter.text)
+    before = _finished_this_hour(browser)
+    assert before is not None
     browser.set_window_size(1400, 2900)  # the whole page in the screenshot
     browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
 
     browser.execute_script("window.dgtSamePage = true;")  # a reload would forget it
     finish_runs([TaskStatus.SUCCEEDED] * 3)
-    WebDriverWait(browser, 20).until(
-        lambda b: int(b.find_element(By.ID, "dgt-finished-hour").text) == before + 3
-    )
+    WebDriverWait(browser, 20).until(lambda b: _finished_this_hour(b) == before + 3)
     assert browser.execute_script("return window.dgtSamePage === true;")
+
+
+def _finished_this_hour(browser: Any) -> int | None:
+    """The dashboard's "finished this hour" counter, read in one script call.
+
+    The page swaps its panels when it refreshes, so an element found first and read
+    after can be a replaced (stale) one: the lookup and the read happen together.
+    """
+    text = browser.execute_script(
+        "const e = document.getElementById('dgt-finished-hour'); return e ? e.textContent : null;"
+    )
+    return int(text) if text is not None and text.strip().isdigit() else None
