@@ -101,7 +101,7 @@ def _measure(
     from tests.testapp.tasks import AddTask
 
     from django_generic_tasks.backends import CloudTasksBackend
-    from django_generic_tasks.enqueue import EnqueueRequest
+    from django_generic_tasks.core.enqueue import EnqueueRequest
 
     (count, original_count), (with_original, with_bulk) = counts, what
     queue = emulator.create_queue(paused=True)

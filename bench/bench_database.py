@@ -463,8 +463,8 @@ def finish_cost(batches: int, size: int = 100) -> None:
 
     from dbbench.tasks import Noop  # type: ignore[import-not-found]
     from django_generic_tasks import store
+    from django_generic_tasks.core.status import TaskStatus
     from django_generic_tasks.execution import Outcome
-    from django_generic_tasks.status import TaskStatus
     from django_generic_tasks.store.rollups import Rollup, merge, rollups
 
     runs = store.for_connection(connection)

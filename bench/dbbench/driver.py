@@ -102,9 +102,9 @@ def claim(rows: int) -> dict[str, float]:
     from datetime import UTC, datetime
 
     from django_generic_tasks import store
+    from django_generic_tasks.core.status import TaskStatus
     from django_generic_tasks.execution import Outcome
     from django_generic_tasks.models import TaskRun
-    from django_generic_tasks.status import TaskStatus
 
     runs = store.for_connection(connection)
 

@@ -7,7 +7,13 @@
 >>> EmailTask(EmailParams(...)).start()
 """
 
-from .context import RunContext
+from .core.context import RunContext
+from .core.dispatch import get_handle
+from .core.handles import TaskHandle
+from .core.modelref import ModelRef
+from .core.registry import get_task_class, registry
+from .core.status import ErrorInfo, TaskStatus
+from .core.task import Task
 from .exceptions import (
     CapacityExceededError,
     ConfigurationError,
@@ -28,12 +34,7 @@ from .exceptions import (
     UnsupportedOptionError,
     WaitInTransactionError,
 )
-from .modelref import ModelRef
-from .registry import get_task_class, registry
-from .results import get_handle
 from .schedules.spec import Schedule
-from .status import ErrorInfo, TaskHandle, TaskStatus
-from .task import Task
 
 __all__ = [
     "CapacityExceededError",

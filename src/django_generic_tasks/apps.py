@@ -15,7 +15,7 @@ class DjangoGenericTasksConfig(AppConfig):
         from . import checks, security  # noqa: F401  (registers the system checks)
         from .api import checks as api_checks  # noqa: F401  (registers W301, W302, E306)
         from .schedules import checks as schedule_checks  # noqa: F401  (registers E5xx)
-        from .text import install_log_filter
+        from .support.text import install_log_filter
 
         install_log_filter()  # callers' strings in log records cannot forge lines
 

@@ -82,7 +82,7 @@ def check_production_backend(app_configs: Any = None, **kwargs: Any) -> list[Che
 def check_task_queues(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """With ``TASKS_QUEUES`` set, every registered task's ``queue`` must be declared in it."""
     from .conf import get_settings
-    from .registry import registry
+    from .core.registry import registry
 
     try:
         declared = get_settings().queues

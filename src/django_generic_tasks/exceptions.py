@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
-    from .status import ErrorInfo, TaskStatus
+    from .core.status import ErrorInfo, TaskStatus
 
 
 class TasksError(Exception):
@@ -94,7 +94,7 @@ class RunFailedError(TasksError):
     def status(self) -> TaskStatus | None:
         """How the run ended: ``failed``, ``discarded`` or ``cancelled`` (``None`` when
         unknown)."""
-        from .status import TaskStatus
+        from .core.status import TaskStatus
 
         value = self._arg(4)
         return TaskStatus(value) if value in TaskStatus._value2member_map_ else None
@@ -107,7 +107,7 @@ class RunFailedError(TasksError):
     @property
     def error(self) -> ErrorInfo:
         """The task's error."""
-        from .status import ErrorInfo
+        from .core.status import ErrorInfo
 
         return ErrorInfo(self._arg(0), self._arg(1), self._arg(2))
 

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 from django.db import models
 from django.utils import timezone
 
-from .progress import Progress
-from .status import AttemptRecord, ErrorInfo, TaskHandle, TaskStatus, new_run_id
+from .core.handles import TaskHandle
+from .core.status import AttemptRecord, ErrorInfo, TaskStatus, new_run_id
+from .execution.progress import Progress
 from .store.statuses import FINISHED, STORED, UNFINISHED, WAITING
 
 if TYPE_CHECKING:

@@ -29,11 +29,11 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from .backends.memory import InMemoryBackend
 from .conf import override_backend
-from .enqueue import EnqueueRequest
+from .core.enqueue import EnqueueRequest
+from .core.params import validate_params
+from .core.registry import get_task_class
+from .core.task import Task
 from .execution import Outcome
-from .params import validate_params
-from .registry import get_task_class
-from .task import Task
 
 __all__ = [
     "StartedTask",

@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel
 
 import django_generic_tasks as tasks
-from django_generic_tasks.attempts import Attempt, Outcome
+from django_generic_tasks.execution.attempts import Attempt, Outcome
 from django_generic_tasks.middleware import AttemptMiddleware
 from tests.testapp.models import Customer
 

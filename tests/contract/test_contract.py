@@ -23,8 +23,8 @@ from django_generic_tasks import (
     TaskStatus,
     UnsupportedOptionError,
 )
-from django_generic_tasks.enqueue import EnqueueRequest
-from django_generic_tasks.status import new_run_id
+from django_generic_tasks.core.enqueue import EnqueueRequest
+from django_generic_tasks.core.status import new_run_id
 from tests.contract.harnesses import BackendHarness, HarnessFactory, harness_params
 from tests.contract.tasks import (
     ContractAsync,

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from django_generic_tasks.core.status import TaskStatus
 from django_generic_tasks.models import TaskRun
-from django_generic_tasks.status import TaskStatus
 from tests.conftest import need_service
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

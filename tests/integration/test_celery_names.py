@@ -17,8 +17,8 @@ import pytest
 
 from django_generic_tasks import conf
 from django_generic_tasks.backends.celery import TASK_NAME, CeleryBackend
+from django_generic_tasks.core.status import TaskStatus, new_run_id
 from django_generic_tasks.exceptions import RunNotFoundError
-from django_generic_tasks.status import TaskStatus, new_run_id
 from tests.celery_app import make_app
 from tests.conftest import need_service
 from tests.integration.test_celery_workers import CELERY, ROOT, CeleryWorker, reachable

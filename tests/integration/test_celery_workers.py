@@ -22,7 +22,7 @@ import pytest
 
 from django_generic_tasks import conf
 from django_generic_tasks.backends.celery import CeleryBackend
-from django_generic_tasks.status import TaskStatus
+from django_generic_tasks.core.status import TaskStatus
 from tests.celery_app import make_app
 from tests.conftest import need_service
 from tests.polling import wait_until

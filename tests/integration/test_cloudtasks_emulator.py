@@ -27,10 +27,10 @@ from pydantic import BaseModel
 
 import django_generic_tasks as tasks
 from django_generic_tasks.backends import CloudTasksBackend
-from django_generic_tasks.enqueue import EnqueueRequest
+from django_generic_tasks.core.enqueue import EnqueueRequest
+from django_generic_tasks.core.status import TaskStatus
 from django_generic_tasks.exceptions import CloudTasksEnqueueError
 from django_generic_tasks.signals import task_finished, task_started
-from django_generic_tasks.status import TaskStatus
 from tests.cloudtasks_emulator import LOCATION, PROJECT, Emulator
 from tests.cloudtasks_emulator import cloudtasks_emulator as cloudtasks_emulator  # noqa: PLC0414 - a fixture
 from tests.oidc_support import (

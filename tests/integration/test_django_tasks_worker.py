@@ -23,7 +23,7 @@ from django.db import connection
 from django.test import override_settings
 
 from django_generic_tasks import conf
-from django_generic_tasks.status import TaskStatus
+from django_generic_tasks.core.status import TaskStatus
 from tests.polling import wait_until
 from tests.workerapp.tasks import FlakyRecordTask, RecordTask, events
 

@@ -85,7 +85,7 @@ def test_api_reference_documents_every_public_name(site: Path) -> None:
         for name in django_generic_tasks.__all__
         if f'id="django_generic_tasks.{name}"' not in html
         and f'id="django_generic_tasks.exceptions.{name}"' not in html
-        and f'id="django_generic_tasks.registry.{name}"' not in html
+        and f'id="django_generic_tasks.core.registry.{name}"' not in html
     ]
     assert missing == []
 

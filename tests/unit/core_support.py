@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from django_generic_tasks.registry import registry
+from django_generic_tasks.core.registry import registry
 
 
 @pytest.fixture

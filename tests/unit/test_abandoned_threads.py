@@ -16,10 +16,10 @@ from pydantic import BaseModel
 
 import django_generic_tasks as tasks
 from django_generic_tasks.backends import ImmediateBackend, ThreadingBackend
+from django_generic_tasks.core.status import TaskStatus, new_run_id
 from django_generic_tasks.exceptions import CapacityExceededError
 from django_generic_tasks.execution import Attempt, execute
-from django_generic_tasks.status import TaskStatus, new_run_id
-from django_generic_tasks.timeouts import abandoned_threads
+from django_generic_tasks.execution.timeouts import abandoned_threads
 from tests import polling
 from tests.unit.core_support import clean_registry  # noqa: F401
 

@@ -19,9 +19,9 @@ from django_generic_tasks import api
 from django_generic_tasks.api.markdown import rst_to_markdown
 from django_generic_tasks.backends import InMemoryBackend
 from django_generic_tasks.conf import override_backend
-from django_generic_tasks.registry import registry
+from django_generic_tasks.core.registry import registry
+from django_generic_tasks.core.status import TaskStatus
 from django_generic_tasks.signals import task_finished
-from django_generic_tasks.status import TaskStatus
 from tests.testapp.tasks import attempts, calls
 
 # Requests go through Django's request signals, which touch the database connection.
@@ -579,8 +579,8 @@ def test_empty_body_answers_422_and_body_that_is_not_an_object_answers_422(
     ],
 )
 def test_envelope_json_is_the_envelope_models_json(result: Any) -> None:
+    from django_generic_tasks.core.status import TaskStatus
     from django_generic_tasks.execution import Outcome
-    from django_generic_tasks.status import TaskStatus
 
     outcome = Outcome("r1", "t", 1, 3, TaskStatus.SUCCEEDED, result)
     assert api.envelope_json(outcome) == api.envelope(outcome).model_dump_json().encode()

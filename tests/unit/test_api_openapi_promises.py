@@ -18,7 +18,7 @@ from django_generic_tasks import api
 from django_generic_tasks.api.schemas import request_body_openapi
 from django_generic_tasks.backends import InMemoryBackend
 from django_generic_tasks.conf import override_backend
-from django_generic_tasks.params import validate_params
+from django_generic_tasks.core.params import validate_params
 
 pytestmark = pytest.mark.django_db
 URL = "/api/tasks/"

@@ -16,8 +16,8 @@ import django_generic_tasks as tasks
 from django_generic_tasks.backends import DatabaseBackend
 from django_generic_tasks.backends.base import BaseBackend
 from django_generic_tasks.backends.capabilities import BACKENDS, COLUMNS, declared_class
-from django_generic_tasks.enqueue import EnqueueRequest
-from django_generic_tasks.status import TaskHandle
+from django_generic_tasks.core.enqueue import EnqueueRequest
+from django_generic_tasks.core.handles import TaskHandle
 
 ROOT = Path(django_generic_tasks.__file__).resolve().parent
 

@@ -13,9 +13,9 @@ from django.utils import timezone
 from pydantic import BaseModel
 
 import django_generic_tasks as tasks
-from django_generic_tasks import cancellation, store
+from django_generic_tasks import store
 from django_generic_tasks.backends import DatabaseBackend, ImmediateBackend, InMemoryBackend
-from django_generic_tasks.execution import Attempt, execute
+from django_generic_tasks.execution import Attempt, cancellation, execute
 from django_generic_tasks.models import TaskRun, WorkerHeartbeat
 from django_generic_tasks.worker import Worker, WorkerOptions
 from tests.polling import wait_until

@@ -22,6 +22,7 @@ from django_generic_tasks.backends.celery import (
     celery_priority,
     register,
 )
+from django_generic_tasks.core.status import TaskStatus
 from django_generic_tasks.exceptions import (
     ConfigurationError,
     EnqueueError,
@@ -29,7 +30,6 @@ from django_generic_tasks.exceptions import (
     RunNotFoundError,
     UnsupportedOptionError,
 )
-from django_generic_tasks.status import TaskStatus
 from tests import polling
 from tests.celery_app import make_app
 from tests.testapp import tasks as testapp

@@ -19,8 +19,8 @@ from django.test import Client
 
 from django_generic_tasks import conf
 from django_generic_tasks.backends.celery import CeleryBackend, register
+from django_generic_tasks.core.status import TaskStatus
 from django_generic_tasks.exceptions import RunNotFoundError
-from django_generic_tasks.status import TaskStatus
 from tests import polling
 from tests.celery_app import make_app
 from tests.conftest import need_service

@@ -10,7 +10,7 @@ from kombu import Queue
 from django_generic_tasks.backends.celery import TASK_NAME, CeleryBackend, register
 from django_generic_tasks.backends.celery_checks import known_queues
 from django_generic_tasks.check_ids import CheckId
-from django_generic_tasks.enqueue import EnqueueRequest
+from django_generic_tasks.core.enqueue import EnqueueRequest
 from tests.celery_app import make_app
 from tests.testapp.tasks import AddTask
 
@@ -34,7 +34,7 @@ def test_default_queue_sent_to_celerys_default_queue_is_warned(app: Celery) -> N
 def test_queue_named_by_task_queues_routes_or_the_default_queue_is_not_warned(
     app: Celery,
 ) -> None:
-    from django_generic_tasks.registry import registry
+    from django_generic_tasks.core.registry import registry
 
     used = sorted({task.queue for task in registry})
     app.conf.task_queues = [Queue(used[0])]
@@ -44,7 +44,7 @@ def test_queue_named_by_task_queues_routes_or_the_default_queue_is_not_warned(
 
 
 def test_mapping_a_queue_onto_a_known_celery_queue_silences_the_warning(app: Celery) -> None:
-    from django_generic_tasks.registry import registry
+    from django_generic_tasks.core.registry import registry
 
     mapping = {task.queue: "celery" for task in registry}
     assert CheckId.CELERY_QUEUE_UNROUTED not in ids(CeleryBackend(app=app, queues=mapping))
@@ -83,8 +83,8 @@ def test_a_task_class_celery_does_not_know_yet_is_registered_when_sent() -> None
 def test_without_store_waiting_a_waiting_run_reads_ready_and_a_delayed_one_scheduled() -> None:
     from datetime import timedelta
 
+    from django_generic_tasks.core.status import TaskStatus, new_run_id
     from django_generic_tasks.exceptions import RunNotFoundError
-    from django_generic_tasks.status import TaskStatus, new_run_id
 
     app = make_app("memory://", "cache+memory://", django=False)
     default, lean = CeleryBackend(app=app), CeleryBackend(app=app, store_waiting=False)

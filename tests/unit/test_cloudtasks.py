@@ -16,7 +16,7 @@ from django_generic_tasks.backends.cloudtasks.request import (
     task_id,
 )
 from django_generic_tasks.checks import check_backend
-from django_generic_tasks.enqueue import EnqueueRequest
+from django_generic_tasks.core.enqueue import EnqueueRequest
 from django_generic_tasks.exceptions import (
     CloudTasksEnqueueError,
     ConfigurationError,

@@ -21,14 +21,14 @@ import pytest
 from google.cloud import tasks_v2
 
 from django_generic_tasks.backends import CloudTasksBackend
-from django_generic_tasks.enqueue import EnqueueRequest
+from django_generic_tasks.core.enqueue import EnqueueRequest
+from django_generic_tasks.core.status import TaskStatus
 from django_generic_tasks.exceptions import (
     BulkEnqueueError,
     CloudTasksEnqueueError,
     EnqueueError,
     UnsupportedOptionError,
 )
-from django_generic_tasks.status import TaskStatus
 from tests.testapp.tasks import AddTask
 
 PARENT = "projects/proj/locations/loc/queues/q"

@@ -10,8 +10,8 @@ from django.test import override_settings
 from django_generic_tasks import ConfigurationError, MissingDependencyError, TaskStatus, conf
 from django_generic_tasks.backends import ImmediateBackend, InMemoryBackend, ThreadingBackend
 from django_generic_tasks.backends.base import BaseBackend
-from django_generic_tasks.enqueue import EnqueueRequest
-from django_generic_tasks.status import TaskHandle
+from django_generic_tasks.core.enqueue import EnqueueRequest
+from django_generic_tasks.core.handles import TaskHandle
 from tests.testapp.tasks import AddTask, calls
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.db import DatabaseError, connection, connections
 
-from django_generic_tasks.dberrors import is_connection_lost
+from django_generic_tasks.support.dberrors import is_connection_lost
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,8 +11,8 @@ from django.test import Client
 
 from django_generic_tasks import store
 from django_generic_tasks.backends import DatabaseBackend
+from django_generic_tasks.core.status import ErrorInfo, TaskStatus
 from django_generic_tasks.execution import Outcome
-from django_generic_tasks.status import ErrorInfo, TaskStatus
 from tests.testapp.tasks import AddTask
 
 pytestmark = pytest.mark.django_db

@@ -11,9 +11,9 @@ from django.db import transaction
 from django.test import override_settings
 
 from django_generic_tasks.backends import DatabaseBackend
+from django_generic_tasks.core.status import TaskStatus
 from django_generic_tasks.exceptions import ConfigurationError, RunNotFoundError
 from django_generic_tasks.models import TaskRun
-from django_generic_tasks.status import TaskStatus
 from django_generic_tasks.worker import Worker, WorkerOptions
 from tests.testapp.tasks import AddTask, FlakyTask
 
@@ -90,7 +90,7 @@ def test_second_start_with_the_same_key_returns_the_unfinished_run(
 
 
 def test_bulk_start_with_duplicate_keys_inserts_each_key_once(backend: DatabaseBackend) -> None:
-    from django_generic_tasks.enqueue import EnqueueRequest
+    from django_generic_tasks.core.enqueue import EnqueueRequest
 
     requests = [EnqueueRequest.for_task(AddTask({"a": i}), key=f"k{i % 3}") for i in range(7)]
     handles = backend.enqueue_many(requests)

@@ -14,10 +14,10 @@ from pydantic import BaseModel
 import django_generic_tasks as tasks
 from django_generic_tasks import store
 from django_generic_tasks.backends import DatabaseBackend
-from django_generic_tasks.enqueue import EnqueueRequest
+from django_generic_tasks.core.enqueue import EnqueueRequest
+from django_generic_tasks.core.status import TaskStatus
 from django_generic_tasks.exceptions import InvalidOptionError
 from django_generic_tasks.models import TaskRun
-from django_generic_tasks.status import TaskStatus
 from tests.testapp.tasks import AddTask
 
 pytestmark = pytest.mark.django_db(transaction=True)

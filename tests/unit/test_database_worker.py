@@ -18,11 +18,11 @@ from pydantic import BaseModel
 
 import django_generic_tasks as tasks
 from django_generic_tasks import store
-from django_generic_tasks.attempts import FINAL, Decision, lost_worker_decision
 from django_generic_tasks.backends import DatabaseBackend
+from django_generic_tasks.core.status import TaskStatus
 from django_generic_tasks.exceptions import WorkerLost
+from django_generic_tasks.execution.attempts import FINAL, Decision, lost_worker_decision
 from django_generic_tasks.models import TaskRun
-from django_generic_tasks.status import TaskStatus
 from django_generic_tasks.worker import Worker, WorkerOptions
 from tests.testapp.tasks import AddTask, FlakyTask, calls
 

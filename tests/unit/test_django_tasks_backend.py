@@ -17,13 +17,13 @@ import pytest
 from django.test import override_settings
 
 from django_generic_tasks import conf
+from django_generic_tasks.core.status import TaskStatus
 from django_generic_tasks.exceptions import (
     ConfigurationError,
     EnqueueError,
     ResultNotAvailableError,
     UnsupportedOptionError,
 )
-from django_generic_tasks.status import TaskStatus
 from tests.testapp import tasks as testapp
 from tests.testapp.tasks import AddTask, FlakyTask
 
@@ -108,7 +108,7 @@ def test_discard_on_ends_the_run_discarded() -> None:
 
 def test_unknown_task_fails_without_retry() -> None:
     task = DjangoTasksBackend(alias="default")
-    from django_generic_tasks.enqueue import EnqueueRequest
+    from django_generic_tasks.core.enqueue import EnqueueRequest
 
     request = EnqueueRequest("run-x", "tests.nope", "{}", "default", 0, None, None, 3, None)
     handle = task.enqueue(request)

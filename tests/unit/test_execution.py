@@ -14,10 +14,10 @@ from pydantic import BaseModel
 
 import django_generic_tasks as tasks
 from django_generic_tasks import TaskStatus
-from django_generic_tasks.attempts import FINAL, Decision
+from django_generic_tasks.core.status import new_run_id
 from django_generic_tasks.execution import Attempt, Outcome, error_info, execute
+from django_generic_tasks.execution.attempts import FINAL, Decision
 from django_generic_tasks.signals import task_finished, task_started
-from django_generic_tasks.status import new_run_id
 from tests.testapp.tasks import (
     AddParams,
     AddTask,

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from django.db import DatabaseError, connection
 
-from django_generic_tasks import cancellation, store
+from django_generic_tasks import store
 from django_generic_tasks.backends import DatabaseBackend
+from django_generic_tasks.execution import cancellation
 from django_generic_tasks.models import TaskRun, WorkerHeartbeat
 from django_generic_tasks.worker import Worker, WorkerOptions
 from django_generic_tasks.worker.heartbeat import Heartbeat

@@ -15,10 +15,10 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from pydantic import BaseModel, ValidationError
 
 import django_generic_tasks as tasks
-from django_generic_tasks import status
 from django_generic_tasks.backends import ThreadingBackend
-from django_generic_tasks.compat import in_atomic_block as _in_atomic_block
-from django_generic_tasks.params import validate_params
+from django_generic_tasks.core import status
+from django_generic_tasks.core.params import validate_params
+from django_generic_tasks.support.compat import in_atomic_block as _in_atomic_block
 from tests.unit.core_support import clean_registry  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("clean_registry")
@@ -201,7 +201,7 @@ def test_a_forked_child_makes_run_ids_of_its_own() -> None:
     # Forking a process with threads is exactly the case the at-fork hook is for.
     import os
 
-    from django_generic_tasks.status import new_run_id
+    from django_generic_tasks.core.status import new_run_id
 
     new_run_id()  # fills the parent's buffer of random bits
     read_end, write_end = os.pipe()

@@ -6,8 +6,8 @@ import pytest
 
 from django_generic_tasks import ResultNotAvailableError, TaskStatus
 from django_generic_tasks.backends import ImmediateBackend
-from django_generic_tasks.enqueue import EnqueueRequest
-from django_generic_tasks.status import new_run_id
+from django_generic_tasks.core.enqueue import EnqueueRequest
+from django_generic_tasks.core.status import new_run_id
 from tests.testapp.tasks import AddTask, AsyncEchoTask, FlakyTask, attempts, calls
 
 

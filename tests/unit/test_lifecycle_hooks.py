@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 import django_generic_tasks as tasks
 from django_generic_tasks.backends import ImmediateBackend
-from django_generic_tasks.registry import registry
+from django_generic_tasks.core.registry import registry
 from django_generic_tasks.signals import task_finished
 
 order: list[str] = []

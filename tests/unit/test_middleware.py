@@ -14,11 +14,18 @@ from django.test import override_settings
 from pydantic import BaseModel
 
 import django_generic_tasks as tasks
-from django_generic_tasks import CapacityExceededError, TaskStatus, cancellation, progress, timeouts
+from django_generic_tasks import CapacityExceededError, TaskStatus
 from django_generic_tasks.backends import ImmediateBackend
-from django_generic_tasks.execution import Attempt, Outcome, execute
+from django_generic_tasks.execution import (
+    Attempt,
+    Outcome,
+    cancellation,
+    execute,
+    progress,
+    timeouts,
+)
+from django_generic_tasks.execution.progress import Progress, register_sink, unregister_sink
 from django_generic_tasks.middleware import AttemptMiddleware, Chain, Handler, chains, forget_chains
-from django_generic_tasks.progress import Progress, register_sink, unregister_sink
 from django_generic_tasks.signals import task_finished
 from tests.testapp.tasks import AddParams, AddTask, calls
 from tests.unit.core_support import clean_registry  # noqa: F401

@@ -16,10 +16,10 @@ from pydantic import BaseModel, ValidationError
 
 import django_generic_tasks as tasks
 from django_generic_tasks.backends import ImmediateBackend
+from django_generic_tasks.core.modelref import PendingRef
+from django_generic_tasks.core.params import dump_params, validate_params
+from django_generic_tasks.core.status import TaskStatus
 from django_generic_tasks.execution import Attempt, execute
-from django_generic_tasks.modelref import PendingRef
-from django_generic_tasks.params import dump_params, validate_params
-from django_generic_tasks.status import TaskStatus
 from tests.testapp.models import Country, Customer, Gadget
 
 pytestmark = pytest.mark.django_db

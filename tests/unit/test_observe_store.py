@@ -11,11 +11,11 @@ import pytest
 from django.db import connection, connections
 
 from django_generic_tasks import store
-from django_generic_tasks.attempts import Decision
 from django_generic_tasks.backends import DatabaseBackend
+from django_generic_tasks.core.status import ErrorInfo, TaskStatus
 from django_generic_tasks.execution import Outcome
+from django_generic_tasks.execution.attempts import Decision
 from django_generic_tasks.models import QueueSample, RunRollup, TaskRun, WorkerHeartbeat
-from django_generic_tasks.status import ErrorInfo, TaskStatus
 from django_generic_tasks.store.rollups import epoch_minute, percentile
 from tests.testapp.tasks import AddTask
 

@@ -13,8 +13,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 from django_generic_tasks import observability
 from django_generic_tasks.backends import DatabaseBackend, ImmediateBackend
 from django_generic_tasks.backends.cloudtasks.request import build_create_task_request
-from django_generic_tasks.dispatch import submit
-from django_generic_tasks.enqueue import EnqueueRequest
+from django_generic_tasks.core.dispatch import submit
+from django_generic_tasks.core.enqueue import EnqueueRequest
 from django_generic_tasks.execution import Attempt, execute
 from django_generic_tasks.models import TaskRun
 from django_generic_tasks.observability.logging import CloudLoggingFormatter

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import django_generic_tasks as tasks
 from django_generic_tasks.backends import ImmediateBackend, InMemoryBackend
-from django_generic_tasks.params import _CAN_OVERRIDE_EXTRA, dump_params, validate_params
+from django_generic_tasks.core.params import _CAN_OVERRIDE_EXTRA, dump_params, validate_params
 
 
 class Colour(enum.StrEnum):

@@ -13,9 +13,9 @@ import pytest
 from django.db import connection
 
 import django_generic_tasks as tasks
-from django_generic_tasks import cancellation, store
+from django_generic_tasks import store
 from django_generic_tasks.backends import DatabaseBackend
-from django_generic_tasks.execution import Attempt, execute
+from django_generic_tasks.execution import Attempt, cancellation, execute
 from django_generic_tasks.models import TaskRun
 from django_generic_tasks.worker import Worker, WorkerOptions
 from tests.polling import wait_until

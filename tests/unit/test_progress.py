@@ -18,8 +18,8 @@ from django_generic_tasks import store
 from django_generic_tasks.backends import DatabaseBackend, ImmediateBackend
 from django_generic_tasks.conf import override_backend
 from django_generic_tasks.exceptions import InvalidOptionError
+from django_generic_tasks.execution.progress import Progress, ThrottledProgressWriter, make_progress
 from django_generic_tasks.models import TaskRun
-from django_generic_tasks.progress import Progress, ThrottledProgressWriter, make_progress
 from django_generic_tasks.signals import task_progress
 from django_generic_tasks.store.progress import write_progress
 from django_generic_tasks.worker import Worker, WorkerOptions

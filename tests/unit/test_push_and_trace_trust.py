@@ -14,8 +14,8 @@ from opentelemetry.trace import SpanKind
 
 from django_generic_tasks.backends import CloudTasksBackend
 from django_generic_tasks.check_ids import CheckId
+from django_generic_tasks.core.status import new_run_id
 from django_generic_tasks.security.checks import check_push_queue_trust
-from django_generic_tasks.status import new_run_id
 from tests.otel_support import Otel, hex_trace_id
 from tests.otel_support import otel as otel  # noqa: PLC0414 - a fixture
 

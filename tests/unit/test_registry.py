@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 import django_generic_tasks as tasks
 from django_generic_tasks import DuplicateTaskNameError, UnknownTaskError, get_task_class
-from django_generic_tasks.registry import TaskRegistry, registry
+from django_generic_tasks.core.registry import TaskRegistry, registry
 from tests.testapp.tasks import AddTask, AsyncEchoTask, FlakyTask
 from tests.unit.core_support import clean_registry  # noqa: F401
 

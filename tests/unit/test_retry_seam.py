@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from django_generic_tasks import RunFailedError, TasksError
-from django_generic_tasks.attempts import FINAL, Decision
 from django_generic_tasks.backends.bridge import (
     MARKER,
     apply_summary,
@@ -18,10 +17,12 @@ from django_generic_tasks.backends.bridge import (
     run_failed,
     summary_of,
 )
-from django_generic_tasks.enqueue import EnqueueRequest
+from django_generic_tasks.core.enqueue import EnqueueRequest
+from django_generic_tasks.core.handles import TaskHandle
+from django_generic_tasks.core.status import ErrorInfo, TaskStatus
 from django_generic_tasks.execution import Outcome
-from django_generic_tasks.retry import REFUSED_RETRY_DELAY, defer, final, settle
-from django_generic_tasks.status import ErrorInfo, TaskHandle, TaskStatus
+from django_generic_tasks.execution.attempts import FINAL, Decision
+from django_generic_tasks.execution.retry import REFUSED_RETRY_DELAY, defer, final, settle
 
 ERROR = ErrorInfo("app.Boom", "boom", "Traceback ...")
 

@@ -12,12 +12,12 @@ from django.db import connection
 from django.test import Client
 
 from django_generic_tasks import store
-from django_generic_tasks.attempts import Decision
 from django_generic_tasks.backends import DatabaseBackend
 from django_generic_tasks.conf import override_backend
+from django_generic_tasks.core.status import ErrorInfo, TaskStatus
 from django_generic_tasks.execution import Outcome
+from django_generic_tasks.execution.attempts import Decision
 from django_generic_tasks.models import TaskRun
-from django_generic_tasks.status import ErrorInfo, TaskStatus
 from django_generic_tasks.store.rows import HISTORY_LIMIT
 from tests.testapp.tasks import AddTask, FlakyTask
 from tests.unit.test_database_worker import drain, lost

@@ -20,11 +20,11 @@ from pydantic import BaseModel, ConfigDict
 import django_generic_tasks as tasks
 from django_generic_tasks.backends import DatabaseBackend, InMemoryBackend
 from django_generic_tasks.conf import override_backend
-from django_generic_tasks.enqueue import EnqueueRequest
+from django_generic_tasks.core.enqueue import EnqueueRequest
+from django_generic_tasks.core.handles import TaskHandle
 from django_generic_tasks.exceptions import CapacityExceededError, CloudTasksEnqueueError
 from django_generic_tasks.models import TaskRun
 from django_generic_tasks.signals import task_started
-from django_generic_tasks.status import TaskHandle
 from tests.testapp.tasks import calls
 from tests.unit.test_api import PUSH, OpaqueParams, PrivateTask
 

@@ -18,9 +18,9 @@ import django_generic_tasks as tasks
 from django_generic_tasks import store
 from django_generic_tasks.backends import DatabaseBackend
 from django_generic_tasks.conf import override_backend
+from django_generic_tasks.core.status import TaskStatus
 from django_generic_tasks.models import TaskRun
-from django_generic_tasks.status import TaskStatus
-from django_generic_tasks.text import printable
+from django_generic_tasks.support.text import printable
 from django_generic_tasks.worker import Worker, WorkerOptions
 from tests.testapp.models import Country
 from tests.unit.test_dashboard import finish_runs

@@ -20,9 +20,9 @@ import django_generic_tasks as tasks
 from django_generic_tasks.api.access import FORBIDDEN, caller_identity
 from django_generic_tasks.backends import DatabaseBackend, InMemoryBackend
 from django_generic_tasks.conf import override_backend
+from django_generic_tasks.core.status import TaskStatus
 from django_generic_tasks.execution import Attempt, execute
 from django_generic_tasks.models import TaskRun
-from django_generic_tasks.status import TaskStatus
 from tests.testapp.models import Country, Customer
 from tests.unit.test_api import PUSH
 

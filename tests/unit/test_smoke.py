@@ -15,10 +15,10 @@ def test_the_package_exports_its_public_names() -> None:
     import importlib
 
     import django_generic_tasks as tasks
-    from django_generic_tasks.registry import TaskRegistry
+    from django_generic_tasks.core.registry import TaskRegistry
 
     assert set(tasks.__all__) <= set(dir(tasks))
-    assert tasks.Task is importlib.import_module("django_generic_tasks.task").Task
+    assert tasks.Task is importlib.import_module("django_generic_tasks.core.task").Task
     with pytest.raises(AttributeError):
         tasks.Nope  # type: ignore[attr-defined]  # noqa: B018
     # The registry instance, not the submodule of the same name.

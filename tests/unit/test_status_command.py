@@ -11,9 +11,9 @@ from django.core.management import call_command
 
 from django_generic_tasks import store
 from django_generic_tasks.backends import DatabaseBackend
+from django_generic_tasks.core.status import ErrorInfo, TaskStatus
 from django_generic_tasks.execution import Outcome
 from django_generic_tasks.models import RunRollup, TaskRun
-from django_generic_tasks.status import ErrorInfo, TaskStatus
 from django_generic_tasks.store.rollups import epoch_minute
 from tests.testapp.tasks import AddTask
 from tests.unit.test_dashboard import finish_runs

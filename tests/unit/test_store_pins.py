@@ -15,9 +15,9 @@ from django.db import connection
 
 from django_generic_tasks import store
 from django_generic_tasks.backends import DatabaseBackend
+from django_generic_tasks.core.status import TaskStatus
 from django_generic_tasks.execution import Outcome
 from django_generic_tasks.models import RunRollup, TaskRun
-from django_generic_tasks.status import TaskStatus
 from django_generic_tasks.store import slots
 from django_generic_tasks.store.rollups import Rollup, epoch_minute
 from django_generic_tasks.store.rows import Reclaimed

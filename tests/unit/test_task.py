@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 import django_generic_tasks as tasks
 from django_generic_tasks import TaskDefinitionError
-from django_generic_tasks.registry import registry
+from django_generic_tasks.core.registry import registry
 from tests.testapp.tasks import AddParams, AddTask, AsyncEchoTask, AsyncParams
 from tests.unit.core_support import clean_registry  # noqa: F401
 

@@ -9,8 +9,8 @@ import pytest
 from django_generic_tasks import InvalidOptionError, TaskStatus, UnsupportedOptionError
 from django_generic_tasks.backends import ImmediateBackend, InMemoryBackend, ThreadingBackend
 from django_generic_tasks.backends.base import BaseBackend
-from django_generic_tasks.enqueue import EnqueueRequest
-from django_generic_tasks.status import TaskHandle
+from django_generic_tasks.core.enqueue import EnqueueRequest
+from django_generic_tasks.core.handles import TaskHandle
 from tests.testapp.tasks import AddParams, AddTask, calls
 
 

@@ -21,8 +21,8 @@ from django_generic_tasks.backends import (
     ThreadingBackend,
 )
 from django_generic_tasks.backends.memory import InMemoryBackend
+from django_generic_tasks.core.status import ErrorInfo, TaskStatus
 from django_generic_tasks.models import TaskRun
-from django_generic_tasks.status import ErrorInfo, TaskStatus
 from django_generic_tasks.worker import Worker, WorkerOptions
 
 

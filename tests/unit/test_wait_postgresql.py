@@ -19,8 +19,8 @@ from pydantic import BaseModel
 import django_generic_tasks as tasks
 from django_generic_tasks import store
 from django_generic_tasks.backends import DatabaseBackend
+from django_generic_tasks.core.status import TaskStatus
 from django_generic_tasks.execution import Attempt, execute
-from django_generic_tasks.status import TaskStatus
 from django_generic_tasks.store.finish_notices import CHANNEL, listener_for
 from django_generic_tasks.store.rows import Finished
 

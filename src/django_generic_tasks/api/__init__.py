@@ -34,7 +34,7 @@ from ..backends.cloudtasks.push import (
     RETRY_COUNT_HEADER,
     read_run_headers,
 )
-from ..wire import RUN_ID_HEADER
+from ..core.wire import RUN_ID_HEADER
 from .auth import TasksAuth
 from .routes import TasksRouter, router, warn_late_registration
 from .schemas import (

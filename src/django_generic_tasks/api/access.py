@@ -22,10 +22,10 @@ from ninja.errors import HttpError
 from pydantic import BaseModel
 
 from ..conf import get_settings
+from ..core.modelref import resolve_model_refs
+from ..core.params import dump_params
+from ..core.task import Task
 from ..exceptions import ModelNotFoundError
-from ..modelref import resolve_model_refs
-from ..params import dump_params
-from ..task import Task
 
 FORBIDDEN = "You may not run this task with these params."
 KEY_PREFIX = "http:"

@@ -19,8 +19,8 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from ..check_ids import CheckId
 from ..conf import get_settings
+from ..core.registry import registry
 from ..exceptions import ConfigurationError
-from ..registry import registry
 from ..security.auth import INHERIT, auth_for_task, auth_spec_safe, authenticates_push_queue
 from .access import authorizes, is_exposed
 from .routes import router

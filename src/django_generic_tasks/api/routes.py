@@ -12,15 +12,15 @@ from ninja import Router
 from ninja.decorators import decorate_view
 
 from ..conf import get_settings
-from ..exceptions import ConfigurationError
-from ..registry import registry
-from ..security.auth import auth_for_task, auth_spec_safe, authenticates_push_queue
-from ..wire import (
+from ..core.registry import registry
+from ..core.wire import (
     NOT_FOUND_URL_NAME,
     RUN_STATUS_URL_NAME,
     RUN_URL_NAME_PREFIX,
     START_URL_NAME_PREFIX,
 )
+from ..exceptions import ConfigurationError
+from ..security.auth import auth_for_task, auth_spec_safe, authenticates_push_queue
 from .access import is_exposed
 from .auth import TasksAuth, task_guard
 from .markdown import markdown_descriptions, rst_to_markdown

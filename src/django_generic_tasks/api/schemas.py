@@ -17,9 +17,9 @@ from pydantic_core import PydanticSerializationError, core_schema, to_json, to_j
 
 from ..backends.cloudtasks.push import answer_status, push_headers_openapi
 from ..conf import get_settings
+from ..core.status import AttemptRecord, ErrorInfo, TaskStatus
 from ..execution import Outcome
-from ..progress import Progress
-from ..status import AttemptRecord, ErrorInfo, TaskStatus
+from ..execution.progress import Progress
 from .markdown import markdown_descriptions
 
 GENERIC_ERROR_MESSAGE = "The task failed; the server's logs have the details."

@@ -25,6 +25,10 @@ from pydantic import BaseModel, ValidationError, WithJsonSchema
 
 from ..backends.cloudtasks.push import receive as receive_push
 from ..conf import get_backend, get_settings
+from ..core.handles import TaskHandle
+from ..core.params import validate_params
+from ..core.registry import registry
+from ..core.wire import TRACEPARENT_HEADER, meta_key
 from ..exceptions import (
     CapacityExceededError,
     EnqueueError,
@@ -33,11 +37,7 @@ from ..exceptions import (
     UnsupportedOptionError,
 )
 from ..execution import Attempt, execute
-from ..params import validate_params
-from ..registry import registry
 from ..security.auth import auth_for_task
-from ..status import TaskHandle
-from ..wire import TRACEPARENT_HEADER, meta_key
 from .access import (
     authorize,
     authorizes,

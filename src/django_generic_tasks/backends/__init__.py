@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from ..enqueue import EnqueueRequest
+from ..core.enqueue import EnqueueRequest
 from .base import Backend, BaseBackend
 
 if TYPE_CHECKING:

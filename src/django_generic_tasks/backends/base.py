@@ -21,14 +21,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.core.checks import CheckMessage
 
+from ..core.handles import TaskHandle
+from ..core.status import TaskStatus
 from ..exceptions import ResultNotAvailableError, UnsupportedOptionError
-from ..status import TaskHandle, TaskStatus
 
 if TYPE_CHECKING:
-    from ..enqueue import EnqueueRequest
+    from ..core.enqueue import EnqueueRequest
+    from ..core.results import FinishNotices
     from ..execution import Outcome
-    from ..progress import ProgressSink
-    from ..results import FinishNotices
+    from ..execution.progress import ProgressSink
 
 __all__ = ["Backend", "BaseBackend"]
 

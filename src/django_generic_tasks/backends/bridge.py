@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
+from ..core.handles import TaskHandle
+from ..core.results import decode_result
+from ..core.status import ErrorInfo, TaskStatus
 from ..exceptions import RunFailedError
-from ..results import decode_result
-from ..status import ErrorInfo, TaskHandle, TaskStatus
 
 if TYPE_CHECKING:
-    from ..enqueue import EnqueueRequest
+    from ..core.enqueue import EnqueueRequest
     from ..execution import Outcome
 
 __all__ = [

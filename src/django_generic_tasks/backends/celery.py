@@ -25,7 +25,10 @@ from urllib.parse import urlparse
 from django.core.checks import CheckMessage, Error, Warning
 
 from ..check_ids import CheckId
-from ..enqueue import EnqueueRequest
+from ..core.enqueue import EnqueueRequest
+from ..core.handles import TaskHandle
+from ..core.registry import registry
+from ..core.status import ErrorInfo, TaskStatus
 from ..exceptions import (
     ConfigurationError,
     EnqueueError,
@@ -33,8 +36,6 @@ from ..exceptions import (
     RunFailedError,
     RunNotFoundError,
 )
-from ..registry import registry
-from ..status import ErrorInfo, TaskHandle, TaskStatus
 from .base import BaseBackend
 from .bridge import apply_summary, read_summary
 

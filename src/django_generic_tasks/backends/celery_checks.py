@@ -48,7 +48,7 @@ def _route_queues(routes: Iterable[Any]) -> set[str]:
 def check_queues(backend: CeleryBackend) -> list[CheckMessage]:
     """W402 for each task whose queue maps to a Celery queue the app's configuration does not
     name; E402 for a task whose name is already a Celery task that is not ours."""
-    from ..registry import registry
+    from ..core.registry import registry
 
     app = backend.app
     known = known_queues(app)

@@ -15,12 +15,12 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from ..enqueue import EnqueueRequest
+from ..core.enqueue import EnqueueRequest
+from ..core.registry import registry
+from ..core.status import TaskStatus
 from ..exceptions import CapacityExceededError, MissingDependencyError
 from ..execution import Attempt, execute
-from ..registry import registry
-from ..retry import defer, settle
-from ..status import TaskStatus
+from ..execution.retry import defer, settle
 from .bridge import MARKER, VERSION, BridgeSink, run_failed
 
 try:

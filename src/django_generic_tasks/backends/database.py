@@ -15,14 +15,14 @@ from django.core.checks import CheckMessage
 from django.core.checks import Error as CheckError
 
 from ..check_ids import CheckId
-from ..enqueue import EnqueueRequest
+from ..core.enqueue import EnqueueRequest
+from ..core.handles import TaskHandle
 from ..exceptions import ConfigurationError, RunNotFoundError
-from ..status import TaskHandle
 from .base import BaseBackend
 
 if TYPE_CHECKING:
-    from ..progress import ProgressSink
-    from ..results import FinishNotices
+    from ..core.results import FinishNotices
+    from ..execution.progress import ProgressSink
 
 
 class DatabaseBackend(BaseBackend):

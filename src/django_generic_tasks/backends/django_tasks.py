@@ -23,7 +23,9 @@ from typing import Any, ClassVar
 from django.core.checks import CheckMessage, Error
 
 from ..check_ids import CheckId
-from ..enqueue import EnqueueRequest
+from ..core.enqueue import EnqueueRequest
+from ..core.handles import TaskHandle
+from ..core.status import ErrorInfo, TaskStatus
 from ..exceptions import (
     CapacityExceededError,
     ConfigurationError,
@@ -33,8 +35,7 @@ from ..exceptions import (
     RunNotFoundError,
 )
 from ..execution import Attempt, execute
-from ..retry import defer, settle
-from ..status import ErrorInfo, TaskHandle, TaskStatus
+from ..execution.retry import defer, settle
 from .base import BaseBackend
 from .bridge import BridgeSink, apply_summary, deferred_summary, error_fields, read_summary
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..enqueue import EnqueueRequest
+from ..core.enqueue import EnqueueRequest
+from ..core.handles import TaskHandle
 from ..execution import Attempt, execute
-from ..retry import settle
-from ..status import TaskHandle
+from ..execution.retry import settle
 from .base import BaseBackend
 
 

@@ -6,11 +6,12 @@ import json
 import threading
 from typing import Any
 
-from ..compat import in_atomic_block
-from ..enqueue import EnqueueRequest
+from ..core.enqueue import EnqueueRequest
+from ..core.handles import TaskHandle
+from ..core.status import TaskStatus
 from ..execution import Attempt, Outcome, execute
-from ..retry import final, settle
-from ..status import TaskHandle, TaskStatus
+from ..execution.retry import final, settle
+from ..support.compat import in_atomic_block
 from .base import BaseBackend
 
 

@@ -18,11 +18,12 @@ from typing import Any
 from django.db import connections
 from django.db.backends.signals import connection_created
 
-from ..enqueue import EnqueueRequest
+from ..core.enqueue import EnqueueRequest
+from ..core.handles import TaskHandle
+from ..core.status import TaskStatus
 from ..exceptions import CapacityExceededError, EnqueueError, InvalidOptionError
 from ..execution import Attempt, execute
-from ..retry import defer, settle
-from ..status import TaskHandle, TaskStatus
+from ..execution.retry import defer, settle
 from .base import BaseBackend
 
 logger = logging.getLogger("django_generic_tasks")

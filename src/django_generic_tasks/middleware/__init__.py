@@ -39,8 +39,8 @@ from django.utils.module_loading import import_string
 from ..conf import get_settings
 
 if TYPE_CHECKING:
-    from ..attempts import Attempt, Outcome
-    from ..task import Task
+    from ..core.task import Task
+    from ..execution.attempts import Attempt, Outcome
 
 __all__ = [
     "DEFAULT_INNER",

@@ -7,15 +7,15 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import MiddlewareNotUsed
 
-from .. import cancellation
-from ..attempts import Outcome, error_info
+from ..core.status import TaskStatus
 from ..exceptions import TaskCancelled
-from ..status import TaskStatus
+from ..execution import cancellation
+from ..execution.attempts import Outcome, error_info
 from . import AttemptMiddleware, Chain, Handler
 
 if TYPE_CHECKING:
-    from ..attempts import Attempt
-    from ..task import Task
+    from ..core.task import Task
+    from ..execution.attempts import Attempt
 
 __all__ = ["CancellationMiddleware"]
 

@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import MiddlewareNotUsed
 
-from ..attempts import failed
-from ..modelref import resolve_model_refs
+from ..core.modelref import resolve_model_refs
+from ..execution.attempts import failed
 from . import AttemptMiddleware, Chain, Handler
 
 if TYPE_CHECKING:
-    from ..attempts import Attempt, Outcome
-    from ..task import Task
+    from ..core.task import Task
+    from ..execution.attempts import Attempt, Outcome
 
 __all__ = ["ModelRefsMiddleware"]
 

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import MiddlewareNotUsed
 
-from .. import progress
+from ..execution import progress
 from . import AttemptMiddleware, Chain, Handler
 
 if TYPE_CHECKING:
-    from ..attempts import Attempt, Outcome
-    from ..task import Task
+    from ..core.task import Task
+    from ..execution.attempts import Attempt, Outcome
 
 __all__ = ["ProgressMiddleware"]
 

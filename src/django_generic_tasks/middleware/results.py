@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import MiddlewareNotUsed
 from pydantic import ValidationError
 
-from ..attempts import error_info
+from ..core.results import result_type_name
+from ..core.status import TaskStatus
 from ..exceptions import InvalidResultError
-from ..results import result_type_name
-from ..status import TaskStatus
+from ..execution.attempts import error_info
 from . import AttemptMiddleware, Chain, Handler
 
 if TYPE_CHECKING:
-    from ..attempts import Attempt, Outcome
-    from ..task import Task
+    from ..core.task import Task
+    from ..execution.attempts import Attempt, Outcome
 
 __all__ = ["ResultValidationMiddleware", "checked_outcome"]
 

@@ -11,8 +11,8 @@ from ..signals import on_receivers_changed, task_finished, task_started
 from . import AttemptMiddleware, Chain, Handler, forget_chains
 
 if TYPE_CHECKING:
-    from ..attempts import Attempt, Outcome
-    from ..task import Task
+    from ..core.task import Task
+    from ..execution.attempts import Attempt, Outcome
 
 __all__ = ["SignalsMiddleware"]
 

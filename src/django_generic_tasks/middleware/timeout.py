@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import MiddlewareNotUsed
 
-from .. import timeouts
+from ..execution import timeouts
 from . import AttemptMiddleware, Chain, Handler
 from .coroutines import awaited, run_coroutine
 
 if TYPE_CHECKING:
-    from ..attempts import Attempt, Outcome
-    from ..task import Task
+    from ..core.task import Task
+    from ..execution.attempts import Attempt, Outcome
 
 __all__ = ["TimeoutMiddleware", "is_async", "runner_for"]
 

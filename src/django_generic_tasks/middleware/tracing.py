@@ -13,8 +13,8 @@ from .. import observability
 from . import AttemptMiddleware, Chain, Handler
 
 if TYPE_CHECKING:
-    from ..attempts import Attempt, Outcome
-    from ..task import Task
+    from ..core.task import Task
+    from ..execution.attempts import Attempt, Outcome
 
 __all__ = ["TracingMiddleware", "queue_of"]
 

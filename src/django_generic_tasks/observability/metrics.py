@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
-from ..status import TaskStatus
+from ..core.status import TaskStatus
 
 if TYPE_CHECKING:
-    from ..attempts import Outcome
+    from ..execution.attempts import Outcome
 
 __all__ = [
     "observe_database_queues",

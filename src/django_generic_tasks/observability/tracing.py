@@ -26,10 +26,10 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from . import metrics
 
 if TYPE_CHECKING:
-    from ..attempts import Outcome
     from ..backends.base import Backend
-    from ..enqueue import EnqueueRequest
-    from ..status import TaskHandle
+    from ..core.enqueue import EnqueueRequest
+    from ..core.handles import TaskHandle
+    from ..execution.attempts import Outcome
 
 __all__ = [
     "current_traceparent",

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..enqueue import EnqueueRequest
-from ..status import new_run_id
+from ..core.enqueue import EnqueueRequest
+from ..core.status import new_run_id
 
 if TYPE_CHECKING:
     from ..backends.base import Backend
@@ -41,7 +41,7 @@ def request_for(
 ) -> EnqueueRequest:
     """The run a slot of ``entry`` starts (the task's options, the schedule's overrides);
     ``keyed``: with a key derived from the run id, where the backend deduplicates keys."""
-    from ..registry import registry
+    from ..core.registry import registry
 
     task = registry.get(entry.task_name)
     schedule = entry.schedule
@@ -76,7 +76,7 @@ def fire(
     """Claim ``slot_at`` of ``entry`` and start its run; ``None`` when another scheduler has it."""
     from django.db import transaction
 
-    from ..dispatch import submit
+    from ..core.dispatch import submit
     from ..store.slots import using
 
     run_id = new_run_id()
@@ -106,7 +106,7 @@ def refire_abandoned(
 ) -> list[Fired]:
     """Fire claims whose scheduler died before handing their run over (non-transactional
     backends only: on ``DatabaseBackend`` a claim never exists without its run)."""
-    from ..dispatch import submit
+    from ..core.dispatch import submit
     from ..store.slots import using
 
     if transactional(backend, database):
@@ -138,7 +138,7 @@ def announce(entry: ScheduleEntry, slot_at: datetime, run_id: str) -> Fired:
 def run_now(entry: ScheduleEntry, backend: Backend | None = None) -> Any:
     """Start ``entry``'s task with its params now, outside any slot (the admin's *run now*)."""
     from ..conf import get_backend
-    from ..dispatch import submit
+    from ..core.dispatch import submit
 
     chosen = backend or get_backend()
     request = request_for(entry, new_run_id(), chosen)
@@ -149,7 +149,7 @@ def run_now(entry: ScheduleEntry, backend: Backend | None = None) -> Any:
 
 def check_backend(entries: dict[str, ScheduleEntry], backend: Backend) -> None:
     """Raise ``UnsupportedOptionError`` when a schedule asks what ``backend`` cannot do."""
-    from ..dispatch import check_capabilities
+    from ..core.dispatch import check_capabilities
     from ..exceptions import UnsupportedOptionError
 
     for entry in entries.values():

@@ -29,7 +29,7 @@ SETTINGS_KEYS = frozenset(
 
 def class_entries() -> list[ScheduleEntry]:
     """The schedules declared on registered task classes."""
-    from ..registry import registry
+    from ..core.registry import registry
 
     entries: list[ScheduleEntry] = []
     for task in registry:
@@ -41,8 +41,8 @@ def settings_entry(schedule_id: object, spec: object) -> ScheduleEntry:
     """One ``TASKS_SCHEDULES`` item validated; ``TaskDefinitionError`` saying what is wrong."""
     from django.utils.module_loading import import_string
 
-    from ..registry import registry
-    from ..task import Task
+    from ..core.registry import registry
+    from ..core.task import Task
 
     where = f"TASKS_SCHEDULES[{schedule_id!r}]"
     if not isinstance(schedule_id, str) or not schedule_id:

@@ -17,7 +17,7 @@ from ..exceptions import TaskDefinitionError
 from .timing import Timing, cron_timing, every_timing
 
 if TYPE_CHECKING:
-    from ..task import Task
+    from ..core.task import Task
 
 CatchUp = Literal["latest", "all", "none"]
 CATCH_UP_POLICIES: tuple[str, ...] = ("latest", "all", "none")
@@ -107,7 +107,7 @@ def resolve(task: type[Task[Any]], schedule: object, schedule_id: str) -> Schedu
             raise fail(f"invalid cron expression {schedule.cron!r}: {exc}") from None
     from pydantic import ValidationError
 
-    from ..params import dump_params, validate_params
+    from ..core.params import dump_params, validate_params
 
     try:
         params = validate_params(task.params_model, schedule.params)

@@ -24,7 +24,7 @@ from .oidc import google_jwt
 @register(Tags.security, Tags.compatibility)
 def check_api_authentication(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """Errors for unusable API auth settings (the open-endpoints warning is ``check_open_api``)."""
-    from ..registry import registry
+    from ..core.registry import registry
 
     try:
         conf = get_settings()
@@ -82,7 +82,7 @@ def _oidc_checks(audience: str | None, accounts: list[str]) -> list[CheckMessage
 def check_push_queue_trust(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """W204: a push backend (Cloud Tasks) whose deliveries nothing authenticates, so their
     attempt and run id headers are not believed: retries never end, run ids change."""
-    from ..registry import registry
+    from ..core.registry import registry
 
     try:
         conf = get_settings()

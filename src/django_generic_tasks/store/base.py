@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from ..status import TaskStatus
+from ..core.status import TaskStatus
 from . import statuses as st
 from .observe import _READY, Observations, logger
 from .operations import Operations
@@ -37,8 +37,8 @@ from .transient import retry_transient
 if TYPE_CHECKING:
     from django.db.models import QuerySet
 
-    from ..attempts import Decision
-    from ..enqueue import EnqueueRequest
+    from ..core.enqueue import EnqueueRequest
+    from ..execution.attempts import Decision
     from ..models import TaskRun
 
     LostDecider = Callable[[str, int, int], Decision]

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from ..status import TaskStatus
+from ..core.status import TaskStatus
 from . import statuses as st
 from .rollups import ADDED, COLUMNS, FAILURES, HISTOGRAM, KEY, Rollup, epoch_minute
 from .transient import retry_transient

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from ..status import TaskStatus
+from ..core.status import TaskStatus
 from . import statuses as st
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ class Operations:
 
 def _task_budget(run: TaskRun) -> int:
     """The ``max_attempts`` of ``run``'s task as registered now, else the run's own."""
-    from ..registry import registry
+    from ..core.registry import registry
 
     if run.task_name in registry:
         return int(registry.get(run.task_name).max_attempts)

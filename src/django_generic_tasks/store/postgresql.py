@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic_core import to_json
 
-from ..status import TaskStatus
+from ..core.status import TaskStatus
 from .base import CANCELLED, RUNNING, RunStore
 from .listen import CANCEL_CHANNEL, WORKERS_CHANNEL
 from .rollups import ADDED, COLUMNS, KEY, Rollup, rollups

@@ -7,8 +7,8 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from ..progress import Progress, ThrottledProgressWriter
-from ..status import TaskStatus
+from ..core.status import TaskStatus
+from ..execution.progress import Progress, ThrottledProgressWriter
 from .schema import parse_run_id
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ..status import TaskStatus
+from ..core.status import TaskStatus
 
 DURATION_BOUNDS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 300.0)
 """Upper bounds (seconds) of the duration histogram buckets ``d0`` ... ``d10`` of a rollup

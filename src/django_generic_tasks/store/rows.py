@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic_core import to_json
 
-from ..status import TaskStatus
+from ..core.status import TaskStatus
 from .schema import check_lengths, db_id, table
 from .statuses import waiting_status
 
 if TYPE_CHECKING:
-    from ..attempts import Outcome
-    from ..enqueue import EnqueueRequest
+    from ..core.enqueue import EnqueueRequest
+    from ..execution.attempts import Outcome
 
 HISTORY_LIMIT = 10
 """Earlier attempts a run keeps in its ``history`` (the oldest go first)."""

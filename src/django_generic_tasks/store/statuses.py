@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ..status import TaskStatus
+from ..core.status import TaskStatus
 
 UNFINISHED = (TaskStatus.SCHEDULED, TaskStatus.READY, TaskStatus.RUNNING)
 """Statuses of runs that are not over yet (a task's ``key`` is unique among these)."""

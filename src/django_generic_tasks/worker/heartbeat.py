@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
-from ..attempts import lost_worker_decision
-from ..cancellation import request as request_cancel
+from ..execution.attempts import lost_worker_decision
+from ..execution.cancellation import request as request_cancel
 from ..store import RunStore, WorkerInfo, using
 from ..store.rows import Reclaimed
 

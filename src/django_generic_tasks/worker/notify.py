@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from ..cancellation import request as request_cancel
+from ..execution.cancellation import request as request_cancel
 from ..store.listen import CANCEL_CHANNEL, close_listen_connection, open_listen_connection
 from ..store.listen import WORKERS_CHANNEL as CHANNEL
 

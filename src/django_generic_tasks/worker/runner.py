@@ -19,16 +19,16 @@ from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ..cancellation import stop_watching as stop_watching_cancels
-from ..cancellation import watch as watch_cancels
+from ..core.status import TaskStatus
 from ..exceptions import AttemptInterrupted, CapacityExceededError
 from ..execution import Attempt, Outcome, error_info, execute, requeue_lost_connections
-from ..progress import register_sink, unregister_sink
-from ..retry import REFUSED_RETRY_DELAY
-from ..status import TaskStatus
+from ..execution.cancellation import stop_watching as stop_watching_cancels
+from ..execution.cancellation import watch as watch_cancels
+from ..execution.progress import register_sink, unregister_sink
+from ..execution.retry import REFUSED_RETRY_DELAY
+from ..execution.timeouts import join_timed_out_attempts
 from ..store import ClaimedRun, Finished, RunStore, for_connection
 from ..store.rollups import Rollup, merge, rollups
-from ..timeouts import join_timed_out_attempts
 from .options import WorkerOptions
 from .startup import wait_for_migrations
 

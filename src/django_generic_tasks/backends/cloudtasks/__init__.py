@@ -45,13 +45,14 @@ from urllib.parse import urlsplit
 
 from django.core.checks import CheckMessage
 
-from ...enqueue import EnqueueRequest
+from ...core.enqueue import EnqueueRequest
+from ...core.handles import TaskHandle
+from ...core.status import TaskStatus
 from ...exceptions import (
     BulkEnqueueError,
     CloudTasksEnqueueError,
     ConfigurationError,
 )
-from ...status import TaskHandle, TaskStatus
 from ..base import BaseBackend
 from .client import EMULATOR_HOST_ENV, ClientHolder, new_retry
 from .request import (

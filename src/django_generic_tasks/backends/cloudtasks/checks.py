@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 from django.core.checks import CheckMessage, Error, Warning
 
 from ...check_ids import CheckId
+from ...core.wire import RUN_URL_NAME_PREFIX
 from ...exceptions import MissingDependencyError
-from ...wire import RUN_URL_NAME_PREFIX
 from .client import EMULATOR_HOST_ENV, INSTALL_HINT, import_tasks_v2
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ def _check_base_url_path(backend: CloudTasksBackend) -> list[CheckMessage]:
     """
     from django.urls import Resolver404, resolve
 
-    from ...registry import registry
+    from ...core.registry import registry
 
     names = sorted(task_class.name for task_class in registry)
     if not backend.base_url or not names:

@@ -14,16 +14,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ...conf import get_backend, get_settings
+from ...core.status import new_run_id
+from ...core.wire import RUN_ID_HEADER, RUN_ID_PATTERN, meta_key
 from ...exceptions import ConfigurationError, MissingDependencyError
 from ...security.auth import AuthCallable, authenticates_push_queue
-from ...status import new_run_id
-from ...wire import RUN_ID_HEADER, RUN_ID_PATTERN, meta_key
 from . import CloudTasksBackend
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
-    from ...attempts import Outcome
+    from ...execution.attempts import Outcome
 
 __all__ = [
     "CLOUD_TASKS_NAME_HEADER",

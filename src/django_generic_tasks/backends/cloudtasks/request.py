@@ -13,9 +13,9 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from ...enqueue import EnqueueRequest
+from ...core.enqueue import EnqueueRequest
+from ...core.wire import RUN_ID_HEADER, TRACEPARENT_HEADER
 from ...exceptions import InvalidOptionError, UnsupportedOptionError
-from ...wire import RUN_ID_HEADER, TRACEPARENT_HEADER
 
 MIN_DISPATCH_DEADLINE = 15.0
 """Cloud Tasks' shortest dispatch deadline for HTTP targets, in seconds."""

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from django_generic_tasks import store
-from django_generic_tasks.status import TaskStatus
+from django_generic_tasks.core.status import TaskStatus
 
 from ._arguments import bounded, database_alias
 

@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
 from django_generic_tasks import store
-from django_generic_tasks.text import printable
+from django_generic_tasks.support.text import printable
 
 from ._arguments import bounded, database_alias
 

@@ -14,11 +14,12 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from . import admin_schedules, store
+from .. import store
+from ..execution.progress import Progress
+from ..models import TaskRun
+from ..worker.notify import notify_workers
 from . import dashboard as _dashboard  # noqa: F401 - registers the dashboard's admin entry
-from .models import TaskRun
-from .progress import Progress
-from .worker.notify import notify_workers
+from . import schedules as _schedules
 
 _COLOURS = {
     "succeeded": "#2e7d32",
@@ -260,4 +261,4 @@ class TaskRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         self.message_user(request, f"{count} runs are due now.", messages.SUCCESS)
 
 
-admin_schedules.register(admin.site)
+_schedules.register(admin.site)

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, get_args, get_origin
 from pydantic import BaseModel, TypeAdapter
 from typing_extensions import TypeVar
 
-from .conf import get_backend
+from ..conf import get_backend
+from ..exceptions import TaskDefinitionError
 from .context import RunContext, started_at_of
 from .dispatch import submit, submit_many
 from .enqueue import EnqueueRequest
-from .exceptions import TaskDefinitionError
 from .modelref import has_model_refs
 from .params import validate_params
 from .registry import registry
@@ -24,10 +24,11 @@ HOOKS = ("on_success", "on_failure", "on_discard", "on_retry")
 """The lifecycle hooks of ``Task``, in no particular order."""
 
 if TYPE_CHECKING:
-    from .attempts import RetryPolicy
-    from .backends.base import Backend
-    from .schedules.spec import Schedule
-    from .status import ErrorInfo, TaskHandle
+    from ..backends.base import Backend
+    from ..execution.attempts import RetryPolicy
+    from ..schedules.spec import Schedule
+    from .handles import TaskHandle
+    from .status import ErrorInfo
 
 
 P = TypeVar("P", bound=BaseModel)
@@ -124,7 +125,7 @@ class Task(Generic[P, R]):
             cls.name = f"{cls.__module__}.{cls.__qualname__}"
         _check_options(cls)
         if cls.__dict__.get("schedules"):  # validated now; classes without any pay nothing
-            from .schedules.spec import resolve_all
+            from ..schedules.spec import resolve_all
 
             cls._schedule_entries = resolve_all(cls, cls.__dict__["schedules"])  # type: ignore[attr-defined]
         registry.register(cls)
@@ -171,7 +172,7 @@ class Task(Generic[P, R]):
         ``GET runs/<id>`` and the admin (at most one write per run every 0.5 s, the latest
         report always kept when the attempt ends). Bad values raise ``InvalidOptionError``.
         """
-        from .progress import report
+        from ..execution.progress import report
 
         report(self, done, total, message)
 
@@ -182,7 +183,7 @@ class Task(Generic[P, R]):
         Seen within a heartbeat on ``DatabaseBackend``; always false on backends that cannot
         cancel running runs.
         """
-        from .cancellation import is_requested
+        from ..execution.cancellation import is_requested
 
         if self.__dict__.get("_cancel_requested"):  # this attempt timed out
             return True
@@ -191,7 +192,7 @@ class Task(Generic[P, R]):
     def check_cancelled(self) -> None:
         """Raise ``TaskCancelled`` if the run was asked to stop (ends it as ``cancelled``)."""
         if self.cancel_requested:
-            from .exceptions import TaskCancelled
+            from ..exceptions import TaskCancelled
 
             raise TaskCancelled(f"Run {self.context.run_id} of {type(self).name} was cancelled.")
 
@@ -280,8 +281,8 @@ class Task(Generic[P, R]):
     def handle(cls, run_id: str, *, backend: Backend | None = None) -> TaskHandle[R]:
         """The handle of this task's run ``run_id``, typed: ``tasks.get_handle()`` that also
         checks the run is one of this task (``RunNotFoundError`` otherwise)."""
-        from .exceptions import RunNotFoundError
-        from .results import get_handle
+        from ..exceptions import RunNotFoundError
+        from .dispatch import get_handle
 
         found = get_handle(run_id, backend=backend)
         if found.name != cls.name:

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Protocol
 from .attempts import FINAL
 
 if TYPE_CHECKING:
+    from ..core.enqueue import EnqueueRequest
     from .attempts import Outcome
-    from .enqueue import EnqueueRequest
 
 __all__ = ["REFUSED_RETRY_DELAY", "RunSink", "defer", "final", "settle"]
 

@@ -1,18 +1,13 @@
-"""Run identifiers, statuses and the handle that ``Task.start()`` returns."""
+"""Run identifiers, statuses, and the values a run's handle carries (errors, attempts)."""
 
 from __future__ import annotations
 
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .backends.base import Backend
-    from .progress import Progress
 
 
 class TaskStatus(StrEnum):
@@ -117,72 +112,3 @@ class AttemptRecord:
     error_type: str = ""
     error_message: str = ""
     """The start of the error's message (its first 500 characters for earlier attempts)."""
-
-
-@dataclass(slots=True, eq=False)
-class TaskHandle[R]:
-    """A started task: its run id, task name and last known status.
-
-    Backends that keep results (``supports_results``) can ``refresh()`` the handle and
-    ``wait()`` for the run to finish; ``result`` is then what ``run()`` returned, as an ``R``.
-    """
-
-    id: str
-    name: str
-    status: TaskStatus
-    backend: Backend | None = field(default=None, repr=False)
-    result: R | None = None
-    error: ErrorInfo | None = None
-    attempts: int = 0
-    progress: Progress | None = None
-    """The last progress the run reported, on backends that store it (``supports_progress``)."""
-    history: tuple[AttemptRecord, ...] = ()
-    """The run's attempts, oldest first, on backends that keep them (``DatabaseBackend``)."""
-
-    def cancel(self) -> TaskHandle[R]:
-        """Cancel the run: a waiting run at once, a running one cooperatively (its task sees
-        ``cancel_requested`` / ``check_cancelled()``); return self, refreshed.
-
-        ``UnsupportedOptionError`` on backends that cannot (``supports_cancel`` false).
-        """
-        from .exceptions import UnsupportedOptionError
-
-        if self.backend is None or not self.backend.supports_cancel:
-            name = type(self.backend).__name__ if self.backend is not None else "this backend"
-            raise UnsupportedOptionError(f"{name} cannot cancel runs; run {self.id} goes on.")
-        self.backend.cancel_run(self.id)
-        return self.refresh()
-
-    def refresh(self) -> TaskHandle[R]:
-        """Reload status, result and error from the backend; return self."""
-        from .exceptions import ResultNotAvailableError
-        from .results import decode_result
-
-        if self.backend is None or not self.backend.supports_results:
-            name = type(self.backend).__name__ if self.backend is not None else "this backend"
-            raise ResultNotAvailableError(f"{name} does not keep task results; cannot refresh.")
-        fresh = self.backend.get_result(self.id)
-        self.status, self.error = fresh.status, fresh.error
-        self.result = decode_result(self.name, fresh.result)
-        self.attempts, self.progress = fresh.attempts, fresh.progress
-        self.history = fresh.history
-        return self
-
-    def wait(self, timeout: float | None = None) -> R:
-        """Block until the run finishes and return its result (``None`` for ``timeout``:
-        no limit).
-
-        Raises ``RunFailedError`` (with the run's ``error`` and ``status``) when it failed,
-        was discarded or cancelled, ``TimeoutError`` when ``timeout`` seconds pass first, and
-        ``ResultNotAvailableError`` at once on backends that keep no results. On PostgreSQL
-        the database backend wakes on ``LISTEN/NOTIFY``; other backends poll with a backoff.
-        """
-        from .results import wait_for
-
-        return wait_for(self, timeout)
-
-    async def await_result(self, timeout: float | None = None) -> R:
-        """``wait()`` for async code: the same result and errors, without blocking the loop."""
-        from .results import await_result
-
-        return await await_result(self, timeout)

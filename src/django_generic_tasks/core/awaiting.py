@@ -18,12 +18,12 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import ResultNotAvailableError
+from ..exceptions import ResultNotAvailableError
 
 if TYPE_CHECKING:
-    from .backends.base import Backend
+    from ..backends.base import Backend
+    from .handles import TaskHandle
     from .results import FinishNotices
-    from .status import TaskHandle
 
 POLL_FIRST = 0.01
 """Seconds between the first two polls of a backend without finish notices."""
@@ -148,11 +148,7 @@ async def _subscribe(
 async def _read(handle: TaskHandle[Any]) -> bool:
     """Read the run on a pool thread into a copy, then update ``handle`` on the loop's thread
     (a read still in flight when the ``await`` gives up never changes ``handle`` later)."""
-    from .status import TaskHandle
-
-    copy: TaskHandle[Any] = TaskHandle(
-        id=handle.id, name=handle.name, status=handle.status, backend=handle.backend
-    )
+    copy = handle._unread_copy()
     if not await _on_reader(refresh_unless_locked, copy):
         return False
     handle.status, handle.result, handle.error = copy.status, copy.result, copy.error

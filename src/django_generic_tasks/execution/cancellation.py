@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .middleware import forget_chains
+from ..middleware import forget_chains
 
 __all__ = [
     "CancelRequests",

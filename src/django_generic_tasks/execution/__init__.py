@@ -15,6 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from ..core.params import validate_params
+from ..core.registry import registry
+from ..core.status import TaskStatus
+from ..exceptions import UnknownTaskError
+from ..middleware import Handler, chain_for, chains, poisoned_chain
+from ..middleware.coroutines import awaited, run_coroutine
+from ..middleware.timeout import run_plain, runner_for
 from .attempts import (
     FINAL,
     Attempt,
@@ -24,16 +31,9 @@ from .attempts import (
     failed,
     requeue_lost_connections,
 )
-from .exceptions import UnknownTaskError
-from .middleware import Handler, chain_for, chains, poisoned_chain
-from .middleware.coroutines import awaited, run_coroutine
-from .middleware.timeout import run_plain, runner_for
-from .params import validate_params
-from .registry import registry
-from .status import TaskStatus
 
 if TYPE_CHECKING:
-    from .task import Task
+    from ..core.task import Task
 
 __all__ = [
     "FINAL",

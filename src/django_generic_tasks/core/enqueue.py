@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import InvalidOptionError
+from ..exceptions import InvalidOptionError
 from .params import dump_params
 from .status import new_run_id
 
@@ -79,7 +79,7 @@ def _check_queue(queue: str) -> None:
     """Refuse a queue that is not a non-empty string, or that ``TASKS_QUEUES`` does not declare."""
     if not isinstance(queue, str) or not queue:
         raise InvalidOptionError("start(queue=...) must be a non-empty string.")
-    from .conf import get_settings
+    from ..conf import get_settings
 
     declared = get_settings().queues
     if declared is not None and queue not in declared:

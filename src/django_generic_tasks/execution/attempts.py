@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from .dberrors import is_connection_lost
-from .exceptions import AttemptInterrupted, ModelNotFoundError, TaskCancelled, WorkerLost
-from .registry import registry
-from .status import ErrorInfo, TaskStatus
+from ..core.registry import registry
+from ..core.status import ErrorInfo, TaskStatus
+from ..exceptions import AttemptInterrupted, ModelNotFoundError, TaskCancelled, WorkerLost
+from ..support.dberrors import is_connection_lost
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from .enqueue import EnqueueRequest
-    from .task import Task
+    from ..core.enqueue import EnqueueRequest
+    from ..core.task import Task
 
 __all__ = [
     "FINAL",

@@ -14,11 +14,11 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
-from . import store
+from .. import store
+from ..models import Dashboard
+from ..store.rollups import OUTCOMES, epoch_minute, percentile
+from ..support.compat import BREADCRUMBS_AS_LIST
 from .charts import Series, colour, figure
-from .compat import BREADCRUMBS_AS_LIST
-from .models import Dashboard
-from .store.rollups import OUTCOMES, epoch_minute, percentile
 
 REFRESH_SECONDS = 5
 """How often the page fetches fresh figures."""
@@ -185,7 +185,7 @@ class DashboardAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         """The dashboard; ``?partial=1``: only the part the page refreshes."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        from .models import TaskRun
+        from ..models import TaskRun
 
         data = context(TaskRun.objects.db, timezone.now())
         if request.GET.get("partial"):

@@ -17,6 +17,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import ValidationError
 from pydantic_core import to_json
 
+from ..exceptions import (
+    InvalidOptionError,
+    InvalidResultError,
+    ResultNotAvailableError,
+    RunFailedError,
+    UnknownTaskError,
+    WaitInTransactionError,
+)
 from .awaiting import (
     NOTICE_RECHECK,
     POLL_FIRST,
@@ -25,21 +33,11 @@ from .awaiting import (
     refresh_unless_locked,
     timed_out,
 )
-from .exceptions import (
-    InvalidOptionError,
-    InvalidResultError,
-    ResultNotAvailableError,
-    RunFailedError,
-    RunNotFoundError,
-    UnknownTaskError,
-    WaitInTransactionError,
-)
 from .registry import get_task_class
 from .status import TaskStatus
 
 if TYPE_CHECKING:
-    from .backends.base import Backend
-    from .status import TaskHandle
+    from .handles import TaskHandle
 
 logger = logging.getLogger("django_generic_tasks")
 
@@ -56,34 +54,6 @@ class FinishNotices(Protocol):
 
     def unsubscribe(self, run_id: str, event: threading.Event) -> None:
         """Stop watching ``run_id`` with ``event``."""
-
-
-def get_handle(run_id: str, *, backend: Backend | None = None) -> TaskHandle[Any]:
-    """The handle of run ``run_id`` (Celery's ``AsyncResult(id)``), fresh from ``backend``
-    (``TASKS_BACKEND`` unless given): ``refresh()``, ``wait()`` and ``cancel()`` work on it as
-    on the handle ``start()`` returned, and its ``result`` is decoded to the task's result type.
-
-    ``RunNotFoundError`` when the backend has no such run; ``ResultNotAvailableError`` when it
-    keeps no runs to look up (``supports_results`` false). ``Task.handle(run_id)`` is the typed
-    form.
-    """
-    from .conf import get_backend
-
-    source = backend or get_backend()
-    if not source.supports_results:
-        raise ResultNotAvailableError(
-            f"{type(source).__name__} does not keep task runs; it cannot look up {run_id!r}."
-        )
-    try:
-        handle = source.get_result(run_id)
-    except RunNotFoundError:
-        raise
-    except KeyError:
-        raise RunNotFoundError(f"There is no task run {run_id!r}.") from None
-    if handle.backend is None:
-        handle.backend = source
-    handle.result = decode_result(handle.name, handle.result)
-    return handle
 
 
 def decode_result(task_name: str, stored: Any) -> Any:

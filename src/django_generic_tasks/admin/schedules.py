@@ -13,8 +13,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
-from .compat import BREADCRUMBS_AS_LIST
-from .models import ScheduleSlot
+from ..models import ScheduleSlot
+from ..support.compat import BREADCRUMBS_AS_LIST
 
 CHANGELIST = "django_generic_tasks_scheduleslot_changelist"
 RUN_NOW = "django_generic_tasks_scheduleslot_run_now"
@@ -60,7 +60,7 @@ class SchedulesAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         """Every schedule with its next/last fire time and last run status."""
         if not self.has_view_or_change_permission(request):
             raise PermissionDenied
-        from .schedules.registry import all_entries
+        from ..schedules.registry import all_entries
 
         rows, problem = [], None
         try:
@@ -85,8 +85,8 @@ class SchedulesAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         """Start a schedule's task with its params now (POST, change permission)."""
         if request.method != "POST" or not self.has_change_permission(request):
             raise PermissionDenied
-        from .schedules.firing import run_now
-        from .schedules.registry import all_entries
+        from ..schedules.firing import run_now
+        from ..schedules.registry import all_entries
 
         wanted = request.POST.get("schedule_id", "")
         entry = next((e for e in all_entries() if e.id == wanted), None)
@@ -101,7 +101,7 @@ class SchedulesAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 def _rows(entries: list[Any], database: str) -> list[ScheduleRow]:
-    from .store.slots import using
+    from ..store.slots import using
 
     now = datetime.now(UTC)
     latest = using(database).latest(e.id for e in entries) if entries else {}
@@ -133,9 +133,9 @@ def _local(moment: datetime, entry: Any) -> str:
 
 def _statuses(run_ids: list[str], database: str) -> dict[str, str]:
     """Status of each run: from ``TaskRun`` when stored there, else from the backend."""
-    from .conf import get_backend
-    from .models import TaskRun
-    from .store.schema import parse_run_id
+    from ..conf import get_backend
+    from ..models import TaskRun
+    from ..store.schema import parse_run_id
 
     ids = [u for u in (parse_run_id(r) for r in run_ids) if u is not None]
     found = {

@@ -1,8 +1,11 @@
-"""How ``start()`` hands runs to a backend: capability checks, the on-commit hop, the signal.
+"""How ``start()`` hands runs to a backend: capability checks, the on-commit hop, the signal;
+and how ``get_handle()`` finds a run again.
 
 ``Task.start()`` builds an ``EnqueueRequest`` and calls ``submit()``, which checks the request
 against the backend's capability flags, waits for the surrounding transaction to commit when
-asked to, then calls ``backend.enqueue()`` and sends ``task_enqueued``.
+asked to, then calls ``backend.enqueue()`` and sends ``task_enqueued``. ``get_handle()`` lives
+here rather than beside ``TaskHandle``: it looks the configured backend up, and backends build
+handles (``core.handles`` stays below ``conf``'s backend lookup).
 """
 
 from __future__ import annotations
@@ -11,17 +14,19 @@ from collections.abc import Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from . import observability
-from .compat import in_atomic_block
-from .exceptions import UnsupportedOptionError
-from .signals import task_enqueued
-from .status import TaskHandle, TaskStatus
+from .. import observability
+from ..exceptions import ResultNotAvailableError, RunNotFoundError, UnsupportedOptionError
+from ..signals import task_enqueued
+from ..support.compat import in_atomic_block
+from .handles import TaskHandle
+from .results import decode_result
+from .status import TaskStatus
 
 if TYPE_CHECKING:
-    from .backends.base import Backend
+    from ..backends.base import Backend
     from .enqueue import EnqueueRequest
 
-__all__ = ["check_capabilities", "submit", "submit_many"]
+__all__ = ["check_capabilities", "get_handle", "submit", "submit_many"]
 
 
 def check_capabilities(backend: Backend, request: EnqueueRequest) -> None:
@@ -47,7 +52,7 @@ def check_capabilities(backend: Backend, request: EnqueueRequest) -> None:
 def submit(backend: Backend, request: EnqueueRequest, *, on_commit: bool = True) -> TaskHandle[Any]:
     """Hand ``request`` to ``backend``, after the current transaction commits if asked."""
     if observability.maybe and request.trace_context is None and observability.active():
-        from .observability import tracing
+        from ..observability import tracing
 
         return tracing.submit(submit, backend, request, on_commit)
     if request.run_after is not None or request.priority or request.key is not None:
@@ -76,7 +81,7 @@ def submit_many(
         and requests[0].trace_context is None
         and observability.active()
     ):
-        from .observability import tracing
+        from ..observability import tracing
 
         return tracing.submit_many(submit_many, backend, requests, on_commit)
     for request in requests:
@@ -124,3 +129,31 @@ def _enqueue_into(backend: Backend, request: EnqueueRequest, handle: TaskHandle[
     fresh = _enqueue(backend, request)
     handle.status, handle.result, handle.error = fresh.status, fresh.result, fresh.error
     handle.attempts = fresh.attempts
+
+
+def get_handle(run_id: str, *, backend: Backend | None = None) -> TaskHandle[Any]:
+    """The handle of run ``run_id`` (Celery's ``AsyncResult(id)``), fresh from ``backend``
+    (``TASKS_BACKEND`` unless given): ``refresh()``, ``wait()`` and ``cancel()`` work on it as
+    on the handle ``start()`` returned, and its ``result`` is decoded to the task's result type.
+
+    ``RunNotFoundError`` when the backend has no such run; ``ResultNotAvailableError`` when it
+    keeps no runs to look up (``supports_results`` false). ``Task.handle(run_id)`` is the typed
+    form.
+    """
+    from ..conf import get_backend
+
+    source = backend or get_backend()
+    if not source.supports_results:
+        raise ResultNotAvailableError(
+            f"{type(source).__name__} does not keep task runs; it cannot look up {run_id!r}."
+        )
+    try:
+        handle = source.get_result(run_id)
+    except RunNotFoundError:
+        raise
+    except KeyError:
+        raise RunNotFoundError(f"There is no task run {run_id!r}.") from None
+    if handle.backend is None:
+        handle.backend = source
+    handle.result = decode_result(handle.name, handle.result)
+    return handle

@@ -15,10 +15,10 @@ import threading
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import CapacityExceededError, TaskTimeoutError
+from ..exceptions import CapacityExceededError, TaskTimeoutError
 
 if TYPE_CHECKING:
-    from .task import Task
+    from ..core.task import Task
 
 logger = logging.getLogger("django_generic_tasks")
 
@@ -67,7 +67,7 @@ class AbandonedThreads:
     def refuse_when_over_capacity(self, task_class: type[Task[Any]]) -> None:
         """Raise ``CapacityExceededError`` (logged) when ``TASKS_MAX_ABANDONED_THREADS``
         threads are still running: a timed sync run could leave one more behind."""
-        from .conf import get_settings
+        from ..conf import get_settings
 
         count, limit = self.count, get_settings().max_abandoned_threads
         if count < limit:

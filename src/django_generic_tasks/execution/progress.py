@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from .exceptions import InvalidOptionError
-from .middleware import forget_chains
+from ..exceptions import InvalidOptionError
+from ..middleware import forget_chains
 
 __all__ = [
     "PROGRESS_WRITE_EVERY",
@@ -175,7 +175,7 @@ class ThrottledProgressWriter:
 
 def report(task: Any, done: Any, total: Any, message: Any) -> Progress:
     """``Task.report_progress()``: fire ``task_progress``, hand the report to the run's sink."""
-    from .signals import task_progress
+    from ..signals import task_progress
 
     progress = make_progress(done, total, message)
     # The Attempt that execution runs, or the RunContext once built: both name these.

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import DuplicateTaskNameError, UnknownTaskError
+from ..exceptions import DuplicateTaskNameError, UnknownTaskError
 
 if TYPE_CHECKING:
     from .task import Task

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_args
 from pydantic import BaseModel, GetCoreSchemaHandler
 from pydantic_core import PydanticCustomError, core_schema
 
-from .exceptions import ModelNotFoundError
+from ..exceptions import ModelNotFoundError
 
 if TYPE_CHECKING:
     from django.db.models import Model
