@@ -6,7 +6,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -38,6 +37,26 @@ def as_utc(value: object) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def slots_fired(db: ProcDB) -> int:
+    """How many slots of the every-second schedule have fired so far."""
+    return int(
+        db.query(f"SELECT COUNT(*) FROM {SLOTS} WHERE schedule_id = %s", ("tests.tick:1s",))[0][0]
+    )
+
+
+def kill_one_while_slots_fire(db: ProcDB, killed: subprocess.Popen[bytes]) -> None:
+    """Let 4 slots fire, SIGKILL ``killed``, then let 4 more fire (by the survivor).
+
+    Counted, not timed: on a loaded machine the processes take longer to start, and a fixed
+    sleep then saw too few slots.
+    """
+    wait_for(lambda: slots_fired(db) >= 4, 60, "4 slots to fire")
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(10)
+    at_kill = slots_fired(db)
+    wait_for(lambda: slots_fired(db) >= at_kill + 4, 60, "the survivor to fire 4 more slots")
+
+
 def check_each_slot_fired_once(db: ProcDB) -> int:
     """Slots are consecutive seconds, each with one run whose body ran once; return count."""
     rows = db.query(
@@ -64,10 +83,7 @@ def test_two_scheduler_processes_fire_each_slot_once_even_when_one_is_killed(
     worker = spawn(procdb, "tasks_worker", "--interval", "0.1")
     first = spawn(procdb, "tasks_scheduler")
     second = spawn(procdb, "tasks_scheduler")
-    time.sleep(5)
-    first.send_signal(signal.SIGKILL)
-    first.wait(10)
-    time.sleep(5)
+    kill_one_while_slots_fire(procdb, first)
     assert stop(second) == 0
     wait_for(
         lambda: (
@@ -85,10 +101,7 @@ def test_two_workers_with_scheduler_fire_each_slot_once_even_when_one_is_killed(
 ) -> None:
     first = spawn(procdb, "tasks_worker", "--scheduler", "--interval", "0.1")
     second = spawn(procdb, "tasks_worker", "--scheduler", "--interval", "0.1", "--lease", "2")
-    time.sleep(5)
-    first.send_signal(signal.SIGKILL)
-    first.wait(10)
-    time.sleep(5)
+    kill_one_while_slots_fire(procdb, first)
     wait_for(
         lambda: (
             procdb.query(f"SELECT COUNT(*) FROM {TABLE} WHERE status <> 'succeeded'")[0][0] == 0
