@@ -63,12 +63,14 @@ PY
 # Each pass: a function run in the background with its own log and its own SQLite files.
 FAST=(tests/unit tests/contract)
 SLOW=(tests/integration)
-# On Django 5.2 the process tests that depend on Django's version: its admin, the django-tasks
-# backport's worker, the example project, and Django's request handling under schemathesis.
+# On Django 5.2 the process tests that depend on Django's version: its admin (pages, and their
+# headers against the stock admin's), the django-tasks backport's worker, the example project,
+# and Django's request handling under schemathesis.
 # (The worker, scheduler, Celery, Cloud Tasks and OTel process tests do not; they run on the
 # newest Django against SQLite, PostgreSQL and MariaDB.)
 DJANGO_SENSITIVE=(
-  tests/integration/test_admin_page.py tests/integration/test_django_tasks_worker.py
+  tests/integration/test_admin_headers.py tests/integration/test_admin_page.py
+  tests/integration/test_django_tasks_worker.py
   tests/integration/test_example_project.py tests/integration/test_schemathesis.py
 )
 # On PostgreSQL and MariaDB, the process tests whose outcome depends on the database (workers,
@@ -154,9 +156,9 @@ pass_lowest() {
   run_pytest .venv-lowest/bin/python -m pytest -q -p no:cacheprovider "${FAST[@]}" \
     "${PYTEST_ARGS[@]}"
 }
-pass_docs() {
+pass_docs() {  # in a virtualenv with only the `docs` extra: the docs build needs no other
   echo "==> mkdocs build --strict"
-  NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --site-dir "$LOGS/site"
+  NO_MKDOCS_2_WARNING=1 .venv-docs/bin/mkdocs build --strict --site-dir "$LOGS/site"
 }
 pass_bench() {
   .venv/bin/python bench/run.py --quick
@@ -185,6 +187,7 @@ pass_lowest_http() {
 # The other virtualenvs and the release check, one after another (they write into the source
 # tree: egg-info, build/), beside the first test pass.
 pass_setup_matrix() {
+  ensure_venv .venv-docs docs
   ensure_venv .venv-django52 "$EXTRAS" "django>=5.2,<5.3"
   PYTHON=python3.12 ensure_venv .venv-py312 "$EXTRAS"
   PYTHON=python3.12 ensure_venv .venv-lowest "$EXTRAS" \
@@ -216,7 +219,7 @@ run_phase() {  # run_phase SLOTS NAME...: the passes, at most SLOTS at a time
   local slots=$1 name running; shift
   for name in "$@"; do
     # Passes that need the matrix virtualenvs wait for setup_matrix.
-    case $name in main|setup_matrix|postgresql|docs|bench) ;; *)
+    case $name in main|setup_matrix|postgresql|bench) ;; *)
       [ -z "${PID[setup_matrix]:-}" ] || finish setup_matrix ;;
     esac
     while [ "${#PID[@]}" -ge "$slots" ]; do

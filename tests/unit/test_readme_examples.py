@@ -11,6 +11,8 @@ import pytest
 from django.core import mail
 
 README = Path(__file__).resolve().parents[2] / "README.md"
+# The README this project grew from, kept as it was given.
+SEED_README = Path(__file__).resolve().parents[1] / "data" / "seed-README.md"
 
 
 def code_block_after(heading: str) -> str:
@@ -50,6 +52,16 @@ def test_readme_snippets_are_the_example_projects_code(heading: str, path: str) 
     remaining = iter(line.replace(" -> None", "") for line in source.splitlines())
     for line in code_lines:
         assert any(candidate == line for candidate in remaining), f"{path} lacks {line!r}"
+
+
+def test_readme_keeps_every_line_of_the_seed_readme_in_order() -> None:
+    # Added lines may stand between them; the seed's example project links point into example/.
+    seed = SEED_README.read_text(encoding="utf-8").replace(
+        "](django_generic_tasks_example/", "](example/"
+    )
+    readme = iter(README.read_text(encoding="utf-8").splitlines())
+    for line in seed.splitlines():
+        assert any(candidate == line for candidate in readme), f"README.md lacks {line!r}"
 
 
 def test_readme_stays_short() -> None:
