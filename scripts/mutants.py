@@ -21,7 +21,7 @@ class Mutant(NamedTuple):
 
 U = "tests/unit/"
 CONTRACT = "tests/contract"
-EXECUTION = (U + "test_execution.py", U + "test_retry_seam.py", CONTRACT)
+EXECUTION = (U + "test_execution.py", U + "test_retry_seam.py")
 
 MUTANTS: list[Mutant] = [
     # -- the retry policy and the outcome --------------------------------------------------
@@ -54,7 +54,7 @@ MUTANTS: list[Mutant] = [
         "execution/attempts.py",
         "return _AT_ONCE if attempt < max_attempts else FINAL",
         "return _AT_ONCE if attempt <= max_attempts else FINAL",
-        (U + "test_database_store.py", U + "test_pending_cancel.py", U + "test_retry_seam.py"),
+        (U + "test_database_worker.py", U + "test_store_pins.py", U + "test_retry_seam.py"),
         "a lost worker's run gets one reclaim too many",
     ),
     Mutant(
@@ -62,7 +62,7 @@ MUTANTS: list[Mutant] = [
         "execution/attempts.py",
         "limit = max_attempts + lost_limit",
         "limit = max_attempts",
-        (U + "test_database_store.py", U + "test_retry_seam.py", U + "test_database_worker.py"),
+        (U + "test_database_worker.py", U + "test_store_pins.py", U + "test_retry_seam.py"),
         "a lost worker burns the task's own attempts",
     ),
     Mutant(

@@ -189,6 +189,8 @@ def test_an_exception_outside_retry_on_fails_at_once() -> None:
 
     outcome = run(Picky.name, "{}")
     assert outcome.status is TaskStatus.FAILED
+    assert not outcome.will_retry  # a failed attempt's status is FAILED whether retried or not
+    assert outcome.run_status is TaskStatus.FAILED
     assert outcome.error is not None
     assert outcome.error.type == "builtins.ValueError"
 
