@@ -69,11 +69,19 @@ def _database(url: str | None) -> dict[str, object]:
         # cache between threads, where a second writer fails at once ("database table is
         # locked") instead of waiting its turn, a contention no user's database has.
         test_name = os.environ.get("TASKS_TEST_SQLITE_TEST") or _test_file(name)
-        return {
+        database: dict[str, object] = {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": name,
             "TEST": {"NAME": test_name},
         }
+        if os.environ.get("TASKS_TEST_SQLITE_DEPLOYED"):
+            # The process tests' write transactions take the write lock when they begin, as
+            # docs/how-to/backends.md recommends for a deployment: a deferred one that reads
+            # first, then writes beside a worker, fails at once with "database is locked"
+            # (`migrate` did, once). The journal and the 5 s busy timeout stay Django's
+            # defaults, which a test locking the whole file relies on.
+            database["OPTIONS"] = {"transaction_mode": "IMMEDIATE"}
+        return database
     parsed = urlparse(url)
     if parsed.scheme == "mysql":
         return {

@@ -86,6 +86,7 @@ class ProcDB:
         else:
             self.name = str(tmp / "tasks.sqlite3")
             self.env["TASKS_TEST_SQLITE"] = self.name
+            self.env["TASKS_TEST_SQLITE_DEPLOYED"] = "1"
         self.workers: list[subprocess.Popen[bytes]] = []
         if migrate:
             self.manage("migrate", "-v0")
