@@ -145,7 +145,7 @@ def _fill(rows: int) -> None:
     )
     for n in range(4):
         info = store.WorkerInfo(f"bench:{n}", "bench", n, (), 4, 1000 * n, now)
-        store.using().beat(info, 3600, now)
+        store.using().workers.beat(info, 3600, now)
 
 
 def main(quick: bool = False, rows: int | None = None) -> None:

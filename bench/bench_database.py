@@ -475,7 +475,7 @@ def finish_cost(batches: int, size: int = 100) -> None:
         for number in range(batches * 2):
             with_rollups = number % 2 == 0
             Noop.start_many([{"n": n} for n in range(size)])
-            claimed = runs.claim("bench", (), size, 30, datetime.now(UTC))
+            claimed = runs.queue.claim("bench", (), size, 30, datetime.now(UTC))
             now = datetime.now(UTC)
             items = [
                 store.Finished(
@@ -488,12 +488,12 @@ def finish_cost(batches: int, size: int = 100) -> None:
                 )
                 for run in claimed
             ]
-            runs.rollups_ready = (lambda: True) if with_rollups else (lambda: False)  # type: ignore[method-assign]
+            runs.observations.rollups_ready = (lambda: True) if with_rollups else (lambda: False)  # type: ignore[method-assign]
             began = time.perf_counter()
             buffer = merge(buffer, rollups(items))  # what the worker does with every batch
             grouping.append((time.perf_counter() - began) / size * 1e6)
             wall, cpu = time.perf_counter(), time.process_time()
-            runs.finish("bench", items)
+            runs.queue.finish("bench", items)
             timings[with_rollups].append(
                 (
                     (time.perf_counter() - wall) / size * 1e6,

@@ -127,7 +127,7 @@ def _seed_history(now: datetime) -> None:
         for m in range(last - 59, last + 1)
         for q in ("default", "mail")
     )
-    store.using().beat(
+    store.using().workers.beat(
         store.WorkerInfo("web-1:4242:9f3c", "web-1", 4242, ("default", "mail"), 4, 1234, now),
         3600,
         now,

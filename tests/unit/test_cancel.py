@@ -135,7 +135,7 @@ def test_a_retry_by_hand_forgets_the_cancel_request() -> None:
     handle.cancel()
     TaskRun.objects.filter(pk=handle.id).update(status="cancelled")
     runs = store.for_connection(connection)
-    assert runs.retry(TaskRun.objects.filter(pk=handle.id), timezone.now())[0] == 1
+    assert runs.operations.retry(TaskRun.objects.filter(pk=handle.id), timezone.now())[0] == 1
     run = TaskRun.objects.get(pk=handle.id)
     assert (run.status, run.cancel_requested_at) == ("ready", None)
 

@@ -27,14 +27,14 @@ def finish_runs(
     for a in range(len(outcomes)):
         AddTask({"a": a}).start(backend=DatabaseBackend(), queue=queue)
     runs = store.for_connection(connection)
-    claimed = runs.claim("test-worker", (queue,), len(outcomes), 30, datetime.now(UTC))
+    claimed = runs.queue.claim("test-worker", (queue,), len(outcomes), 30, datetime.now(UTC))
     now = datetime.now(UTC)
     items = []
     for run, status in zip(claimed, outcomes, strict=True):
         error = None if status is TaskStatus.SUCCEEDED else ErrorInfo("tests.Boom", "boom", "")
         outcome = Outcome(run.id, run.task_name, run.attempt, run.max_attempts, status, None, error)
         items.append(store.Finished(run, outcome, now, seconds))
-    runs.finish("test-worker", items)
+    runs.queue.finish("test-worker", items)
     return [run.id for run in claimed]
 
 
@@ -51,7 +51,7 @@ def test_dashboard_shows_throughput_queues_tasks_and_workers(admin_client: Clien
     ids = finish_runs([TaskStatus.SUCCEEDED, TaskStatus.SUCCEEDED, TaskStatus.FAILED])
     AddTask({"a": 9}).start(backend=DatabaseBackend(), queue="mail")
     now = datetime.now(UTC)
-    store.using().beat(
+    store.using().workers.beat(
         store.WorkerInfo("web-1:42:abcd", "web-1", 42, ("mail",), 8, 17, now), 30, now
     )
     page = admin_client.get(URL).content.decode()

@@ -43,10 +43,10 @@ def runs() -> store.RunStore:
 
 def test_claim_with_a_limit_returns_exactly_that_many_of_more_due_runs() -> None:
     AddTask.start_many([{"a": i} for i in range(7)], backend=DatabaseBackend())
-    claimed = runs().claim("w", (), 3, 30, datetime.now(UTC))
+    claimed = runs().queue.claim("w", (), 3, 30, datetime.now(UTC))
     assert len(claimed) == 3
     assert TaskRun.objects.filter(status="running").count() == 3
-    assert len(runs().claim("w2", (), 10, 30, datetime.now(UTC))) == 4
+    assert len(runs().queue.claim("w2", (), 10, 30, datetime.now(UTC))) == 4
 
 
 # SQLite: a file database (see tests/settings.py), where a second writer waits its turn.
@@ -68,7 +68,7 @@ def test_a_run_locked_by_one_claim_is_skipped_by_a_concurrent_claim() -> None:
     def claim_meanwhile() -> None:
         try:
             first_claimed.wait(10)
-            claimed = store.using(claim_db).claim("b", (), 10, 30, datetime.now(UTC))
+            claimed = store.using(claim_db).queue.claim("b", (), 10, 30, datetime.now(UTC))
             second.extend(r.id for r in claimed)
             second_done.set()
         except BaseException as exc:
@@ -80,7 +80,7 @@ def test_a_run_locked_by_one_claim_is_skipped_by_a_concurrent_claim() -> None:
     thread.start()
     sqlite = connection.vendor == "sqlite"
     with transaction.atomic(using=claim_db):
-        first = [r.id for r in store.using(claim_db).claim("a", (), 2, 30, datetime.now(UTC))]
+        first = [r.id for r in store.using(claim_db).queue.claim("a", (), 2, 30, datetime.now(UTC))]
         first_claimed.set()
         # Kept open while the other claim runs: it holds the locks of the first two runs.
         done_while_open = second_done.wait(0.5 if sqlite else 10)
@@ -135,7 +135,7 @@ def test_keys_differing_only_in_surrounding_spaces_are_different_keys(variant: s
 def test_a_finished_run_frees_its_key_for_the_same_task() -> None:
     backend = DatabaseBackend()
     first = PingTask({}).start(backend=backend, key="k")
-    runs().cancel(TaskRun.objects.filter(pk=first.id), datetime.now(UTC))
+    runs().operations.cancel(TaskRun.objects.filter(pk=first.id), datetime.now(UTC))
     second = PingTask({}).start(backend=backend, key="k")
     assert second.id != first.id
     assert second.status is TaskStatus.READY
@@ -167,8 +167,12 @@ def test_stats_count_runs_per_status() -> None:
     backend = DatabaseBackend()
     AddTask.start_many([{"a": i} for i in range(3)], backend=backend)
     PingTask({}).start(backend=backend, delay=timedelta(hours=1))
-    runs().claim("w", (), 1, 30, datetime.now(UTC))
-    assert runs().stats() == {TaskStatus.READY: 2, TaskStatus.RUNNING: 1, TaskStatus.SCHEDULED: 1}
+    runs().queue.claim("w", (), 1, 30, datetime.now(UTC))
+    assert runs().operations.stats() == {
+        TaskStatus.READY: 2,
+        TaskStatus.RUNNING: 1,
+        TaskStatus.SCHEDULED: 1,
+    }
 
 
 def test_an_unsupported_database_is_a_clear_error() -> None:
@@ -184,7 +188,7 @@ def test_a_fresh_budget_retry_of_an_unregistered_task_keeps_the_runs_own_budget(
     run = TaskRun.objects.create(
         task_name="gone.task", status="discarded", attempt=3, max_attempts=3
     )
-    retried, blocked, skipped = store.using().retry(
+    retried, blocked, skipped = store.using().operations.retry(
         TaskRun.objects.filter(pk=run.pk), datetime.now(UTC), fresh_budget=True
     )
     assert (retried, blocked, skipped) == (1, [], 0)

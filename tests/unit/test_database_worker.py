@@ -142,7 +142,7 @@ def test_higher_priority_runs_are_claimed_first() -> None:
     low = AddTask({"a": 1}).start(backend=backend, priority=-5)
     high = AddTask({"a": 2}).start(backend=backend, priority=9)
     mid = AddTask({"a": 3}).start(backend=backend)
-    claimed = runs().claim("w", (), 10, 30, datetime.now(UTC))
+    claimed = runs().queue.claim("w", (), 10, 30, datetime.now(UTC))
     assert [r.id for r in claimed] == [high.id, mid.id, low.id]
 
 
@@ -165,7 +165,7 @@ def test_expired_lease_is_reclaimed_as_a_new_attempt() -> None:
         worker_id="dead-worker",
         lease_expires_at=past,
     )
-    [reclaimed] = runs().reclaim_expired(lost(3), datetime.now(UTC))
+    [reclaimed] = runs().queue.reclaim_expired(lost(3), datetime.now(UTC))
     assert (reclaimed.became, reclaimed.attempt) == ("requeued", 1)
     assert reclaimed.task_name == "tests.add"
     assert reclaimed.expired_for >= 59
@@ -185,7 +185,9 @@ def test_run_that_keeps_losing_its_worker_is_given_up() -> None:
         worker_id="dead-worker",
         lease_expires_at=past,
     )
-    assert [r.became for r in runs().reclaim_expired(lost(3), datetime.now(UTC))] == ["failed"]
+    assert [r.became for r in runs().queue.reclaim_expired(lost(3), datetime.now(UTC))] == [
+        "failed"
+    ]
     run.refresh_from_db()
     assert run.status == "failed"
     assert run.error_type == store.LOST_ERROR_TYPE
@@ -221,7 +223,7 @@ def test_a_lost_worker_is_decided_by_the_tasks_retry_policy() -> None:
         "tests.lost_policy", {"a": 2}, status="running", attempt=2, lease_expires_at=past
     )
     now = datetime.now(UTC)
-    became = {r.id: r.became for r in runs().reclaim_expired(lost(3), now)}
+    became = {r.id: r.became for r in runs().queue.reclaim_expired(lost(3), now)}
     assert became == {str(later.pk): "requeued", str(given_up.pk): "failed"}
     later.refresh_from_db()
     given_up.refresh_from_db()
@@ -234,25 +236,25 @@ def test_a_lost_run_of_a_task_this_process_does_not_know_is_requeued_within_the_
     past = datetime.now(UTC) - timedelta(minutes=1)
     insert_raw("tests.elsewhere", {}, status="running", attempt=1, lease_expires_at=past)
     insert_raw("tests.elsewhere", {}, status="running", attempt=4, lease_expires_at=past)
-    reclaimed = runs().reclaim_expired(lost(3), datetime.now(UTC))
+    reclaimed = runs().queue.reclaim_expired(lost(3), datetime.now(UTC))
     assert sorted((r.attempt, r.became) for r in reclaimed) == [(1, "requeued"), (4, "failed")]
 
 
 def test_live_lease_is_not_reclaimed_and_heartbeat_extends_it() -> None:
     AddTask({"a": 1}).start(backend=DatabaseBackend())
     now = datetime.now(UTC)
-    [claimed] = runs().claim("me", (), 5, 30, now)
-    assert runs().reclaim_expired(lost(3), now + timedelta(seconds=10)) == []
-    assert runs().extend_leases("me", 30, now + timedelta(seconds=20)) == 1
-    assert runs().reclaim_expired(lost(3), now + timedelta(seconds=40)) == []
+    [claimed] = runs().queue.claim("me", (), 5, 30, now)
+    assert runs().queue.reclaim_expired(lost(3), now + timedelta(seconds=10)) == []
+    assert runs().queue.extend_leases("me", 30, now + timedelta(seconds=20)) == 1
+    assert runs().queue.reclaim_expired(lost(3), now + timedelta(seconds=40)) == []
     assert TaskRun.objects.get(pk=claimed.id).status == "running"
 
 
 def test_released_claims_go_back_to_ready_without_counting_an_attempt() -> None:
     handle = AddTask({"a": 1}).start(backend=DatabaseBackend())
-    claimed = runs().claim("me", (), 5, 30, datetime.now(UTC))
-    assert runs().release("someone-else", claimed) == 0
-    assert runs().release("me", claimed) == 1
+    claimed = runs().queue.claim("me", (), 5, 30, datetime.now(UTC))
+    assert runs().queue.release("someone-else", claimed) == 0
+    assert runs().queue.release("me", claimed) == 1
     run = TaskRun.objects.get(pk=handle.id)
     assert (run.status, run.attempt, run.worker_id) == ("ready", 0, None)
 
@@ -260,12 +262,12 @@ def test_released_claims_go_back_to_ready_without_counting_an_attempt() -> None:
 def test_outcome_of_a_reclaimed_run_is_not_written_by_its_old_worker() -> None:
     AddTask({"a": 1}).start(backend=DatabaseBackend())
     now = datetime.now(UTC)
-    [old] = runs().claim("old", (), 5, 0.001, now)
-    runs().reclaim_expired(lost(3), now + timedelta(seconds=1))
-    [new] = runs().claim("new", (), 5, 30, now + timedelta(seconds=1))
+    [old] = runs().queue.claim("old", (), 5, 0.001, now)
+    runs().queue.reclaim_expired(lost(3), now + timedelta(seconds=1))
+    [new] = runs().queue.claim("new", (), 5, 30, now + timedelta(seconds=1))
     from django_generic_tasks.execution import Attempt, execute
 
-    runs().finish(
+    runs().queue.finish(
         "old",
         [
             store.Finished(

@@ -45,9 +45,9 @@ def test_the_heartbeat_never_cancels_a_run_nobody_cancelled() -> None:
     for a in range(2):
         AddTask({"a": a}).start(backend=DatabaseBackend())
     runs = store.for_connection(connection)
-    asked, untouched = runs.claim(worker.id, (), 2, 30, datetime.now(UTC))
+    asked, untouched = runs.queue.claim(worker.id, (), 2, 30, datetime.now(UTC))
     worker._in_flight = 2  # busy: the heartbeat extends leases and reads cancels
-    runs.cancel(TaskRun.objects.filter(pk=asked.id), datetime.now(UTC))
+    runs.operations.cancel(TaskRun.objects.filter(pk=asked.id), datetime.now(UTC))
     try:
         with beating(worker):
             # The beat that told the worker of this cancel read the other run too.
@@ -62,7 +62,7 @@ def test_a_failed_run_count_write_is_tried_again_before_the_next_beat(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     worker = Worker(WorkerOptions(lease=3000))  # the next beat is 1,000 s away
-    written = store.RunStore.beat
+    written = store.WorkerRegistry.beat
     failed: list[int] = []
 
     def fail_the_first_count(runs: Any, info: store.WorkerInfo, *args: Any) -> None:
@@ -71,7 +71,7 @@ def test_a_failed_run_count_write_is_tried_again_before_the_next_beat(
             raise DatabaseError("the database went away for a moment")
         written(runs, info, *args)
 
-    monkeypatch.setattr(store.RunStore, "beat", fail_the_first_count)
+    monkeypatch.setattr(store.WorkerRegistry, "beat", fail_the_first_count)
     with beating(worker):
         wait_until(lambda: WorkerHeartbeat.objects.filter(pk=worker.id).exists(), 30)
         worker.processed = 5  # runs finished since the first beat

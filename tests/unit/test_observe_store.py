@@ -32,7 +32,7 @@ def runs() -> store.RunStore:
 def claim(count: int, queue: str = "default") -> list[store.ClaimedRun]:
     for a in range(count):
         AddTask({"a": a}).start(backend=DatabaseBackend(), queue=queue)
-    return runs().claim("w1", (queue,), count, 30, datetime.now(UTC))
+    return runs().queue.claim("w1", (queue,), count, 30, datetime.now(UTC))
 
 
 def outcome(run: store.ClaimedRun, status: TaskStatus) -> Outcome:
@@ -56,7 +56,7 @@ def outcome(run: store.ClaimedRun, status: TaskStatus) -> Outcome:
 def test_finish_adds_counts_by_outcome_per_minute_and_adds_up_across_batches() -> None:
     a, b, c, d, e = claim(5)
     later = MINUTE + timedelta(minutes=1)
-    runs().finish(
+    runs().queue.finish(
         "w1",
         [
             store.Finished(a, outcome(a, TaskStatus.SUCCEEDED), MINUTE, 0.002),
@@ -64,8 +64,8 @@ def test_finish_adds_counts_by_outcome_per_minute_and_adds_up_across_batches() -
             store.Finished(c, outcome(c, TaskStatus.SCHEDULED), MINUTE, 2.0),
         ],
     )
-    runs().finish("w1", [store.Finished(d, outcome(d, TaskStatus.SUCCEEDED), MINUTE, 0.003)])
-    runs().finish("w1", [store.Finished(e, outcome(e, TaskStatus.DISCARDED), later, 0.5)])
+    runs().queue.finish("w1", [store.Finished(d, outcome(d, TaskStatus.SUCCEEDED), MINUTE, 0.003)])
+    runs().queue.finish("w1", [store.Finished(e, outcome(e, TaskStatus.DISCARDED), later, 0.5)])
     rows = {(r.minute, r.task_name, r.queue, r.outcome): r for r in RunRollup.objects.all()}
     m = epoch_minute(MINUTE)
     assert {k: r.runs for k, r in rows.items()} == {
@@ -83,30 +83,30 @@ def test_finish_adds_counts_by_outcome_per_minute_and_adds_up_across_batches() -
 
 def test_throughput_buckets_outcomes_and_includes_empty_buckets() -> None:
     a, b, c = claim(3)
-    runs().finish("w1", [store.Finished(a, outcome(a, TaskStatus.SUCCEEDED), MINUTE, 0.01)])
+    runs().queue.finish("w1", [store.Finished(a, outcome(a, TaskStatus.SUCCEEDED), MINUTE, 0.01)])
     two_later = MINUTE + timedelta(minutes=2)
-    runs().finish(
+    runs().queue.finish(
         "w1",
         [
             store.Finished(b, outcome(b, TaskStatus.SUCCEEDED), two_later, 0.01),
             store.Finished(c, outcome(c, TaskStatus.FAILED), two_later, 0.01),
         ],
     )
-    series = runs().throughput(two_later, 3, 1)
+    series = runs().observations.throughput(two_later, 3, 1)
     m = epoch_minute(MINUTE)
     assert series == [
         (m, {"succeeded": 1}),
         (m + 1, {}),
         (m + 2, {"succeeded": 1, "failed": 1}),
     ]
-    [(start, counts)] = [s for s in runs().throughput(two_later, 60, 60) if s[1]]
+    [(start, counts)] = [s for s in runs().observations.throughput(two_later, 60, 60) if s[1]]
     assert start <= m
     assert counts == {"succeeded": 2, "failed": 1}
 
 
 def test_task_figures_count_final_runs_failures_retries_and_durations() -> None:
     a, b, c, d = claim(4)
-    runs().finish(
+    runs().queue.finish(
         "w1",
         [
             store.Finished(a, outcome(a, TaskStatus.SUCCEEDED), MINUTE, 0.002),
@@ -115,12 +115,12 @@ def test_task_figures_count_final_runs_failures_retries_and_durations() -> None:
             store.Finished(d, outcome(d, TaskStatus.SCHEDULED), MINUTE, 0.3),
         ],
     )
-    [task] = runs().task_figures(MINUTE, 60)
+    [task] = runs().observations.task_figures(MINUTE, 60)
     assert (task.task_name, task.runs, task.failures, task.retries) == ("tests.add", 3, 1, 1)
     assert task.failure_rate == pytest.approx(1 / 3)
     assert percentile(task.histogram, 0.5) == 0.005
     assert percentile(task.histogram, 0.95) == 0.5
-    [failure] = runs().last_failures(MINUTE, 60)
+    [failure] = runs().observations.last_failures(MINUTE, 60)
     assert str(failure.pk) == c.id
 
 
@@ -134,44 +134,47 @@ def test_queue_depths_split_due_scheduled_and_running_with_the_oldest_wait() -> 
     TaskRun.objects.filter(queue="mail", status="ready").update(
         run_after=now - timedelta(seconds=90)
     )
-    runs().claim("w1", ("reports",), 1, 30, now)
-    depths = {q.queue: q for q in runs().queue_depths(now)}
+    runs().queue.claim("w1", ("reports",), 1, 30, now)
+    depths = {q.queue: q for q in runs().observations.queue_depths(now)}
     mail, reports = depths["mail"], depths["reports"]
     assert (mail.waiting, mail.scheduled, mail.running) == (2, 1, 0)
     assert 89 <= mail.oldest_wait <= 120
     assert (reports.waiting, reports.scheduled, reports.running) == (0, 0, 1)
-    gauge = runs().queue_depth_by_status(now)
+    gauge = runs().observations.queue_depth_by_status(now)
     assert gauge[("mail", "waiting")] == 2
     assert gauge[("reports", "running")] == 1
-    assert set(runs().oldest_waiting_age(now)) == {"mail"}
-    assert runs().sample_queues(now) == 2
-    assert runs().sample_queues(now) == 2  # a second sample of the minute replaces the first
+    assert set(runs().observations.oldest_waiting_age(now)) == {"mail"}
+    assert runs().observations.sample_queues(now) == 2
+    assert (
+        runs().observations.sample_queues(now) == 2
+    )  # a second sample of the minute replaces the first
     assert QueueSample.objects.get(queue="mail").waiting == 2
 
 
 def test_heartbeats_show_live_workers_until_they_expire_or_are_forgotten() -> None:
     now = datetime.now(UTC)
     info = store.WorkerInfo("host:1:abc", "host", 1, ("default", "mail"), 4, 0, now)
-    runs().beat(info, 30, now)
-    runs().beat(store.WorkerInfo("host:1:abc", "host", 1, ("default",), 4, 7, now), 30, now)
-    [live] = runs().live_workers(now)
+    runs().workers.beat(info, 30, now)
+    runs().workers.beat(store.WorkerInfo("host:1:abc", "host", 1, ("default",), 4, 7, now), 30, now)
+    [live] = runs().workers.live(now)
     assert (live.worker_id, live.queues, live.runs_done) == ("host:1:abc", "default", 7)
-    assert runs().live_workers(now + timedelta(seconds=31)) == []
-    runs().forget_worker("host:1:abc")
+    assert runs().workers.live(now + timedelta(seconds=31)) == []
+    runs().workers.forget("host:1:abc")
     assert not WorkerHeartbeat.objects.exists()
 
 
-def test_prune_observations_deletes_old_rollups_samples_and_dead_heartbeats() -> None:
+def test_pruning_deletes_old_rollups_samples_and_dead_heartbeats() -> None:
     now = datetime.now(UTC)
     old = now - timedelta(days=8)
     [a] = claim(1)
-    runs().finish("w1", [store.Finished(a, outcome(a, TaskStatus.SUCCEEDED), old, 0.01)])
+    runs().queue.finish("w1", [store.Finished(a, outcome(a, TaskStatus.SUCCEEDED), old, 0.01)])
     [b] = claim(1)
-    runs().finish("w1", [store.Finished(b, outcome(b, TaskStatus.SUCCEEDED), now, 0.01)])
+    runs().queue.finish("w1", [store.Finished(b, outcome(b, TaskStatus.SUCCEEDED), now, 0.01)])
     QueueSample.objects.create(minute=epoch_minute(old), queue="default")
-    runs().beat(store.WorkerInfo("gone", "h", 1, (), 1, 0, old), 30, old)
-    runs().beat(store.WorkerInfo("alive", "h", 2, (), 1, 0, now), 30, now)
-    assert runs().prune_observations(now - timedelta(days=7)) == 3
+    runs().workers.beat(store.WorkerInfo("gone", "h", 1, (), 1, 0, old), 30, old)
+    runs().workers.beat(store.WorkerInfo("alive", "h", 2, (), 1, 0, now), 30, now)
+    assert runs().observations.prune(now - timedelta(days=7)) == 2
+    assert runs().workers.prune(now - timedelta(days=7)) == 1
     assert list(RunRollup.objects.values_list("minute", flat=True)) == [epoch_minute(now)]
     assert list(WorkerHeartbeat.objects.values_list("pk", flat=True)) == ["alive"]
 
@@ -226,9 +229,11 @@ def test_outcomes_are_still_written_before_the_rollup_table_is_migrated() -> Non
 
     [run] = claim(1)
     MigrationExecutor(connection).migrate([("django_generic_tasks", "0003_store_indexes")])
-    store.observe._READY.clear()
+    store.base._READY.clear()
     try:
-        runs().finish("w1", [store.Finished(run, outcome(run, TaskStatus.SUCCEEDED), MINUTE, 0.01)])
+        runs().queue.finish(
+            "w1", [store.Finished(run, outcome(run, TaskStatus.SUCCEEDED), MINUTE, 0.01)]
+        )
         # Only the columns of 0003: later migrations add others.
         assert TaskRun.objects.values_list("status", flat=True).get(pk=run.id) == "succeeded"
     finally:

@@ -46,7 +46,7 @@ def stop(worker: Worker, thread: threading.Thread) -> None:
 
 
 def claim_one(worker_id: str, lease: float = 30) -> store.ClaimedRun:
-    [claimed] = runs().claim(worker_id, (), 5, lease, datetime.now(UTC))
+    [claimed] = runs().queue.claim(worker_id, (), 5, lease, datetime.now(UTC))
     return claimed
 
 
@@ -75,9 +75,9 @@ def test_a_lost_run_whose_cancel_was_requested_ends_cancelled_not_requeued() -> 
     handle = AddTask({"a": 1}).start(backend=DatabaseBackend())
     claim_one("shutting-down", lease=0.001)
     handle.cancel()  # the worker stops before it reads the request
-    [reclaimed] = runs().reclaim_expired(lost(3), datetime.now(UTC) + timedelta(seconds=1))
+    [reclaimed] = runs().queue.reclaim_expired(lost(3), datetime.now(UTC) + timedelta(seconds=1))
     assert (reclaimed.became, reclaimed.attempt) == ("cancelled", 1)
-    assert runs().claim("next", (), 5, 30, datetime.now(UTC) + timedelta(seconds=2)) == []
+    assert runs().queue.claim("next", (), 5, 30, datetime.now(UTC) + timedelta(seconds=2)) == []
     run = row(handle)
     assert (run.status, run.attempt, run.lease_expires_at) == ("cancelled", 1, None)
     assert run.finished_at is not None
@@ -87,8 +87,8 @@ def test_a_released_run_whose_cancel_was_requested_ends_cancelled() -> None:
     handle = AddTask({"a": 1}).start(backend=DatabaseBackend())
     claimed = claim_one("me")
     handle.cancel()
-    assert runs().release("me", [claimed]) == 1
-    assert runs().claim("next", (), 5, 30, datetime.now(UTC)) == []
+    assert runs().queue.release("me", [claimed]) == 1
+    assert runs().queue.claim("next", (), 5, 30, datetime.now(UTC)) == []
     assert row(handle).status == "cancelled"
     assert row(handle).finished_at is not None
 
@@ -97,8 +97,8 @@ def test_a_postponed_run_whose_cancel_was_requested_ends_cancelled() -> None:
     handle = AddTask({"a": 1}).start(backend=DatabaseBackend())
     claimed = claim_one("me")
     handle.cancel()
-    assert runs().postpone("me", claimed, datetime.now(UTC)) == 1
-    assert runs().claim("next", (), 5, 30, datetime.now(UTC) + timedelta(seconds=1)) == []
+    assert runs().queue.postpone("me", claimed, datetime.now(UTC)) == 1
+    assert runs().queue.claim("next", (), 5, 30, datetime.now(UTC) + timedelta(seconds=1)) == []
     assert row(handle).status == "cancelled"
 
 
@@ -110,8 +110,8 @@ def test_a_retry_of_a_run_whose_cancel_was_requested_ends_it_cancelled() -> None
         Attempt(task_name=claimed.task_name, params=claimed.params, run_id=claimed.id, attempt=1)
     )
     assert outcome.will_retry
-    runs().finish("me", [store.Finished(claimed, outcome, datetime.now(UTC))])
-    assert runs().claim("next", (), 5, 30, datetime.now(UTC) + timedelta(hours=1)) == []
+    runs().queue.finish("me", [store.Finished(claimed, outcome, datetime.now(UTC))])
+    assert runs().queue.claim("next", (), 5, 30, datetime.now(UTC) + timedelta(hours=1)) == []
     run = row(handle)
     assert (run.status, run.attempt, run.error_message) == ("cancelled", 1, "failure 1")
     assert run.finished_at is not None

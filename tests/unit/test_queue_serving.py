@@ -17,7 +17,7 @@ from django.test import Client
 from django_generic_tasks import store
 from django_generic_tasks.backends import DatabaseBackend
 from django_generic_tasks.models import TaskRun
-from django_generic_tasks.store.observe import queues_field, serves
+from django_generic_tasks.store.workers import queues_field, serves
 from tests.testapp.tasks import AddTask
 
 URL = "/admin/django_generic_tasks/dashboard/"
@@ -40,7 +40,7 @@ def waiting_in(queue: str, minutes: int = 3) -> None:
 def worker_serving(queues: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> None:
     now = datetime.now(UTC)
     info = store.WorkerInfo("web-1:7:ab", "web-1", 7, queues, 4, 0, now, exclude)
-    store.using().beat(info, 30, now)
+    store.using().workers.beat(info, 30, now)
 
 
 def test_serves_reads_included_and_excluded_queues() -> None:
@@ -99,9 +99,9 @@ def test_claim_with_exclusions_takes_every_other_queue() -> None:
     for queue in ("default", "webhooks", "reports"):
         AddTask({"a": 1}).start(backend=DatabaseBackend(), queue=queue)
     runs = store.for_connection(connection)
-    claimed = runs.claim("w", (), 10, 30, datetime.now(UTC), ("webhooks",))
+    claimed = runs.queue.claim("w", (), 10, 30, datetime.now(UTC), ("webhooks",))
     assert sorted(run.queue for run in claimed) == ["default", "reports"]
-    only = runs.claim("w", ("webhooks", "reports"), 10, 30, datetime.now(UTC), ("reports",))
+    only = runs.queue.claim("w", ("webhooks", "reports"), 10, 30, datetime.now(UTC), ("reports",))
     assert [run.queue for run in only] == ["webhooks"]
 
 

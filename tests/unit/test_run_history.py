@@ -57,7 +57,7 @@ def test_history_keeps_only_the_last_attempts() -> None:
     now = datetime.now(UTC)
     attempts = HISTORY_LIMIT + 3
     for attempt in range(1, attempts + 1):
-        [claimed] = runs().claim("me", (), 1, 30, now)
+        [claimed] = runs().queue.claim("me", (), 1, 30, now)
         assert claimed.attempt == attempt
         outcome = Outcome(
             claimed.id,
@@ -68,7 +68,7 @@ def test_history_keeps_only_the_last_attempts() -> None:
             error=ErrorInfo("ValueError", f"error {attempt}"),
             decision=Decision(retry=True),  # again at once
         )
-        runs().finish("me", [store.Finished(claimed, outcome, now)])
+        runs().queue.finish("me", [store.Finished(claimed, outcome, now)])
     stored = TaskRun.objects.get(pk=handle.id).history
     assert [entry["attempt"] for entry in stored] == list(range(4, attempts + 1))
     assert stored[-1]["error_message"] == f"error {attempts}"
@@ -77,8 +77,8 @@ def test_history_keeps_only_the_last_attempts() -> None:
 def test_a_lost_attempt_joins_the_history() -> None:
     handle = AddTask({"a": 2}).start(backend=DatabaseBackend())
     now = datetime.now(UTC)
-    runs().claim("killed", (), 1, 0.001, now)
-    runs().reclaim_expired(lost(3), now + timedelta(milliseconds=2))
+    runs().queue.claim("killed", (), 1, 0.001, now)
+    runs().queue.reclaim_expired(lost(3), now + timedelta(milliseconds=2))
     drain()
     history = DatabaseBackend().get_result(handle.id).history
     assert [(r.attempt, r.outcome) for r in history] == [(1, "lost"), (2, "succeeded")]

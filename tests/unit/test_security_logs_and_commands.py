@@ -135,4 +135,4 @@ def test_an_empty_queue_option_never_reaches_every_queue() -> None:
     with pytest.raises(CommandError):
         call_command("tasks_worker", "--queue", "", "--once", stdout=io.StringIO())
     assert TaskRun.objects.get().status == TaskStatus.READY
-    assert store.using().queue_depths(datetime.now(UTC))[0].waiting == 1
+    assert store.using().observations.queue_depths(datetime.now(UTC))[0].waiting == 1

@@ -36,7 +36,7 @@ def seed() -> list[str]:
         run_after=datetime.now(UTC) - timedelta(minutes=3)
     )
     now = datetime.now(UTC)
-    store.using().beat(store.WorkerInfo("web-1:7:ab", "web-1", 7, (), 4, 12, now), 30, now)
+    store.using().workers.beat(store.WorkerInfo("web-1:7:ab", "web-1", 7, (), 4, 12, now), 30, now)
     return ids
 
 
@@ -102,10 +102,10 @@ def long_failure() -> str:
     message = "the upstream answered 503 " + "and then it did not answer at all " * 6 + "THE END"
     AddTask({"a": 1}).start(backend=DatabaseBackend())
     runs = store.using()
-    [run] = runs.claim("test-worker", (), 1, 30, datetime.now(UTC))
+    [run] = runs.queue.claim("test-worker", (), 1, 30, datetime.now(UTC))
     error = ErrorInfo("tests.Upstream", message, "")
     outcome = Outcome(run.id, run.task_name, 1, 1, TaskStatus.FAILED, None, error)
-    runs.finish("test-worker", [store.Finished(run, outcome, datetime.now(UTC))])
+    runs.queue.finish("test-worker", [store.Finished(run, outcome, datetime.now(UTC))])
     return message
 
 

@@ -32,7 +32,7 @@ def runs() -> store.RunStore:
 
 
 def claim_one(worker_id: str, now: datetime) -> store.ClaimedRun:
-    [run] = runs().claim(worker_id, (), 1, 30, now)
+    [run] = runs().queue.claim(worker_id, (), 1, 30, now)
     return run
 
 
@@ -44,7 +44,7 @@ def succeeded(run: store.ClaimedRun, at: datetime) -> store.Finished:
 def lose_lease(run: store.ClaimedRun, lost_limit: int, now: datetime) -> Reclaimed:
     """Let ``run``'s lease run out and the reaper take it back."""
     TaskRun.objects.filter(pk=run.id).update(lease_expires_at=now - timedelta(seconds=1))
-    [reclaimed] = runs().reclaim_expired(lost(lost_limit), now)
+    [reclaimed] = runs().queue.reclaim_expired(lost(lost_limit), now)
     return reclaimed
 
 
@@ -56,11 +56,11 @@ def test_finishing_a_stale_attempt_leaves_the_same_workers_new_attempt_running()
     current = claim_one("w", now)
     assert (current.id, current.attempt) == (stale.id, 2)
 
-    runs().finish("w", [succeeded(stale, now)])
+    runs().queue.finish("w", [succeeded(stale, now)])
 
     row = TaskRun.objects.get(pk=handle.id)
     assert (row.status, row.attempt, row.finished_at) == ("running", 2, None)
-    runs().finish("w", [succeeded(current, now)])
+    runs().queue.finish("w", [succeeded(current, now)])
     assert TaskRun.objects.get(pk=handle.id).status == "succeeded"
 
 
@@ -69,12 +69,12 @@ def test_an_old_worker_cannot_finish_a_run_retried_with_a_fresh_budget_and_claim
     now = datetime.now(UTC)
     old = claim_one("old", now)
     assert lose_lease(old, 0, now).became == "failed"
-    retried = runs().retry(TaskRun.objects.filter(pk=handle.id), now, fresh_budget=True)
+    retried = runs().operations.retry(TaskRun.objects.filter(pk=handle.id), now, fresh_budget=True)
     assert retried == (1, [], 0)
     new = claim_one("new", now)
     assert (new.id, new.attempt) == (old.id, old.attempt)  # only the worker tells them apart
 
-    runs().finish("old", [succeeded(old, now)])
+    runs().queue.finish("old", [succeeded(old, now)])
 
     row = TaskRun.objects.get(pk=handle.id)
     assert (row.status, row.worker_id, row.finished_at) == ("running", "new", None)
@@ -84,7 +84,11 @@ def test_a_plain_retry_of_a_run_discarded_at_its_first_attempt_keeps_its_budget(
     run = TaskRun.objects.create(
         task_name="tests.add", status="discarded", attempt=1, max_attempts=3
     )
-    assert runs().retry(TaskRun.objects.filter(pk=run.pk), datetime.now(UTC)) == (1, [], 0)
+    assert runs().operations.retry(TaskRun.objects.filter(pk=run.pk), datetime.now(UTC)) == (
+        1,
+        [],
+        0,
+    )
     run.refresh_from_db()
     assert (run.status, run.attempt, run.max_attempts) == ("ready", 1, 3)
 
@@ -94,7 +98,7 @@ def test_a_cancelled_waiting_run_has_its_finish_time() -> None:
     ready = AddTask({"a": 1}).start(backend=backend)
     scheduled = AddTask({"a": 2}).start(backend=backend, delay=timedelta(hours=1))
     now = datetime.now(UTC).replace(microsecond=0)
-    assert runs().cancel(TaskRun.objects.all(), now) == 2
+    assert runs().operations.cancel(TaskRun.objects.all(), now) == 2
     for handle in (ready, scheduled):
         row = TaskRun.objects.get(pk=handle.id)
         assert (row.status, row.finished_at) == ("cancelled", now)
@@ -115,7 +119,7 @@ def test_finishing_an_empty_batch_still_writes_its_rollups() -> None:
     minute = epoch_minute(datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
     row = Rollup(minute, "tests.add", "default", "succeeded", runs=4, seconds=0.5)
     row.histogram[3] = 4
-    runs().finish("w", [], [row])
+    runs().queue.finish("w", [], [row])
     stored = RunRollup.objects.get()
     assert (stored.minute, stored.task_name, stored.outcome, stored.runs) == (
         minute,

@@ -178,7 +178,7 @@ def test_a_worker_postpones_while_another_process_briefly_holds_the_sqlite_write
 
     handle = AddTask(AddParams(a=1, b=2)).start(backend=DatabaseBackend(), on_commit=False)
     store = for_connection(connection)
-    (run,) = store.claim("w", [], 1, 30.0, datetime.now(UTC))
+    (run,) = store.queue.claim("w", [], 1, 30.0, datetime.now(UTC))
     connection.close()
     monkeypatch.setitem(connection.settings_dict, "OPTIONS", {"timeout": 0.01})
     holder = sqlite3.connect(connection.settings_dict["NAME"], check_same_thread=False)
@@ -193,7 +193,7 @@ def test_a_worker_postpones_while_another_process_briefly_holds_the_sqlite_write
     monkeypatch.setattr(transient.time, "sleep", pause)
     released.start()
     try:
-        assert store.postpone("w", run, datetime.now(UTC) + timedelta(seconds=1)) == 1
+        assert store.queue.postpone("w", run, datetime.now(UTC) + timedelta(seconds=1)) == 1
     finally:
         holder.close()
         connection.close()

@@ -57,7 +57,7 @@ def finish_all(delay: float, finished_at: list[float]) -> threading.Thread:
         try:
             runs = store.for_connection(connections["default"])
             now = datetime.now(UTC)
-            claimed = runs.claim("finisher", ["default"], 10_000, 60, now)
+            claimed = runs.queue.claim("finisher", ["default"], 10_000, 60, now)
             items = [
                 Finished(
                     run,
@@ -73,7 +73,7 @@ def finish_all(delay: float, finished_at: list[float]) -> threading.Thread:
                 )
                 for run in claimed
             ]
-            runs.finish("finisher", items)
+            runs.queue.finish("finisher", items)
             finished_at.append(time.monotonic())
         finally:
             connections.close_all()

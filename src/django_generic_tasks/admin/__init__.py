@@ -227,7 +227,7 @@ class TaskRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         self._retry(request, queryset, fresh_budget=True)
 
     def _retry(self, request: HttpRequest, queryset: QuerySet[TaskRun], fresh_budget: bool) -> None:
-        retried, blocked, skipped = store.using(queryset.db).retry(
+        retried, blocked, skipped = store.using(queryset.db).operations.retry(
             queryset, timezone.now(), fresh_budget=fresh_budget
         )
         if retried:
@@ -249,13 +249,13 @@ class TaskRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.action(description="Cancel selected runs (not finished)", permissions=["change"])
     def cancel_runs(self, request: HttpRequest, queryset: QuerySet[TaskRun]) -> None:
         """Cancel waiting runs at once; ask running ones to stop (``check_cancelled()``)."""
-        count = store.using(queryset.db).cancel(queryset, timezone.now())
+        count = store.using(queryset.db).operations.cancel(queryset, timezone.now())
         self.message_user(request, f"Cancelled {count} runs.", messages.SUCCESS)
 
     @admin.action(description="Run selected runs now (scheduled or ready)", permissions=["change"])
     def run_now(self, request: HttpRequest, queryset: QuerySet[TaskRun]) -> None:
         """Make waiting runs due immediately, ahead of their schedule."""
-        count = store.using(queryset.db).make_due(queryset, timezone.now())
+        count = store.using(queryset.db).operations.make_due(queryset, timezone.now())
         if count:
             notify_workers(queryset.db)
         self.message_user(request, f"{count} runs are due now.", messages.SUCCESS)

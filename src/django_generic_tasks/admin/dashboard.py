@@ -54,7 +54,7 @@ def _age(seconds: float) -> str:
 
 def context(database: str, now: datetime) -> dict[str, Any]:
     """Everything the dashboard shows, read through the store on ``database``."""
-    runs = store.using(database)
+    runs = store.using(database).observations
     charts = []
     finished_hour = 0
     for chart_id, title, minutes, bucket, fmt in WINDOWS:
@@ -73,7 +73,7 @@ def context(database: str, now: datetime) -> dict[str, Any]:
         )
 
     queues = runs.queue_depths(now)
-    workers = runs.live_workers(now)
+    workers = store.using(database).workers.live(now)
     unserved = {q.queue for q in store.unserved(queues, workers)}
     history = runs.queue_history(now, 60)
     last = epoch_minute(now)

@@ -79,7 +79,7 @@ class DatabaseBackend(BaseBackend):
             return []
         now = datetime.now(UTC)
         try:
-            found = store.for_connection(self.connection).insert(requests, now)
+            found = store.for_connection(self.connection).queue.insert(requests, now)
         except Exception as exc:
             from ..store.readiness import MIGRATE_HINT, is_missing_schema_error
 
@@ -103,7 +103,7 @@ class DatabaseBackend(BaseBackend):
 
         if parse_run_id(run_id) is None:
             raise RunNotFoundError(f"{run_id!r} is not a task run id.")
-        run = store.for_connection(self.connection).get(run_id)
+        run = store.for_connection(self.connection).queue.get(run_id)
         if run is None:
             raise RunNotFoundError(f"There is no task run {run_id!r}.")
         return run.to_handle(self)
@@ -116,7 +116,7 @@ class DatabaseBackend(BaseBackend):
         pk = parse_run_id(run_id)
         if pk is None:
             return None
-        rows = store.for_connection(self.connection).objects.filter(pk=pk)
+        rows = store.for_connection(self.connection).queue.runs.filter(pk=pk)
         return rows.values_list("params", flat=True).first()
 
     @property
@@ -144,8 +144,8 @@ class DatabaseBackend(BaseBackend):
         pk = parse_run_id(run_id)
         if pk is None:
             raise RunNotFoundError(f"{run_id!r} is not a task run id.")
-        runs = store.for_connection(self.connection)
-        runs.cancel(runs.objects.filter(pk=pk), datetime.now(UTC))
+        operations = store.for_connection(self.connection).operations
+        operations.cancel(operations.runs.filter(pk=pk), datetime.now(UTC))
 
     def progress_sink(self) -> ProgressSink:
         """The worker's sink: at most one progress write per run every

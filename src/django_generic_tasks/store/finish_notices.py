@@ -67,7 +67,7 @@ class FinishListener:
 
             from . import for_connection
 
-            for_connection(connections[self.database]).mark_awaited(run_id)
+            for_connection(connections[self.database]).queue.mark_awaited(run_id)
             return event
         self.unsubscribe(run_id, event)
         return None

@@ -1,4 +1,5 @@
-"""What the dashboard, ``tasks_status`` and metrics read: queue depths, rollups, workers.
+"""``Observations``: the per-minute rollups and queue samples, written by the worker, and what
+the dashboard, ``tasks_status`` and metrics read: queue depths, throughput, per-task figures.
 
 Every read here is cheap with a big history: queue depths read only unfinished runs (the
 claim and lease indexes), throughput and per-task figures read the per-minute rollups
@@ -7,27 +8,20 @@ claim and lease indexes), throughput and per-task figures read the per-minute ro
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from functools import cached_property
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..core.status import TaskStatus
 from . import statuses as st
-from .rollups import ADDED, COLUMNS, FAILURES, HISTOGRAM, KEY, Rollup, epoch_minute
+from .base import StorePart
+from .rollups import FAILURES, Rollup, epoch_minute
+from .sql import rows
 from .transient import retry_transient
 
 if TYPE_CHECKING:
-    from django.db.models import QuerySet
-
-    from ..models import TaskRun, WorkerHeartbeat
-
-logger = logging.getLogger("django_generic_tasks.worker")
-_READY: set[tuple[Any, ...]] = set()
-"""(alias, database name) pairs whose rollup table is known to exist (and, with "history",
-whose TaskRun.history column is)."""
+    from ..models import TaskRun
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,141 +53,39 @@ class TaskFigures:
         return self.failures / self.runs if self.runs else 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class WorkerInfo:
-    """What a worker says about itself in its heartbeat."""
-
-    worker_id: str
-    host: str
-    pid: int
-    queues: Sequence[str]
-    concurrency: int
-    runs_done: int
-    started_at: datetime
-    exclude_queues: Sequence[str] = ()
-
-
-EXCLUDED = "!"
-"""Prefix of an excluded queue in a heartbeat's ``queues`` (``tasks_worker --exclude-queue``)."""
-
-
-def queues_field(queues: Sequence[str], exclude: Sequence[str] = ()) -> str:
-    """A worker's queues as its heartbeat stores them: names, then ``!name`` per exclusion;
-    empty: every queue."""
-    return ",".join([*queues, *(EXCLUDED + q for q in exclude)])
-
-
-def serves(field: str, queue: str) -> bool:
-    """Whether a worker whose heartbeat says ``field`` (``queues_field()``) takes ``queue``."""
-    names = [name for name in field.split(",") if name]
-    if EXCLUDED + queue in names:
-        return False
-    included = [name for name in names if not name.startswith(EXCLUDED)]
-    return not included or queue in included
-
-
-def unserved(depths: Sequence[QueueDepth], workers: Sequence[Any]) -> list[QueueDepth]:
-    """The queues with due runs waiting that no live worker (``queues`` field) serves."""
-    return [
-        depth
-        for depth in depths
-        if depth.waiting and not any(serves(worker.queues, depth.queue) for worker in workers)
-    ]
-
-
-class Observations:
-    """The store's reads for observability, and the writes of rollups and heartbeats.
-
-    Mixed into ``RunStore``; dialects override ``_div`` and ``rollup_upsert_sql``.
-    """
-
-    connection: Any
-    alias: str
-
-    @property
-    def objects(self) -> QuerySet[TaskRun]:
-        """``TaskRun`` rows on this connection (``RunStore`` defines it)."""
-        raise NotImplementedError
-
-    @cached_property
-    def rollup_table(self) -> str:
-        """The quoted rollup table name."""
-        from ..models import RunRollup
-
-        return str(self.connection.ops.quote_name(RunRollup._meta.db_table))
+class Observations(StorePart):
+    """The rollups and queue samples on one connection, and the reads over them."""
 
     # -- writes (the worker) ----------------------------------------------------------------
-
-    def rollup_upsert_sql(self, rows: int) -> str:
-        """An upsert of ``rows`` rollup rows that adds to the stored counts (SQLite and
-        PostgreSQL syntax)."""
-        one = "(" + ", ".join(["%s"] * len(COLUMNS)) + ")"
-        updates = ", ".join(f"{c} = {self.rollup_table}.{c} + excluded.{c}" for c in ADDED)
-        return (
-            f"INSERT INTO {self.rollup_table} ({', '.join(COLUMNS)}) "
-            f"VALUES {', '.join([one] * rows)} ON CONFLICT ({', '.join(KEY)}) "
-            f"DO UPDATE SET {updates}, last_run_id = excluded.last_run_id"
-        )
 
     def rollups_ready(self) -> bool:
         """Whether the rollup table exists (migration 0004 applied). Until it does, outcomes
         are written without rollups, so a worker deployed before ``migrate`` keeps working."""
-        key = (self.alias, self.connection.settings_dict.get("NAME"))
-        if key in _READY:
-            return True
         from ..models import RunRollup
 
-        with self.connection.cursor() as cursor:
-            names = self.connection.introspection.table_names(cursor)
-        if RunRollup._meta.db_table in names:
-            _READY.add(key)
-            return True
-        logger.warning("No rollup table yet (run migrate): the dashboard misses these runs")
-        return False
+        def probe() -> bool:
+            with self.connection.cursor() as cursor:
+                names = self.connection.introspection.table_names(cursor)
+            return RunRollup._meta.db_table in names
 
-    def add_rollups(self, cursor: Any, rows: Sequence[Rollup]) -> None:
-        """Add ``rows`` to the stored rollups, on ``cursor`` (the outcomes' transaction)."""
-        if rows and self.rollups_ready():
+        return self.ready(
+            "rollups", probe, "No rollup table yet (run migrate): the dashboard misses these runs"
+        )
+
+    def add_rollups(self, cursor: Any, added: Sequence[Rollup]) -> None:
+        """Add ``added`` to the stored rollups, on ``cursor`` (the outcomes' transaction)."""
+        if added and self.rollups_ready():
             cursor.execute(
-                self.rollup_upsert_sql(len(rows)), [v for row in rows for v in row.values()]
+                self.sql.add_rollups.format(rows=rows(self.sql.rollup_row, len(added))),
+                [v for row in added for v in row.values()],
             )
 
     @retry_transient
-    def write_rollups(self, rows: Sequence[Rollup]) -> None:
-        """Add ``rows`` to the stored rollups in a transaction of their own."""
-        if rows:
+    def write_rollups(self, added: Sequence[Rollup]) -> None:
+        """Add ``added`` to the stored rollups in a transaction of their own."""
+        if added:
             with self.write_transaction() as cursor:
-                self.add_rollups(cursor, rows)
-
-    def write_transaction(self) -> Any:
-        """A cursor inside a write transaction (``RunStore`` defines it)."""
-        raise NotImplementedError
-
-    @retry_transient
-    def beat(self, worker: WorkerInfo, lease: float, now: datetime) -> None:
-        """Record that ``worker`` is alive until ``now + lease`` (insert or refresh its row)."""
-        from ..models import WorkerHeartbeat
-
-        fields = {
-            "host": worker.host[:255],
-            "pid": worker.pid,
-            "queues": queues_field(worker.queues, worker.exclude_queues)[:1000],
-            "concurrency": worker.concurrency,
-            "runs_done": worker.runs_done,
-            "started_at": worker.started_at,
-            "last_beat": now,
-            "expires_at": now + timedelta(seconds=lease),
-        }
-        beats = WorkerHeartbeat.objects.using(self.alias)
-        if not beats.filter(pk=worker.worker_id).update(**fields):
-            beats.create(worker_id=worker.worker_id, **fields)
-
-    @retry_transient
-    def forget_worker(self, worker_id: str) -> None:
-        """Remove the heartbeat of a worker that stopped cleanly."""
-        from ..models import WorkerHeartbeat
-
-        WorkerHeartbeat.objects.using(self.alias).filter(pk=worker_id).delete()
+                self.add_rollups(cursor, added)
 
     def sample_queues(self, now: datetime) -> int:
         """Store this minute's depth and lag of every queue with unfinished runs (several
@@ -231,7 +123,7 @@ class Observations:
         from django.db.models import Count, Min, Q
 
         waiting = (
-            self.objects.filter(status__in=st.values(st.WAITING))
+            self.runs.filter(status__in=st.values(st.WAITING))
             .order_by()
             .values_list("queue")
             .annotate(
@@ -241,7 +133,7 @@ class Observations:
             )
         )
         running = (
-            self.objects.filter(status=TaskStatus.RUNNING.value)
+            self.runs.filter(status=TaskStatus.RUNNING.value)
             .order_by()
             .values_list("queue")
             .annotate(n=Count("pk"))
@@ -272,10 +164,6 @@ class Observations:
         """Gauge: per queue with due runs, seconds the oldest due run has waited."""
         return {q.queue: q.oldest_wait for q in self.queue_depths(now) if q.waiting}
 
-    def _div(self, expression: str, divisor: int) -> str:
-        """Integer division in SQL."""
-        return f"({expression}) / {int(divisor)}"
-
     def throughput(
         self, now: datetime, minutes: int, bucket: int
     ) -> list[tuple[int, dict[str, int]]]:
@@ -283,10 +171,7 @@ class Observations:
         (first minute of the bucket, {outcome: count}), oldest first, empty buckets included."""
         last = epoch_minute(now)
         first = (last - minutes + 1) // bucket * bucket
-        sql = (
-            f"SELECT {self._div('minute', bucket)} AS b, outcome, SUM(runs) "
-            f"FROM {self.rollup_table} WHERE minute >= %s GROUP BY b, outcome"
-        )
+        sql = self.sql.throughput.format(bucket=int(bucket))
         counts: dict[int, dict[str, int]] = {}
         with self.connection.cursor() as cursor:
             cursor.execute(sql, [first])
@@ -296,14 +181,9 @@ class Observations:
 
     def task_figures(self, now: datetime, minutes: int) -> list[TaskFigures]:
         """Per task over the last ``minutes``: final runs, failures, retries, durations."""
-        sums = ", ".join(f"SUM({c})" for c in ("runs", "seconds", *HISTOGRAM))
-        sql = (
-            f"SELECT task_name, outcome, {sums} FROM {self.rollup_table} "
-            "WHERE minute >= %s GROUP BY task_name, outcome"
-        )
         tasks: dict[str, dict[str, Any]] = {}
         with self.connection.cursor() as cursor:
-            cursor.execute(sql, [epoch_minute(now) - minutes + 1])
+            cursor.execute(self.sql.task_figures, [epoch_minute(now) - minutes + 1])
             for name, outcome, runs, seconds, *histogram in cursor.fetchall():
                 task = tasks.setdefault(
                     name,
@@ -326,17 +206,10 @@ class Observations:
     def last_failures(self, now: datetime, minutes: int, limit: int = 10) -> list[TaskRun]:
         """The most recent failed or discarded runs seen by the rollups in the last
         ``minutes`` (at most one per minute, task and queue), newest first."""
-        from ..models import TaskRun
-
-        marks = ", ".join(["%s"] * len(FAILURES))
-        sql = (
-            f"SELECT last_run_id FROM {self.rollup_table} WHERE minute >= %s "
-            f"AND outcome IN ({marks}) ORDER BY minute DESC LIMIT %s"
-        )
         with self.connection.cursor() as cursor:
-            cursor.execute(sql, [epoch_minute(now) - minutes + 1, *FAILURES, limit * 4])
+            cursor.execute(self.sql.last_failures, [epoch_minute(now) - minutes + 1, limit * 4])
             ids = [row[0] for row in cursor.fetchall() if row[0]]
-        runs = TaskRun.objects.using(self.alias).filter(pk__in=ids, status__in=FAILURES)
+        runs = self.runs.filter(pk__in=ids, status__in=FAILURES)
         return sorted(runs, key=lambda r: (r.finished_at is not None, r.finished_at, r.pk))[::-1][
             :limit
         ]
@@ -351,28 +224,14 @@ class Observations:
             .order_by("minute", "queue")
         )
 
-    def live_workers(self, now: datetime) -> list[WorkerHeartbeat]:
-        """Workers whose last heartbeat has not expired, oldest first."""
-        from ..models import WorkerHeartbeat
-
-        return list(
-            WorkerHeartbeat.objects.using(self.alias)
-            .filter(expires_at__gt=now)
-            .order_by("started_at", "worker_id")
-        )
-
-    def prune_observations(self, before: datetime) -> int:
-        """Delete rollups and queue samples of minutes before ``before``, and heartbeats of
-        workers that expired before it; return how many rows."""
-        from ..models import QueueSample, RunRollup, WorkerHeartbeat
+    def prune(self, before: datetime) -> int:
+        """Delete the rollups and queue samples of minutes before ``before``; return how many
+        rows."""
+        from ..models import QueueSample, RunRollup
 
         minute = epoch_minute(before)
         deleted = 0
-        for model, lookup in (
-            (RunRollup, {"minute__lt": minute}),
-            (QueueSample, {"minute__lt": minute}),
-            (WorkerHeartbeat, {"expires_at__lt": before}),
-        ):
-            count, _ = model.objects.using(self.alias).filter(**lookup).delete()
+        for model in (RunRollup, QueueSample):
+            count, _ = model.objects.using(self.alias).filter(minute__lt=minute).delete()
             deleted += count
         return deleted

@@ -1,34 +1,30 @@
-"""What operators do to runs (the admin's actions, ``tasks_prune``, ``handle.cancel()``):
-retry, cancel, run now, prune, count. Mixed into ``RunStore``."""
+"""``RunOperations``: what operators do to runs (the admin's actions, ``tasks_prune``,
+``handle.cancel()``): retry, cancel, run now, prune, count."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..core.status import TaskStatus
 from . import statuses as st
+from .base import StorePart
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
 
     from ..models import TaskRun
+    from .queue import RunQueue
 
 
-class Operations:
+class RunOperations(StorePart):
     """The operators' statements on ``TaskRun`` (through the ORM: none is on a hot path)."""
 
-    alias: str
-
-    @property
-    def objects(self) -> QuerySet[TaskRun]:
-        """``TaskRun`` rows on this connection (``RunStore`` defines it)."""
-        raise NotImplementedError
-
-    def open_run(self, task_name: str, key: str) -> TaskRun | None:
-        """The unfinished run of ``task_name`` holding ``key`` (``RunStore`` defines it)."""
-        raise NotImplementedError
+    def __init__(self, connection: Any, queue: RunQueue) -> None:
+        super().__init__(connection)
+        self.queue = queue
+        """Which unfinished run holds a key (a retry must not take it)."""
 
     def retry(
         self, runs: QuerySet[TaskRun], now: datetime, fresh_budget: bool = False
@@ -48,7 +44,7 @@ class Operations:
         skipped = runs.exclude(status__in=retryable).count()
         retried, blocked = 0, []
         for run in runs.filter(status__in=retryable):
-            if run.key is not None and self.open_run(run.task_name, run.key) is not None:
+            if run.key is not None and self.queue.open_run(run.task_name, run.key) is not None:
                 blocked.append(run.key)
                 continue
             if fresh_budget:
@@ -57,7 +53,7 @@ class Operations:
                 budget = {"max_attempts": max(run.max_attempts, run.attempt + 1)}
             try:
                 with transaction.atomic(using=self.alias):
-                    self.objects.filter(pk=run.pk, status__in=retryable).update(
+                    self.runs.filter(pk=run.pk, status__in=retryable).update(
                         status=TaskStatus.READY.value,
                         run_after=now,
                         finished_at=None,
@@ -82,7 +78,7 @@ class Operations:
         asked = runs.filter(status=TaskStatus.RUNNING.value, cancel_requested_at=None)
         ids = list(asked.values_list("pk", flat=True))
         running = (
-            self.objects.filter(
+            self.runs.filter(
                 pk__in=ids, status=TaskStatus.RUNNING.value, cancel_requested_at=None
             ).update(cancel_requested_at=now)
             if ids
@@ -93,8 +89,13 @@ class Operations:
         return waiting + running
 
     def announce_cancel(self, ids: Sequence[object]) -> None:
-        """Tell the workers running ``ids`` they were asked to stop (PostgreSQL ``NOTIFY``;
-        elsewhere the heartbeat reads it)."""
+        """Tell the workers running ``ids`` they were asked to stop (PostgreSQL ``NOTIFY``, sent
+        when the cancel commits; elsewhere the heartbeat reads it)."""
+        if self.sql.announce_cancel is not None:
+            from .listen import CANCEL_CHANNEL
+
+            with self.connection.cursor() as cursor:
+                cursor.execute(self.sql.announce_cancel, [CANCEL_CHANNEL, [str(pk) for pk in ids]])
 
     def make_due(self, runs: QuerySet[TaskRun], now: datetime) -> int:
         """Make waiting runs due at ``now``, ahead of their schedule; return how many."""
@@ -114,12 +115,12 @@ class Operations:
         unknown = [s for s in statuses if s not in st.FINISHED]
         if unknown:
             raise ValueError(f"Only finished runs can be pruned, not {unknown}.")
-        runs = self.objects.filter(status__in=[s.value for s in statuses], finished_at__lt=before)
+        runs = self.runs.filter(status__in=[s.value for s in statuses], finished_at__lt=before)
         if dry_run:
             return runs.count()
         deleted = 0
         while ids := list(runs.values_list("pk", flat=True)[:batch]):
-            count, _ = self.objects.filter(pk__in=ids).delete()
+            count, _ = self.runs.filter(pk__in=ids).delete()
             deleted += count
         return deleted
 
@@ -127,7 +128,7 @@ class Operations:
         """How many runs are in each status (statuses with none are left out)."""
         from django.db.models import Count
 
-        rows = self.objects.order_by().values_list("status").annotate(n=Count("pk"))
+        rows = self.runs.order_by().values_list("status").annotate(n=Count("pk"))
         return {TaskStatus(status): int(n) for status, n in rows}
 
 

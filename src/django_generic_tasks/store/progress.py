@@ -12,7 +12,7 @@ from ..execution.progress import Progress, ThrottledProgressWriter
 from .schema import parse_run_id
 
 if TYPE_CHECKING:
-    from .base import RunStore
+    from . import RunStore
 
 
 def write_progress(store: RunStore, run_id: str, progress: Progress) -> int:
@@ -21,7 +21,7 @@ def write_progress(store: RunStore, run_id: str, progress: Progress) -> int:
     pk = parse_run_id(run_id)
     if pk is None:
         return 0
-    return store.objects.filter(pk=pk, status=TaskStatus.RUNNING.value).update(
+    return store.queue.runs.filter(pk=pk, status=TaskStatus.RUNNING.value).update(
         progress=progress.to_json()
     )
 

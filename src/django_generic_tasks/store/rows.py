@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -142,6 +143,34 @@ def outcome_row(item: Finished) -> OutcomeRow:
         finished_at=None if retry else item.at,
         run_after=decision.retry_at if retry else None,
     )
+
+
+OUTCOME_COLUMNS = (
+    "status",
+    "result",
+    "error_type",
+    "error_message",
+    "error_traceback",
+    "finished_at",
+    "run_after",
+)
+"""The columns an outcome writes, in the order of ``outcome_values()``."""
+
+
+def outcome_values(dt: Callable[[datetime | None], Any], item: Finished) -> list[Any]:
+    """``item``'s ``OutcomeRow`` as bind values, datetimes through ``dt``: status, result
+    (JSON), error type, message, traceback, finished_at, run_after (``OUTCOME_COLUMNS``:
+    the order every finish statement binds them)."""
+    row = outcome_row(item)
+    return [
+        row.status,
+        result_json(row.result),
+        row.error_type,
+        row.error_message,
+        row.error_traceback,
+        dt(row.finished_at),
+        dt(row.run_after),
+    ]
 
 
 def history_entry(

@@ -62,8 +62,8 @@ class Heartbeat(threading.Thread):
                 if due:
                     next_beat = time.monotonic() + beat
                     if busy:
-                        runs.extend_leases(worker.id, options.lease, now)
-                        for run_id in runs.cancel_requested(worker.id):
+                        runs.queue.extend_leases(worker.id, options.lease, now)
+                        for run_id in runs.queue.cancel_requested(worker.id):
                             request_cancel(run_id)
                 # The row's run count is what the dashboard shows: kept at most a second
                 # behind, without waiting for the next beat.
@@ -74,10 +74,10 @@ class Heartbeat(threading.Thread):
                         counted = processed
                 if time.monotonic() >= next_sample:
                     next_sample = time.monotonic() + SAMPLE_EVERY
-                    runs.sample_queues(now)
+                    runs.observations.sample_queues(now)
                 if time.monotonic() >= next_reap:
                     next_reap = time.monotonic() + reap_every
-                    reclaimed = runs.reclaim_expired(lost, now)
+                    reclaimed = runs.queue.reclaim_expired(lost, now)
                     for run in reclaimed:
                         log_reclaimed(run)
                     if reclaimed:
@@ -92,7 +92,7 @@ class Heartbeat(threading.Thread):
         written."""
         worker, options = self.worker, self.worker.options
         try:
-            runs.beat(
+            runs.workers.beat(
                 WorkerInfo(
                     worker.id,
                     socket.gethostname(),

@@ -27,7 +27,7 @@ from ..execution.cancellation import watch as watch_cancels
 from ..execution.progress import register_sink, unregister_sink
 from ..execution.retry import REFUSED_RETRY_DELAY
 from ..execution.timeouts import join_timed_out_attempts
-from ..store import ClaimedRun, Finished, RunStore, for_connection
+from ..store import ClaimedRun, Finished, RunQueue, for_connection
 from ..store.rollups import Rollup, merge, rollups
 from .options import WorkerOptions
 from .startup import wait_for_migrations
@@ -167,7 +167,7 @@ class Worker:
             take = min(take, options.max_tasks - self._claimed_total)
         if take <= 0:
             return 0
-        runs = _store(options.database).claim(
+        runs = _queue(options.database).claim(
             self.id, options.queues, take, options.lease, datetime.now(UTC), options.exclude_queues
         )
         with self._lock:
@@ -198,7 +198,7 @@ class Worker:
         # Rollups ride along with a batch of outcomes about once a second: the same
         # statement, but not every batch's cost (a crash loses at most that second's counts).
         attach = merge(self._rollup_buffer, rows) if flush_rollups else []
-        runs = _store(self.options.database)
+        runs = _queue(self.options.database)
         try:
             runs.finish(self.id, items, attach)
         except Exception as exc:
@@ -222,7 +222,7 @@ class Worker:
         stay for the next turn (the main loop reconnects meanwhile)."""
         with self._lock:
             given_back, self._given_back = self._given_back, []
-        runs = _store(self.options.database)
+        runs = _queue(self.options.database)
         for number, (run, run_after) in enumerate(given_back):
             try:
                 runs.postpone(self.id, run, run_after)
@@ -235,7 +235,7 @@ class Worker:
 
     def _write_buffered_rollups(self) -> None:
         try:
-            _store(self.options.database).write_rollups(self._rollup_buffer)
+            _queue(self.options.database).observations.write_rollups(self._rollup_buffer)
         except Exception as exc:
             if _is_connection_error(exc) or not _is_db_error(exc):
                 raise  # kept: written once the database is back
@@ -245,7 +245,7 @@ class Worker:
         self._rollup_buffer = []
         self._rollups_due = time.monotonic() + ROLLUP_EVERY
 
-    def _finish_one(self, runs: RunStore, item: Finished) -> None:
+    def _finish_one(self, runs: RunQueue, item: Finished) -> None:
         try:
             runs.finish(self.id, [item])
         except Exception as exc:
@@ -394,7 +394,7 @@ class Worker:
         self._halt.set()
         try:
             if unstarted:
-                released = _store(self.options.database).release(self.id, unstarted)
+                released = _queue(self.options.database).release(self.id, unstarted)
                 logger.info("Released %d claimed runs that had not started", released)
             self._flush(final=True)
         except Exception as exc:
@@ -403,7 +403,7 @@ class Worker:
             logger.warning("Could not write back on shutdown (%s); leases will recover", exc)
         self._heartbeat.join(5)
         try:
-            _store(self.options.database).forget_worker(self.id)
+            for_connection(_connection(self.options.database)).workers.forget(self.id)
         except Exception as exc:
             if not _is_db_error(exc):
                 raise
@@ -433,8 +433,8 @@ def _connection(database: str) -> Any:
     return connections[database]
 
 
-def _store(database: str) -> RunStore:
-    return for_connection(_connection(database))
+def _queue(database: str) -> RunQueue:
+    return for_connection(_connection(database)).queue
 
 
 def _reset_connection_quietly(database: str) -> None:

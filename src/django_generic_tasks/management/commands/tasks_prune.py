@@ -69,7 +69,7 @@ class Command(BaseCommand):
             )
         bounded(options["batch"], "--batch", 1, 1_000_000)
         cutoff = timezone.now() - age
-        count = store.using(database).prune(
+        count = store.using(database).operations.prune(
             cutoff,
             [TaskStatus(s) for s in statuses] or store.FINISHED,
             batch=options["batch"],
@@ -80,5 +80,6 @@ class Command(BaseCommand):
             return
         self.stdout.write(f"Deleted {count} task runs finished before {cutoff.isoformat()}.")
         # The dashboard's rollups, queue samples and dead workers' heartbeats age out too.
-        rows = store.using(database).prune_observations(cutoff)
+        runs = store.using(database)
+        rows = runs.observations.prune(cutoff) + runs.workers.prune(cutoff)
         self.stdout.write(f"Deleted {rows} dashboard rows (rollups, samples, heartbeats).")

@@ -86,10 +86,11 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         """Read through the store and print."""
         limit = bounded(options["failures"], "--failures", 0, MAX_FAILURES)
-        runs = store.using(database_alias(options["database"]))
+        found = store.using(database_alias(options["database"]))
+        runs = found.observations
         now = timezone.now()
         queues = runs.queue_depths(now)
-        workers = runs.live_workers(now)
+        workers = found.workers.live(now)
         failures = runs.last_failures(now, FAILURE_WINDOW, limit)
         unserved = {q.queue for q in store.unserved(queues, workers)}
         if options["json"]:

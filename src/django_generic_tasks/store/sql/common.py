@@ -1,0 +1,98 @@
+"""The statements PostgreSQL, SQLite, MariaDB and MySQL all accept as written here."""
+
+FINISH_PLAIN = """
+UPDATE django_generic_tasks_taskrun
+   SET status = %s, result = %s, error_type = %s, error_message = %s, error_traceback = %s,
+       finished_at = %s, run_after = COALESCE(%s, run_after), lease_expires_at = NULL
+ WHERE id = %s AND attempt = %s AND status = 'running' AND worker_id = %s
+"""
+
+POSTPONE = """
+UPDATE django_generic_tasks_taskrun
+   SET status = CASE WHEN cancel_requested_at IS NULL THEN 'scheduled' ELSE 'cancelled' END,
+       attempt = attempt - 1, run_after = %s, worker_id = NULL, started_at = NULL,
+       finished_at = CASE WHEN cancel_requested_at IS NULL THEN NULL ELSE %s END,
+       lease_expires_at = NULL
+ WHERE id = %s AND status = 'running' AND worker_id = %s
+"""
+
+RELEASE = """
+UPDATE django_generic_tasks_taskrun
+   SET status = CASE WHEN cancel_requested_at IS NULL THEN 'ready' ELSE 'cancelled' END,
+       attempt = attempt - 1, worker_id = NULL, started_at = NULL,
+       finished_at = CASE WHEN cancel_requested_at IS NULL THEN NULL ELSE %s END,
+       lease_expires_at = NULL
+ WHERE id IN ({ids}) AND status = 'running' AND worker_id = %s
+"""
+
+EXTEND_LEASES = """
+UPDATE django_generic_tasks_taskrun SET lease_expires_at = %s
+ WHERE status = 'running' AND worker_id = %s
+"""
+
+CANCEL_REQUESTED = """
+SELECT id FROM django_generic_tasks_taskrun
+ WHERE status = 'running' AND worker_id = %s AND cancel_requested_at IS NOT NULL
+"""
+
+RECLAIM_SELECT = """
+SELECT id, task_name, attempt, max_attempts, worker_id, started_at, lease_expires_at,
+       cancel_requested_at
+  FROM django_generic_tasks_taskrun
+ WHERE status = 'running' AND lease_expires_at < %s
+"""
+
+RECLAIM_CANCELLED = """
+UPDATE django_generic_tasks_taskrun
+   SET status = 'cancelled', finished_at = %s, lease_expires_at = NULL
+ WHERE id IN ({ids}) AND status = 'running'
+"""
+
+RECLAIM_FAILED = """
+UPDATE django_generic_tasks_taskrun
+   SET status = 'failed', finished_at = %s, lease_expires_at = NULL,
+       error_type = %s, error_message = %s, error_traceback = ''
+ WHERE id IN ({ids}) AND status = 'running'
+"""
+
+ROLLUP_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+
+ADD_ROLLUPS = """
+INSERT INTO django_generic_tasks_runrollup (minute, task_name, queue, outcome, runs, seconds,
+       d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, d11, last_run_id)
+VALUES {rows}
+    ON CONFLICT (minute, task_name, queue, outcome) DO UPDATE
+   SET runs = django_generic_tasks_runrollup.runs + excluded.runs,
+       seconds = django_generic_tasks_runrollup.seconds + excluded.seconds,
+       d0 = django_generic_tasks_runrollup.d0 + excluded.d0,
+       d1 = django_generic_tasks_runrollup.d1 + excluded.d1,
+       d2 = django_generic_tasks_runrollup.d2 + excluded.d2,
+       d3 = django_generic_tasks_runrollup.d3 + excluded.d3,
+       d4 = django_generic_tasks_runrollup.d4 + excluded.d4,
+       d5 = django_generic_tasks_runrollup.d5 + excluded.d5,
+       d6 = django_generic_tasks_runrollup.d6 + excluded.d6,
+       d7 = django_generic_tasks_runrollup.d7 + excluded.d7,
+       d8 = django_generic_tasks_runrollup.d8 + excluded.d8,
+       d9 = django_generic_tasks_runrollup.d9 + excluded.d9,
+       d10 = django_generic_tasks_runrollup.d10 + excluded.d10,
+       d11 = django_generic_tasks_runrollup.d11 + excluded.d11,
+       last_run_id = excluded.last_run_id
+"""
+"""PostgreSQL and SQLite (``ON CONFLICT``); MariaDB/MySQL write their own."""
+
+THROUGHPUT = """
+SELECT minute / {bucket} AS b, outcome, SUM(runs)
+  FROM django_generic_tasks_runrollup WHERE minute >= %s GROUP BY b, outcome
+"""
+"""PostgreSQL and SQLite (integer ``/``); MariaDB/MySQL write ``DIV``."""
+
+TASK_FIGURES = """
+SELECT task_name, outcome, SUM(runs), SUM(seconds), SUM(d0), SUM(d1), SUM(d2), SUM(d3),
+       SUM(d4), SUM(d5), SUM(d6), SUM(d7), SUM(d8), SUM(d9), SUM(d10), SUM(d11)
+  FROM django_generic_tasks_runrollup WHERE minute >= %s GROUP BY task_name, outcome
+"""
+
+LAST_FAILURES = """
+SELECT last_run_id FROM django_generic_tasks_runrollup
+ WHERE minute >= %s AND outcome IN ('failed', 'discarded') ORDER BY minute DESC LIMIT %s
+"""

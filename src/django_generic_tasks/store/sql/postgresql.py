@@ -1,0 +1,170 @@
+"""PostgreSQL's statements: ``COPY`` and one-array-per-column inserts, claims with ``FOR UPDATE
+SKIP LOCKED`` in one autocommitted statement, a batch of outcomes and its rollups as one
+statement over JSON documents, ``NOTIFY`` for cancels and finish notices."""
+
+from . import Statements, common
+
+COPY = """
+COPY django_generic_tasks_taskrun (id, task_name, params, queue, priority, status, attempt,
+     max_attempts, timeout, run_after, created_at, "key", trace_context, error_type,
+     error_message, error_traceback)
+FROM STDIN
+"""
+"""New runs from 50 rows on (``COPY`` binds in C); columns as ``INSERT``."""
+
+NEW_ROW = "(%s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+
+INSERT = """
+INSERT INTO django_generic_tasks_taskrun (id, task_name, params, queue, priority, status,
+       attempt, max_attempts, timeout, run_after, created_at, "key", trace_context,
+       error_type, error_message, error_traceback)
+VALUES {rows}
+"""
+"""One new run; the columns are ``schema.table().columns`` (a test compares them)."""
+
+INSERT_KEYED = """
+INSERT INTO django_generic_tasks_taskrun (id, task_name, params, queue, priority, status,
+       attempt, max_attempts, timeout, run_after, created_at, "key", trace_context,
+       error_type, error_message, error_traceback)
+VALUES {rows}
+    ON CONFLICT DO NOTHING RETURNING id
+"""
+
+INSERT_ARRAYS = """
+INSERT INTO django_generic_tasks_taskrun (id, task_name, params, queue, priority, status,
+       attempt, max_attempts, timeout, run_after, created_at, "key", trace_context,
+       error_type, error_message, error_traceback)
+SELECT * FROM unnest(%s::uuid[], %s::varchar(255)[], %s::jsonb[], %s::varchar(100)[],
+       %s::smallint[], %s::varchar(16)[], %s::integer[], %s::integer[],
+       %s::double precision[], %s::timestamp with time zone[],
+       %s::timestamp with time zone[], %s::varchar(255)[], %s::varchar(255)[],
+       %s::varchar(255)[], %s::text[], %s::text[])
+"""
+"""Several new runs, one array per column: a handful of parameters however many rows (the
+column types are the model's, which a test compares)."""
+
+INSERT_ARRAYS_KEYED = """
+INSERT INTO django_generic_tasks_taskrun (id, task_name, params, queue, priority, status,
+       attempt, max_attempts, timeout, run_after, created_at, "key", trace_context,
+       error_type, error_message, error_traceback)
+SELECT * FROM unnest(%s::uuid[], %s::varchar(255)[], %s::jsonb[], %s::varchar(100)[],
+       %s::smallint[], %s::varchar(16)[], %s::integer[], %s::integer[],
+       %s::double precision[], %s::timestamp with time zone[],
+       %s::timestamp with time zone[], %s::varchar(255)[], %s::varchar(255)[],
+       %s::varchar(255)[], %s::text[], %s::text[])
+    ON CONFLICT DO NOTHING RETURNING id
+"""
+
+CLAIM = """
+UPDATE django_generic_tasks_taskrun
+   SET status = 'running', attempt = attempt + 1, worker_id = %s, started_at = %s,
+       lease_expires_at = %s
+ WHERE id IN (SELECT id FROM django_generic_tasks_taskrun
+               WHERE status IN ('scheduled', 'ready') AND run_after <= %s{queues}
+               ORDER BY priority DESC, run_after LIMIT %s FOR UPDATE SKIP LOCKED)
+RETURNING id, task_name, params, attempt, max_attempts, priority, queue, trace_context,
+          run_after
+"""
+"""One autocommitted statement: ``SKIP LOCKED`` keeps concurrent claims apart."""
+
+_FINISH_DONE = """
+WITH done AS (
+UPDATE django_generic_tasks_taskrun AS t
+   SET status = CASE WHEN v.entry IS NOT NULL AND t.cancel_requested_at IS NOT NULL
+                     THEN 'cancelled' ELSE v.status END,
+       result = v.result::jsonb, error_type = v.error_type,
+       error_message = v.error_message, error_traceback = v.error_traceback,
+       finished_at = COALESCE(v.finished_at,
+                              CASE WHEN v.entry IS NOT NULL
+                                    AND t.cancel_requested_at IS NOT NULL
+                                   THEN (v.entry->>'ended_at')::timestamptz END),
+       run_after = COALESCE(v.run_after, t.run_after), lease_expires_at = NULL,
+       history = CASE WHEN v.entry IS NULL THEN t.history
+                 ELSE (CASE WHEN jsonb_array_length(COALESCE(t.history, '[]'::jsonb)) >= 10
+                            THEN COALESCE(t.history, '[]'::jsonb) - 0
+                            ELSE COALESCE(t.history, '[]'::jsonb) END)
+                      || jsonb_build_array(v.entry) END
+  FROM jsonb_to_recordset(%s::jsonb) AS v(id uuid, attempt integer, status text,
+       result text, error_type text, error_message text, error_traceback text,
+       finished_at timestamptz, run_after timestamptz, entry jsonb)
+ WHERE t.id = v.id AND t.attempt = v.attempt AND t.status = 'running' AND t.worker_id = %s)
+"""
+
+FINISH = _FINISH_DONE + "SELECT 1"
+"""A batch of outcomes as one JSON document (one parameter however many runs), then the
+worker id. A retry of a run whose cancel was requested ends it ``cancelled``; the history
+keeps the last 10 entries (``rows.HISTORY_LIMIT``)."""
+
+FINISH_WITH_ROLLUPS = (
+    _FINISH_DONE
+    + """
+INSERT INTO django_generic_tasks_runrollup AS r (minute, task_name, queue, outcome, runs,
+       seconds, d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, d11, last_run_id)
+SELECT minute, task_name, queue, outcome, runs, seconds, d0, d1, d2, d3, d4, d5, d6, d7,
+       d8, d9, d10, d11, last_run_id
+  FROM jsonb_to_recordset(%s::jsonb) AS x(minute bigint, task_name text, queue text,
+       outcome text, runs bigint, seconds float8, d0 bigint, d1 bigint, d2 bigint,
+       d3 bigint, d4 bigint, d5 bigint, d6 bigint, d7 bigint, d8 bigint, d9 bigint,
+       d10 bigint, d11 bigint, last_run_id text)
+    ON CONFLICT (minute, task_name, queue, outcome) DO UPDATE
+   SET runs = r.runs + EXCLUDED.runs, seconds = r.seconds + EXCLUDED.seconds,
+       d0 = r.d0 + EXCLUDED.d0, d1 = r.d1 + EXCLUDED.d1, d2 = r.d2 + EXCLUDED.d2,
+       d3 = r.d3 + EXCLUDED.d3, d4 = r.d4 + EXCLUDED.d4, d5 = r.d5 + EXCLUDED.d5,
+       d6 = r.d6 + EXCLUDED.d6, d7 = r.d7 + EXCLUDED.d7, d8 = r.d8 + EXCLUDED.d8,
+       d9 = r.d9 + EXCLUDED.d9, d10 = r.d10 + EXCLUDED.d10, d11 = r.d11 + EXCLUDED.d11,
+       last_run_id = EXCLUDED.last_run_id
+"""
+)
+"""``FINISH`` and the batch's rollup rows (a second, small JSON document) in one statement."""
+
+RECLAIM_SELECT = common.RECLAIM_SELECT + " FOR UPDATE SKIP LOCKED"
+"""Skips the rows another reaper holds."""
+
+RECLAIM_REQUEUE = """
+UPDATE django_generic_tasks_taskrun
+   SET status = %s, run_after = %s, worker_id = NULL, lease_expires_at = NULL,
+       history = (CASE WHEN jsonb_array_length(COALESCE(history, '[]'::jsonb)) >= 10
+                       THEN COALESCE(history, '[]'::jsonb) - 0
+                       ELSE COALESCE(history, '[]'::jsonb) END)
+                 || jsonb_build_array(%s::jsonb)
+ WHERE id = %s AND status = 'running'
+"""
+
+ANNOUNCE_CANCEL = """
+SELECT pg_notify(%s, worker_id || ' ' || id::text) FROM django_generic_tasks_taskrun
+ WHERE id = ANY(%s::uuid[]) AND status = 'running' AND worker_id IS NOT NULL
+"""
+"""One ``NOTIFY`` per run on the cancel channel, to the worker holding it (sent at commit)."""
+
+MARK_AWAITED = """
+WITH marked AS (UPDATE django_generic_tasks_taskrun SET awaited_at = now()
+                 WHERE id = %s AND awaited_at IS NULL RETURNING status)
+SELECT pg_notify(%s, '') FROM marked WHERE status = 'ready'
+"""
+"""Ask for a finish notice (migration 0009's trigger sends it). The mark locks the row for a
+moment and a claim meanwhile skips it: when the run is still due, the workers are woken
+again."""
+
+STATEMENTS = Statements(
+    insert=INSERT,
+    insert_keyed=INSERT_KEYED,
+    new_row=NEW_ROW,
+    claim=CLAIM,
+    finish=FINISH,
+    finish_plain=common.FINISH_PLAIN,
+    postpone=common.POSTPONE,
+    release=common.RELEASE,
+    extend_leases=common.EXTEND_LEASES,
+    cancel_requested=common.CANCEL_REQUESTED,
+    reclaim_select=RECLAIM_SELECT,
+    reclaim_requeue=RECLAIM_REQUEUE,
+    reclaim_cancelled=common.RECLAIM_CANCELLED,
+    reclaim_failed=common.RECLAIM_FAILED,
+    add_rollups=common.ADD_ROLLUPS,
+    rollup_row=common.ROLLUP_ROW,
+    throughput=common.THROUGHPUT,
+    task_figures=common.TASK_FIGURES,
+    last_failures=common.LAST_FAILURES,
+    announce_cancel=ANNOUNCE_CANCEL,
+    mark_awaited=MARK_AWAITED,
+)
