@@ -442,3 +442,25 @@ def test_the_heartbeat_row_counts_finished_runs_within_about_a_second() -> None:
     finally:
         worker.stop()
         thread.join(30)
+
+
+def test_outcomes_whose_write_met_a_lost_connection_are_written_once_it_is_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from django.db import OperationalError
+
+    queue_class = type(runs().queue)
+    real_finish = queue_class.finish
+    failures = [OperationalError("server closed the connection unexpectedly")]
+
+    def finish(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return real_finish(self, *args, **kwargs)
+
+    monkeypatch.setattr(queue_class, "finish", finish)
+    handles = AddTask.start_many([{"a": i, "b": 1} for i in range(5)], backend=DatabaseBackend())
+    assert drain() == 5
+    assert failures == []  # the first write did fail
+    assert [h.refresh().status for h in handles] == [TaskStatus.SUCCEEDED] * 5
+    assert sorted(v for name, v in calls if name == "tests.add") == [1, 2, 3, 4, 5]
