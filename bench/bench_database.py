@@ -14,7 +14,7 @@ Peers are installed in throwaway virtualenvs under ``.venv-bench/`` (git-ignored
 Run: ``.venv/bin/python bench/bench_database.py [--quick]``; ours alone, a change's cost on the
 drain: ``bench/bench_database.py --drain-only [--count 50000] [--rounds 5] [--baseline SRC]
 [--mariadb]`` (SRC: another checkout's ``src``, e.g. ``git worktree add /tmp/base main``);
-idle latency and single starts: ``--latency-only`` / ``--start-only`` (``bench_latency.py``);
+idle latency and single starts: ``--latency-only`` / ``--start-only`` (``latency.py``);
 ``--help`` lists every option.
 """
 
@@ -580,8 +580,8 @@ if __name__ == "__main__":
             "mysql" if args.mariadb else "postgresql",
         )
     elif args.latency_only or args.start_only:
-        import bench_latency
+        import latency
 
-        bench_latency.run(args)
+        latency.run(args)
     else:
         main(quick=args.quick)

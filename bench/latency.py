@@ -9,8 +9,9 @@
   (``uuid`` key, ``jsonb`` params).
 
 Each round runs every system once, in turn, so a shared machine's load spreads over all of
-them; the tables print the median and the spread (min-max) of the rounds. Run through
-``bench/bench_database.py --latency-only`` / ``--start-only`` (``--help``).
+them; the tables print the median and the spread (min-max) of the rounds. Not a ``bench_*``
+module (``run.py`` runs those): run it through ``bench/bench_database.py --latency-only`` /
+``--start-only`` (``--help``).
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ def run(args: Any) -> None:
     try:
         bd._pg("SELECT 1")
     except Exception as exc:
-        print(f"bench_latency: PostgreSQL is not reachable ({exc}); skipped.\n")
+        print(f"latency: PostgreSQL is not reachable ({exc}); skipped.\n")
         return
     if args.start_only:
         start(args.rounds or 3, args.count or 2000, args.baseline, args.db_prefix)
