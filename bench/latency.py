@@ -8,10 +8,10 @@
   round: bare psycopg, one single-row ``INSERT`` + ``COMMIT`` each into a narrow table
   (``uuid`` key, ``jsonb`` params).
 
-Each round runs every system once, in turn, so a shared machine's load spreads over all of
-them; the tables print the median and the spread (min-max) of the rounds. Not a ``bench_*``
-module (``run.py`` runs those): run it through ``bench/bench_database.py --latency-only`` /
-``--start-only`` (``--help``).
+Each round runs every system once, the order rotated from round to round, so a shared
+machine's load spreads over all of them; the tables print the median and the spread (min-max)
+of the rounds. Not a ``bench_*`` module (``run.py`` runs those): run it through
+``bench/bench_database.py --latency-only`` / ``--start-only`` (``--help``).
 """
 
 from __future__ import annotations
@@ -29,6 +29,13 @@ import bench_database as bd
 
 def _trees(baseline: Path | None) -> dict[str, Path]:
     return {"this tree": bd.ROOT / "src", **({"baseline": baseline} if baseline else {})}
+
+
+def _rotated(items: list[Any], number: int) -> list[Any]:
+    """``items`` started at round ``number``'s place: each system leads one round in turn, so
+    none always runs right after another's database work."""
+    shift = number % len(items)
+    return items[shift:] + items[:shift]
 
 
 def _db(prefix: str, name: str) -> str:
@@ -73,8 +80,8 @@ def latency(rounds: int, samples: int, baseline: Path | None, celery: bool, pref
             systems["Celery+Redis, solo"] = lambda tmp: _celery_latency(samples, tmp)
     figures: dict[str, dict[str, list[float]]] = {name: {"p50": [], "p95": []} for name in systems}
     with tempfile.TemporaryDirectory() as tmp:
-        for _ in range(rounds):
-            for name, measure in systems.items():
+        for number in range(rounds):
+            for name, measure in _rotated(list(systems.items()), number):
                 result = measure(tmp)
                 for key in ("p50", "p95"):
                     figures[name][key].append(result[key])
@@ -124,15 +131,20 @@ def start(rounds: int, count: int, baseline: Path | None, prefix: str) -> None:
     rates: dict[str, list[float]] = {"bare psycopg INSERT+COMMIT": [], **{n: [] for n in trees}}
     ratios: dict[str, list[float]] = {name: [] for name in trees}
     try:
-        for _ in range(rounds):
-            bare = _bare_rate(count, dbs["this tree"])
-            rates["bare psycopg INSERT+COMMIT"].append(bare)
-            for name, src in trees.items():
+        for number in range(rounds):
+            round_rates: dict[str, float] = {}
+            steps = [("bare psycopg INSERT+COMMIT", None), *trees.items()]
+            for name, src in _rotated(steps, number):
+                if src is None:
+                    round_rates[name] = _bare_rate(count, dbs["this tree"])
+                    continue
                 env = bd._env("ours", dbs[name], src=src)
                 bd._clear("ours", dbs[name], env)
-                rate = float(bd._run("ours", env, "enqueue", str(count))["rate"])
+                round_rates[name] = float(bd._run("ours", env, "enqueue", str(count))["rate"])
+            for name, rate in round_rates.items():
                 rates[name].append(rate)
-                ratios[name].append(rate / bare)
+                if name in ratios:
+                    ratios[name].append(rate / round_rates["bare psycopg INSERT+COMMIT"])
     finally:
         for db in dbs.values():
             bd._pg(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
