@@ -6,7 +6,8 @@
   ``baseline``, another checkout's ``src``.
 - ``start``: ``start()`` one per transaction (autocommit) beside the limit measured in the same
   round: bare psycopg, one single-row ``INSERT`` + ``COMMIT`` each into a narrow table
-  (``uuid`` key, ``jsonb`` params).
+  (``uuid`` key, ``jsonb`` params), and into ``start()``'s own table with its row (what the
+  row, its indexes and the ``NOTIFY`` trigger cost, apart from the client).
 
 Each round runs every system once, the order rotated from round to round, so a shared
 machine's load spreads over all of them; the tables print the median and the spread (min-max)
@@ -122,21 +123,49 @@ def _bare_rate(count: int, db: str) -> float:
         return count / (time.perf_counter() - began)
 
 
+OUR_ROW = (
+    "INSERT INTO django_generic_tasks_taskrun (id, task_name, params, queue, priority, status, "
+    "attempt, max_attempts, timeout, run_after, created_at, key, trace_context, error_type, "
+    "error_message, error_traceback) VALUES (%s, 'bench.noop', %s::jsonb, 'default', 0, "
+    "'ready', 0, 1, NULL, now(), now(), NULL, NULL, '', '', '')"
+)
+"""The row ``start()`` writes, in the same table (its indexes, the ``NOTIFY`` trigger)."""
+
+
+def _our_row_rate(count: int, db: str) -> float:
+    import uuid
+
+    import psycopg
+
+    with psycopg.connect(host="127.0.0.1", user="postgres", dbname=db, autocommit=True) as conn:
+        for _ in range(20):
+            conn.execute(OUR_ROW, (uuid.uuid4(), "{}"))
+        began = time.perf_counter()
+        for n in range(count):
+            conn.execute(OUR_ROW, (uuid.uuid4(), f'{{"n": {n}}}'))
+        return count / (time.perf_counter() - began)
+
+
 def start(rounds: int, count: int, baseline: Path | None, prefix: str) -> None:
     """Print ``start()`` one per transaction per tree, beside bare psycopg INSERT + COMMIT."""
     trees = _trees(baseline)
     dbs = {name: _db(prefix, "start_" + name) for name in trees}
     for name, src in trees.items():
         bd._fresh_database("ours", dbs[name], src=src)
-    rates: dict[str, list[float]] = {"bare psycopg INSERT+COMMIT": [], **{n: [] for n in trees}}
+    rates: dict[str, list[float]] = {
+        "bare psycopg INSERT+COMMIT": [],
+        "bare psycopg, start()'s row and table": [],
+        **{n: [] for n in trees},
+    }
     ratios: dict[str, list[float]] = {name: [] for name in trees}
     try:
         for number in range(rounds):
             round_rates: dict[str, float] = {}
-            steps = [("bare psycopg INSERT+COMMIT", None), *trees.items()]
+            steps = [(name, None) for name in list(rates)[:2]] + list(trees.items())
             for name, src in _rotated(steps, number):
                 if src is None:
-                    round_rates[name] = _bare_rate(count, dbs["this tree"])
+                    measure = _bare_rate if name == "bare psycopg INSERT+COMMIT" else _our_row_rate
+                    round_rates[name] = measure(count, dbs["this tree"])
                     continue
                 env = bd._env("ours", dbs[name], src=src)
                 bd._clear("ours", dbs[name], env)
@@ -155,7 +184,10 @@ def start(rounds: int, count: int, baseline: Path | None, prefix: str) -> None:
     print("| what | median | min-max | / INSERT+COMMIT (median of rounds) | per round |")
     print("| --- | --- | --- | --- | --- |")
     for name, values in rates.items():
-        ratio = statistics.median(ratios[name]) if name in ratios else 1.0
+        ratio = statistics.median(ratios[name]) if name in ratios else None
+        if ratio is None:
+            bare = rates["bare psycopg INSERT+COMMIT"]
+            ratio = statistics.median(v / b for v, b in zip(values, bare, strict=True))
         print(
             f"| {name} | {statistics.median(values):,.0f}/s | "
             f"{min(values):,.0f}-{max(values):,.0f} | {ratio:.2f}x | "
