@@ -13,7 +13,9 @@ Peers are installed in throwaway virtualenvs under ``.venv-bench/`` (git-ignored
 ``sys.executable -m venv`` on first use. Medians of ``rounds`` rounds.
 Run: ``.venv/bin/python bench/bench_database.py [--quick]``; ours alone, a change's cost on the
 drain: ``bench/bench_database.py --drain-only [--count 50000] [--rounds 5] [--baseline SRC]
-[--mariadb]`` (SRC: another checkout's ``src``, e.g. ``git worktree add /tmp/base main``).
+[--mariadb]`` (SRC: another checkout's ``src``, e.g. ``git worktree add /tmp/base main``);
+idle latency and single starts: ``--latency-only`` / ``--start-only`` (``latency.py``);
+``--help`` lists every option.
 """
 
 from __future__ import annotations
@@ -127,8 +129,11 @@ def _run(system: str, env: dict[str, str], *args: str, timeout: float = 900) -> 
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def _worker(system: str, env: dict[str, str], processes: int, drain: bool) -> list[Any]:
-    """Start worker processes (``drain``: exit when the queue is empty, where supported)."""
+def _worker(
+    system: str, env: dict[str, str], processes: int, drain: bool, pool: str = "prefork"
+) -> list[Any]:
+    """Start worker processes (``drain``: exit when the queue is empty, where supported;
+    ``pool``: Celery's)."""
     if system == "ours":
         command = [_python(system), str(SITE / "manage.py"), "tasks_worker", "-v0"]
         command += ["--once"] if drain else []
@@ -137,7 +142,7 @@ def _worker(system: str, env: dict[str, str], processes: int, drain: bool) -> li
         command += ["--interval", "0.1", "--no-startup-delay"] + (["--batch"] if drain else [])
     else:
         command = [str(VENVS / "celery" / "bin" / "celery"), "-A", "celery_app", "worker"]
-        command += ["--pool=prefork", f"--concurrency={processes}", "-l", "warning"]
+        command += [f"--pool={pool}", f"--concurrency={processes}", "-l", "warning"]
         command += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
         processes = 1
     return [
@@ -524,20 +529,59 @@ def finish_cost(batches: int, size: int = 100) -> None:
     )
 
 
+def _arguments() -> Any:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        description="DatabaseBackend + tasks_worker vs django-tasks-db vs Celery + Redis "
+        "(PostgreSQL; MariaDB for ours vs django-tasks-db). Without a mode: the whole table."
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="small counts, ours only")
+    mode.add_argument("--drain-only", action="store_true", help="1-worker drains, ours only")
+    mode.add_argument(
+        "--finish-cost", type=int, metavar="BATCHES", help="what rollups add to finish()"
+    )
+    mode.add_argument(
+        "--latency-only",
+        action="store_true",
+        help="idle latency start() → body: ours, Celery (solo pool), --baseline",
+    )
+    mode.add_argument(
+        "--start-only",
+        action="store_true",
+        help="start() one per transaction beside bare psycopg INSERT+COMMIT, --baseline",
+    )
+    parser.add_argument("--count", type=int, help="runs per drain (50,000) / starts (2,000)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (drain 5, others 3)")
+    parser.add_argument("--samples", type=int, default=60, help="latency samples per round")
+    parser.add_argument(
+        "--baseline", type=Path, metavar="SRC", help="another checkout's src, for an A/B"
+    )
+    parser.add_argument("--mariadb", action="store_true", help="--drain-only on MariaDB")
+    parser.add_argument("--no-celery", action="store_true", help="--latency-only without Celery")
+    parser.add_argument(
+        "--db-prefix",
+        default="dgt_bench",
+        help="prefix of the databases --latency-only / --start-only create and drop",
+    )
+    return parser.parse_args()
+
+
 if __name__ == "__main__":
-    if "--finish-cost" in sys.argv:
-        finish_cost(int(sys.argv[sys.argv.index("--finish-cost") + 1]))
-    elif "--drain-only" in sys.argv:
-        # --drain-only [--count N] [--rounds R] [--baseline SRC] [--mariadb]
-        args = sys.argv
-        pick = {
-            a: args[args.index(a) + 1] for a in ("--count", "--rounds", "--baseline") if a in args
-        }
+    args = _arguments()
+    if args.finish_cost:
+        finish_cost(args.finish_cost)
+    elif args.drain_only:
         drain_only(
-            int(pick.get("--count", 50_000)),
-            int(pick.get("--rounds", 5)),
-            Path(pick["--baseline"]) if "--baseline" in pick else None,
-            "mysql" if "--mariadb" in args else "postgresql",
+            args.count or 50_000,
+            args.rounds or 5,
+            args.baseline,
+            "mysql" if args.mariadb else "postgresql",
         )
+    elif args.latency_only or args.start_only:
+        import latency
+
+        latency.run(args)
     else:
-        main(quick="--quick" in sys.argv)
+        main(quick=args.quick)

@@ -138,7 +138,10 @@ class Worker:
                 continue
             with self._lock:
                 in_flight = self._in_flight
-            if claimed:
+            # The queue ran dry: with LISTEN, a new run's NOTIFY sets the wake-up (cleared
+            # before the claim), so claiming again at once would only add a round trip beside
+            # the hand-off of the runs just claimed. Polling databases look again at once.
+            if claimed and not (self._starved and self._listener is not None):
                 continue
             if options.once and in_flight == 0 and not self._pending and not self._given_back:
                 return
