@@ -219,7 +219,8 @@ def main(quick: bool = False) -> None:
         port = _free_port()
         env = {
             **os.environ,
-            "PYTHONPATH": os.pathsep.join([tmp, str(ROOT)]),
+            # This tree's src first: the figures are of the code beside this script.
+            "PYTHONPATH": os.pathsep.join([tmp, str(ROOT / "src"), str(ROOT)]),
             "DJANGO_SETTINGS_MODULE": "bench_http_site",
             "BENCH_OIDC_AUDIENCE": audience,
             "BENCH_OIDC_EMAIL": email,

@@ -14,14 +14,16 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
+from django.test import override_settings
 from pydantic import BaseModel
 
 import django_generic_tasks as tasks
 from django_generic_tasks import store
 from django_generic_tasks.backends import DatabaseBackend
 from django_generic_tasks.core.status import TaskStatus
-from django_generic_tasks.exceptions import WorkerLost
+from django_generic_tasks.exceptions import CapacityExceededError, WorkerLost
 from django_generic_tasks.execution.attempts import FINAL, Decision, lost_worker_decision
+from django_generic_tasks.middleware import AttemptMiddleware
 from django_generic_tasks.models import TaskRun
 from django_generic_tasks.worker import Worker, WorkerOptions
 from tests.testapp.tasks import AddTask, FlakyTask, calls
@@ -464,3 +466,42 @@ def test_outcomes_whose_write_met_a_lost_connection_are_written_once_it_is_back(
     assert failures == []  # the first write did fail
     assert [h.refresh().status for h in handles] == [TaskStatus.SUCCEEDED] * 5
     assert sorted(v for name, v in calls if name == "tests.add") == [1, 2, 3, 4, 5]
+
+
+class RefusedTask(tasks.Task[LostParams]):
+    name = "tests.db.refused"
+
+    def run(self) -> None:
+        raise AssertionError("a refused attempt never runs")
+
+
+class RefuseMiddleware(AttemptMiddleware):
+    """Refuses every attempt of ``RefusedTask`` for now (as an over-capacity process does)."""
+
+    def __call__(self, task: Any, attempt: Any) -> Any:
+        if attempt.task_name == RefusedTask.name:
+            raise CapacityExceededError("busy")
+        return self.next(task, attempt)
+
+
+def test_runs_put_back_while_the_connection_was_lost_are_written_once_it_is_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from django.db import OperationalError
+
+    queue_class = type(runs().queue)
+    real_postpone = queue_class.postpone
+    failures = [OperationalError("server closed the connection unexpectedly")]
+
+    def postpone(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return real_postpone(self, *args, **kwargs)
+
+    monkeypatch.setattr(queue_class, "postpone", postpone)
+    handle = RefusedTask(LostParams(a=1)).start(backend=DatabaseBackend())
+    with override_settings(TASKS_MIDDLEWARE=[f"{__name__}.RefuseMiddleware"]):
+        drain(concurrency=1)
+    assert failures == []  # the first write did fail
+    run = TaskRun.objects.get(pk=handle.id)
+    assert (run.status, run.attempt, run.worker_id) == (TaskStatus.SCHEDULED, 0, None)
