@@ -505,3 +505,29 @@ def test_runs_put_back_while_the_connection_was_lost_are_written_once_it_is_back
     assert failures == []  # the first write did fail
     run = TaskRun.objects.get(pk=handle.id)
     assert (run.status, run.attempt, run.worker_id) == (TaskStatus.SCHEDULED, 0, None)
+
+
+def test_an_outcome_the_database_refuses_fails_its_run_and_the_batch_is_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from django.db import DataError
+
+    # Whatever the database: a value it refuses (PostgreSQL's NUL above) fails the whole
+    # batch's write, then that run's alone.
+    queue_class = type(runs().queue)
+    real_finish = queue_class.finish
+
+    def finish(self: Any, worker_id: str, items: Any, *args: Any, **kwargs: Any) -> Any:
+        if any(item.outcome.result == "unstorable" for item in items):
+            raise DataError("value refused by the database")
+        return real_finish(self, worker_id, items, *args, **kwargs)
+
+    monkeypatch.setattr(queue_class, "finish", finish)
+    refused = EchoTask({"text": "unstorable"}).start(backend=DatabaseBackend())
+    others = AddTask.start_many([{"a": i} for i in range(3)], backend=DatabaseBackend())
+    drain(batch=10)
+    refused.refresh()
+    assert refused.status is TaskStatus.FAILED
+    assert refused.error is not None
+    assert "could not be stored" in refused.error.message
+    assert [h.refresh().status for h in others] == [TaskStatus.SUCCEEDED] * 3
