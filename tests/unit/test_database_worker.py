@@ -148,6 +148,15 @@ def test_higher_priority_runs_are_claimed_first() -> None:
     assert [r.id for r in claimed] == [high.id, mid.id, low.id]
 
 
+def test_a_claim_of_fewer_runs_than_are_due_takes_the_highest_priority_ones() -> None:
+    backend = DatabaseBackend()
+    low = AddTask({"a": 1}).start(backend=backend, priority=-5)
+    high = AddTask({"a": 2}).start(backend=backend, priority=9)
+    mid = AddTask({"a": 3}).start(backend=backend)
+    taken = [runs().queue.claim("w", (), 1, 30, datetime.now(UTC)) for _ in range(3)]
+    assert [[r.id for r in claimed] for claimed in taken] == [[high.id], [mid.id], [low.id]]
+
+
 def test_worker_takes_only_its_queues() -> None:
     backend = DatabaseBackend()
     mail = AddTask({"a": 1}).start(backend=backend, queue="mail")
@@ -531,3 +540,37 @@ def test_an_outcome_the_database_refuses_fails_its_run_and_the_batch_is_written(
     assert refused.error is not None
     assert "could not be stored" in refused.error.message
     assert [h.refresh().status for h in others] == [TaskStatus.SUCCEEDED] * 3
+
+
+release_blocked = threading.Event()
+
+
+class BlockedTask(tasks.Task[LostParams]):
+    name = "tests.db.blocked"
+
+    def run(self) -> int:
+        release_blocked.wait(30)
+        return self.params.a
+
+
+def test_a_stopping_worker_hands_back_the_runs_it_claimed_but_never_started() -> None:
+    release_blocked.clear()
+    handles = BlockedTask.start_many([{"a": i} for i in range(3)], backend=DatabaseBackend())
+    worker = Worker(WorkerOptions(concurrency=1, interval=0.02))
+    thread = threading.Thread(target=worker.run, kwargs={"install_signals": False})
+    thread.start()
+    try:
+        # One run blocks the only thread; the worker claims a second one to follow it.
+        deadline = time.monotonic() + 30
+        while TaskRun.objects.filter(status="running").count() < 2:
+            assert time.monotonic() < deadline, "the worker never claimed a second run"
+            time.sleep(0.02)
+        worker.stop()
+    finally:
+        release_blocked.set()
+        thread.join(30)
+    statuses = [TaskRun.objects.get(pk=h.id) for h in handles]
+    assert sorted(run.status for run in statuses) == ["ready", "ready", "succeeded"]
+    for run in statuses:
+        if run.status == "ready":  # handed back: no attempt used, no worker
+            assert (run.attempt, run.worker_id) == (0, None)
