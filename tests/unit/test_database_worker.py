@@ -270,6 +270,18 @@ def test_released_claims_go_back_to_ready_without_counting_an_attempt() -> None:
     assert (run.status, run.attempt, run.worker_id) == ("ready", 0, None)
 
 
+def test_only_the_worker_holding_a_run_can_put_it_back() -> None:
+    handle = AddTask({"a": 1}).start(backend=DatabaseBackend())
+    [claimed] = runs().queue.claim("me", (), 5, 30, datetime.now(UTC))
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    assert runs().queue.postpone("someone-else", claimed, later) == 0
+    run = TaskRun.objects.get(pk=handle.id)
+    assert (run.status, run.attempt, run.worker_id) == ("running", 1, "me")
+    assert runs().queue.postpone("me", claimed, later) == 1
+    run.refresh_from_db()
+    assert (run.status, run.attempt, run.worker_id) == ("scheduled", 0, None)
+
+
 def test_outcome_of_a_reclaimed_run_is_not_written_by_its_old_worker() -> None:
     AddTask({"a": 1}).start(backend=DatabaseBackend())
     now = datetime.now(UTC)
