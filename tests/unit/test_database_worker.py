@@ -261,6 +261,15 @@ def test_live_lease_is_not_reclaimed_and_heartbeat_extends_it() -> None:
     assert TaskRun.objects.get(pk=claimed.id).status == "running"
 
 
+def test_a_heartbeat_extends_only_its_own_workers_leases() -> None:
+    AddTask({"a": 1}).start(backend=DatabaseBackend())
+    now = datetime.now(UTC)
+    [dead] = runs().queue.claim("dead-worker", (), 5, 30, now)
+    assert runs().queue.extend_leases("me", 30, now + timedelta(seconds=20)) == 0
+    [reclaimed] = runs().queue.reclaim_expired(lost(3), now + timedelta(seconds=40))
+    assert (reclaimed.id, reclaimed.became) == (dead.id, "requeued")
+
+
 def test_released_claims_go_back_to_ready_without_counting_an_attempt() -> None:
     handle = AddTask({"a": 1}).start(backend=DatabaseBackend())
     claimed = runs().queue.claim("me", (), 5, 30, datetime.now(UTC))
