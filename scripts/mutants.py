@@ -155,7 +155,7 @@ MUTANTS: list[Mutant] = [
         "middleware/hooks.py",
         "    elif outcome.decision.retry:\n",
         "    elif False:\n",
-        (U + "test_lifecycle_hooks.py",),
+        (U + "test_lifecycle_hooks.py", U + "test_retry_seam.py", CONTRACT),
         "on_failure is called for an attempt that will be retried",
     ),
     Mutant(
@@ -322,7 +322,11 @@ MUTANTS: list[Mutant] = [
         "       lease_expires_at = NULL\n WHERE id = %s AND status = 'running' AND worker_id = %s",
         "       lease_expires_at = NULL\n WHERE id = %s AND status = 'running' AND "
         "(worker_id = %s OR 1 = 1)",
-        (U + "test_store_pins.py", U + "test_abandoned_threads.py", U + "test_pending_cancel.py"),
+        (
+            U + "test_database_worker.py",
+            U + "test_abandoned_threads.py",
+            U + "test_pending_cancel.py",
+        ),
         "a worker puts back a run another worker has claimed since",
     ),
     Mutant(
