@@ -124,6 +124,22 @@ def test_task_figures_count_final_runs_failures_retries_and_durations() -> None:
     assert str(failure.pk) == c.id
 
 
+def test_last_failures_include_discarded_runs_beside_failed_ones() -> None:
+    failed, discarded, succeeded = claim(3)
+    runs().queue.finish(
+        "w1",
+        [
+            store.Finished(failed, outcome(failed, TaskStatus.FAILED), MINUTE, 0.1),
+            store.Finished(
+                discarded, outcome(discarded, TaskStatus.DISCARDED), MINUTE + timedelta(minutes=1)
+            ),
+            store.Finished(succeeded, outcome(succeeded, TaskStatus.SUCCEEDED), MINUTE, 0.1),
+        ],
+    )
+    shown = runs().observations.last_failures(MINUTE + timedelta(minutes=1), 60)
+    assert {str(run.pk) for run in shown} == {failed.id, discarded.id}
+
+
 def test_queue_depths_split_due_scheduled_and_running_with_the_oldest_wait() -> None:
     backend = DatabaseBackend()
     AddTask({"a": 1}).start(backend=backend, queue="mail")
