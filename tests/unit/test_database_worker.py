@@ -578,7 +578,16 @@ def test_a_stopping_worker_hands_back_the_runs_it_claimed_but_never_started() ->
     release_blocked.clear()
     handles = BlockedTask.start_many([{"a": i} for i in range(3)], backend=DatabaseBackend())
     worker = Worker(WorkerOptions(concurrency=1, interval=0.02))
-    thread = threading.Thread(target=worker.run, kwargs={"install_signals": False})
+
+    def run_worker() -> None:
+        from django.db import connections
+
+        try:
+            worker.run(install_signals=False)
+        finally:
+            connections.close_all()  # this thread's: the test database is dropped after
+
+    thread = threading.Thread(target=run_worker)
     thread.start()
     try:
         # One run blocks the only thread; the worker claims a second one to follow it.
