@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 
 from django_generic_tasks.core.status import TaskStatus
-from django_generic_tasks.models import RunRollup, TaskRun
+from django_generic_tasks.models import RunRollup, ScheduleSlot, TaskRun
 from django_generic_tasks.store.rollups import COLUMNS as ROLLUP_COLUMNS
 from django_generic_tasks.store.schema import table
 from django_generic_tasks.store.sql import Statements, common, mysql, postgresql, sqlite
@@ -32,7 +32,7 @@ def names(listed: str) -> list[str]:
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__.rsplit(".", 1)[1])
 def test_statements_name_only_the_models_tables(module: object) -> None:
-    known = {TaskRun._meta.db_table, RunRollup._meta.db_table}
+    known = {TaskRun._meta.db_table, RunRollup._meta.db_table, ScheduleSlot._meta.db_table}
     for name, text in texts(module).items():
         for found in re.findall(r"\bdjango_generic_tasks_\w+", text):
             assert found in known, (name, found)
@@ -74,6 +74,18 @@ def test_each_dialects_rollup_upsert_writes_every_rollup_column(dialect: str) ->
     assert listed is not None
     assert names(listed.group(1)) == list(ROLLUP_COLUMNS)
     assert statements.rollup_row.count("%s") == len(ROLLUP_COLUMNS)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_each_dialects_slot_claim_writes_stored_slot_columns_with_one_mark_each(
+    dialect: str,
+) -> None:
+    statements: Statements = DIALECTS[dialect].STATEMENTS
+    listed = re.search(r"django_generic_tasks_scheduleslot \(([^)]*)\)", statements.slot_claim)
+    assert listed is not None
+    columns = {field.column for field in ScheduleSlot._meta.concrete_fields}
+    assert set(names(listed.group(1))) <= columns
+    assert statements.slot_claim.count("%s") == len(names(listed.group(1)))
 
 
 def test_postgresqls_array_insert_casts_each_column_to_its_type() -> None:

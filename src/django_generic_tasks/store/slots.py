@@ -1,4 +1,5 @@
-"""The slot table of periodic tasks (``ScheduleSlot``): every statement on it, per database.
+"""The slot table of periodic tasks (``ScheduleSlot``): the statements on it (written whole in
+``sql/``, per dialect) bound to one connection.
 
 A scheduler fires a slot only after inserting its row; the row is unique on (schedule id, slot
 time), so of any number of schedulers exactly one inserts it. PostgreSQL and SQLite skip a
@@ -13,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cached_property
 from typing import Any
+
+from .base import statements
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,13 +36,7 @@ class SlotStore:
     def __init__(self, connection: Any) -> None:
         self.connection = connection
         self.alias: str = connection.alias
-
-    @cached_property
-    def table(self) -> str:
-        """The quoted table name."""
-        from ..models import ScheduleSlot
-
-        return str(self.connection.ops.quote_name(ScheduleSlot._meta.db_table))
+        self.sql = statements(connection.vendor)
 
     def _dt(self, value: datetime | None) -> Any:
         return None if value is None else self.connection.ops.adapt_datetimefield_value(value)
@@ -72,14 +68,6 @@ class SlotStore:
         ``fired=True`` records the hand-over as done (the caller's transaction also holds the
         run); ``fired=False`` leases the slot for ``lease`` seconds until ``mark_fired()``.
         """
-        if self.connection.vendor == "mysql":
-            verb, tail = "INSERT IGNORE INTO", ""
-        else:
-            verb, tail = "INSERT INTO", " ON CONFLICT (schedule_id, slot_at) DO NOTHING"
-        sql = (
-            f"{verb} {self.table} (schedule_id, slot_at, run_id, claimed_at, fired_at, "
-            f"lease_until, owner) VALUES (%s, %s, %s, %s, %s, %s, %s){tail}"
-        )
         params = [
             schedule_id,
             self._dt(slot_at),
@@ -90,16 +78,14 @@ class SlotStore:
             owner[:255],
         ]
         with self.connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(self.sql.slot_claim, params)
             return int(cursor.rowcount) == 1
 
     def mark_fired(self, schedule_id: str, slot_at: datetime, now: datetime) -> None:
         """Record that the slot's run was handed to the backend."""
         with self.connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {self.table} SET fired_at = %s, lease_until = NULL "
-                "WHERE schedule_id = %s AND slot_at = %s",
-                [self._dt(now), schedule_id, self._dt(slot_at)],
+                self.sql.slot_mark_fired, [self._dt(now), schedule_id, self._dt(slot_at)]
             )
 
     def unfired(self, now: datetime) -> list[Slot]:
@@ -111,8 +97,7 @@ class SlotStore:
         """Lease an abandoned claim to this scheduler; ``False`` when another one was faster."""
         with self.connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {self.table} SET lease_until = %s, owner = %s "
-                "WHERE id = %s AND fired_at IS NULL AND lease_until < %s",
+                self.sql.slot_take_over,
                 [self._dt(now + timedelta(seconds=lease)), owner[:255], slot.id, self._dt(now)],
             )
             return int(cursor.rowcount) == 1
@@ -146,11 +131,7 @@ class SlotStore:
         """Forget fired slots of ``schedule_id`` older than ``before`` (pass a time no later
         than its newest slot, so the newest is kept for catch-up)."""
         with self.connection.cursor() as cursor:
-            cursor.execute(
-                f"DELETE FROM {self.table} WHERE schedule_id = %s AND slot_at < %s "
-                "AND fired_at IS NOT NULL",
-                [schedule_id, self._dt(before)],
-            )
+            cursor.execute(self.sql.slot_prune, [schedule_id, self._dt(before)])
             return int(cursor.rowcount)
 
 

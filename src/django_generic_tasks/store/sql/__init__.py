@@ -59,6 +59,14 @@ class Statements:
     """Per task and outcome: runs, seconds and the duration histogram."""
     last_failures: str
     """The ids of the latest failed or discarded runs the rollups saw."""
+    slot_claim: str
+    """A schedule's slot inserted, skipped when another scheduler holds it already."""
+    slot_mark_fired: str
+    """A claimed slot's run handed to the backend."""
+    slot_take_over: str
+    """An abandoned slot claim leased to this scheduler, unless another was faster."""
+    slot_prune: str
+    """A schedule's fired slots older than a time forgotten."""
     announce_cancel: str | None = None
     """Tell the workers holding runs that their cancel was requested (``None``: they read
     it with their heartbeat)."""

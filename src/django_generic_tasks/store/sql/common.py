@@ -1,4 +1,5 @@
-"""The statements PostgreSQL, SQLite, MariaDB and MySQL all accept as written here."""
+"""The statements PostgreSQL, SQLite, MariaDB and MySQL all accept as written here, and the
+few only PostgreSQL and SQLite share (named for it: ``..._ON_CONFLICT``)."""
 
 FINISH_PLAIN = """
 UPDATE django_generic_tasks_taskrun
@@ -95,4 +96,28 @@ SELECT task_name, outcome, SUM(runs), SUM(seconds), SUM(d0), SUM(d1), SUM(d2), S
 LAST_FAILURES = """
 SELECT last_run_id FROM django_generic_tasks_runrollup
  WHERE minute >= %s AND outcome IN ('failed', 'discarded') ORDER BY minute DESC LIMIT %s
+"""
+
+SLOT_COLUMNS = "schedule_id, slot_at, run_id, claimed_at, fired_at, lease_until, owner"
+
+SLOT_CLAIM_ON_CONFLICT = f"""
+INSERT INTO django_generic_tasks_scheduleslot ({SLOT_COLUMNS})
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+    ON CONFLICT (schedule_id, slot_at) DO NOTHING
+"""
+"""PostgreSQL and SQLite: a taken slot is skipped (the row is unique on schedule and time)."""
+
+SLOT_MARK_FIRED = """
+UPDATE django_generic_tasks_scheduleslot SET fired_at = %s, lease_until = NULL
+ WHERE schedule_id = %s AND slot_at = %s
+"""
+
+SLOT_TAKE_OVER = """
+UPDATE django_generic_tasks_scheduleslot SET lease_until = %s, owner = %s
+ WHERE id = %s AND fired_at IS NULL AND lease_until < %s
+"""
+
+SLOT_PRUNE = """
+DELETE FROM django_generic_tasks_scheduleslot
+ WHERE schedule_id = %s AND slot_at < %s AND fired_at IS NOT NULL
 """

@@ -116,6 +116,12 @@ SELECT minute DIV {bucket} AS b, outcome, SUM(runs)
   FROM django_generic_tasks_runrollup WHERE minute >= %s GROUP BY b, outcome
 """
 
+SLOT_CLAIM = f"""
+INSERT IGNORE INTO django_generic_tasks_scheduleslot ({common.SLOT_COLUMNS})
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+"""
+"""A taken slot is skipped; the values are checked before, so IGNORE can skip only that."""
+
 STATEMENTS = Statements(
     insert=INSERT,
     insert_keyed=INSERT_KEYED,
@@ -136,4 +142,8 @@ STATEMENTS = Statements(
     throughput=THROUGHPUT,
     task_figures=common.TASK_FIGURES,
     last_failures=common.LAST_FAILURES,
+    slot_claim=SLOT_CLAIM,
+    slot_mark_fired=common.SLOT_MARK_FIRED,
+    slot_take_over=common.SLOT_TAKE_OVER,
+    slot_prune=common.SLOT_PRUNE,
 )

@@ -165,6 +165,10 @@ STATEMENTS = Statements(
     throughput=common.THROUGHPUT,
     task_figures=common.TASK_FIGURES,
     last_failures=common.LAST_FAILURES,
+    slot_claim=common.SLOT_CLAIM_ON_CONFLICT,
+    slot_mark_fired=common.SLOT_MARK_FIRED,
+    slot_take_over=common.SLOT_TAKE_OVER,
+    slot_prune=common.SLOT_PRUNE,
     announce_cancel=ANNOUNCE_CANCEL,
     mark_awaited=MARK_AWAITED,
 )
