@@ -215,7 +215,7 @@ from datetime import timedelta
 import django_generic_tasks as tasks
 from django_generic_tasks.backends import DatabaseBackend
 from django_generic_tasks.schedules.scheduler import Scheduler
-from django_generic_tasks.schedules.spec import resolve
+from django_generic_tasks.core.schedule import resolve
 from tests.testapp.tasks import AddTask
 entries = [
     resolve(AddTask, tasks.Schedule(cron=f"{{i % 60}} {{i // 60 % 24}} 1 1 *", params={{"a": i}}),

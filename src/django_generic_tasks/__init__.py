@@ -12,6 +12,7 @@ from .core.dispatch import get_handle
 from .core.handles import TaskHandle
 from .core.modelref import ModelRef
 from .core.registry import get_task_class, registry
+from .core.schedule import Schedule
 from .core.status import ErrorInfo, TaskStatus
 from .core.task import Task
 from .exceptions import (
@@ -34,7 +35,6 @@ from .exceptions import (
     UnsupportedOptionError,
     WaitInTransactionError,
 )
-from .schedules.spec import Schedule
 
 __all__ = [
     "CapacityExceededError",

@@ -13,9 +13,9 @@ from django_generic_tasks.backends import DatabaseBackend
 from django_generic_tasks.backends.memory import InMemoryBackend
 from django_generic_tasks.core.enqueue import EnqueueRequest
 from django_generic_tasks.core.handles import TaskHandle
+from django_generic_tasks.core.schedule import ScheduleEntry, resolve
 from django_generic_tasks.models import ScheduleSlot, TaskRun
 from django_generic_tasks.schedules.scheduler import CATCH_UP_LIMIT, Scheduler
-from django_generic_tasks.schedules.spec import ScheduleEntry, resolve
 from django_generic_tasks.signals import schedule_fired
 from django_generic_tasks.store.slots import using
 from tests.testapp.tasks import AddTask

@@ -11,9 +11,9 @@ from pydantic import BaseModel
 import django_generic_tasks as tasks
 from django_generic_tasks.backends.memory import InMemoryBackend
 from django_generic_tasks.core.registry import registry
+from django_generic_tasks.core.schedule_timing import cron_timing, every_timing
 from django_generic_tasks.schedules.checks import check_schedules as run_checks
 from django_generic_tasks.schedules.registry import all_entries, class_entries
-from django_generic_tasks.schedules.timing import cron_timing, every_timing
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

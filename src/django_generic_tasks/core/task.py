@@ -26,8 +26,8 @@ HOOKS = ("on_success", "on_failure", "on_discard", "on_retry")
 if TYPE_CHECKING:
     from ..backends.base import Backend
     from ..execution.attempts import RetryPolicy
-    from ..schedules.spec import Schedule
     from .handles import TaskHandle
+    from .schedule import Schedule
     from .status import ErrorInfo
 
 
@@ -125,7 +125,7 @@ class Task(Generic[P, R]):
             cls.name = f"{cls.__module__}.{cls.__qualname__}"
         _check_options(cls)
         if cls.__dict__.get("schedules"):  # validated now; classes without any pay nothing
-            from ..schedules.spec import resolve_all
+            from .schedule import resolve_all
 
             cls._schedule_entries = resolve_all(cls, cls.__dict__["schedules"])  # type: ignore[attr-defined]
         registry.register(cls)

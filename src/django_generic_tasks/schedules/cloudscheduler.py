@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from ..core.schedule import ScheduleEntry
 from ..exceptions import ConfigurationError, MissingDependencyError
-from .spec import ScheduleEntry
 
 JOB_PREFIX = "dgt-"
 MARKER = "django-generic-tasks schedule@"

@@ -20,7 +20,7 @@ from ..core.status import new_run_id
 
 if TYPE_CHECKING:
     from ..backends.base import Backend
-    from .spec import ScheduleEntry
+    from ..core.schedule import ScheduleEntry
 
 logger = logging.getLogger("django_generic_tasks.schedules")
 LEASE = 60.0

@@ -17,8 +17,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from ..core.schedule import Schedule, ScheduleEntry, resolve
 from ..exceptions import TaskDefinitionError
-from .spec import Schedule, ScheduleEntry, resolve
 
 ENTRIES_ATTRIBUTE = "_schedule_entries"
 """Where ``Task.__init_subclass__`` keeps a task's validated schedules."""

@@ -22,7 +22,7 @@ from .firing import Fired, check_backend, fire, refire_abandoned, transactional
 
 if TYPE_CHECKING:
     from ..backends.base import Backend
-    from .spec import ScheduleEntry
+    from ..core.schedule import ScheduleEntry
 
 logger = logging.getLogger("django_generic_tasks.schedules")
 

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..exceptions import TaskDefinitionError
-from .timing import Timing, cron_timing, every_timing
+from .schedule_timing import Timing, cron_timing, every_timing
 
 if TYPE_CHECKING:
-    from ..core.task import Task
+    from .task import Task
 
 CatchUp = Literal["latest", "all", "none"]
 CATCH_UP_POLICIES: tuple[str, ...] = ("latest", "all", "none")
@@ -107,7 +107,7 @@ def resolve(task: type[Task[Any]], schedule: object, schedule_id: str) -> Schedu
             raise fail(f"invalid cron expression {schedule.cron!r}: {exc}") from None
     from pydantic import ValidationError
 
-    from ..core.params import dump_params, validate_params
+    from .params import dump_params, validate_params
 
     try:
         params = validate_params(task.params_model, schedule.params)
