@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from .. import observability
 from ..exceptions import ResultNotAvailableError, RunNotFoundError, UnsupportedOptionError
 from ..signals import task_enqueued
 from ..support.compat import in_atomic_block
 from .handles import TaskHandle
 from .results import decode_result
+from .running import services
 from .status import TaskStatus
 
 if TYPE_CHECKING:
@@ -51,9 +51,8 @@ def check_capabilities(backend: Backend, request: EnqueueRequest) -> None:
 
 def submit(backend: Backend, request: EnqueueRequest, *, on_commit: bool = True) -> TaskHandle[Any]:
     """Hand ``request`` to ``backend``, after the current transaction commits if asked."""
-    if observability.maybe and request.trace_context is None and observability.active():
-        from ..observability import tracing
-
+    tracing = services.producer_tracing
+    if tracing is not None and tracing.maybe and request.trace_context is None and tracing.active():
         return tracing.submit(submit, backend, request, on_commit)
     if request.run_after is not None or request.priority or request.key is not None:
         check_capabilities(backend, request)  # only these options can be unsupported
@@ -75,14 +74,14 @@ def submit_many(
     backend: Backend, requests: Sequence[EnqueueRequest], *, on_commit: bool = True
 ) -> list[TaskHandle[Any]]:
     """Hand many requests to ``backend`` at once, after commit if asked."""
+    tracing = services.producer_tracing
     if (
-        observability.maybe
+        tracing is not None
+        and tracing.maybe
         and requests
         and requests[0].trace_context is None
-        and observability.active()
+        and tracing.active()
     ):
-        from ..observability import tracing
-
         return tracing.submit_many(submit_many, backend, requests, on_commit)
     for request in requests:
         check_capabilities(backend, request)

@@ -19,6 +19,7 @@ from .enqueue import EnqueueRequest
 from .modelref import has_model_refs
 from .params import validate_params
 from .registry import registry
+from .running import services
 
 HOOKS = ("on_success", "on_failure", "on_discard", "on_retry")
 """The lifecycle hooks of ``Task``, in no particular order."""
@@ -172,9 +173,7 @@ class Task(Generic[P, R]):
         ``GET runs/<id>`` and the admin (at most one write per run every 0.5 s, the latest
         report always kept when the attempt ends). Bad values raise ``InvalidOptionError``.
         """
-        from ..execution.progress import report
-
-        report(self, done, total, message)
+        services.report_progress(self, done, total, message)
 
     @property
     def cancel_requested(self) -> bool:
@@ -183,11 +182,9 @@ class Task(Generic[P, R]):
         Seen within a heartbeat on ``DatabaseBackend``; always false on backends that cannot
         cancel running runs.
         """
-        from ..execution.cancellation import is_requested
-
         if self.__dict__.get("_cancel_requested"):  # this attempt timed out
             return True
-        return is_requested(self.context.run_id)
+        return services.cancel_requested(self.context.run_id)
 
     def check_cancelled(self) -> None:
         """Raise ``TaskCancelled`` if the run was asked to stop (ends it as ``cancelled``)."""

@@ -1,8 +1,9 @@
 """OpenTelemetry traces and metrics, and a Cloud Logging JSON formatter (extra ``otel``).
 
-``start()`` tests ``observability.maybe and observability.active()`` and calls into ``tracing``
-only when it is true; each attempt chain holds the tracing and metrics middleware only when it
-was true as the chain was built. ``maybe`` is a plain flag: it turns false the
+The app installs this module as ``start()``'s producer tracing (``core.running``);
+``start()`` tests ``maybe and active()`` and calls ``submit()`` (into ``tracing``) only when
+it is true; each attempt chain holds the tracing and metrics middleware only when it was true
+as the chain was built. ``maybe`` is a plain flag: it turns false the
 first time ``active()`` finds neither a tracer nor a meter provider (``opentelemetry-api``
 missing, or installed and not configured), so from then on a start or a run pays one attribute
 read. Configure the SDK before the first task starts, or call ``refresh()`` after configuring
@@ -12,9 +13,15 @@ it later (``tasks_worker`` does when it starts). A configured provider stays con
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["active", "maybe", "refresh"]
+if TYPE_CHECKING:
+    from ..backends.base import Backend
+    from ..core.enqueue import EnqueueRequest
+    from ..core.handles import TaskHandle
+
+__all__ = ["active", "maybe", "refresh", "submit", "submit_many"]
 
 maybe = True
 """False once ``active()`` found OpenTelemetry unconfigured (until ``refresh()``)."""
@@ -61,6 +68,30 @@ def refresh() -> bool:
     maybe = True
     forget_chains()  # the attempt chains hold tracing and metrics only while configured
     return active()
+
+
+def submit(
+    submit: Callable[..., TaskHandle[Any]],
+    backend: Backend,
+    request: EnqueueRequest,
+    on_commit: bool,
+) -> TaskHandle[Any]:
+    """``start()``'s hand-over inside a PRODUCER span whose context the run carries."""
+    from . import tracing
+
+    return tracing.submit(submit, backend, request, on_commit)
+
+
+def submit_many(
+    submit_many: Callable[..., list[TaskHandle[Any]]],
+    backend: Backend,
+    requests: Sequence[EnqueueRequest],
+    on_commit: bool,
+) -> list[TaskHandle[Any]]:
+    """A batch's hand-over with one PRODUCER span per run."""
+    from . import tracing
+
+    return tracing.submit_many(submit_many, backend, requests, on_commit)
 
 
 def __getattr__(name: str) -> Any:
