@@ -147,7 +147,7 @@ pass_flakes() {
   # PostgreSQL; a failure in any round fails the pass, and the report names intermittent ones.
   # On Python 3.12 with the newest Django and libraries (the lowest pass has 3.12 with the lowest).
   .venv-py312/bin/python scripts/flakes.py --count 3 "${PYTEST_ARGS[@]}"
-  PG_URL=${PG_URL%/*}/dgt_flakes with_postgresql .venv-py312/bin/python scripts/flakes.py \
+  PG_URL=${PG_URL}_flakes with_postgresql .venv-py312/bin/python scripts/flakes.py \
     --count 2 "${PYTEST_ARGS[@]}"
 }
 pass_lowest() {

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from django_generic_tasks.store.transient import ATTEMPTS
 from tests.integration.worker_procs import TABLE, ProcDB, stop, wait_for
 
 pytestmark = pytest.mark.slow
@@ -95,8 +96,14 @@ def test_worker_survives_a_database_locked_longer_than_its_busy_timeout(procdb: 
     locker = sqlite3.connect(procdb.name, isolation_level=None)
     try:
         locker.execute("BEGIN EXCLUSIVE")
-        # The worker's busy timeout is 5 s: it must report the lock, not die.
-        wait_for(lambda: "database is locked" in procdb.worker_log(worker), 30, "a lock error")
+        # The worker's busy timeout is 5 s: it must report the lock, not die. A write the store
+        # retries (store.transient: ATTEMPTS tries, each waiting out the busy timeout) reports
+        # it only after all of them, so the wait allows for those and for a loaded machine.
+        wait_for(
+            lambda: "database is locked" in procdb.worker_log(worker),
+            ATTEMPTS * 5 + 60,
+            "a lock error",
+        )
         locker.execute("COMMIT")
     finally:
         locker.close()
