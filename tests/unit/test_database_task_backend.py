@@ -415,11 +415,17 @@ def test_validate_task_refuses_what_django_refuses() -> None:
 
 def test_a_queue_name_too_long_for_the_run_store_is_refused() -> None:
     long = "q" * 101
-    with override_settings(
-        TASKS={
-            ALIAS: {"BACKEND": "django_generic_tasks.backends.DatabaseTaskBackend", "QUEUES": []}
-        }
-    ), pytest.raises(InvalidTask, match="1 to 100 characters"):
+    with (
+        override_settings(
+            TASKS={
+                ALIAS: {
+                    "BACKEND": "django_generic_tasks.backends.DatabaseTaskBackend",
+                    "QUEUES": [],
+                }
+            }
+        ),
+        pytest.raises(InvalidTask, match="1 to 100 characters"),
+    ):
         djtasks.noop_task.using(queue_name=long)
 
 
