@@ -9,7 +9,6 @@ in-process ``tasks_worker`` (``drain()``), then reads the result back.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import uuid
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.core.management import call_command
 from django.db import connection, connections, transaction
 from django.test import override_settings
@@ -193,11 +193,11 @@ def test_aenqueue_and_aget_result_and_arefresh() -> None:
     async def enqueue() -> Any:
         return await djtasks.calculate_meaning_of_life.aenqueue()
 
-    result = asyncio.run(enqueue())
+    result = async_to_sync(enqueue)()
     assert result.status == TaskResultStatus.READY
-    assert asyncio.run(backend().aget_result(result.id)) == result
+    assert async_to_sync(backend().aget_result)(result.id) == result
     drain()
-    asyncio.run(result.arefresh())
+    async_to_sync(result.arefresh)()
     assert (result.status, result.return_value, result.attempts) == (
         TaskResultStatus.SUCCESSFUL,
         42,
@@ -248,7 +248,7 @@ def test_get_result_of_no_such_run_raises_task_result_does_not_exist(result_id: 
     with pytest.raises(TaskResultDoesNotExist):
         backend().get_result(result_id)
     with pytest.raises(TaskResultDoesNotExist):
-        asyncio.run(backend().aget_result(result_id))
+        async_to_sync(backend().aget_result)(result_id)
 
 
 def test_a_run_of_one_of_our_tasks_is_not_a_django_task_result() -> None:
@@ -400,7 +400,7 @@ def test_a_queue_not_in_queues_is_refused_on_enqueue_and_aenqueue() -> None:
         with pytest.raises(InvalidTask, match="Queue 'queue-1' is not valid for backend"):
             task.enqueue()
         with pytest.raises(InvalidTask, match="Queue 'queue-1' is not valid for backend"):
-            asyncio.run(task.aenqueue())
+            async_to_sync(task.aenqueue)()
     assert not TaskRun.objects.exists()
 
 
