@@ -15,14 +15,14 @@ from django.utils import timezone
 
 pytest.importorskip("django.tasks", reason="DatabaseTaskBackend needs Django >= 6.0")
 
-from django.tasks import TaskResultStatus  # noqa: E402
-from opentelemetry.trace import SpanKind  # noqa: E402
+from django.tasks import TaskResultStatus
+from opentelemetry.trace import SpanKind
 
-from django_generic_tasks.models import TaskRun  # noqa: E402
-from django_generic_tasks.worker import Worker, WorkerOptions  # noqa: E402
-from tests import djtasks  # noqa: E402
-from tests.otel_support import Otel  # noqa: E402
-from tests.otel_support import otel as otel  # noqa: E402, PLC0414 - a fixture
+from django_generic_tasks.models import TaskRun
+from django_generic_tasks.worker import Worker, WorkerOptions
+from tests import djtasks
+from tests.otel_support import Otel
+from tests.otel_support import otel as otel  # noqa: PLC0414 - a fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
 NAME = "django.tasks:tests.djtasks.failing_task_value_error"
