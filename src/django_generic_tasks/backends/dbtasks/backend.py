@@ -10,7 +10,7 @@ reads the row back as a ``TaskResult`` (``results.py``). Needs Django >= 6.0.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 from django.core.checks import CheckMessage
 from django.tasks.backends.base import BaseTaskBackend
@@ -57,6 +57,20 @@ class DatabaseTaskBackend(BaseTaskBackend):
     supports_async_task = True
     supports_get_result = True
     supports_priority = True
+
+    # What the capability table (``backends.capabilities``) shows for Django task runs here.
+    supports_key = False
+    supports_results = True
+    supports_retries = False
+    supports_progress = False
+    supports_cancel = False
+    enqueues_in_transaction = True
+    crash_safe = True
+    needs_server = "your database, `tasks_worker`"
+    capability_notes: ClassVar[dict[str, str]] = {
+        "supports_retries": "Django's `Task` has none; a lost worker's run runs again",
+        "supports_cancel": "waiting runs, from the admin",
+    }
 
     def __init__(self, alias: str, params: dict[str, Any]) -> None:
         super().__init__(alias, params)
