@@ -129,3 +129,9 @@ async def record_async(token: str, sleep: float = 0.0) -> str:
 
 def not_a_task() -> None:
     """A plain function (a run naming it fails: it is not a Task)."""
+
+
+@task(backend=BACKEND)
+def failing_task_system_exit() -> None:
+    """Raises SystemExit."""
+    raise SystemExit("This Task failed due to SystemExit")

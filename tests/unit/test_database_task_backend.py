@@ -312,6 +312,18 @@ def test_an_exception_fails_the_run_with_its_class_path_and_traceback(
     assert (result.attempts, result.args, result.kwargs) == (1, [], {})
 
 
+def test_system_exit_fails_the_run_and_the_worker_goes_on() -> None:
+    result = djtasks.failing_task_system_exit.enqueue()
+    after = djtasks.calculate_meaning_of_life.enqueue()
+    assert drain() == 2
+    result.refresh()
+    after.refresh()
+    assert result.status == TaskResultStatus.FAILED
+    assert result.errors[0].exception_class is SystemExit
+    assert result.errors[0].traceback.endswith("SystemExit: This Task failed due to SystemExit\n")
+    assert after.return_value == 42
+
+
 def test_a_complex_exception_keeps_its_traceback() -> None:
     result = djtasks.complex_exception.enqueue()
     drain()

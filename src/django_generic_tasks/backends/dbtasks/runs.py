@@ -155,7 +155,9 @@ class DjangoFunctionRun(Task[DjangoCall]):
         step = _Call(self)
         try:
             return step.succeeded(step.task.func(*step.arguments(call), **call.kwargs))
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit too, as on Django's backends: the run fails
             step.failed(exc)
             raise
 
