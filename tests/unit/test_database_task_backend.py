@@ -10,6 +10,7 @@ in-process ``tasks_worker`` (``drain()``), then reads the result back.
 from __future__ import annotations
 
 import logging
+import pickle
 import threading
 import uuid
 from collections.abc import Iterator
@@ -36,7 +37,8 @@ from django.tasks.exceptions import (
 from django.tasks.signals import task_enqueued, task_finished, task_started
 
 from django_generic_tasks.backends import DatabaseBackend, DatabaseTaskBackend
-from django_generic_tasks.exceptions import WorkerLost
+from django_generic_tasks.core.registry import registry
+from django_generic_tasks.exceptions import UnknownTaskError, WorkerLost
 from django_generic_tasks.models import TaskRun
 from django_generic_tasks.worker import Worker, WorkerOptions
 from tests import djtasks
@@ -278,7 +280,26 @@ def test_return_values_round_trip_json() -> None:
 def test_arguments_without_a_json_form_are_refused_and_nothing_is_written() -> None:
     with pytest.raises(TypeError, match="Unsupported type"):
         djtasks.echo.enqueue(object())
+    with pytest.raises(TypeError, match="Unsupported type"):
+        async_to_sync(djtasks.echo.aenqueue)(timezone.now())
     assert not TaskRun.objects.exists()
+
+
+def test_a_result_pickles_and_its_task_is_found_again() -> None:
+    result = djtasks.add.using(priority=3).enqueue(1, b=2)
+    assert pickle.loads(pickle.dumps(result)) == result
+
+
+def test_the_registry_resolves_django_task_runs_but_does_not_list_them() -> None:
+    name = "django.tasks:tests.djtasks.add_async"
+    task_class = registry.get(name)
+    assert (task_class.name, task_class.api_exposed) == (name, False)
+    assert task_class.django_task is djtasks.add_async
+    assert registry.get(name) is task_class  # made once
+    assert name not in registry
+    assert name not in registry.names()
+    with pytest.raises(UnknownTaskError, match="not a django.tasks Task"):
+        registry.get("django.tasks:tests.djtasks.not_a_task")
 
 
 # -- exceptions (Django: test_catches_exception, test_complex_exception, complex return) -----
