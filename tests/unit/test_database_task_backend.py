@@ -298,7 +298,7 @@ def test_the_registry_resolves_django_task_runs_but_does_not_list_them() -> None
     assert registry.get(name) is task_class  # made once
     assert name not in registry
     assert name not in registry.names()
-    with pytest.raises(UnknownTaskError, match="not a django.tasks Task"):
+    with pytest.raises(UnknownTaskError, match=r"not a django\.tasks Task"):
         registry.get("django.tasks:tests.djtasks.not_a_task")
 
 
