@@ -17,6 +17,7 @@ CONCURRENCY_MODULES = frozenset(
         "test_abandoned_threads",
         "test_await_result_concurrency",
         "test_cancel",
+        "test_database_task_backend",
         "test_database_worker",
         "test_execution",
         "test_get_handle",

@@ -119,3 +119,13 @@ LOGGING = {
     "handlers": {"null": {"class": "logging.NullHandler"}},
     "loggers": {"django_generic_tasks": {"handlers": ["null"], "level": "DEBUG"}},
 }
+if django.VERSION >= (6, 0):
+    # Django's own tasks: ``default`` stays Django's; ``dgt`` is this project's database
+    # backend (tests/djtasks.py defines its functions; the process tests' workers run them).
+    TASKS = {
+        "default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"},
+        "dgt": {
+            "BACKEND": "django_generic_tasks.backends.DatabaseTaskBackend",
+            "QUEUES": ["default", "queue-1", "other"],
+        },
+    }

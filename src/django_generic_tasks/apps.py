@@ -16,9 +16,11 @@ class DjangoGenericTasksConfig(AppConfig):
         projects' ``tasks`` modules."""
         from . import checks, security  # noqa: F401  (registers the system checks)
         from .api import checks as api_checks  # noqa: F401  (registers W301, W302, E306)
+        from .backends.dbtasks import runs as django_task_runs
         from .schedules import checks as schedule_checks  # noqa: F401  (registers E5xx)
         from .support.text import install_log_filter
 
+        django_task_runs.install()  # the worker finds Django @task runs' classes by name
         install_log_filter()  # callers' strings in log records cannot forge lines
         install_run_services()
 

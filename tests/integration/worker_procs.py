@@ -7,6 +7,7 @@ worker processes and the test share it without touching pytest-django's test dat
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -143,6 +144,35 @@ class ProcDB:
             f" backend=DatabaseBackend(), **{options!r})\n"
         )
         self.manage("shell", "-v0", "-c", code)
+
+    def enqueue_django(self, function: str, calls: list[dict[str, Any]]) -> list[str]:
+        """Enqueue the Django ``@task`` ``tests.integration.chaos_djtasks.<function>`` once per
+        keyword-argument dict of ``calls``, in one transaction; return the result ids."""
+        code = (
+            "import json\n"
+            "from django.db import transaction\n"
+            f"from tests.integration.chaos_djtasks import {function} as f\n"
+            "with transaction.atomic():\n"
+            f"    ids = [f.enqueue(**kw).id for kw in {calls!r}]\n"
+            "print(json.dumps(ids))\n"
+        )
+        return list(json.loads(self.manage("shell", "-v0", "-c", code)))
+
+    def django_results(self, ids: list[str]) -> list[dict[str, Any]]:
+        """The ``TaskResult`` of each id, as read by ``get_result()`` in another process."""
+        code = (
+            "import json\n"
+            "from django.tasks import task_backends\n"
+            "out = []\n"
+            f"for i in {ids!r}:\n"
+            "    r = task_backends['dgt'].get_result(i)\n"
+            "    out.append({'status': str(r.status), 'attempts': r.attempts,\n"
+            "        'value': r.return_value if r.status == 'SUCCESSFUL' else None,\n"
+            "        'errors': [e.exception_class_path for e in r.errors],\n"
+            "        'finished': r.finished_at is not None})\n"
+            "print(json.dumps(out))\n"
+        )
+        return list(json.loads(self.manage("shell", "-v0", "-c", code)))
 
     def start_worker(self, *args: str, stderr: IO[bytes] | None = None) -> subprocess.Popen[bytes]:
         """Start ``manage.py tasks_worker`` with ``args``."""

@@ -22,6 +22,7 @@ from django_generic_tasks.exceptions import (
     ConfigurationError,
     EnqueueError,
     ResultNotAvailableError,
+    RunFailedError,
     UnsupportedOptionError,
 )
 from tests.testapp import tasks as testapp
@@ -39,6 +40,7 @@ except ImportError:
         )
 
 from django_generic_tasks.backends.django_tasks import (
+    BridgedRunFailed,
     DjangoTaskHandle,
     DjangoTasksBackend,
     dj_tasks,
@@ -87,16 +89,35 @@ def test_run_that_keeps_failing_is_failed_with_the_task_error_as_structured_fiel
         handle = FlakyTask({"token": "dt-fail", "failures": 99}).start()
     assert handle.status is TaskStatus.FAILED
     assert testapp.attempts["dt-fail"] == FlakyTask.max_attempts
-    # django.tasks keeps only a class path and traceback text for a raised error, so the run's
-    # failure is the summary the bridge returned, its error as fields (never parsed text).
-    summary = handle.task_result.return_value
-    assert (summary["status"], summary["error"]["message"]) == ("failed", "failure 4")
     assert handle.error is not None
     assert (handle.error.type, handle.error.message) == (
         "tests.testapp.tasks.Transient",
         "failure 4",
     )
     assert "Transient: failure 4" in handle.error.traceback
+    assert handle.attempts == FlakyTask.max_attempts
+
+
+def test_a_run_that_failed_for_good_is_a_failed_django_tasks_result_with_its_error() -> None:
+    # issue 25, item 4: it was a SUCCESSFUL result whose summary said "failed".
+    with use("default"):
+        handle = FlakyTask({"token": "dt-failed", "failures": 99}).start()
+    result = handle.task_result
+    assert str(result.status) == "FAILED"
+    with pytest.raises(ValueError, match="Task failed"):
+        result.return_value  # noqa: B018
+    error = result.errors[-1]
+    assert error.exception_class is BridgedRunFailed
+    assert issubclass(error.exception_class, RunFailedError)
+    assert "tests.testapp.tasks.Transient" in error.traceback
+    assert "failure 4" in error.traceback
+
+
+def test_a_discarded_run_stays_a_successful_django_tasks_result() -> None:
+    with use("default"):
+        handle = FlakyTask({"token": "discard-dt2"}).start()
+    assert handle.status is TaskStatus.DISCARDED
+    assert str(handle.task_result.status) == "SUCCESSFUL"
 
 
 def test_discard_on_ends_the_run_discarded() -> None:
@@ -242,7 +263,12 @@ def test_django_tasks_db_final_failure_is_readable_through_the_handle() -> None:
     assert handle.status is TaskStatus.FAILED
     assert handle.error is not None
     assert handle.error.type == "tests.testapp.tasks.Transient"
+    assert handle.error.message == "failure 4"
     assert testapp.attempts["db-fail"] == FlakyTask.max_attempts
+    assert str(handle.task_result.status) == "FAILED"  # django-tasks-db's own row says so
+    fresh = dj_tasks.task_backends["db"].get_result(handle.task_result.id)
+    assert str(fresh.status) == "FAILED"
+    assert fresh.errors[-1].exception_class is BridgedRunFailed
 
 
 @needs_db

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from .celery import CeleryBackend
     from .cloudtasks import CloudTasksBackend
     from .database import DatabaseBackend
+    from .dbtasks.backend import DatabaseTaskBackend
     from .django_tasks import DjangoTasksBackend
     from .immediate import ImmediateBackend
     from .memory import InMemoryBackend
@@ -22,6 +23,7 @@ _LAZY = {
     "DjangoTasksBackend": ".django_tasks",
     "CloudTasksBackend": ".cloudtasks",
     "DatabaseBackend": ".database",
+    "DatabaseTaskBackend": ".dbtasks.backend",
     "ImmediateBackend": ".immediate",
     "ThreadingBackend": ".threads",
     "InMemoryBackend": ".memory",
@@ -33,6 +35,7 @@ __all__ = [
     "CeleryBackend",
     "CloudTasksBackend",
     "DatabaseBackend",
+    "DatabaseTaskBackend",
     "DjangoTasksBackend",
     "EnqueueRequest",
     "ImmediateBackend",

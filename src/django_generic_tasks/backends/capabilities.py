@@ -34,9 +34,11 @@ BACKENDS = (
     "CloudTasksBackend",
     "CeleryBackend",
     "DjangoTasksBackend",
+    "DatabaseTaskBackend",
     "InMemoryBackend",
 )
-"""Backends in the table, in the order shown."""
+"""Backends in the table, in the order shown (``DatabaseTaskBackend`` is Django's kind of
+backend, for ``TASKS``: its row says what Django ``@task`` runs get on it)."""
 
 COLUMNS = (
     ("delay", "supports_defer"),
@@ -84,7 +86,7 @@ def _stand_in(classes: dict[str, ast.ClassDef], name: str) -> type[BaseBackend]:
         base_name = ast.unparse(base)
         if base_name in classes:
             bases.append(_stand_in(classes, base_name))
-        elif base_name == "BaseBackend":
+        elif base_name in {"BaseBackend", "BaseTaskBackend"}:  # ours, or django.tasks'
             bases.append(BaseBackend)
         else:
             raise TypeError(f"{name}: the capability table cannot read base class {base_name}.")

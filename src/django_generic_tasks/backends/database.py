@@ -71,13 +71,17 @@ class DatabaseBackend(BaseBackend):
         """Insert one run; with a ``key``, return the task's unfinished run that holds it."""
         return self.enqueue_many([request])[0]
 
-    def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[TaskHandle[Any]]:
-        """Insert many runs (COPY or one statement per 1,000); one handle per request, in order."""
+    def enqueue_many(
+        self, requests: Sequence[EnqueueRequest], now: datetime | None = None
+    ) -> list[TaskHandle[Any]]:
+        """Insert many runs (COPY or one statement per 1,000); one handle per request, in order.
+        ``now`` is the rows' ``created_at`` (default: the current time)."""
         from .. import store
 
         if not requests:
             return []
-        now = datetime.now(UTC)
+        if now is None:
+            now = datetime.now(UTC)
         try:
             found = store.for_connection(self.connection).queue.insert(requests, now)
         except Exception as exc:

@@ -4,10 +4,12 @@ Every run is enqueued as one module-level ``django.tasks`` task, ``run_generic_t
 arguments are the task name, the params as JSON, the run id and the attempt numbers. Its body
 calls ``execution.execute()``, the path every backend uses, and settles the outcome through the
 retry seam: another attempt is the same task enqueued again with ``run_after`` and
-``attempt + 1``. Every attempt returns the bridge's summary (``backends.bridge``), failures
-included: ``django.tasks`` keeps only an exception's class path and traceback text, so a run
-that failed for good is a SUCCESSFUL ``django.tasks`` result whose summary says ``failed``
-(with its error as structured fields).
+``attempt + 1``. An attempt that is retried, or a run that succeeded, was discarded or
+cancelled, returns the bridge's summary (``backends.bridge``); a run that failed for good
+raises ``BridgedRunFailed``, so its ``django.tasks`` result is FAILED like any task's that
+raised. ``django.tasks`` keeps only an exception's class path and traceback text: the
+exception's message is the run's summary as one line of JSON, read back from the traceback's
+last line, so the handle still gets the error as structured fields.
 
 Uses ``django.tasks`` (Django >= 6.0) or, on Django 5.2, the ``django-tasks`` backport.
 """
@@ -15,6 +17,7 @@ Uses ``django.tasks`` (Django >= 6.0) or, on Django 5.2, the ``django-tasks`` ba
 from __future__ import annotations
 
 import importlib
+import json
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,12 +35,20 @@ from ..exceptions import (
     EnqueueError,
     MissingDependencyError,
     ResultNotAvailableError,
+    RunFailedError,
     RunNotFoundError,
 )
 from ..execution import Attempt, execute
 from ..execution.retry import defer, settle
 from .base import BaseBackend
-from .bridge import BridgeSink, apply_summary, deferred_summary, error_fields, read_summary
+from .bridge import (
+    BridgeSink,
+    apply_summary,
+    deferred_summary,
+    error_fields,
+    error_from_fields,
+    read_summary,
+)
 
 
 def _import_tasks_framework() -> Any:
@@ -63,6 +74,22 @@ _InvalidTask: type[Exception] = getattr(
     _exceptions, "InvalidTask", getattr(_exceptions, "InvalidTaskError", TypeError)
 )
 _DoesNotExist: type[Exception] = getattr(_exceptions, "TaskResultDoesNotExist", LookupError)
+
+
+class BridgedRunFailed(RunFailedError):
+    """Raised by ``run_generic_task`` when its run failed for good: the ``django.tasks``
+    result is FAILED. ``str()`` is the run's summary as one line of JSON."""
+
+    def __init__(self, summary: dict[str, Any]) -> None:
+        error = error_from_fields(summary.get("error")) or ErrorInfo("", "")
+        super().__init__(error.type, error.message, error.traceback, str(summary.get("task", "")))
+        self.summary = summary
+
+    def __str__(self) -> str:
+        return json.dumps(self.summary, separators=(",", ":"))
+
+
+_FAILED_PATH = f"{BridgedRunFailed.__module__}.{BridgedRunFailed.__qualname__}"
 
 RESULT_IDS_KEPT = 10_000
 """How many run id -> result id pairs a backend remembers for ``get_result(run_id)``."""
@@ -106,15 +133,19 @@ def _run_generic_task(
     assert sink.summary is not None
     follow_up = sink.follow_up
     if follow_up is None:
+        if sink.summary["status"] == str(TaskStatus.FAILED):
+            raise BridgedRunFailed(sink.summary)
         return sink.summary
     follow_status = str(follow_up.status)
     if follow_status == "SUCCESSFUL":  # ran in-process (ImmediateBackend): report its end
         return dict(follow_up.return_value)
-    if follow_status == "FAILED":  # the follow-up crashed outside the task's error handling
-        summary = dict(sink.summary, status=str(TaskStatus.FAILED))
-        if follow_up.errors:
-            summary["error"] = error_fields(_crash_info(follow_up.errors[-1]))
-        return summary
+    if follow_status == "FAILED":  # it failed for good, or crashed outside the task's handling
+        summary = _failure_summary(follow_up.errors[-1]) if follow_up.errors else None
+        if summary is None:
+            summary = dict(sink.summary, status=str(TaskStatus.FAILED))
+            if follow_up.errors:
+                summary["error"] = error_fields(_crash_info(follow_up.errors[-1]))
+        raise BridgedRunFailed(summary)
     return dict(sink.summary, next=follow_up.id)
 
 
@@ -359,6 +390,10 @@ def _apply(handle: TaskHandle[Any], result: Any, deferred: bool) -> None:
             raise RunNotFoundError(f"No task run {handle.id!r}.")
         apply_summary(handle, summary)
     elif status == "FAILED":
+        summary = _failure_summary(result.errors[-1]) if result.errors else None
+        if summary is not None:  # the run failed for good: its summary, error as fields
+            apply_summary(handle, summary)
+            return
         handle.status = TaskStatus.FAILED
         handle.attempts = max(handle.attempts, len(result.worker_ids))
         if result.errors:
@@ -367,6 +402,16 @@ def _apply(handle: TaskHandle[Any], result: Any, deferred: bool) -> None:
         handle.status = TaskStatus.RUNNING
     else:
         handle.status = TaskStatus.SCHEDULED if deferred else TaskStatus.READY
+
+
+def _failure_summary(error: Any) -> dict[str, Any] | None:
+    """The summary a ``BridgedRunFailed`` carried, from the last line of its traceback text
+    (``None`` for any other error)."""
+    if str(error.exception_class_path) != _FAILED_PATH:
+        return None
+    last = str(error.traceback).rstrip("\n").rsplit("\n", 1)[-1]
+    prefix = f"{_FAILED_PATH}: "
+    return read_summary(last[len(prefix) :]) if last.startswith(prefix) else None
 
 
 def _crash_info(error: Any) -> ErrorInfo:

@@ -23,6 +23,7 @@ class TaskRegistry:
         self.urls_built = False
         """Set once an HTTP router has built its routes; later registrations go to listeners."""
         self._late_listeners: list[Callable[[AnyTaskClass], None]] = []
+        self._resolvers: dict[str, Callable[[str], AnyTaskClass]] = {}
 
     def register(self, task_class: AnyTaskClass) -> None:
         """Register a task class under its ``name``.
@@ -53,6 +54,15 @@ class TaskRegistry:
             if listener not in self._late_listeners:
                 self._late_listeners.append(listener)
 
+    def add_resolver(self, prefix: str, resolve: Callable[[str], AnyTaskClass]) -> None:
+        """Let ``resolve(name)`` find the task class of names starting with ``prefix`` that no
+        class registered (runs of Django ``@task`` functions: one class per function, made
+        when a run of it first executes). ``resolve`` raises ``UnknownTaskError`` for a name it
+        cannot resolve. The names stay out of ``names()`` and ``in``: nothing is served for
+        them over HTTP or listed as a task of this project."""
+        with self._lock:
+            self._resolvers[prefix] = resolve
+
     def unregister(self, name: str) -> None:
         """Forget the task registered under ``name`` (for tests)."""
         with self._lock:
@@ -63,6 +73,9 @@ class TaskRegistry:
         try:
             return self._tasks[name]
         except KeyError:
+            for prefix, resolve in self._resolvers.items():
+                if name.startswith(prefix):
+                    return resolve(name)
             raise UnknownTaskError(
                 f"No task is registered under the name {name!r}. Is the module that defines it "
                 "imported at start-up (an installed app's tasks.py, or AppConfig.ready())?"
