@@ -8,6 +8,8 @@ every ``PROGRESS_WRITE_EVERY`` seconds and the latest value when the attempt end
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -29,6 +31,8 @@ __all__ = [
     "sinks",
     "unregister_sink",
 ]
+
+logger = logging.getLogger("django_generic_tasks")
 
 PROGRESS_WRITE_EVERY = 0.5
 """Seconds between two progress writes of one run on the database backend."""
@@ -151,6 +155,7 @@ class ThrottledProgressWriter:
         self._clock = clock
         self._lock = threading.Lock()
         self._runs: dict[str, tuple[float, Progress | None]] = {}
+        self._writing: set[asyncio.Task[None]] = set()
 
     def report(self, run_id: str, progress: Progress) -> None:
         """Write ``progress`` now if the run's last write is old enough, else keep it."""
@@ -161,7 +166,31 @@ class ThrottledProgressWriter:
                 self._runs[run_id] = (last[0], progress)
                 return
             self._runs[run_id] = (now, None)
-        self._write(run_id, progress)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._write(run_id, progress)
+        else:  # an async run: never a database write on the event loop
+            self._write_soon(loop, run_id, progress)
+
+    def _write_soon(self, loop: asyncio.AbstractEventLoop, run_id: str, progress: Progress) -> None:
+        """The write through ``sync_to_async`` (the run's database thread: its writes stay in
+        order, before the one of ``finish``), as a task of the running loop."""
+        from asgiref.sync import sync_to_async
+
+        write = loop.create_task(sync_to_async(self._write)(run_id, progress))
+        self._writing.add(write)
+        write.add_done_callback(self._written)
+
+    def _written(self, write: asyncio.Task[None]) -> None:
+        self._writing.discard(write)
+        if not write.cancelled() and write.exception() is not None:
+            logger.warning("A progress write failed: %s", write.exception())
+
+    def holds(self, run_id: str) -> bool:
+        """Whether a report of ``run_id`` is kept, not written yet (``finish`` writes it)."""
+        last = self._runs.get(run_id)
+        return last is not None and last[1] is not None
 
     def finish(self, run_id: str) -> None:
         """The attempt of ``run_id`` ended: write its kept report, forget the run."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from asgiref.sync import sync_to_async
 from django.core.exceptions import MiddlewareNotUsed
 
 from ..execution import progress
@@ -28,6 +29,7 @@ class ProgressMiddleware(AttemptMiddleware):
             raise MiddlewareNotUsed
         super().__init__(next, chain)
         self.finish = finish
+        self.holds = getattr(progress.sink_for(chain.backend), "holds", None)
 
     def __call__(self, task: Task[Any], attempt: Attempt) -> Outcome:
         """Run the attempt, then write its latest progress."""
@@ -35,3 +37,15 @@ class ProgressMiddleware(AttemptMiddleware):
             return self.next(task, attempt)
         finally:
             self.finish(attempt.run_id)
+
+    async def __acall__(self, task: Task[Any], attempt: Attempt) -> Outcome:
+        """The same around an awaited attempt; the write (when the sink holds a report of
+        the run) goes through ``sync_to_async``, never on the event loop."""
+        try:
+            outcome: Outcome = await self.next(task, attempt)  # type: ignore[misc]  # async chain
+            return outcome
+        finally:
+            if self.holds is not None and not self.holds(attempt.run_id):
+                self.finish(attempt.run_id)  # nothing kept: it only forgets the run
+            else:
+                await sync_to_async(self.finish)(attempt.run_id)
