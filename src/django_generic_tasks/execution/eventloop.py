@@ -93,6 +93,7 @@ class LoopExecutor:
         self._closed = threading.Event()
         self._idle = threading.Condition()
         self._beat = time.monotonic()
+        self._stalled_since: float | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._accepting = True
 
@@ -160,7 +161,13 @@ class LoopExecutor:
             self._ready.set()
 
     def _tick(self) -> None:
-        self._beat = time.monotonic()
+        self._beat = now = time.monotonic()
+        stalled = self._stalled_since
+        if stalled is not None:  # the watchdog reported this stall: say that it ended
+            self._stalled_since = None
+            self._logger.warning(
+                "The event loop of async tasks turned again after %.2fs.", now - stalled
+            )
         if not self._closed.is_set():
             self._loop.call_later(STALL_TICK, self._tick)
 
@@ -228,19 +235,12 @@ class LoopExecutor:
 
     def _watch(self) -> None:
         every = min(0.1, self.stall_warning / 4)
-        stalled_since: float | None = None
         while not self._closed.wait(every):
             lag = self.lag
-            if lag > self.stall_warning and stalled_since is None:
-                stalled_since = self._beat
+            if lag > self.stall_warning and self._stalled_since is None:
+                self._stalled_since = self._beat
                 self.stalls += 1
                 self._warn(lag)
-            elif lag <= self.stall_warning and stalled_since is not None:
-                self._logger.warning(
-                    "The event loop of async tasks turned again after %.2fs.",
-                    self._beat - stalled_since,
-                )
-                stalled_since = None
 
     def _warn(self, lag: float) -> None:
         try:

@@ -26,9 +26,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("django_generic_tasks.worker")
 
-LEAST_SHARE, MOST_SHARE = 0.02, 0.98
-"""Bounds of the estimated share of async runs once both kinds were seen: a claim never
-counts on one kind being absent."""
+SNAP = 0.01
+"""An estimated share of async runs this close to 0 or 1 is taken as 0 or 1."""
 
 
 class AsyncRuns:
@@ -59,28 +58,28 @@ class AsyncRuns:
 
     def limit(self) -> int:
         """How many async runs to hold: the slots, plus ``prefetch`` seconds of work (at most
-        half as many again) waiting to start as slots free."""
+        as many again) waiting to start as slots free."""
         slots = self.concurrency
         if self.avg_seconds <= 0:
             return slots
-        return slots + min(slots // 2, int(slots / self.avg_seconds * self.options.prefetch))
+        return slots + min(slots, int(slots / self.avg_seconds * self.options.prefetch))
 
     def least_claim(self) -> int:
         """The fewest async runs worth a claim while others run."""
         return max(1, min(self.options.batch, self.concurrency) // 4)
 
-    def take(self, room: int, least: int, cap: int, in_flight: int) -> tuple[int, int]:
-        """``(how many runs to claim, the fewest worth a claim)`` given the thread pool's
-        ``room`` (its fewest ``least``, its most per claim ``cap``) and ``in_flight`` async
-        runs held."""
+    def take(self, room: int, least: int, cap: int, in_flight: int) -> tuple[int, bool]:
+        """How many runs to claim given the thread pool's ``room`` (worth a claim from
+        ``least`` on, at most ``cap`` per claim) and ``in_flight`` async runs held; and
+        whether a claim is worth it while runs are in flight (a side has room for a batch)."""
         share = self.share
         async_room = self.limit() - in_flight
-        take = async_room / share
+        take = async_room / share if share else float("inf")
         if share < 1:
             take = min(take, room / (1 - share))
         most = int((1 - share) * cap + share * self.options.batch)
-        fewest = max(1, round((1 - share) * least + share * self.least_claim()))
-        return max(0, min(int(take), most)), fewest
+        worth = (share > 0 and async_room >= self.least_claim()) or (share < 1 and room >= least)
+        return max(0, min(int(take), most)), worth
 
     def route(
         self, runs: list[ClaimedRun]
@@ -97,10 +96,10 @@ class AsyncRuns:
             else:
                 on_loop.append((run, attempt_of(run, backend), chain))
         if runs:
-            seen = len(on_loop) / len(runs)
-            if self.share or seen:
-                share = 0.5 * self.share + 0.5 * seen
-                self.share = min(MOST_SHARE, max(LEAST_SHARE, share))
+            share = 0.5 * self.share + 0.5 * len(on_loop) / len(runs)
+            # A pure stream of one kind (several claims in a row) counts as just that kind:
+            # a claim that then meets the other kind leaves at most one batch waiting.
+            self.share = 0.0 if share < SNAP else 1.0 if share > 1 - SNAP else share
         return on_threads, on_loop
 
     def learn(self, seconds: float) -> None:

@@ -171,11 +171,11 @@ class Worker:
         room = options.concurrency + limit - in_flight
         least = max(1, limit // 2)
         async_runs = self._async
-        if async_runs is None or not async_runs.share:  # no async run seen: threads only
-            take = min(room, limit)
+        if async_runs is None or not async_runs.share:  # no async run lately: threads only
+            take, worth = min(room, limit), room >= least
         else:
-            take, least = async_runs.take(room, least, limit, async_in_flight)
-        if (in_flight > 0 or async_in_flight > 0) and take < least:
+            take, worth = async_runs.take(room, least, limit, async_in_flight)
+        if (in_flight > 0 or async_in_flight > 0) and not worth:
             return 0
         if options.max_tasks is not None:
             take = min(take, options.max_tasks - self._claimed_total)
