@@ -155,7 +155,7 @@ class ThrottledProgressWriter:
         self._clock = clock
         self._lock = threading.Lock()
         self._runs: dict[str, tuple[float, Progress | None]] = {}
-        self._writing: set[asyncio.Task[None]] = set()
+        self._writing: dict[str, asyncio.Task[None]] = {}
 
     def report(self, run_id: str, progress: Progress) -> None:
         """Write ``progress`` now if the run's last write is old enough, else keep it."""
@@ -175,22 +175,28 @@ class ThrottledProgressWriter:
 
     def _write_soon(self, loop: asyncio.AbstractEventLoop, run_id: str, progress: Progress) -> None:
         """The write through ``sync_to_async`` (the run's database thread: its writes stay in
-        order, before the one of ``finish``), as a task of the running loop."""
+        order), as a task of the running loop that ``afinish`` waits for."""
         from asgiref.sync import sync_to_async
 
         write = loop.create_task(sync_to_async(self._write)(run_id, progress))
-        self._writing.add(write)
-        write.add_done_callback(self._written)
+        self._writing[run_id] = write  # the run's writes run in order: the last one suffices
 
-    def _written(self, write: asyncio.Task[None]) -> None:
-        self._writing.discard(write)
-        if not write.cancelled() and write.exception() is not None:
-            logger.warning("A progress write failed: %s", write.exception())
-
-    def holds(self, run_id: str) -> bool:
-        """Whether a report of ``run_id`` is kept, not written yet (``finish`` writes it)."""
+    async def afinish(self, run_id: str) -> None:
+        """``finish`` on an event loop: wait for the run's write under way, then write its
+        kept report through ``sync_to_async`` (never on the loop)."""
+        write = self._writing.pop(run_id, None)
+        if write is not None:
+            try:
+                await write
+            except Exception as exc:  # progress never fails a run
+                logger.warning("Could not store the progress of run %s (%s)", run_id, exc)
         last = self._runs.get(run_id)
-        return last is not None and last[1] is not None
+        if last is not None and last[1] is not None:
+            from asgiref.sync import sync_to_async
+
+            await sync_to_async(self.finish)(run_id)
+        else:
+            self.finish(run_id)  # nothing kept: it only forgets the run
 
     def finish(self, run_id: str) -> None:
         """The attempt of ``run_id`` ended: write its kept report, forget the run."""

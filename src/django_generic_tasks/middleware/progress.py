@@ -29,7 +29,7 @@ class ProgressMiddleware(AttemptMiddleware):
             raise MiddlewareNotUsed
         super().__init__(next, chain)
         self.finish = finish
-        self.holds = getattr(progress.sink_for(chain.backend), "holds", None)
+        self.afinish = getattr(progress.sink_for(chain.backend), "afinish", None)
 
     def __call__(self, task: Task[Any], attempt: Attempt) -> Outcome:
         """Run the attempt, then write its latest progress."""
@@ -39,13 +39,13 @@ class ProgressMiddleware(AttemptMiddleware):
             self.finish(attempt.run_id)
 
     async def __acall__(self, task: Task[Any], attempt: Attempt) -> Outcome:
-        """The same around an awaited attempt; the write (when the sink holds a report of
-        the run) goes through ``sync_to_async``, never on the event loop."""
+        """The same around an awaited attempt; the writes (of a sink that does them on an
+        event loop, else through ``sync_to_async``) are done before the outcome is."""
         try:
             outcome: Outcome = await self.next(task, attempt)  # type: ignore[misc]  # async chain
             return outcome
         finally:
-            if self.holds is not None and not self.holds(attempt.run_id):
-                self.finish(attempt.run_id)  # nothing kept: it only forgets the run
+            if self.afinish is not None:
+                await self.afinish(attempt.run_id)
             else:
                 await sync_to_async(self.finish)(attempt.run_id)
