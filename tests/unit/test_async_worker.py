@@ -340,3 +340,38 @@ def test_a_stopping_worker_releases_async_runs_it_claimed_but_never_started() ->
 def test_cancellation_watch_is_undone_when_the_worker_stops() -> None:
     drain(async_concurrency=5)
     assert not cancellation.delivered_to(DatabaseBackend().name)
+
+
+class DbThreads(tasks.Task[NapParams]):
+    """Notes on which thread its ``sync_to_async`` calls ran (twice, in order)."""
+
+    name = "tests.async.db_threads"
+
+    async def run(self) -> int:
+        from asgiref.sync import sync_to_async
+
+        def where() -> str:
+            TaskRun.objects.filter(pk=self.context.run_id).exists()
+            return threading.current_thread().name
+
+        first = await sync_to_async(where)()
+        await asyncio.sleep(0.01)
+        second = await sync_to_async(where)()
+        with _lock:
+            seen.setdefault("db_threads", set()).add(first)
+            seen.setdefault("same_thread", []).append(first == second)
+        return self.params.n
+
+
+def test_async_runs_share_a_bounded_set_of_database_threads_one_per_attempt() -> None:
+    from django_generic_tasks.support.compat import EXECUTOR_CONTEXTS
+
+    DbThreads.start_many([{"n": n} for n in range(120)], backend=DatabaseBackend())
+    drain(async_concurrency=120, async_db_threads=3, batch=120)
+    assert statuses() == {"succeeded": 120}
+    assert all(seen["same_thread"])  # one attempt's calls stay on one thread
+    if EXECUTOR_CONTEXTS:
+        assert len(seen["db_threads"]) <= 3
+        assert all(name.startswith("tasks-worker-loop-db-") for name in seen["db_threads"])
+    else:  # older asgiref: its one process-wide thread
+        assert len(seen["db_threads"]) == 1

@@ -7,9 +7,9 @@ slow, public-API fallback or a test that pins it:
   (``connections._connections``) and asks asyncio whether a loop runs with the private
   ``asyncio._get_running_loop``, to skip asgiref's ``Local`` on ``start()``'s hot path.
 - ``thread_sensitive_context(executor)`` uses asgiref's ``ThreadSensitiveContext(executor=)``
-  (asgiref 3.10+) to send one async run's thread-sensitive ``sync_to_async`` calls (Django's
-  async ORM) to one of the worker's database threads; older asgiref has no such argument, and
-  those calls then share asgiref's one process-wide thread (slower, never wrong).
+  (recent releases, e.g. 3.13) to send one async run's thread-sensitive ``sync_to_async``
+  calls (Django's async ORM) to one of the worker's database threads; older asgiref has no such
+  argument, and those calls then share asgiref's one process-wide thread (slower, never wrong).
 - ``BREADCRUMBS_AS_LIST``: Django 6.1's admin styles breadcrumbs only as
   ``<ol class="breadcrumbs">`` (a ``<div>`` before); the dashboard and Schedules pages write the
   markup of the running version (``django_generic_tasks/breadcrumbs.html``).
@@ -35,7 +35,7 @@ BREADCRUMBS_AS_LIST = django.VERSION >= (6, 1)
 __all__ = ["EXECUTOR_CONTEXTS", "in_atomic_block", "thread_sensitive_context"]
 
 EXECUTOR_CONTEXTS = "executor" in inspect.signature(ThreadSensitiveContext).parameters
-"""Whether asgiref's ``ThreadSensitiveContext`` takes an ``executor`` (3.10+)."""
+"""Whether asgiref's ``ThreadSensitiveContext`` takes an ``executor`` (recent releases)."""
 
 
 def thread_sensitive_context(executor: Executor) -> Any:
