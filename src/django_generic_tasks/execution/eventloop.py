@@ -55,7 +55,9 @@ class LoopExecutor:
 
     ``done`` is called for each attempt submitted and started. ``requeue_lost``: a lost
     database connection raises ``AttemptInterrupted`` (the caller puts the attempt back) rather
-    than failing the attempt, as the database worker's threads do.
+    than failing the attempt, as the database worker's threads do. ``close_connections``: a
+    database thread closes the connections an attempt opened once it ended (as
+    ``ThreadingBackend``'s threads do after each task), rather than keeping them.
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class LoopExecutor:
         db_threads: int = 8,
         stall_warning: float = 0.5,
         requeue_lost: bool = False,
+        close_connections: bool = False,
         name: str = "tasks-loop",
         logger: logging.Logger | None = None,
     ) -> None:
@@ -79,6 +82,7 @@ class LoopExecutor:
         """How many stalls the watchdog reported."""
         self._done = done
         self._requeue_lost = requeue_lost
+        self._close_connections = close_connections
         self._name = name
         self._logger = logger or logging.getLogger("django_generic_tasks")
         self._db = [
@@ -210,6 +214,8 @@ class LoopExecutor:
         except BaseException as exc:  # not a task failure: the caller decides
             error = exc
             executor.submit(_close_old_connections)  # e.g. its connection was lost
+        if self._close_connections:
+            executor.submit(_close_opened_connections)
         try:
             self._done(item, outcome, error, time.perf_counter() - began)
         except Exception:
@@ -259,6 +265,20 @@ class LoopExecutor:
         )
 
 
+_opened = threading.local()
+
+
+def _note_connection(**kwargs: object) -> None:
+    _opened.connection = True
+
+
+def _close_opened_connections() -> None:
+    """On a database thread: close the connections opened since the last call, if any."""
+    if getattr(_opened, "connection", False):
+        _opened.connection = False
+        _close_connections()
+
+
 def _close_old_connections() -> None:
     from django.db import close_old_connections
 
@@ -269,3 +289,12 @@ def _close_connections() -> None:
     from django.db import connections
 
     connections.close_all()
+
+
+def _listen_for_connections() -> None:
+    from django.db.backends.signals import connection_created
+
+    connection_created.connect(_note_connection, dispatch_uid="django_generic_tasks.eventloop")
+
+
+_listen_for_connections()
