@@ -301,7 +301,6 @@ class ThreadingBackend(BaseBackend):
                         close_connections=True,
                         name="tasks-threading-loop",
                     )
-                    loop.start()
                     self._loop = loop
         return loop
 

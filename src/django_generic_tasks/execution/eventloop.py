@@ -94,6 +94,7 @@ class LoopExecutor:
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._watchdog = threading.Thread(target=self._watch, name=f"{name}-watchdog", daemon=True)
         self._ready = threading.Event()
+        self._starting = threading.Lock()
         self._closed = threading.Event()
         self._idle = threading.Condition()
         self._beat = time.monotonic()
@@ -104,20 +105,34 @@ class LoopExecutor:
     # -- any thread -------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the loop and the watchdog; return once the loop runs."""
-        self._thread.start()
-        self._ready.wait()
-        self._watchdog.start()
+        """Start the loop and the watchdog (once); return once the loop runs."""
+        with self._starting:
+            if self._thread.ident is not None:
+                return
+            self._thread.start()
+            self._ready.wait()
+            self._watchdog.start()
 
     def submit(self, items: Sequence[tuple[Any, Attempt, AsyncHandler]]) -> None:
-        """Await each ``(item, attempt, chain)`` on the loop, in order, as slots free."""
+        """Await each ``(item, attempt, chain)`` on the loop, in order, as slots free (the
+        loop starts on first use)."""
         if items:
+            if self._thread.ident is None:
+                self.start()
             self._loop.call_soon_threadsafe(self._accept, list(items))
 
-    def stop(self) -> list[Any]:
-        """Start no more attempts; return the items of those that had not started."""
+    def stop(self, timeout: float = 5.0) -> list[Any]:
+        """Start no more attempts; return the items of those that had not started (none
+        when the loop is blocked for ``timeout`` seconds: they are left to their leases)."""
+        self._accepting = False
+        if self._thread.ident is None:  # never started
+            return []
         future = asyncio.run_coroutine_threadsafe(self._stop_accepting(), self._loop)
-        return future.result()
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            self._logger.warning("The event loop of async tasks is blocked; it was not stopped")
+            return []
 
     def wait_idle(self, timeout: float | None) -> bool:
         """Wait until no attempt runs; ``False`` when ``timeout`` passed first."""
@@ -136,6 +151,10 @@ class LoopExecutor:
         if self._closed.is_set():
             return
         self._closed.set()
+        if self._thread.ident is None:  # never started
+            for executor in self._db:
+                executor.shutdown(wait=False)
+            return
         if self._loop.is_running():
             self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)

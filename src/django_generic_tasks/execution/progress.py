@@ -200,6 +200,8 @@ class ThrottledProgressWriter:
 
     def finish(self, run_id: str) -> None:
         """The attempt of ``run_id`` ended: write its kept report, forget the run."""
+        if self._writing:  # an async run awaited on its own loop (asyncio.run()) wrote
+            self._writing.pop(run_id, None)
         if not self._runs:  # the common case: the run reported nothing
             return
         with self._lock:

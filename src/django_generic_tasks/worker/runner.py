@@ -293,8 +293,8 @@ class Worker:
         from .notify import Listener
 
         if self.options.async_concurrency:
+            # Its event loop starts with the first async run: none for sync-only work.
             self._async = AsyncRuns(self.options, self.backend.name, self._async_done)
-            self._async.executor.start()
         for number in range(self.options.concurrency):
             thread = threading.Thread(
                 target=self._execute_loop, name=f"tasks-worker-{number}", daemon=True
