@@ -364,13 +364,13 @@ class DbThreads(tasks.Task[NapParams]):
 
 
 def test_async_runs_share_a_bounded_set_of_database_threads_one_per_attempt() -> None:
-    from django_generic_tasks.support.compat import EXECUTOR_CONTEXTS
+    from django_generic_tasks.support.compat import EXECUTOR_CONTEXTS, FAST_THREAD_SENSITIVE
 
     DbThreads.start_many([{"n": n} for n in range(120)], backend=DatabaseBackend())
     drain(async_concurrency=120, async_db_threads=3, batch=120)
     assert statuses() == {"succeeded": 120}
     assert all(seen["same_thread"])  # one attempt's calls stay on one thread
-    if EXECUTOR_CONTEXTS:
+    if FAST_THREAD_SENSITIVE or EXECUTOR_CONTEXTS:
         assert len(seen["db_threads"]) <= 3
         assert all(name.startswith("tasks-worker-loop-db-") for name in seen["db_threads"])
     else:  # older asgiref: its one process-wide thread

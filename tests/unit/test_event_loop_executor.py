@@ -266,3 +266,48 @@ def test_async_worker_options_are_validated(options: dict[str, Any], message: st
 
     with pytest.raises(WorkerOptionError, match=message):
         WorkerOptions(**options)
+
+
+def test_asgirefs_names_of_the_fast_thread_sensitive_path_still_exist() -> None:
+    """``support.compat.ThreadSensitivePool`` sets two undocumented names of asgiref: the day
+    they go, this fails (the pool then falls back to the public, slower path)."""
+    from django_generic_tasks.support.compat import FAST_THREAD_SENSITIVE
+
+    assert FAST_THREAD_SENSITIVE
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_bound_runs_thread_sensitive_calls_go_to_its_executor(
+    fast: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from asgiref.sync import sync_to_async
+
+    from django_generic_tasks.support import compat
+
+    monkeypatch.setattr(compat, "FAST_THREAD_SENSITIVE", fast)
+    executors = [ThreadPoolExecutor(1, thread_name_prefix=f"pool-{n}") for n in range(2)]
+    pool = compat.ThreadSensitivePool(list(executors))
+
+    async def one(index: int) -> list[str]:
+        async with pool.bind(index):
+            names = []
+            for _ in range(3):
+                names.append(await sync_to_async(lambda: threading.current_thread().name)())
+                await asyncio.sleep(0)
+            return names
+
+    async def both() -> list[list[str]]:
+        return list(await asyncio.gather(one(0), one(1), one(0)))
+
+    try:
+        first, second, third = asyncio.run(both())
+    finally:
+        for executor in executors:
+            executor.shutdown()
+    if fast or compat.EXECUTOR_CONTEXTS:
+        assert {name.split("_")[0] for name in first + third} == {"pool-0"}
+        assert {name.split("_")[0] for name in second} == {"pool-1"}
+    else:
+        assert len(set(first + second + third)) == 1  # asgiref's one shared thread

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from ..support.compat import thread_sensitive_context
+from ..support.compat import ThreadSensitivePool
 from . import execute_async
 from .attempts import requeue_lost_connections
 
@@ -89,7 +89,8 @@ class LoopExecutor:
             ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-db-{number}")
             for number in range(max(1, db_threads))
         ]
-        self._next_db = itertools.cycle(self._db).__next__
+        self._pool = ThreadSensitivePool(list(self._db))
+        self._next_db = itertools.cycle(range(len(self._db))).__next__
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._watchdog = threading.Thread(target=self._watch, name=f"{name}-watchdog", daemon=True)
@@ -221,11 +222,12 @@ class LoopExecutor:
 
     async def _await(self, item: Any, attempt: Attempt, chain: AsyncHandler) -> None:
         began = time.perf_counter()
-        executor = self._next_db()
+        index = self._next_db()
+        executor = self._db[index]
         outcome: Outcome | None = None
         error: BaseException | None = None
         try:
-            async with thread_sensitive_context(executor):
+            async with self._pool.bind(index):
                 outcome = await execute_async(attempt, chain)
         except asyncio.CancelledError:
             self._ended()
