@@ -375,3 +375,13 @@ def test_async_runs_share_a_bounded_set_of_database_threads_one_per_attempt() ->
         assert all(name.startswith("tasks-worker-loop-db-") for name in seen["db_threads"])
     else:  # older asgiref: its one process-wide thread
         assert len(seen["db_threads"]) == 1
+
+
+def test_an_async_run_longer_than_its_lease_completes_once_because_heartbeats_extend_it() -> None:
+    # A lease of 0.3 s, a body of 1.2 s: without heartbeats covering async runs the worker's
+    # own reaper would requeue the run (after 0.5 s) and run it a second time.
+    handle = Nap(NapParams(n=1, seconds=1.2)).start(backend=DatabaseBackend())
+    drain(lease=0.3, async_concurrency=5)
+    run = TaskRun.objects.get(pk=handle.id)
+    assert (run.status, run.attempt, run.result) == ("succeeded", 1, 1)
+    assert seen["peak"] == 1
