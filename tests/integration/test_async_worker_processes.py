@@ -98,7 +98,7 @@ def test_a_running_async_run_reports_progress_and_stops_when_cancelled(procdb: P
 
 
 def test_a_sigkilled_worker_loses_no_async_run(procdb: ProcDB) -> None:
-    start(procdb, "AsyncChaos", [{"n": n, "sleep": 0.3} for n in range(300)])
+    start(procdb, "AsyncChaos", [{"n": n, "sleep": 0.5} for n in range(400)])
     worker = procdb.start_worker(
         "--async-concurrency", "50", "--interval", "0.1", "--lease", "1", "--batch", "50"
     )
@@ -109,6 +109,6 @@ def test_a_sigkilled_worker_loses_no_async_run(procdb: ProcDB) -> None:
     rescuer = procdb.start_worker(
         "--async-concurrency", "50", "--interval", "0.1", "--lease", "1", "--batch", "50"
     )
-    wait_for(lambda: procdb.statuses() == {"succeeded": 300}, 120, "every run to succeed")
+    wait_for(lambda: procdb.statuses() == {"succeeded": 400}, 120, "every run to succeed")
     assert stop(rescuer) == 0
-    assert set(procdb.side_effects()) == set(range(300))
+    assert set(procdb.side_effects()) == set(range(400))
