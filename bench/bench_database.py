@@ -416,14 +416,17 @@ def _table(results: dict[str, Any], sizes: dict[str, int], rounds: int, notes: l
     print()
 
 
-def drain_only(count: int, rounds: int, baseline: Path | None, engine: str) -> None:
+def drain_only(
+    count: int, rounds: int, baseline: Path | None, engine: str, prefix: str = "dgt_bench"
+) -> None:
     """Ours only: 1-worker drains of ``count`` runs, this tree vs ``baseline`` (another
-    checkout's ``src``, e.g. before a change), interleaved round by round."""
+    checkout's ``src``, e.g. before a change), interleaved round by round (databases
+    ``<prefix>_drain_*``)."""
     trees = {"this tree": ROOT / "src", **({"baseline": baseline} if baseline else {})}
     rates: dict[str, list[float]] = {name: [] for name in trees}
     for _ in range(rounds):
         for name, src in trees.items():
-            db = "dgt_bench_drain_" + name.replace(" ", "_")
+            db = f"{prefix}_drain_" + name.replace(" ", "_")
             _fresh_database("ours", db, engine, src)
             env = _env("ours", db, engine, src)
             try:
@@ -563,7 +566,7 @@ def _arguments() -> Any:
     parser.add_argument(
         "--db-prefix",
         default="dgt_bench",
-        help="prefix of the databases --latency-only / --start-only create and drop",
+        help="prefix of the databases --drain-only / --latency-only / --start-only create and drop",
     )
     return parser.parse_args()
 
@@ -578,6 +581,7 @@ if __name__ == "__main__":
             args.rounds or 5,
             args.baseline,
             "mysql" if args.mariadb else "postgresql",
+            args.db_prefix,
         )
     elif args.latency_only or args.start_only:
         import latency

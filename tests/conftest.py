@@ -15,6 +15,7 @@ CONCURRENCY_MODULES = frozenset(
     f"tests.unit.{name}"
     for name in (
         "test_abandoned_threads",
+        "test_async_worker",
         "test_await_result_concurrency",
         "test_cancel",
         "test_database_task_backend",

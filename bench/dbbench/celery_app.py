@@ -11,6 +11,7 @@ import os
 import random
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,19 @@ app.conf.update(
     task_ignore_result=True,
 )
 _seen: dict[str, Any] = {"fd": None, "first": 0.0, "count": 0}
+_counting = threading.Lock()  # the threads and gevent pools finish runs side by side
 
 
 @app.task(name="bench.noop")
 def noop(n: int) -> None:
     """Does nothing."""
     return None
+
+
+@app.task(name="bench.nap")
+def nap(n: int) -> None:
+    """Waits 0.1 s (an API call's wait), blocking its thread (or greenlet, under gevent)."""
+    time.sleep(0.1)
 
 
 @app.task(name="bench.stamp")
@@ -52,11 +60,12 @@ def _last(**_: Any) -> None:
     out = os.environ.get("BENCH_OUT")
     if not out:
         return
-    if _seen["fd"] is None:
-        _seen["fd"] = os.open(os.path.join(out, str(os.getpid())), os.O_WRONLY | os.O_CREAT)
-    _seen["count"] += 1
-    line = f"{_seen['first']:.6f} {time.time():.6f} {_seen['count']:010d}"
-    os.pwrite(_seen["fd"], line.encode(), 0)
+    with _counting:
+        if _seen["fd"] is None:
+            _seen["fd"] = os.open(os.path.join(out, str(os.getpid())), os.O_WRONLY | os.O_CREAT)
+        _seen["count"] += 1
+        line = f"{_seen['first']:.6f} {time.time():.6f} {_seen['count']:010d}"
+        os.pwrite(_seen["fd"], line.encode(), 0)
 
 
 def _enqueue(count: int) -> dict[str, float]:
@@ -74,6 +83,13 @@ def _bulk(count: int) -> dict[str, float]:
         for n in range(count):
             noop.apply_async((n,), producer=producer)
     return {"rate": count / (time.perf_counter() - began)}
+
+
+def _naps(count: int) -> dict[str, float]:
+    with app.producer_or_acquire() as producer:
+        for n in range(count):
+            nap.apply_async((n,), producer=producer)
+    return {"started": count}
 
 
 def _purge(_: int) -> dict[str, float]:
@@ -101,4 +117,5 @@ def _latency(samples: int) -> dict[str, float]:
 if __name__ == "__main__":
     command, argument = sys.argv[1], int(sys.argv[2])
     actions = {"enqueue": _enqueue, "bulk": _bulk, "latency": _latency, "purge": _purge}
+    actions["nap"] = _naps
     print(json.dumps(actions[command](argument)))

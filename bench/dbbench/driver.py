@@ -137,9 +137,19 @@ def claim(rows: int) -> dict[str, float]:
     return {"empty": empty, "full": full}
 
 
+def naps(count: int, kind: str) -> dict[str, float]:
+    """Start ``count`` runs of ``nap`` (async) or ``sync_nap`` in one transaction (ours)."""
+    from dbbench import tasks
+
+    task = tasks.Nap if kind == "nap" else tasks.SyncNap
+    with transaction.atomic():
+        task.start_many([{"n": n} for n in range(count)])
+    return {"started": count}
+
+
 if __name__ == "__main__":
     command, argument = sys.argv[1], int(sys.argv[2])
-    result = {"enqueue": enqueue, "bulk": bulk, "latency": latency, "claim": claim}[command](
-        argument
-    )
+    actions: dict[str, Any] = {"enqueue": enqueue, "bulk": bulk, "latency": latency}
+    actions.update(claim=claim, nap=lambda n: naps(n, "nap"), sync_nap=lambda n: naps(n, "sync"))
+    result = actions[command](argument)
     print(json.dumps(result))

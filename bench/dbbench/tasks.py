@@ -1,8 +1,10 @@
-"""The same two task bodies for each system: ``noop`` does nothing, ``stamp`` returns the time
-its body began (for start-to-body latency)."""
+"""The same task bodies for each system: ``noop`` does nothing, ``stamp`` returns the time
+its body began (for start-to-body latency); ours also has ``nap`` (``await asyncio.sleep``)
+and ``sync_nap`` (``time.sleep``), for ``bench_async.py``."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from typing import Any
@@ -30,6 +32,26 @@ if os.environ.get("BENCH_SYSTEM", "ours") == "ours":
 
         def run(self) -> float:
             return time.time()
+
+    class NapParams(BaseModel):
+        n: int
+        seconds: float = 0.1
+
+    class Nap(tasks.Task[NapParams]):
+        """Awaits a sleep (an API call's wait, without the API)."""
+
+        name = "bench.nap"
+
+        async def run(self) -> None:
+            await asyncio.sleep(self.params.seconds)
+
+    class SyncNap(tasks.Task[NapParams]):
+        """The same wait, blocking a thread."""
+
+        name = "bench.sync_nap"
+
+        def run(self) -> None:
+            time.sleep(self.params.seconds)
 
 else:
     from django.tasks import task

@@ -6,6 +6,7 @@ counts side effects even across SIGKILLs (one short ``write()`` with ``O_APPEND`
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 
@@ -94,4 +95,50 @@ class HoldsItsConnection(tasks.Task[HoldParams]):
         if not os.path.exists(os.environ["CHAOS_LOG"] + ".resume"):
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_sleep(60)")
+        return record(self.params.n)
+
+
+def record_span(n: int, began: float, ended: float) -> None:
+    """Append ``n began ended`` to ``CHAOS_LOG + '.spans'`` (when an async body ran)."""
+    fd = os.open(os.environ["CHAOS_LOG"] + ".spans", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        os.write(fd, f"{n} {began:.6f} {ended:.6f}\n".encode())
+    finally:
+        os.close(fd)
+
+
+class AsyncChaos(tasks.Task[ChaosParams]):
+    """Awaits a sleep on the worker's event loop, then records ``n`` and its span."""
+
+    name = "tests.chaos.async"
+
+    async def run(self) -> int:
+        began = time.time()
+        await asyncio.sleep(self.params.sleep)
+        record_span(self.params.n, began, time.time())
+        return record(self.params.n)
+
+
+class AsyncSlow(tasks.Task[ChaosParams]):
+    """Awaits ``sleep`` seconds, past its 0.5 s timeout when ``sleep`` is longer."""
+
+    name = "tests.chaos.async_slow"
+    timeout = 0.5
+
+    async def run(self) -> int:
+        await asyncio.sleep(self.params.sleep)
+        return record(self.params.n)
+
+
+class AsyncUntilCancelled(tasks.Task[LoopParams]):
+    """Reports progress, then checks for a cancel every 10 ms for up to a minute."""
+
+    name = "tests.chaos.async_until_cancelled"
+
+    async def run(self) -> int:
+        self.report_progress(1, 2, "waiting for a cancel")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            self.check_cancelled()
+            await asyncio.sleep(0.01)
         return record(self.params.n)

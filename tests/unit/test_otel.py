@@ -242,3 +242,22 @@ def test_the_json_formatter_works_without_a_span() -> None:
     entry = json.loads(CloudLoggingFormatter(project=None).format(record))
     assert entry["severity"] == "ERROR"
     assert "logging.googleapis.com/trace" not in entry
+
+
+@pytest.mark.django_db(transaction=True)
+def test_async_runs_on_the_workers_event_loop_get_their_consumer_spans_and_metrics(
+    otel: Otel,
+) -> None:
+    from tests.testapp.tasks import AsyncEchoTask
+
+    handles = [AsyncEchoTask({"value": f"v{n}"}).start(backend=DatabaseBackend()) for n in range(3)]
+    producers = {hex_span_id(s) for s in _by_kind(otel.spans(), SpanKind.PRODUCER)}
+    worker = Worker(WorkerOptions(once=True, interval=0.02, concurrency=1, async_concurrency=5))
+    worker.run(install_signals=False)
+    consumers = _by_kind(otel.spans(), SpanKind.CONSUMER)
+    assert sorted(c.attributes["messaging.message.id"] for c in consumers) == sorted(
+        h.id for h in handles
+    )
+    assert {f"{c.parent.span_id:016x}" for c in consumers} == producers  # each its own parent
+    finished = otel.points("django_generic_tasks.runs.finished")
+    assert sum(p.value for p in finished) == 3

@@ -22,7 +22,8 @@ from ..core.enqueue import EnqueueRequest
 from ..core.handles import TaskHandle
 from ..core.status import TaskStatus
 from ..exceptions import CapacityExceededError, EnqueueError, InvalidOptionError
-from ..execution import Attempt, execute
+from ..execution import Attempt, Outcome, execute, loop_chain
+from ..execution.eventloop import LoopExecutor
 from ..execution.retry import defer, settle
 from .base import BaseBackend
 
@@ -44,6 +45,10 @@ class ThreadingBackend(BaseBackend):
     running or due later (then ``EnqueueError``), delays of at most ``max_delay`` seconds
     (then ``InvalidOptionError``) and at most ``max_delayed_bytes`` of params held for runs
     due later (then ``EnqueueError``). Retries of accepted runs are never refused.
+
+    Attempts of ``async def run()`` tasks are awaited on one event loop thread, up to
+    ``async_concurrency`` at once, rather than each holding a thread in its own
+    ``asyncio.run()`` (``0``: they take the threads, as sync tasks do).
     """
 
     supports_defer = True
@@ -58,9 +63,13 @@ class ThreadingBackend(BaseBackend):
         max_pending: int = 10_000,
         max_delay: float = 86_400.0,
         max_delayed_bytes: int = 64 * 1024 * 1024,
+        async_concurrency: int = 100,
     ) -> None:
         if type(max_workers) is not int or max_workers < 1:
             raise ValueError("max_workers must be an integer >= 1")
+        if type(async_concurrency) is not int or async_concurrency < 0:
+            raise ValueError("async_concurrency must be an integer >= 0")
+        self.async_concurrency = async_concurrency
         for option, value in (
             ("max_pending", max_pending),
             ("max_delayed_bytes", max_delayed_bytes),
@@ -97,6 +106,7 @@ class ThreadingBackend(BaseBackend):
         self._counter = itertools.count()
         self._threads: list[threading.Thread] = []
         self._scheduler: threading.Thread | None = None
+        self._loop: LoopExecutor | None = None
         self._closed = False
 
     def enqueue(self, request: EnqueueRequest) -> TaskHandle[Any]:
@@ -227,16 +237,23 @@ class ThreadingBackend(BaseBackend):
     def _work(self) -> None:
         tokens, mutex, idle, pop_ready = self._tokens, self._mutex, self._idle, self._pop_ready
         backend_name = self.name
+        on_loop = self.async_concurrency > 0
         _opened.connection = False  # set: getattr() with a default on a missing one is slow
         tokens.get()
         with mutex:
             item = pop_ready()
         while item is not _STOP:
             assert isinstance(item, EnqueueRequest)
+            ended = 1  # 0: handed to the event loop, which counts it finished
             try:
-                outcome = execute(Attempt.of(item, backend_name))
-                if outcome.decision.retry:  # a final one: nothing to record here
-                    settle(self, item, outcome)
+                chain = loop_chain(item.task_name, backend_name) if on_loop else None
+                if chain is not None:
+                    self._event_loop().submit([(item, Attempt.of(item, backend_name), chain)])
+                    ended = 0
+                else:
+                    outcome = execute(Attempt.of(item, backend_name))
+                    if outcome.decision.retry:  # a final one: nothing to record here
+                        settle(self, item, outcome)
             except CapacityExceededError as exc:  # refused before it ran: try again later
                 defer(self, item, exc)
             except BaseException:  # e.g. SystemExit from a task: log it, keep the worker
@@ -260,7 +277,7 @@ class ThreadingBackend(BaseBackend):
                 except queue.Empty:  # another worker took it in between
                     has_next = False
             with mutex:
-                self._unfinished -= 1
+                self._unfinished -= ended
                 if self._unfinished == 0:
                     idle.notify_all()
                 if has_next:
@@ -269,6 +286,46 @@ class ThreadingBackend(BaseBackend):
             tokens.get()
             with mutex:
                 item = pop_ready()
+
+    def _event_loop(self) -> LoopExecutor:
+        """The event loop of async attempts (started on first use)."""
+        loop = self._loop
+        if loop is None:
+            with self._lock:
+                loop = self._loop
+                if loop is None:
+                    loop = LoopExecutor(
+                        concurrency=self.async_concurrency,
+                        done=self._awaited,
+                        db_threads=self.max_workers,
+                        close_connections=True,
+                        name="tasks-threading-loop",
+                    )
+                    self._loop = loop
+        return loop
+
+    def _awaited(
+        self, item: EnqueueRequest, outcome: Outcome | None, error: BaseException | None, _: float
+    ) -> None:
+        """An async attempt ended (on the loop thread): settle it as a thread would."""
+        try:
+            if isinstance(error, CapacityExceededError):
+                defer(self, item, error)
+            elif error is not None:
+                logger.error(
+                    "Task %s (run %s) raised outside the task's error handling.",
+                    item.task_name,
+                    item.run_id,
+                    exc_info=error,
+                    extra={"task_name": item.task_name, "run_id": item.run_id},
+                )
+            elif outcome is not None and outcome.decision.retry:
+                settle(self, item, outcome)
+        finally:
+            with self._mutex:
+                self._unfinished -= 1
+                if self._unfinished == 0:
+                    self._idle.notify_all()
 
     def _schedule(self) -> None:
         while True:
@@ -327,6 +384,8 @@ class ThreadingBackend(BaseBackend):
         for _ in range(self.max_workers):
             self._push_ready(_STOP_RANK, _STOP)
         self._threads = []
+        if self._loop is not None:
+            self._loop.close()
 
 
 _instances: weakref.WeakSet[ThreadingBackend] = weakref.WeakSet()

@@ -13,15 +13,24 @@ import logging
 from inspect import isawaitable
 from typing import TYPE_CHECKING, Any
 
+from asgiref.sync import sync_to_async
 from pydantic import ValidationError
 
 from ..core.params import validate_params
 from ..core.registry import registry
 from ..core.status import TaskStatus
 from ..exceptions import UnknownTaskError
-from ..middleware import Handler, chain_for, chains, poisoned_chain
+from ..middleware import (
+    AsyncHandler,
+    Handler,
+    async_chain_for,
+    async_chains,
+    chain_for,
+    chains,
+    poisoned_chain,
+)
 from ..middleware.coroutines import awaited, run_coroutine
-from ..middleware.timeout import run_plain, runner_for
+from ..middleware.timeout import is_async, run_plain, runner_for
 from .attempts import (
     FINAL,
     Attempt,
@@ -31,6 +40,7 @@ from .attempts import (
     failed,
     requeue_lost_connections,
 )
+from .timeouts import with_timeout
 
 if TYPE_CHECKING:
     from ..core.task import Task
@@ -42,6 +52,8 @@ __all__ = [
     "Outcome",
     "error_info",
     "execute",
+    "execute_async",
+    "loop_chain",
     "requeue_lost_connections",
 ]
 
@@ -76,6 +88,58 @@ def execute(attempt: Attempt) -> Outcome:
     except KeyError:
         chain = chain_for(task_class, backend, _terminal(task_class))
     return chain(task, attempt)
+
+
+def loop_chain(task_name: str, backend: str) -> AsyncHandler | None:
+    """The async chain to await attempts of ``task_name`` with on an event loop
+    (``execute_async``); ``None``: run them with ``execute()`` on a thread (not an
+    ``async def run()`` task, an unknown one, or a middleware in its chain has no async path)."""
+    try:
+        task_class = registry.get(task_name)
+    except UnknownTaskError:
+        return None
+    try:
+        return async_chains[backend][task_class]
+    except KeyError:
+        pass
+    terminal = _async_terminal(task_class) if is_async(task_class) else None
+    return async_chain_for(task_class, backend, terminal)
+
+
+async def execute_async(attempt: Attempt, chain: AsyncHandler) -> Outcome:
+    """``execute()`` on an event loop: await ``attempt`` through ``chain`` (``loop_chain``
+    of its task). ``run()`` is awaited on the loop, cancelled at the task's ``timeout``."""
+    task_class = registry.get(attempt.task_name)
+    try:
+        task = task_class(validate_params(task_class.params_model, attempt.params))
+    except (ValidationError, TypeError) as exc:
+        limit = attempt.max_attempts or task_class.max_attempts
+        return await sync_to_async(_poisoned)(task_class, attempt, limit, exc)
+    task._run_context = attempt  # type: ignore[assignment]  # a RunContext once built
+    return await chain(task, attempt)
+
+
+def _async_terminal(task_class: type[Task[Any]]) -> AsyncHandler:
+    """The innermost step of an async chain: await ``run()`` (cancelled at the timeout)."""
+    name, default_limit, timeout = task_class.name, task_class.max_attempts, task_class.timeout
+
+    async def call_async(task: Task[Any], attempt: Attempt) -> Outcome:
+        debug = logger.isEnabledFor(_DEBUG)
+        if debug:
+            _log_started(attempt)
+        try:
+            if timeout is None:
+                result = await task.run()
+            else:
+                result = await with_timeout(task.run(), timeout)  # type: ignore[arg-type]
+        except Exception as exc:
+            return failed(task, exc)
+        if debug:
+            _log_succeeded(attempt)
+        limit = attempt.max_attempts or default_limit
+        return Outcome(attempt.run_id, name, attempt.attempt, limit, _SUCCEEDED, result)
+
+    return call_async
 
 
 def _terminal(task_class: type[Task[Any]]) -> Handler:

@@ -8,6 +8,8 @@ every ``PROGRESS_WRITE_EVERY`` seconds and the latest value when the attempt end
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -29,6 +31,8 @@ __all__ = [
     "sinks",
     "unregister_sink",
 ]
+
+logger = logging.getLogger("django_generic_tasks")
 
 PROGRESS_WRITE_EVERY = 0.5
 """Seconds between two progress writes of one run on the database backend."""
@@ -151,6 +155,7 @@ class ThrottledProgressWriter:
         self._clock = clock
         self._lock = threading.Lock()
         self._runs: dict[str, tuple[float, Progress | None]] = {}
+        self._writing: dict[str, asyncio.Task[None]] = {}
 
     def report(self, run_id: str, progress: Progress) -> None:
         """Write ``progress`` now if the run's last write is old enough, else keep it."""
@@ -161,10 +166,42 @@ class ThrottledProgressWriter:
                 self._runs[run_id] = (last[0], progress)
                 return
             self._runs[run_id] = (now, None)
-        self._write(run_id, progress)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._write(run_id, progress)
+        else:  # an async run: never a database write on the event loop
+            self._write_soon(loop, run_id, progress)
+
+    def _write_soon(self, loop: asyncio.AbstractEventLoop, run_id: str, progress: Progress) -> None:
+        """The write through ``sync_to_async`` (the run's database thread: its writes stay in
+        order), as a task of the running loop that ``afinish`` waits for."""
+        from asgiref.sync import sync_to_async
+
+        write = loop.create_task(sync_to_async(self._write)(run_id, progress))
+        self._writing[run_id] = write  # the run's writes run in order: the last one suffices
+
+    async def afinish(self, run_id: str) -> None:
+        """``finish`` on an event loop: wait for the run's write under way, then write its
+        kept report through ``sync_to_async`` (never on the loop)."""
+        write = self._writing.pop(run_id, None)
+        if write is not None:
+            try:
+                await write
+            except Exception as exc:  # progress never fails a run
+                logger.warning("Could not store the progress of run %s (%s)", run_id, exc)
+        last = self._runs.get(run_id)
+        if last is not None and last[1] is not None:
+            from asgiref.sync import sync_to_async
+
+            await sync_to_async(self.finish)(run_id)
+        else:
+            self.finish(run_id)  # nothing kept: it only forgets the run
 
     def finish(self, run_id: str) -> None:
         """The attempt of ``run_id`` ended: write its kept report, forget the run."""
+        if self._writing:  # an async run awaited on its own loop (asyncio.run()) wrote
+            self._writing.pop(run_id, None)
         if not self._runs:  # the common case: the run reported nothing
             return
         with self._lock:

@@ -32,20 +32,34 @@ class CancellationMiddleware(AttemptMiddleware):
 
     def __call__(self, task: Task[Any], attempt: Attempt) -> Outcome:
         """``CANCELLED`` when asked before the start, else the attempt's outcome."""
-        requests = self.requests
         run_id = attempt.run_id
-        if requests.is_requested(run_id):
-            requests.clear(run_id)
-            error = TaskCancelled(f"Run {run_id} was cancelled before it started.")
-            return Outcome(
-                run_id,
-                attempt.task_name,
-                attempt.attempt,
-                task.context.max_attempts,
-                TaskStatus.CANCELLED,
-                error=error_info(error),
-            )
+        if self.requests.is_requested(run_id):
+            return self._cancelled(task, attempt)
         try:
             return self.next(task, attempt)
         finally:
-            requests.clear(run_id)  # asked while it ran: the attempt is over
+            self.requests.clear(run_id)  # asked while it ran: the attempt is over
+
+    async def __acall__(self, task: Task[Any], attempt: Attempt) -> Outcome:
+        """The same around an awaited attempt."""
+        run_id = attempt.run_id
+        if self.requests.is_requested(run_id):
+            return self._cancelled(task, attempt)
+        try:
+            outcome: Outcome = await self.next(task, attempt)  # type: ignore[misc]  # async chain
+            return outcome
+        finally:
+            self.requests.clear(run_id)
+
+    def _cancelled(self, task: Task[Any], attempt: Attempt) -> Outcome:
+        run_id = attempt.run_id
+        self.requests.clear(run_id)
+        error = TaskCancelled(f"Run {run_id} was cancelled before it started.")
+        return Outcome(
+            run_id,
+            attempt.task_name,
+            attempt.attempt,
+            task.context.max_attempts,
+            TaskStatus.CANCELLED,
+            error=error_info(error),
+        )

@@ -6,17 +6,18 @@ import inspect
 import logging
 from typing import TYPE_CHECKING, Any
 
+from asgiref.sync import sync_to_async
 from django.core.exceptions import MiddlewareNotUsed
 
 from ..core.status import TaskStatus
+from ..core.task import Task
 from . import AttemptMiddleware, Chain, Handler
 from .coroutines import awaited, run_coroutine
 
 if TYPE_CHECKING:
-    from ..core.task import Task
     from ..execution.attempts import Attempt, Outcome
 
-__all__ = ["HooksMiddleware", "run_hook"]
+__all__ = ["HooksMiddleware", "run_hook", "run_hook_async"]
 
 logger = logging.getLogger("django_generic_tasks")
 
@@ -36,32 +37,70 @@ class HooksMiddleware(AttemptMiddleware):
         run_hook(task, outcome)
         return outcome
 
+    async def __acall__(self, task: Task[Any], attempt: Attempt) -> Outcome:
+        """The same around an awaited attempt: an ``async def`` hook is awaited on the loop,
+        a sync one runs through ``sync_to_async``."""
+        outcome: Outcome = await self.next(task, attempt)  # type: ignore[misc]  # async chain
+        await run_hook_async(task, outcome)
+        return outcome
+
+
+def _hook_of(outcome: Outcome) -> tuple[str, tuple[Any, ...]] | None:
+    """The name and arguments of the lifecycle hook of ``outcome`` (``None``: none)."""
+    status, error = outcome.status, outcome.error
+    if status is TaskStatus.SUCCEEDED:
+        return "on_success", (outcome.result,)
+    if error is None or status is TaskStatus.CANCELLED:
+        return None
+    if outcome.decision.retry:
+        return "on_retry", (error, outcome.decision.retry_at)
+    if status is TaskStatus.DISCARDED:
+        return "on_discard", (error,)
+    return "on_failure", (error,)
+
 
 def run_hook(task: Task[Any], outcome: Outcome) -> None:
     """Call the lifecycle hook of ``outcome`` on ``task``; log (never raise) its exception."""
-    status, error = outcome.status, outcome.error
-    args: tuple[Any, ...]
-    if status is TaskStatus.SUCCEEDED:
-        hook, args = "on_success", (outcome.result,)
-    elif error is None or status is TaskStatus.CANCELLED:
+    found = _hook_of(outcome)
+    if found is None:
         return
-    elif outcome.decision.retry:
-        hook, args = "on_retry", (error, outcome.decision.retry_at)
-    elif status is TaskStatus.DISCARDED:
-        hook, args = "on_discard", (error,)
-    else:
-        hook, args = "on_failure", (error,)
+    hook, args = found
     try:
         result = getattr(task, hook)(*args)
         if result is not None and inspect.isawaitable(result):
             run_coroutine(awaited(result))
     except Exception:
-        logger.exception(
-            "Task %s (run %s): %s raised after attempt %d; the run's outcome stays %s.",
-            outcome.task_name,
-            outcome.run_id,
-            hook,
-            outcome.attempt,
-            outcome.run_status,
-            extra={"task_name": outcome.task_name, "run_id": outcome.run_id},
-        )
+        _log_hook_error(outcome, hook)
+
+
+async def run_hook_async(task: Task[Any], outcome: Outcome) -> None:
+    """``run_hook`` on an event loop: an ``async def`` hook awaited, a sync one run through
+    ``sync_to_async`` (it may use the ORM)."""
+    found = _hook_of(outcome)
+    if found is None:
+        return
+    hook, args = found
+    method = getattr(task, hook)
+    if getattr(type(task), hook) is getattr(Task, hook):
+        return  # not overridden: no thread hop for a no-op
+    try:
+        if inspect.iscoroutinefunction(method):
+            await method(*args)
+        else:
+            result = await sync_to_async(method)(*args)
+            if result is not None and inspect.isawaitable(result):
+                await result
+    except Exception:
+        _log_hook_error(outcome, hook)
+
+
+def _log_hook_error(outcome: Outcome, hook: str) -> None:
+    logger.exception(
+        "Task %s (run %s): %s raised after attempt %d; the run's outcome stays %s.",
+        outcome.task_name,
+        outcome.run_id,
+        hook,
+        outcome.attempt,
+        outcome.run_status,
+        extra={"task_name": outcome.task_name, "run_id": outcome.run_id},
+    )

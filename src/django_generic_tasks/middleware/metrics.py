@@ -43,3 +43,15 @@ class MetricsMiddleware(AttemptMiddleware):
             attempt.task_name, queue, metrics.outcome_name(outcome), time.perf_counter() - began
         )
         return outcome
+
+    async def __acall__(self, task: Task[Any], attempt: Attempt) -> Outcome:
+        """The same around an awaited attempt."""
+        metrics = self.metrics
+        began = time.perf_counter()
+        queue = queue_of(self.chain, attempt)
+        metrics.record_waited(attempt.task_name, queue, attempt.waiting_since)
+        outcome: Outcome = await self.next(task, attempt)  # type: ignore[misc]  # async chain
+        metrics.record_finished(
+            attempt.task_name, queue, metrics.outcome_name(outcome), time.perf_counter() - began
+        )
+        return outcome

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from asgiref.sync import sync_to_async
 from django.core.exceptions import MiddlewareNotUsed
 
 from ..core.modelref import resolve_model_refs
@@ -33,3 +34,12 @@ class ModelRefsMiddleware(AttemptMiddleware):
         except Exception as exc:
             return failed(task, exc)
         return self.next(task, attempt)
+
+    async def __acall__(self, task: Task[Any], attempt: Attempt) -> Outcome:
+        """The same around an awaited attempt; the rows are read through ``sync_to_async``."""
+        try:
+            await sync_to_async(resolve_model_refs)(task.params)
+        except Exception as exc:
+            return failed(task, exc)
+        outcome: Outcome = await self.next(task, attempt)  # type: ignore[misc]  # async chain
+        return outcome

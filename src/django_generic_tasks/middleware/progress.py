@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from asgiref.sync import sync_to_async
 from django.core.exceptions import MiddlewareNotUsed
 
 from ..execution import progress
@@ -28,6 +29,7 @@ class ProgressMiddleware(AttemptMiddleware):
             raise MiddlewareNotUsed
         super().__init__(next, chain)
         self.finish = finish
+        self.afinish = getattr(progress.sink_for(chain.backend), "afinish", None)
 
     def __call__(self, task: Task[Any], attempt: Attempt) -> Outcome:
         """Run the attempt, then write its latest progress."""
@@ -35,3 +37,15 @@ class ProgressMiddleware(AttemptMiddleware):
             return self.next(task, attempt)
         finally:
             self.finish(attempt.run_id)
+
+    async def __acall__(self, task: Task[Any], attempt: Attempt) -> Outcome:
+        """The same around an awaited attempt; the writes (of a sink that does them on an
+        event loop, else through ``sync_to_async``) are done before the outcome is."""
+        try:
+            outcome: Outcome = await self.next(task, attempt)  # type: ignore[misc]  # async chain
+            return outcome
+        finally:
+            if self.afinish is not None:
+                await self.afinish(attempt.run_id)
+            else:
+                await sync_to_async(self.finish)(attempt.run_id)

@@ -41,6 +41,13 @@ class ResultValidationMiddleware(AttemptMiddleware):
             return checked_outcome(self.task_class, outcome)
         return outcome
 
+    async def __acall__(self, task: Task[Any], attempt: Attempt) -> Outcome:
+        """The same around an awaited attempt."""
+        outcome: Outcome = await self.next(task, attempt)  # type: ignore[misc]  # async chain
+        if outcome.status is TaskStatus.SUCCEEDED:
+            return checked_outcome(self.task_class, outcome)
+        return outcome
+
 
 def checked_outcome(task_class: type[Task[Any, Any]], outcome: Outcome) -> Outcome:
     """``outcome`` of a successful attempt, its result validated against the task's result

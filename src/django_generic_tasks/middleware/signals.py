@@ -41,3 +41,15 @@ class SignalsMiddleware(AttemptMiddleware):
         if task_finished.receivers:
             task_finished.send(sender=self.sender, task=task, outcome=outcome)
         return outcome
+
+    async def __acall__(self, task: Task[Any], attempt: Attempt) -> Outcome:
+        """The same around an awaited attempt, with ``asend`` (sync receivers run through
+        ``sync_to_async``, never on the event loop)."""
+        if task_started.receivers and task is not None:
+            await task_started.asend(
+                sender=self.sender, task=task, run_id=attempt.run_id, attempt=attempt.attempt
+            )
+        outcome: Outcome = await self.next(task, attempt)  # type: ignore[misc]  # async chain
+        if task_finished.receivers:
+            await task_finished.asend(sender=self.sender, task=task, outcome=outcome)
+        return outcome

@@ -48,6 +48,22 @@ class TracingMiddleware(AttemptMiddleware):
             tracing.end_process_span(span, outcome)
         return outcome
 
+    async def __acall__(self, task: Task[Any], attempt: Attempt) -> Outcome:
+        """The same around an awaited attempt (the span is the asyncio task's current one)."""
+        tracing = self.tracing
+        queue = queue_of(self.chain, attempt)
+        with tracing.process_span(
+            queue,
+            attempt.task_name,
+            attempt.run_id,
+            attempt.attempt,
+            attempt.trace_context,
+            attempt.trace_link,
+        ) as span:
+            outcome: Outcome = await self.next(task, attempt)  # type: ignore[misc]  # async chain
+            tracing.end_process_span(span, outcome)
+        return outcome
+
 
 def queue_of(chain: Chain, attempt: Attempt) -> str:
     """The attempt's queue: the one it was sent on, else its task's, else ``default``."""

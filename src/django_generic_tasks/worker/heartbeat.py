@@ -57,7 +57,8 @@ class Heartbeat(threading.Thread):
                 now = datetime.now(UTC)
                 with worker._lock:
                     # Outcomes and given-back runs not yet written still hold their lease.
-                    busy = worker._in_flight > 0 or bool(worker._pending or worker._given_back)
+                    busy = worker._in_flight > 0 or worker._async_in_flight > 0
+                    busy = busy or bool(worker._pending or worker._given_back)
                 due = time.monotonic() >= next_beat
                 if due:
                     next_beat = time.monotonic() + beat

@@ -37,6 +37,15 @@ class WorkerOptions:
     """Queues never taken from, even when ``queues`` is empty (every queue but these)."""
     concurrency: int = 4
     """Threads running tasks."""
+    async_concurrency: int = 100
+    """Attempts of ``async def run()`` tasks awaited at once on the worker's event loop (0:
+    they run on the threads, each in its own ``asyncio.run()``)."""
+    async_db_threads: int = 8
+    """Threads (so database connections) that async tasks' ``sync_to_async`` calls and
+    Django's async ORM share."""
+    async_stall_warning: float = 0.5
+    """Seconds the event loop may go without turning before a warning names the async task
+    that blocks it."""
     batch: int = 100
     """Most runs claimed per query. The worker claims fewer while runs are slow, so a
     backlog of long runs is shared among workers rather than hoarded by one."""
@@ -66,6 +75,17 @@ class WorkerOptions:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise WorkerOptionError(name, "must be at least 1")
+        for name in ("async_concurrency", "async_db_threads"):
+            value = getattr(self, name)
+            least = 0 if name == "async_concurrency" else 1
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise WorkerOptionError(name, f"must be at least {least}")
+            if value > MAX_COUNT:
+                raise WorkerOptionError(name, f"must be at most {MAX_COUNT:,}")
+        if not isinstance(self.async_stall_warning, int | float) or not (
+            0 < self.async_stall_warning <= MAX_SECONDS
+        ):
+            raise WorkerOptionError("async_stall_warning", "must be a positive number of seconds")
         for name in ("concurrency", "batch"):
             if getattr(self, name) > MAX_COUNT:
                 raise WorkerOptionError(name, f"must be at most {MAX_COUNT:,}")

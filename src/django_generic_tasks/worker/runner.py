@@ -2,7 +2,9 @@
 
 The main thread owns one persistent connection for claims and completions; a heartbeat thread
 extends leases and requeues runs whose worker died; on PostgreSQL a listener thread wakes the
-main thread on ``NOTIFY``. Each run goes through ``execution.execute()``.
+main thread on ``NOTIFY``. Each run goes through ``execution.execute()`` on a thread, or, for
+``async def run()`` tasks, ``execution.execute_async()`` on the worker's event loop
+(``asyncruns``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.status import TaskStatus
 from ..exceptions import AttemptInterrupted, CapacityExceededError
-from ..execution import Attempt, Outcome, error_info, execute, requeue_lost_connections
+from ..execution import Outcome, error_info, execute, requeue_lost_connections
 from ..execution.cancellation import stop_watching as stop_watching_cancels
 from ..execution.cancellation import watch as watch_cancels
 from ..execution.progress import register_sink, unregister_sink
@@ -29,6 +31,7 @@ from ..execution.retry import REFUSED_RETRY_DELAY
 from ..execution.timeouts import join_timed_out_attempts
 from ..store import ClaimedRun, Finished, RunQueue, for_connection
 from ..store.rollups import Rollup, merge, rollups
+from .asyncruns import AsyncRuns, attempt_of
 from .options import WorkerOptions
 from .startup import wait_for_migrations
 
@@ -60,6 +63,8 @@ class Worker:
         self.processed = 0
         self._claimed_total = 0
         self._in_flight = 0
+        self._async_in_flight = 0
+        self._async: AsyncRuns | None = None
         self._pending: list[tuple[ClaimedRun, Outcome, float]] = []
         self._given_back: list[tuple[ClaimedRun, datetime]] = []
         self._rollup_buffer: list[Rollup] = []
@@ -95,10 +100,11 @@ class Worker:
         self._start_threads()
         scheduler = _start_scheduler(options.database) if options.scheduler else None
         logger.info(
-            "Worker %s started: queues=%s concurrency=%d batch<=%d",
+            "Worker %s started: queues=%s concurrency=%d async-concurrency=%d batch<=%d",
             self.id,
             (",".join(options.queues) or "*") + "".join(f" -{q}" for q in options.exclude_queues),
             options.concurrency,
+            options.async_concurrency,
             options.batch,
         )
         try:
@@ -137,7 +143,7 @@ class Worker:
                 backoff = min(backoff * 2, 5.0)
                 continue
             with self._lock:
-                in_flight = self._in_flight
+                in_flight = self._in_flight + self._async_in_flight
             # The queue ran dry: with LISTEN, a new run's NOTIFY sets the wake-up (cleared
             # before the claim), so claiming again at once would only add a round trip beside
             # the hand-off of the runs just claimed. Polling databases look again at once.
@@ -161,11 +167,16 @@ class Worker:
         options = self.options
         limit = self._batch_limit()
         with self._lock:
-            in_flight = self._in_flight
+            in_flight, async_in_flight = self._in_flight, self._async_in_flight
         room = options.concurrency + limit - in_flight
-        if in_flight > 0 and room < max(1, limit // 2):
+        least = max(1, limit // 2)
+        async_runs = self._async
+        if async_runs is None or not async_runs.share:  # no async run lately: threads only
+            take, worth = min(room, limit), room >= least
+        else:
+            take, worth = async_runs.take(room, least, limit, async_in_flight)
+        if (in_flight > 0 or async_in_flight > 0) and not worth:
             return 0
-        take = min(room, limit)
         if options.max_tasks is not None:
             take = min(take, options.max_tasks - self._claimed_total)
         if take <= 0:
@@ -173,15 +184,20 @@ class Worker:
         runs = _queue(options.database).claim(
             self.id, options.queues, take, options.lease, datetime.now(UTC), options.exclude_queues
         )
+        on_threads, on_loop = (runs, []) if async_runs is None else async_runs.route(runs)
         with self._lock:
-            self._in_flight += len(runs)
+            self._in_flight += len(on_threads)
+            self._async_in_flight += len(on_loop)
             self._claimed_total += len(runs)
             # Threads wake this loop when half the batch is done, so the next claim overlaps
             # with the rest; not while the queue is empty (the poll interval covers that).
             self._refill_at = options.concurrency + limit - max(1, limit // 2)
             self._starved = len(runs) < take
-        for run in runs:
+        for run in on_threads:
             self._work.put(run)
+        if on_loop:
+            assert async_runs is not None
+            async_runs.executor.submit(on_loop)
         return len(runs)
 
     def _flush(self, final: bool = False) -> None:
@@ -276,6 +292,9 @@ class Worker:
             watch_cancels(self.backend.name)
         from .notify import Listener
 
+        if self.options.async_concurrency:
+            # Its event loop starts with the first async run: none for sync-only work.
+            self._async = AsyncRuns(self.options, self.backend.name, self._async_done)
         for number in range(self.options.concurrency):
             thread = threading.Thread(
                 target=self._execute_loop, name=f"tasks-worker-{number}", daemon=True
@@ -302,19 +321,7 @@ class Worker:
                 break
             began = time.perf_counter()
             try:
-                outcome = execute(
-                    Attempt(
-                        task_name=run.task_name,
-                        params=run.params,
-                        run_id=run.id,
-                        attempt=run.attempt,
-                        max_attempts=run.max_attempts,
-                        queue=run.queue,
-                        backend=name,
-                        trace_context=run.trace_context,
-                        waiting_since=run.run_after,
-                    )
-                )
+                outcome = execute(attempt_of(run, name))
             except CapacityExceededError as exc:  # refused before it ran: the same attempt, later
                 self._postpone(run, exc, REFUSED_RETRY_DELAY)
                 outcome = None
@@ -346,6 +353,39 @@ class Worker:
             if refill and not self._wake.is_set():
                 self._wake.set()
         connections.close_all()
+
+    def _async_done(
+        self, run: ClaimedRun, outcome: Outcome | None, error: BaseException | None, seconds: float
+    ) -> None:
+        """An async attempt ended (on the loop thread): as ``_execute_loop`` does for a
+        thread's."""
+        if isinstance(error, CapacityExceededError):
+            self._postpone(run, error, REFUSED_RETRY_DELAY)
+        elif isinstance(error, AttemptInterrupted):
+            self._postpone(run, error, INTERRUPTED_RETRY_DELAY)
+        elif error is not None:
+            logger.error("Run %s could not be executed", run.id, exc_info=error)
+            outcome = Outcome(
+                run.id,
+                run.task_name,
+                run.attempt,
+                run.max_attempts,
+                TaskStatus.FAILED,
+                error=error_info(error),
+            )
+        async_runs = self._async
+        assert async_runs is not None
+        async_runs.learn(seconds)
+        with self._lock:
+            if outcome is not None:
+                self._pending.append((run, outcome, seconds))
+            self._async_in_flight -= 1
+            in_flight = self._async_in_flight
+            refill = in_flight == 0 or (
+                not self._starved and in_flight <= async_runs.limit() - async_runs.least_claim()
+            )
+        if refill and not self._wake.is_set():
+            self._wake.set()
 
     def _postpone(self, run: ClaimedRun, reason: BaseException, delay: timedelta) -> None:
         """Put a run this process refused or could not finish back, as the same attempt,
@@ -385,14 +425,19 @@ class Worker:
                 break
             if item is not None:
                 unstarted.append(item)
+        async_runs = self._async
+        unstarted_async = async_runs.executor.stop() if async_runs is not None else []
         with self._lock:
             self._in_flight -= len(unstarted)
+            self._async_in_flight -= len(unstarted_async)
+        unstarted += unstarted_async
         for _ in self._threads:
             self._work.put(None)
         deadline = time.monotonic() + self.options.grace
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        if any(thread.is_alive() for thread in self._threads):
+        idle = async_runs is None or async_runs.executor.wait_idle(deadline - time.monotonic())
+        if any(thread.is_alive() for thread in self._threads) or not idle:
             logger.warning("Grace period over; unfinished runs will be recovered by their lease")
         self._halt.set()
         try:
@@ -413,6 +458,8 @@ class Worker:
             logger.warning("Could not remove the worker heartbeat (%s); it expires", exc)
         if self._listener is not None:
             self._listener.join(5)
+        if async_runs is not None:
+            async_runs.executor.close()
         if self._progress is not None:
             unregister_sink(self.backend.name, self._progress)
         if self.backend.supports_cancel:

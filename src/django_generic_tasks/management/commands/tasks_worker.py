@@ -44,6 +44,27 @@ class Command(BaseCommand):
             "--concurrency", type=int, default=d.concurrency, help="Threads (default %(default)s)."
         )
         parser.add_argument(
+            "--async-concurrency",
+            type=int,
+            default=d.async_concurrency,
+            help="Attempts of async def run() tasks awaited at once on the worker's event loop "
+            "(default %(default)s; 0: on the threads, one asyncio.run() each).",
+        )
+        parser.add_argument(
+            "--async-db-threads",
+            type=int,
+            default=d.async_db_threads,
+            help="Threads (database connections) that async tasks' sync_to_async calls and "
+            "async ORM share (default %(default)s).",
+        )
+        parser.add_argument(
+            "--async-stall-warning",
+            type=float,
+            default=d.async_stall_warning,
+            help="Seconds the event loop may be blocked before a warning names the async task "
+            "blocking it (default %(default)s).",
+        )
+        parser.add_argument(
             "--batch",
             type=int,
             default=d.batch,
@@ -85,6 +106,9 @@ class Command(BaseCommand):
                 queues=parse_queues(options["queues"]),
                 exclude_queues=parse_queues(options["exclude_queues"]),
                 concurrency=options["concurrency"],
+                async_concurrency=options["async_concurrency"],
+                async_db_threads=options["async_db_threads"],
+                async_stall_warning=options["async_stall_warning"],
                 batch=options["batch"],
                 interval=options["interval"],
                 lease=options["lease"],
