@@ -59,6 +59,7 @@ Handler = Callable[["Task[Any]", "Attempt"], "Outcome"]
 _PACKAGE = __name__
 
 DEFAULT_OUTER = (
+    f"{_PACKAGE}.limits.FlowLimitsMiddleware",
     f"{_PACKAGE}.tracing.TracingMiddleware",
     f"{_PACKAGE}.metrics.MetricsMiddleware",
     f"{_PACKAGE}.cancellation.CancellationMiddleware",

@@ -96,3 +96,49 @@ LAST_FAILURES = """
 SELECT last_run_id FROM django_generic_tasks_runrollup
  WHERE minute >= %s AND outcome IN ('failed', 'discarded') ORDER BY minute DESC LIMIT %s
 """
+
+SET_FLOW = """
+UPDATE django_generic_tasks_taskrun
+   SET concurrency_key = %s, concurrency_limit = %s, rate_key = %s, rate_interval = %s
+ WHERE id = %s
+"""
+"""A new run's limits (``store.flow``), in the transaction of its insert."""
+
+RATE_CANDIDATES = """
+SELECT id, rate_key, rate_interval FROM django_generic_tasks_taskrun
+ WHERE status IN ('scheduled', 'ready') AND run_after <= %s AND rate_key IS NOT NULL
+   AND (rate_turn IS NULL OR rate_turn <> attempt + 1){queues}
+ ORDER BY priority DESC, run_after LIMIT %s
+"""
+"""Due rate-limited runs whose next attempt has no start time from the rate limit yet."""
+
+RATE_TURN = """
+UPDATE django_generic_tasks_taskrun
+   SET status = %s, run_after = %s, rate_turn = attempt + 1
+ WHERE id = %s
+"""
+"""A rate-limited run's next attempt given its start time (``scheduled`` until then)."""
+
+CONCURRENCY_ELIGIBLE = """
+SELECT c.id FROM (
+  SELECT id, concurrency_key, concurrency_limit, priority, run_after,
+         ROW_NUMBER() OVER (PARTITION BY concurrency_key
+                            ORDER BY priority DESC, run_after, id) AS n
+    FROM django_generic_tasks_taskrun
+   WHERE status IN ('scheduled', 'ready') AND run_after <= %s
+     AND concurrency_key IS NOT NULL{queues}
+) c
+ WHERE c.n <= c.concurrency_limit - (SELECT COUNT(*) FROM django_generic_tasks_taskrun r
+                                      WHERE r.concurrency_key = c.concurrency_key
+                                        AND r.status = 'running')
+ ORDER BY c.priority DESC, c.run_after LIMIT %s
+"""
+"""The due runs with a concurrency key that may start now: per key, the first ones (priority,
+then due time) up to its free slots (its limit less its running runs). Read under the flow
+lock, so no other claim changes the counts meanwhile."""
+
+FLOW_RUNNING = """
+SELECT concurrency_key, COUNT(*) FROM django_generic_tasks_taskrun
+ WHERE concurrency_key IS NOT NULL AND status = 'running' GROUP BY concurrency_key
+"""
+"""Running runs per concurrency key (the dashboard, the admin's waiting reasons)."""
