@@ -11,6 +11,7 @@ from .core.context import RunContext
 from .core.dispatch import get_handle
 from .core.handles import TaskHandle
 from .core.modelref import ModelRef
+from .core.pausing import pause_queue, pause_task, paused, resume_queue, resume_task
 from .core.registry import get_task_class, registry
 from .core.status import ErrorInfo, TaskStatus
 from .core.task import Task
@@ -66,5 +67,10 @@ __all__ = [
     "WaitInTransactionError",
     "get_handle",
     "get_task_class",
+    "pause_queue",
+    "pause_task",
+    "paused",
     "registry",
+    "resume_queue",
+    "resume_task",
 ]

@@ -136,6 +136,38 @@ class FlowControl(StorePart):
         with _cache_lock:
             _paused_cache.clear()
 
+    # -- why runs wait ----------------------------------------------------------------------
+
+    def running_per_key(self) -> dict[str, int]:
+        """Running runs per concurrency key (through the index on running limited runs)."""
+        if not self.ready_for_flow():
+            return {}
+        with self.connection.cursor() as cursor:
+            cursor.execute(common.FLOW_RUNNING)
+            return {key: int(count) for key, count in cursor.fetchall()}
+
+    def waiting(self, now: datetime) -> list[tuple[str, str, int, str]]:
+        """Runs held back by flow control now: ``(reason, key or task, runs, detail)`` for
+        runs waiting for a concurrency slot, their rate limit's turn, or a ``RetryAfter``."""
+        if not self.ready_for_flow():
+            return []
+        stamp = self.dt(now)
+        found: list[tuple[str, str, int, str]] = []
+        running = self.running_per_key()
+        with self.connection.cursor() as cursor:
+            cursor.execute(common.FLOW_WAITING_SLOTS, [stamp])
+            for key, limit, count in cursor.fetchall():
+                if running.get(key, 0) >= int(limit or 0):
+                    held = f"{running.get(key, 0)} of {limit} running"
+                    found.append(("a concurrency slot", key, int(count), held))
+            cursor.execute(common.FLOW_WAITING_RATES, [stamp])
+            for key, count, last in cursor.fetchall():
+                found.append(("a rate limit's turn", key, int(count), f"turns until {last}"))
+            cursor.execute(common.FLOW_WAITING_RETRY_AFTER, [stamp])
+            for task, count, last in cursor.fetchall():
+                found.append(("Retry-After", task, int(count), f"the last due at {last}"))
+        return found
+
     # -- the claim through the limits -------------------------------------------------------
 
     @contextmanager
@@ -212,3 +244,33 @@ def _check(kind: str, name: str) -> None:
 def utcnow() -> datetime:
     """Now, in UTC."""
     return datetime.now(UTC)
+
+
+RETRY_AFTER_TYPE = "django_generic_tasks.exceptions.RetryAfter"
+"""The stored error type of an attempt that raised ``RetryAfter``."""
+
+
+def waiting_reason(
+    run: Any,
+    now: datetime,
+    paused: Sequence[tuple[str, str, datetime]],
+    running: dict[str, int],
+) -> str:
+    """Why the waiting ``run`` (a ``TaskRun``) is not running: a paused queue or task, the
+    time a ``RetryAfter`` asked for, its rate limit's turn, a concurrency slot; ``""`` when
+    it is not waiting for any of those (``paused``: ``FlowControl.paused()``; ``running``:
+    ``running_per_key()``)."""
+    if run.status not in ("scheduled", "ready"):
+        return ""
+    for kind, name, since in paused:
+        if (kind == "queue" and name == run.queue) or (kind == "task" and name == run.task_name):
+            return f"{kind} paused since {since.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+    due = run.run_after is not None and run.run_after > now
+    if due and run.error_type == RETRY_AFTER_TYPE:
+        return f"Retry-After: {run.error_message}"
+    if due and run.rate_key is not None and run.rate_turn == run.attempt + 1:
+        return f"rate limit of {run.rate_key!r}: its turn"
+    key, limit = run.concurrency_key, run.concurrency_limit
+    if key is not None and limit is not None and running.get(key, 0) >= limit:
+        return f"a slot: {running.get(key, 0)} of {limit} running for {key!r}"
+    return ""

@@ -142,3 +142,26 @@ SELECT concurrency_key, COUNT(*) FROM django_generic_tasks_taskrun
  WHERE concurrency_key IS NOT NULL AND status = 'running' GROUP BY concurrency_key
 """
 """Running runs per concurrency key (the dashboard, the admin's waiting reasons)."""
+
+FLOW_WAITING_SLOTS = """
+SELECT concurrency_key, MAX(concurrency_limit), COUNT(*) FROM django_generic_tasks_taskrun
+ WHERE status IN ('scheduled', 'ready') AND run_after <= %s AND concurrency_key IS NOT NULL
+ GROUP BY concurrency_key
+"""
+"""Due runs with a concurrency key, per key (those over the limit wait for a slot)."""
+
+FLOW_WAITING_RATES = """
+SELECT rate_key, COUNT(*), MAX(run_after) FROM django_generic_tasks_taskrun
+ WHERE status = 'scheduled' AND run_after > %s AND rate_key IS NOT NULL
+   AND rate_turn = attempt + 1
+ GROUP BY rate_key
+"""
+"""Runs waiting for their rate limit's turn, per key, and the last turn given."""
+
+FLOW_WAITING_RETRY_AFTER = """
+SELECT task_name, COUNT(*), MAX(run_after) FROM django_generic_tasks_taskrun
+ WHERE status = 'scheduled' AND run_after > %s
+   AND error_type = 'django_generic_tasks.exceptions.RetryAfter'
+ GROUP BY task_name
+"""
+"""Runs waiting for the time a ``RetryAfter`` asked for, per task."""
