@@ -26,6 +26,9 @@ class TaskRegistry:
         self.limited: frozenset[str] = frozenset()
         """Names of the registered tasks with a ``concurrency_limit`` or ``rate_limit``: a
         worker claims through the limits only when this is not empty."""
+        self.rated: frozenset[str] = frozenset()
+        """Names of the registered tasks with a ``rate_limit`` (a claim gives rate limit
+        turns only when this is not empty)."""
 
     def register(self, task_class: AnyTaskClass) -> None:
         """Register a task class under its ``name``.
@@ -44,8 +47,13 @@ class TaskRegistry:
             self._tasks[name] = task_class
             if task_class.concurrency_limit is not None or task_class.rate_limit is not None:
                 self.limited = self.limited | {name}
-            elif name in self.limited:
+            else:
                 self.limited = self.limited - {name}
+            self.rated = self.rated - {name}
+            if task_class.rate_limit is not None:
+                self.rated = self.rated | {name}
+            else:
+                self.rated = self.rated - {name}
         if self.urls_built and existing is None:
             for listener in list(self._late_listeners):
                 listener(task_class)

@@ -193,12 +193,20 @@ class FlowControl(StorePart):
             yield cursor
 
     def admit(
-        self, cursor: Any, now: datetime, where: str, params: Sequence[Any], limit: int
+        self,
+        cursor: Any,
+        now: datetime,
+        where: str,
+        params: Sequence[Any],
+        limit: int,
+        *,
+        rated: bool = True,
     ) -> tuple[str, list[Any]]:
         """Inside ``locked()``: give due rate-limited runs their start times, then the
         claim's conditions that admit only runs the limits allow (``where``/``params``: the
         claim's queue conditions)."""
-        self._rate_turns(cursor, now, where, params)
+        if rated:
+            self._rate_turns(cursor, now, where, params)
         cursor.execute(
             common.CONCURRENCY_ELIGIBLE.format(queues=where), [self.dt(now), *params, limit]
         )

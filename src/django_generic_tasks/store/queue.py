@@ -169,11 +169,14 @@ class RunQueue(StorePart):
         now: datetime,
         exclude: Sequence[str] = (),
         limited: bool = False,
+        *,
+        rated: bool = True,
     ) -> list[ClaimedRun]:
         """Take up to ``limit`` due runs (priority, then ``run_after`` order) of ``queues``
         (empty: all) but not of ``exclude`` nor of a paused queue or task, and lease them.
         ``limited``: through the concurrency and rate limits (``flow.FlowControl``; the
-        worker asks for it when tasks with limits are registered), under the flow lock.
+        worker asks for it when tasks with limits are registered), under the flow lock;
+        ``rated``: rate-limited runs may be waiting (else the rate limit step is skipped).
 
         No two claims, from any number of workers, ever return the same run attempt.
         """
@@ -184,7 +187,7 @@ class RunQueue(StorePart):
             with self._claim_cursor() as cursor:
                 return self._claim_rows(cursor, worker_id, where, params, limit, lease, now)
         with self.flow.locked() as cursor:
-            admit, admitted = self.flow.admit(cursor, now, where, params, limit)
+            admit, admitted = self.flow.admit(cursor, now, where, params, limit, rated=rated)
             return self._claim_rows(
                 cursor, worker_id, where + admit, [*params, *admitted], limit, lease, now
             )

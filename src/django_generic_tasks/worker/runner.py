@@ -181,6 +181,7 @@ class Worker:
             datetime.now(UTC),
             options.exclude_queues,
             self._limited,
+            rated=bool(registry.rated),
         )
         with self._lock:
             self._in_flight += len(runs)

@@ -128,9 +128,10 @@ SELECT c.id FROM (
    WHERE status IN ('scheduled', 'ready') AND run_after <= %s
      AND concurrency_key IS NOT NULL{queues}
 ) c
- WHERE c.n <= c.concurrency_limit - (SELECT COUNT(*) FROM django_generic_tasks_taskrun r
-                                      WHERE r.concurrency_key = c.concurrency_key
-                                        AND r.status = 'running')
+  LEFT JOIN (SELECT concurrency_key, COUNT(*) AS running FROM django_generic_tasks_taskrun
+              WHERE concurrency_key IS NOT NULL AND status = 'running'
+              GROUP BY concurrency_key) r ON r.concurrency_key = c.concurrency_key
+ WHERE c.n <= c.concurrency_limit AND c.n <= c.concurrency_limit - COALESCE(r.running, 0)
  ORDER BY c.priority DESC, c.run_after LIMIT %s
 """
 """The due runs with a concurrency key that may start now: per key, the first ones (priority,
