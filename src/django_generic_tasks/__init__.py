@@ -11,6 +11,7 @@ from .core.context import RunContext
 from .core.dispatch import get_handle
 from .core.handles import TaskHandle
 from .core.modelref import ModelRef
+from .core.pausing import pause_queue, pause_task, paused, resume_queue, resume_task
 from .core.registry import get_task_class, registry
 from .core.schedule import Schedule
 from .core.status import ErrorInfo, TaskStatus
@@ -25,6 +26,7 @@ from .exceptions import (
     MissingDependencyError,
     ModelNotFoundError,
     ResultNotAvailableError,
+    RetryAfter,
     RunFailedError,
     RunNotFoundError,
     TaskCancelled,
@@ -48,6 +50,7 @@ __all__ = [
     "ModelNotFoundError",
     "ModelRef",
     "ResultNotAvailableError",
+    "RetryAfter",
     "RunContext",
     "RunFailedError",
     "RunNotFoundError",
@@ -64,5 +67,10 @@ __all__ = [
     "WaitInTransactionError",
     "get_handle",
     "get_task_class",
+    "pause_queue",
+    "pause_task",
+    "paused",
     "registry",
+    "resume_queue",
+    "resume_task",
 ]

@@ -6,6 +6,9 @@ says what went wrong; pass a more specific message when you have one.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -132,6 +135,35 @@ class CapacityExceededError(TasksError):
     started until some finish (see TASKS_MAX_ABANDONED_THREADS)."""
 
 
+class FlowDeferred(CapacityExceededError):
+    """A run may not start yet: its concurrency limit has no free slot, or its rate limit
+    makes it due later. Not a failure and not an attempt: the backend puts it back, due at
+    ``until`` (a rate limit) or when ``park(callback)`` calls ``callback`` (a slot freed)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        until: datetime | None = None,
+        park: Callable[[Callable[[], None]], None] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.until = until
+        self.park = park
+
+    def wait(self) -> None:
+        """Block until the run may be tried again (for backends that run in the caller)."""
+        import threading
+        import time
+
+        if self.park is not None:
+            freed = threading.Event()
+            self.park(freed.set)
+            freed.wait()
+        elif self.until is not None:
+            time.sleep(max(0.0, (self.until - datetime.now(UTC)).total_seconds()))
+
+
 class AttemptInterrupted(TasksError):
     """An attempt was cut short by something that is not the task's fault (its database
     connection was lost): the database worker puts the same attempt back."""
@@ -175,3 +207,84 @@ class BulkEnqueueError(EnqueueError):
         super().__init__(message)
         self.handles: list[Any] = handles or []
         self.failures: list[tuple[int, BaseException]] = failures or []
+
+
+class RetryAfter(TasksError):
+    """Raised by a task: try this run again at a given moment (e.g. an API answered 429).
+
+    ``when`` is seconds from now (a number or a ``timedelta``) or an aware ``datetime``.
+    ``counts_as_attempt=False`` (the default, a "snooze") does not use up one of the task's
+    ``max_attempts``; ``True`` does, and the run fails for good when none is left. ``reason``
+    is shown beside the waiting run (admin, dashboard). ``RetryAfter.from_response()`` reads
+    an HTTP response's ``Retry-After`` header. Honoured by every backend, through the retry
+    policy: the next attempt is due exactly then.
+    """
+
+    def __init__(
+        self,
+        when: float | timedelta | datetime,
+        *,
+        counts_as_attempt: bool = False,
+        reason: str = "",
+    ) -> None:
+        self.retry_at = _moment(when)
+        self.counts_as_attempt = bool(counts_as_attempt)
+        self.reason = str(reason)
+        text = f"retry at {self.retry_at.isoformat(timespec='milliseconds')}"
+        super().__init__(f"{text}: {self.reason}" if self.reason else text)
+
+    @classmethod
+    def from_response(
+        cls,
+        response: Any,
+        *,
+        default: float = 60.0,
+        counts_as_attempt: bool = False,
+        reason: str = "",
+    ) -> RetryAfter:
+        """The ``RetryAfter`` an HTTP response asks for: its ``Retry-After`` header, as
+        delta-seconds or an HTTP-date; ``default`` seconds when it has none (or an unreadable
+        one). ``response`` is any object with a ``headers`` mapping (requests, httpx,
+        urllib, Django's test client) and, for the default reason, a status code."""
+        headers = getattr(response, "headers", None) or {}
+        value = headers.get("Retry-After") if hasattr(headers, "get") else None
+        status = getattr(response, "status_code", None) or getattr(response, "status", None)
+        when = retry_after_seconds(value, default=default)
+        return cls(
+            when,
+            counts_as_attempt=counts_as_attempt,
+            reason=reason or (f"HTTP {status}" if status else "Retry-After"),
+        )
+
+
+def retry_after_seconds(value: str | None, *, default: float = 60.0) -> float:
+    """Seconds from now that a ``Retry-After`` header value asks to wait (delta-seconds or an
+    HTTP-date; a date in the past: 0); ``default`` when it is missing or unreadable."""
+    from email.utils import parsedate_to_datetime
+
+    if value is None or not str(value).strip():
+        return default
+    text = str(value).strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return default
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
+def _moment(when: float | timedelta | datetime) -> datetime:
+    if isinstance(when, datetime):
+        if when.tzinfo is None:
+            raise InvalidOptionError("RetryAfter(datetime) must be timezone-aware.")
+        return when.astimezone(UTC)
+    if isinstance(when, timedelta):
+        when = when.total_seconds()
+    if isinstance(when, bool) or not isinstance(when, int | float) or math.isnan(when):
+        raise InvalidOptionError(
+            f"RetryAfter() takes seconds, a timedelta or an aware datetime (got {when!r})."
+        )
+    return datetime.now(UTC) + timedelta(seconds=max(0.0, float(when)))

@@ -29,7 +29,9 @@ __all__ = [
     "UNFINISHED",
     "WAITING",
     "Dashboard",
+    "FlowPause",
     "QueueSample",
+    "RateBucket",
     "RunRollup",
     "ScheduleSlot",
     "TaskRun",
@@ -89,6 +91,27 @@ class TaskRun(models.Model):
         null=True,
         blank=True,
         help_text="W3C traceparent of the span that started the run (OpenTelemetry).",
+    )
+    concurrency_key = models.CharField(
+        max_length=255,
+        null=True,
+        blank=True,
+        help_text="The runs sharing this key share the task's concurrency limit.",
+    )
+    concurrency_limit = models.PositiveIntegerField(null=True, blank=True)
+    rate_key = models.CharField(
+        max_length=255,
+        null=True,
+        blank=True,
+        help_text="The runs sharing this key share the task's rate limit.",
+    )
+    rate_interval = models.FloatField(
+        null=True, blank=True, help_text="Seconds between two starts at the rate limit."
+    )
+    rate_turn = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="The attempt whose start the rate limit has given a time (run_after).",
     )
 
     class Meta:
@@ -266,6 +289,36 @@ class WorkerHeartbeat(models.Model):
 
     class Meta:
         verbose_name = "worker heartbeat"
+        default_permissions = ()
+
+
+class FlowPause(models.Model):
+    """A paused queue or task: workers claim none of its runs until it is resumed (written
+    only through ``django_generic_tasks.store.flow``)."""
+
+    kind = models.CharField(max_length=8, help_text="queue or task")
+    name = models.CharField(max_length=255)
+    paused_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "paused queue or task"
+        verbose_name_plural = "paused queues and tasks"
+        default_permissions = ()
+        constraints = [models.UniqueConstraint(fields=["kind", "name"], name="dgt_pause_key")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name} (paused since {self.paused_at.isoformat()})"
+
+
+class RateBucket(models.Model):
+    """One rate limit key's next free start (GCRA), shared by every worker (written only
+    through ``django_generic_tasks.store.flow``, in the claim's transaction)."""
+
+    key = models.CharField(max_length=255, primary_key=True)
+    next_at = models.DateTimeField(help_text="The earliest start of the key's next run.")
+
+    class Meta:
+        verbose_name = "rate limit bucket"
         default_permissions = ()
 
 

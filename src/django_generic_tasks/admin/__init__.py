@@ -4,6 +4,7 @@ retry, cancel or run them now (users with the change permission only), through t
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import datetime
 from typing import Any
@@ -44,6 +45,7 @@ _SUMMARY_FIELDS = (
     "id",
     "task_name",
     "coloured_status",
+    "waiting_for",
     "progress_bar",
     "queue",
     "priority",
@@ -72,6 +74,7 @@ class TaskRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "short_id",
         "task_name",
         "coloured_status",
+        "waiting_for",
         "progress_bar",
         "queue",
         "priority",
@@ -85,7 +88,15 @@ class TaskRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     search_help_text = "A run id, or a key (or the start of one)."
     list_per_page = 50
     show_full_result_count = False
-    actions = ("retry_runs", "retry_runs_fresh_budget", "cancel_runs", "run_now")
+    actions = (
+        "retry_runs",
+        "retry_runs_fresh_budget",
+        "cancel_runs",
+        "run_now",
+        "pause_queues",
+        "pause_tasks",
+        "resume_queues_and_tasks",
+    )
     fieldsets = (
         (None, {"fields": _SUMMARY_FIELDS}),
         ("Params and result", {"fields": _PAYLOAD_FIELDS}),
@@ -101,6 +112,8 @@ class TaskRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         *_HISTORY_FIELDS,
         *_TIMING_FIELDS,
     )
+
+    _flow_cache: dict[str, tuple[float, list[Any], dict[str, int]]] = {}
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         """Runs are started by code (``Task.start()``), not typed in."""
@@ -136,6 +149,23 @@ class TaskRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return format_html(
             '<b style="color:{}">{}</b>', _COLOURS.get(run.status, "inherit"), run.status
         )
+
+    @admin.display(description="waiting for")
+    def waiting_for(self, run: TaskRun) -> str:
+        """Why a waiting run waits: a paused queue or task, a ``RetryAfter``, its rate limit,
+        a concurrency slot (``-``: nothing but its turn)."""
+        paused, running = self._flow_state(run._state.db or "default")
+        return store.waiting_reason(run, timezone.now(), paused, running) or "-"
+
+    def _flow_state(self, database: str) -> tuple[list[Any], dict[str, int]]:
+        """What is paused and how many runs hold each slot, read once per second (one page)."""
+        now = time.monotonic()
+        cached = self._flow_cache.get(database)
+        if cached is None or cached[0] < now:
+            flow = store.using(database).queue.flow
+            cached = (now + 1.0, flow.paused(), flow.running_per_key())
+            self._flow_cache[database] = cached
+        return cached[1], cached[2]
 
     @admin.display(description="progress")
     def progress_bar(self, run: TaskRun) -> str:
@@ -259,6 +289,50 @@ class TaskRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if count:
             notify_workers(queryset.db)
         self.message_user(request, f"{count} runs are due now.", messages.SUCCESS)
+
+    @admin.action(description="Pause the queues of selected runs", permissions=["change"])
+    def pause_queues(self, request: HttpRequest, queryset: QuerySet[TaskRun]) -> None:
+        """Pause every queue the selected runs are on: their runs wait until resumed."""
+        self._pause(request, queryset, "queue", "queue")
+
+    @admin.action(description="Pause the tasks of selected runs", permissions=["change"])
+    def pause_tasks(self, request: HttpRequest, queryset: QuerySet[TaskRun]) -> None:
+        """Pause every task the selected runs are runs of, on every queue."""
+        self._pause(request, queryset, "task", "task_name")
+
+    @admin.action(
+        description="Resume the queues and tasks of selected runs", permissions=["change"]
+    )
+    def resume_queues_and_tasks(self, request: HttpRequest, queryset: QuerySet[TaskRun]) -> None:
+        """Resume the selected runs' queues and tasks (those that were paused)."""
+        flow = store.using(queryset.db).queue.flow
+        self._flow_cache.clear()
+        resumed = [
+            f"{kind} {name}"
+            for kind, field in (("queue", "queue"), ("task", "task_name"))
+            for name in sorted(set(queryset.values_list(field, flat=True)))
+            if flow.resume(kind, name)
+        ]
+        if resumed:
+            notify_workers(queryset.db)
+        self.message_user(
+            request, f"Resumed: {', '.join(resumed) or 'nothing was paused'}.", messages.SUCCESS
+        )
+
+    def _pause(
+        self, request: HttpRequest, queryset: QuerySet[TaskRun], kind: str, field: str
+    ) -> None:
+        flow = store.using(queryset.db).queue.flow
+        self._flow_cache.clear()
+        names = sorted(set(queryset.values_list(field, flat=True)))
+        now = timezone.now()
+        paused = [name for name in names if flow.pause(kind, name, now)]
+        self.message_user(
+            request,
+            f"Paused {kind}s: {', '.join(paused) or 'none (already paused)'}. Their waiting runs "
+            "wait until resumed; running ones go on.",
+            messages.SUCCESS,
+        )
 
 
 _schedules.register(admin.site)

@@ -125,9 +125,18 @@ def context(database: str, now: datetime) -> dict[str, Any]:
             task["last_failure_url"] = reverse(
                 "admin:django_generic_tasks_taskrun_change", args=[run.pk]
             )
+    flow = store.using(database).queue.flow
     return {
         "now": now,
         "finished_hour": finished_hour,
+        "paused": [
+            {"kind": kind, "name": name, "since": since} for kind, name, since in flow.paused()
+        ],
+        "held_back": [
+            {"reason": reason, "key": key, "runs": runs, "detail": detail}
+            for reason, key, runs, detail in flow.waiting(now)
+        ],
+        "limits": task_limits(),
         "throughput_charts": charts,
         "queues": [
             {
@@ -143,6 +152,25 @@ def context(database: str, now: datetime) -> dict[str, Any]:
         "workers": workers,
         "refresh": REFRESH_SECONDS,
     }
+
+
+def task_limits() -> list[dict[str, Any]]:
+    """The registered tasks with flow control limits, by name: concurrency and rate."""
+    from ..core.registry import registry
+
+    rows = []
+    for task in sorted(registry, key=lambda cls: cls.name):
+        if task.concurrency_limit is None and task.rate_limit is None:
+            continue
+        rows.append(
+            {
+                "name": task.name,
+                "concurrency": task.concurrency_limit,
+                "rate": task.rate_limit,
+                "per_key": "concurrency_key" in vars(task) or "rate_limit_key" in vars(task),
+            }
+        )
+    return rows
 
 
 @admin.register(Dashboard)

@@ -24,6 +24,7 @@ from ninja.params import functions as param_functions
 from pydantic import BaseModel, ValidationError, WithJsonSchema
 
 from ..backends.cloudtasks.push import receive as receive_push
+from ..backends.cloudtasks.push import retry_after_header
 from ..conf import get_backend, get_settings
 from ..core.handles import TaskHandle
 from ..core.params import validate_params
@@ -146,11 +147,15 @@ def make_run_view(task_class: type[Any]) -> Callable[..., Any]:
         except CapacityExceededError as exc:
             logger.warning("Refused to run %s over HTTP: %s", name, exc)
             raise HttpError(503, "Too many runs are still running here; try again later.") from exc
-        return HttpResponse(
+        response = HttpResponse(
             envelope_json(outcome, direct=not push),
             status=http_status(outcome, direct=not push),
             content_type=JSON_CONTENT_TYPE,
         )
+        wait = retry_after_header(outcome) if push else None
+        if wait is not None:  # RetryAfter: Cloud Tasks considers the header (503)
+            response["Retry-After"] = wait
+        return response
 
     return run_task
 

@@ -24,6 +24,7 @@ from django.core.checks import CheckMessage
 from ..core.handles import TaskHandle
 from ..core.status import TaskStatus
 from ..exceptions import ResultNotAvailableError, UnsupportedOptionError
+from ..execution import limits
 
 if TYPE_CHECKING:
     from ..core.enqueue import EnqueueRequest
@@ -57,6 +58,15 @@ class BaseBackend(metaclass=ABCMeta):
     """Failed attempts are retried following the task's policy."""
     enqueues_in_transaction: ClassVar[bool] = False
     """The enqueue is part of the caller's transaction, so it needs no on-commit hop."""
+
+    concurrency_limits: ClassVar[str] = ""
+    """How ``Task.concurrency_limit`` is honoured: ``"store"`` (across every worker, in the
+    claim), ``"process"`` (within this process, around each attempt); ``""``: it is not, and
+    ``start()`` of a task that sets one raises ``UnsupportedOptionError``."""
+    rate_limits: ClassVar[str] = ""
+    """How ``Task.rate_limit`` is honoured, as ``concurrency_limits``."""
+    supports_pause: ClassVar[bool] = False
+    """Queues and tasks can be paused and resumed (``pause()``, ``resume()``, ``paused()``)."""
 
     # -- what happens to a run ------------------------------------------------------------
 
@@ -102,6 +112,8 @@ class BaseBackend(metaclass=ABCMeta):
         super().__init_subclass__(**kwargs)
         if "name" not in cls.__dict__:
             cls.name = cls.__name__
+        if cls.concurrency_limits == "process" or cls.rate_limits == "process":
+            limits.enforce_in_process(cls.name)
 
     @property
     def keeps_nul_characters(self) -> bool:
@@ -151,6 +163,21 @@ class BaseBackend(metaclass=ABCMeta):
         """A new sink for the progress reports of the runs this process executes for this
         backend (only when ``supports_progress``; its executor registers it)."""
         return None
+
+    def pause(self, kind: str, name: str) -> bool:
+        """Pause the queue (``kind`` ``"queue"``) or task (``"task"``) ``name``: its waiting
+        runs stay waiting until ``resume()``; ``False`` when it already was paused (only when
+        ``supports_pause``)."""
+        raise UnsupportedOptionError(f"{type(self).__name__} cannot pause queues or tasks.")
+
+    def resume(self, kind: str, name: str) -> bool:
+        """Resume a paused queue or task; ``False`` when it was not paused."""
+        raise UnsupportedOptionError(f"{type(self).__name__} cannot pause queues or tasks.")
+
+    def paused(self) -> list[tuple[str, str, Any]]:
+        """What is paused: ``(kind, name, since)``, oldest first (``[]`` when not
+        ``supports_pause``)."""
+        return []
 
     def check(self) -> list[CheckMessage]:
         """Django system check messages about this backend's configuration."""

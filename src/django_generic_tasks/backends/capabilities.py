@@ -49,12 +49,17 @@ COLUMNS = (
     ("progress stored", "supports_progress"),
     ("cancel running", "supports_cancel"),
     ("on-commit", "enqueues_in_transaction"),
+    ("concurrency limit", "concurrency_limits"),
+    ("rate limit", "rate_limits"),
+    ("pause queues", "supports_pause"),
     ("crash safety", "crash_safe"),
     ("needs a server", "needs_server"),
 )
 """(column heading, capability declared on ``BaseBackend``)."""
 
 YES, NO, NOT_APPLICABLE = "✅", "—", "n/a"
+_HOW_LIMITS = {"store": "✅ across workers", "process": "✅ in-process", "": "refused"}
+"""How a backend honours a limit (``concurrency_limits``, ``rate_limits``), in the table."""
 
 
 DECLARED = frozenset({attribute for _, attribute in COLUMNS} | {"capability_notes"})
@@ -122,6 +127,8 @@ def cell(cls: type[BaseBackend], attribute: str) -> str:
         return notes.get(attribute, "depends")
     if attribute == "enqueues_in_transaction":
         text = "in the transaction" if value else "after commit"
+    elif attribute in ("concurrency_limits", "rate_limits"):
+        text = _HOW_LIMITS[value]
     elif attribute == "needs_server":
         text = str(value) if value else "no"
     elif value is None:

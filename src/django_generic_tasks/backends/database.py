@@ -43,6 +43,9 @@ class DatabaseBackend(BaseBackend):
     supports_progress = True
     supports_cancel = True
     crash_safe = True
+    concurrency_limits = "store"
+    rate_limits = "store"
+    supports_pause = True
     needs_server = "your database, `tasks_worker`"
     waits_outside_transactions = True
     joins_timed_out_attempts = True
@@ -83,7 +86,7 @@ class DatabaseBackend(BaseBackend):
         if now is None:
             now = datetime.now(UTC)
         try:
-            found = store.for_connection(self.connection).queue.insert(requests, now)
+            found = store.for_connection(self.connection).queue.insert_runs(requests, now)
         except Exception as exc:
             from ..store.readiness import MIGRATE_HINT, is_missing_schema_error
 
@@ -158,6 +161,26 @@ class DatabaseBackend(BaseBackend):
 
         return database_writer(self.database)
 
+    def pause(self, kind: str, name: str) -> bool:
+        """Pause a queue or task: the workers claim none of its runs until ``resume()``
+        (every worker within ``store.flow.PAUSE_REFRESH`` seconds; runs already running go
+        on)."""
+        from .. import store
+
+        return store.for_connection(self.connection).queue.flow.pause(kind, name, _now())
+
+    def resume(self, kind: str, name: str) -> bool:
+        """Resume a paused queue or task; its waiting runs are claimed again."""
+        from .. import store
+
+        return store.for_connection(self.connection).queue.flow.resume(kind, name)
+
+    def paused(self) -> list[tuple[str, str, Any]]:
+        """``(kind, name, since)`` of the paused queues and tasks, oldest first."""
+        from .. import store
+
+        return store.for_connection(self.connection).queue.flow.paused()
+
     def check(self) -> list[CheckMessage]:
         """The app must be installed, and the database alias configured and supported
         (``checks.check_migrations`` reports unapplied migrations: it needs the database)."""
@@ -188,3 +211,7 @@ class DatabaseBackend(BaseBackend):
             except store.UnsupportedDatabaseError as exc:
                 messages.append(CheckError(str(exc), id=CheckId.DATABASE_UNSUPPORTED))
         return messages
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -49,6 +49,7 @@ from .bridge import (
     error_from_fields,
     read_summary,
 )
+from .immediate import asked_for, sleep_until
 
 
 def _import_tasks_framework() -> Any:
@@ -162,6 +163,8 @@ class _DjangoTasksSink(BridgeSink):
         current = self.context.task_result.task
         backend = dj_tasks.task_backends[current.backend]
         retry = current.using(run_after=request.run_after) if backend.supports_defer else current
+        if not backend.supports_defer and self.outcome is not None and asked_for(self.outcome):
+            sleep_until(request)  # RetryAfter: its time is waited for where it cannot wait
         self.follow_up = retry.enqueue(
             request.task_name,
             request.params_json,

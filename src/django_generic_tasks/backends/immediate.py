@@ -7,7 +7,8 @@ from typing import Any
 
 from ..core.enqueue import EnqueueRequest
 from ..core.handles import TaskHandle
-from ..execution import Attempt, execute
+from ..exceptions import FlowDeferred, RetryAfter
+from ..execution import Attempt, Outcome, execute
 from ..execution.retry import settle
 from .base import BaseBackend
 
@@ -22,6 +23,8 @@ class ImmediateBackend(BaseBackend):
     supports_priority = True  # one run at a time: order is trivially respected
     supports_retries = True
     crash_safe = None  # runs execute in the caller: nothing is left waiting
+    concurrency_limits = "process"  # the caller waits for a slot
+    rate_limits = "process"  # the caller waits for its turn
 
     def __init__(self, *, sleep_between_retries: bool = False) -> None:
         self.sleep_between_retries = sleep_between_retries
@@ -29,11 +32,17 @@ class ImmediateBackend(BaseBackend):
     def enqueue(self, request: EnqueueRequest) -> TaskHandle[Any]:
         """Run every attempt now and return a handle with the final status and result."""
         while True:
-            outcome = execute(Attempt.of(request, self.name))
+            try:
+                outcome = execute(Attempt.of(request, self.name))
+            except FlowDeferred as exc:  # a limit: the caller waits for its slot or turn
+                exc.wait()
+                continue
             if not outcome.decision.retry:
                 status = outcome.status  # settle() would only record() it: nothing kept here
                 break
             retry = settle(self, request, outcome)
+            if retry is not None and asked_for(outcome):  # RetryAfter: waited for, always
+                sleep_until(retry)
             if retry is None:
                 status = outcome.run_status
                 break
@@ -50,3 +59,19 @@ class ImmediateBackend(BaseBackend):
         """The next attempt runs in ``enqueue()``'s loop; wait for it first when configured."""
         if self.sleep_between_retries and request.run_after is not None:
             time.sleep(max(0.0, request.run_after.timestamp() - time.time()))
+
+
+def asked_for(outcome: Outcome) -> bool:
+    """Whether the task itself asked for the retry's time (``RetryAfter``): waited for even
+    without ``sleep_between_retries``."""
+    error = outcome.error
+    return error is not None and error.type == RETRY_AFTER_TYPE
+
+
+def sleep_until(request: EnqueueRequest) -> None:
+    """Sleep until ``request`` is due."""
+    if request.run_after is not None:
+        time.sleep(max(0.0, request.run_after.timestamp() - time.time()))
+
+
+RETRY_AFTER_TYPE = f"{RetryAfter.__module__}.{RetryAfter.__qualname__}"

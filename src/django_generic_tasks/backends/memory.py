@@ -9,10 +9,12 @@ from typing import Any
 from ..core.enqueue import EnqueueRequest
 from ..core.handles import TaskHandle
 from ..core.status import TaskStatus
+from ..exceptions import FlowDeferred
 from ..execution import Attempt, Outcome, execute
 from ..execution.retry import final, settle
 from ..support.compat import in_atomic_block
 from .base import BaseBackend
+from .immediate import asked_for, sleep_until
 
 
 class _Committed:
@@ -51,6 +53,8 @@ class InMemoryBackend(BaseBackend):
     supports_retries = True
     enqueues_in_transaction = True  # capture at start(), even inside a test's transaction
     crash_safe = None  # a test double: runs are run by run_all(), in the caller
+    concurrency_limits = "process"  # run_all() waits for a slot (another thread's run)
+    rate_limits = "process"  # run_all() waits for the run's turn
 
     def __init__(self) -> None:
         self.requests: list[EnqueueRequest] = []
@@ -178,9 +182,11 @@ class InMemoryBackend(BaseBackend):
     def run_all(self, *, retries: bool = True) -> list[Outcome]:
         """Run captured runs, and runs they start, until none is left; return the outcomes.
 
-        Delays and ETAs are not waited for. Failed attempts are retried right away while the
-        task's policy allows (``retries=False`` runs each attempt once). A start whose
-        transaction rolled back is never run, including one rolled back by a run before it.
+        Delays and ETAs are not waited for; the times a task asks for (``RetryAfter``) and
+        its limits (``concurrency_limit``, ``rate_limit``) are. Failed attempts are retried
+        right away while the task's policy allows (``retries=False`` runs each attempt once).
+        A start whose transaction rolled back is never run, including one rolled back by a
+        run before it.
         """
         outcomes: list[Outcome] = []
         while True:
@@ -190,9 +196,17 @@ class InMemoryBackend(BaseBackend):
                     return outcomes
                 request = self.requests.pop(0)
             self.handles[request.run_id].status = TaskStatus.RUNNING
-            outcome = execute(Attempt.of(request, self.name))
+            try:
+                outcome = execute(Attempt.of(request, self.name))
+            except FlowDeferred as exc:  # a limit: wait for the slot or the turn, then again
+                self.handles[request.run_id].status = TaskStatus.READY
+                exc.wait()
+                self.requeue(request)
+                continue
             outcomes.append(outcome)
-            settle(self, request, outcome if retries else final(outcome))
+            retry = settle(self, request, outcome if retries else final(outcome))
+            if retry is not None and asked_for(outcome):  # RetryAfter: its time is waited for
+                sleep_until(retry)
 
     def record(self, request: EnqueueRequest, outcome: Outcome) -> None:
         """Update the run's handle (retry seam hook)."""

@@ -54,6 +54,8 @@ class ThreadingBackend(BaseBackend):
     supports_defer = True
     supports_priority = True
     supports_retries = True
+    concurrency_limits = "process"
+    rate_limits = "process"
 
     def __init__(
         self,

@@ -42,6 +42,18 @@ def check_capabilities(backend: Backend, request: EnqueueRequest) -> None:
             f"{name} cannot order runs by priority (priority={request.priority}); "
             "leave priority at 0 or use a backend with supports_priority."
         )
+    flow = request.flow
+    if flow is not None:
+        if flow.concurrency_limit is not None and not backend.concurrency_limits:
+            raise UnsupportedOptionError(
+                f"{name} cannot honour {request.task_name}.concurrency_limit: it would be "
+                "ignored; use DatabaseBackend (or ThreadingBackend within one process)."
+            )
+        if flow.rate is not None and not backend.rate_limits:
+            raise UnsupportedOptionError(
+                f"{name} cannot honour {request.task_name}.rate_limit: it would be ignored; "
+                "use DatabaseBackend (or ThreadingBackend within one process)."
+            )
     if request.key is not None and not backend.supports_key:
         raise UnsupportedOptionError(
             f"{name} cannot deduplicate runs (start(key=...)); use DatabaseBackend or "
@@ -54,7 +66,12 @@ def submit(backend: Backend, request: EnqueueRequest, *, on_commit: bool = True)
     tracing = services.producer_tracing
     if tracing is not None and tracing.maybe and request.trace_context is None and tracing.active():
         return tracing.submit(submit, backend, request, on_commit)
-    if request.run_after is not None or request.priority or request.key is not None:
+    if (
+        request.run_after is not None
+        or request.priority
+        or request.key is not None
+        or request.flow is not None
+    ):
         check_capabilities(backend, request)  # only these options can be unsupported
     if on_commit and not backend.enqueues_in_transaction and in_atomic_block():
         from django.db import transaction

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import InvalidOptionError
+from .flow import FlowSpec, flow_of
 from .params import dump_params
 from .status import new_run_id
 
@@ -35,6 +36,8 @@ class EnqueueRequest:
     attempt: int = 1
     trace_context: str | None = None
     """The W3C ``traceparent`` of the run's PRODUCER span (``None``: not traced)."""
+    flow: FlowSpec | None = None
+    """The run's concurrency and rate limits (``None``: none, the common case)."""
 
     @classmethod
     def for_task(
@@ -58,7 +61,7 @@ class EnqueueRequest:
         if key is not None and (not isinstance(key, str) or not key or len(key) > 255):
             raise InvalidOptionError("start(key=...) must be a non-empty string of <= 255 chars.")
         task_class = type(task)
-        return cls(  # positional: cheaper than keywords on the hot path, in field order
+        request = cls(  # positional: cheaper than keywords on the hot path, in field order
             new_run_id(),
             task_class.name,
             dump_params(task.params),
@@ -69,9 +72,20 @@ class EnqueueRequest:
             task_class.max_attempts,
             task_class.timeout,
         )
+        if task_class.concurrency_limit is not None or task_class._rate is not None:
+            request.flow = flow_of(task)
+        return request
 
-    def next_attempt(self, run_after: datetime | None) -> EnqueueRequest:
-        """The same run, one attempt later, due at ``run_after``."""
+    def next_attempt(self, run_after: datetime | None, *, snooze: bool = False) -> EnqueueRequest:
+        """The same run, one attempt later, due at ``run_after`` (``snooze``: with one more
+        attempt allowed, so the one that ended does not count against ``max_attempts``)."""
+        if snooze:
+            return replace(
+                self,
+                attempt=self.attempt + 1,
+                run_after=run_after,
+                max_attempts=self.max_attempts + 1,
+            )
         return replace(self, attempt=self.attempt + 1, run_after=run_after)
 
 

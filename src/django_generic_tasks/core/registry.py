@@ -24,6 +24,12 @@ class TaskRegistry:
         """Set once an HTTP router has built its routes; later registrations go to listeners."""
         self._late_listeners: list[Callable[[AnyTaskClass], None]] = []
         self._resolvers: dict[str, Callable[[str], AnyTaskClass]] = {}
+        self.limited: frozenset[str] = frozenset()
+        """Names of the registered tasks with a ``concurrency_limit`` or ``rate_limit``: a
+        worker claims through the limits only when this is not empty."""
+        self.rated: frozenset[str] = frozenset()
+        """Names of the registered tasks with a ``rate_limit`` (a claim gives rate limit
+        turns only when this is not empty)."""
 
     def register(self, task_class: AnyTaskClass) -> None:
         """Register a task class under its ``name``.
@@ -40,6 +46,15 @@ class TaskRegistry:
                     f"{_dotted(task_class)}; set a distinct `name` on one of them."
                 )
             self._tasks[name] = task_class
+            if task_class.concurrency_limit is not None or task_class.rate_limit is not None:
+                self.limited = self.limited | {name}
+            else:
+                self.limited = self.limited - {name}
+            self.rated = self.rated - {name}
+            if task_class.rate_limit is not None:
+                self.rated = self.rated | {name}
+            else:
+                self.rated = self.rated - {name}
         if self.urls_built and existing is None:
             for listener in list(self._late_listeners):
                 listener(task_class)
@@ -67,6 +82,7 @@ class TaskRegistry:
         """Forget the task registered under ``name`` (for tests)."""
         with self._lock:
             self._tasks.pop(name, None)
+            self.limited = self.limited - {name}
 
     def get(self, name: str) -> AnyTaskClass:
         """Return the task class registered under ``name``."""

@@ -16,6 +16,7 @@ from ..exceptions import TaskDefinitionError
 from .context import RunContext, started_at_of
 from .dispatch import submit, submit_many
 from .enqueue import EnqueueRequest
+from .flow import RateLimit, check_flow_options
 from .modelref import has_model_refs
 from .params import validate_params
 from .registry import registry
@@ -86,6 +87,14 @@ class Task(Generic[P, R]):
     api_exposed: ClassVar[bool | None] = None
     """Whether the tasks API router gives this task endpoints: ``False`` keeps it off (404,
     absent from the OpenAPI document); ``None`` follows ``TASKS_API_EXPOSED_BY_DEFAULT``."""
+    concurrency_limit: ClassVar[int | None] = None
+    """At most this many runs with one ``concurrency_key()`` run at once, across every
+    worker; runs over it wait for a slot (``None``: no limit). Backends that cannot honour it
+    refuse ``start()`` with ``UnsupportedOptionError``."""
+    rate_limit: ClassVar[str | None] = None
+    """At most this many runs with one ``rate_limit_key()`` start per period, across every
+    worker: ``"600/m"``, ``"10/s"``, ``"1000/h"`` (``None``: no limit). A run over it is made
+    due when it may start; that wait is not an attempt."""
     api_accepts_key: ClassVar[bool] = False
     """Whether HTTP callers may pass ``key`` to ``POST <task>/start``. Keys are scoped per task
     and per caller (``api_key_scope()``); the same key with other params answers 409."""
@@ -96,6 +105,8 @@ class Task(Generic[P, R]):
     """Whether the class overrides a lifecycle hook (the execution path skips them if not)."""
     _has_model_refs: ClassVar[bool] = False
     """Whether the params hold ``ModelRef`` fields (the execution path loads them if so)."""
+    _rate: ClassVar[RateLimit | None] = None
+    """``rate_limit`` parsed (set at class definition)."""
     _result_adapter: ClassVar[TypeAdapter[Any] | None] = None
     """Validates and serialises return values; ``None`` for ``Any`` (nothing to check)."""
 
@@ -209,6 +220,18 @@ class Task(Generic[P, R]):
 
     def on_retry(self, error: ErrorInfo, retry_at: datetime | None) -> None:
         """Called after each failed attempt that the task's policy retries, at ``retry_at``."""
+
+    # Flow control keys: called at start(), only when the class sets the limit.
+
+    def concurrency_key(self) -> str:
+        """Which runs share the ``concurrency_limit`` (default: every run of this task).
+
+        Return e.g. ``f"account:{self.params.account_id}"`` for a limit per account."""
+        return type(self).name
+
+    def rate_limit_key(self) -> str:
+        """Which runs share the ``rate_limit`` (default: every run of this task)."""
+        return type(self).name
 
     # HTTP hooks: called by the tasks API router only (``django_generic_tasks.api``).
 
@@ -373,6 +396,7 @@ def _check_options(cls: type[Task[Any]]) -> None:
         raise fail("backoff_factor", "a number >= 1")
     if not is_number(cls.backoff_max) or cls.backoff_max < 0:
         raise fail("backoff_max", "a number >= 0")
+    check_flow_options(cls)
     for option in ("retry_on", "discard_on"):
         value = getattr(cls, option)
         if not isinstance(value, tuple) or not all(

@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ..core.registry import registry
 from ..core.status import ErrorInfo, TaskStatus
-from ..exceptions import AttemptInterrupted, ModelNotFoundError, TaskCancelled, WorkerLost
+from ..exceptions import (
+    AttemptInterrupted,
+    ModelNotFoundError,
+    RetryAfter,
+    TaskCancelled,
+    WorkerLost,
+)
 from ..support.dberrors import is_connection_lost
 
 if TYPE_CHECKING:
@@ -38,6 +44,7 @@ __all__ = [
     "failed",
     "lost_worker_decision",
     "requeue_lost_connections",
+    "retry_after_decision",
     "retry_policy_of",
     "run_info",
 ]
@@ -129,10 +136,13 @@ class Attempt(_AttemptFields):
 @dataclass(frozen=True, slots=True)
 class Decision:
     """What the retry policy decided after an attempt: another attempt due at ``retry_at``
-    (``retry`` true; ``retry_at`` ``None``: at once), or none (``FINAL``)."""
+    (``retry`` true; ``retry_at`` ``None``: at once), or none (``FINAL``). ``snooze``: the
+    attempt does not count against ``max_attempts`` (the run's budget grows by one: a
+    ``RetryAfter(counts_as_attempt=False)``)."""
 
     retry: bool = False
     retry_at: datetime | None = None
+    snooze: bool = False
 
     @classmethod
     def retry_on(cls, at: datetime) -> Decision:
@@ -205,6 +215,8 @@ class TaskAttributesPolicy:
         """Retry at now + backoff when ``error`` is a ``retry_on`` one and attempts remain."""
         if isinstance(error, WorkerLost):
             return self.decide_lost(attempt, max_attempts)
+        if isinstance(error, RetryAfter):
+            return retry_after_decision(error, attempt, max_attempts)
         if attempt < max_attempts and isinstance(error, task_class.retry_on):
             return Decision(True, datetime.now(UTC) + task_class.backoff(attempt))
         return FINAL
@@ -215,6 +227,17 @@ class TaskAttributesPolicy:
 
 
 _DEFAULT_POLICY = TaskAttributesPolicy()
+
+
+def retry_after_decision(error: RetryAfter, attempt: int, max_attempts: int) -> Decision:
+    """The decision a ``RetryAfter`` asks for: again at ``error.retry_at``; a snooze
+    (``counts_as_attempt`` false) always, else while attempts remain. For custom policies to
+    call too."""
+    if not error.counts_as_attempt:
+        return Decision(True, error.retry_at, snooze=True)
+    if attempt < max_attempts:
+        return Decision(True, error.retry_at)
+    return FINAL
 
 
 def retry_policy_of(task_class: type[Task[Any]]) -> RetryPolicy:
@@ -299,7 +322,17 @@ def failed(task: Task[Any], exc: Exception) -> Outcome:
         )
         return _outcome(task_class, run_id, attempt, limit, TaskStatus.DISCARDED, exc)
     decision = retry_policy_of(task_class).decide(task_class, attempt, limit, exc)
-    if decision.retry:
+    if decision.retry and isinstance(exc, RetryAfter):  # asked for: not a failure to trace
+        logger.info(
+            "Task %s (run %s) attempt %d asked to be retried at %s%s",
+            task_class.name,
+            run_id,
+            attempt,
+            decision.retry_at.isoformat() if decision.retry_at else "once",
+            "" if decision.snooze else " (counted as an attempt)",
+            extra=extra,
+        )
+    elif decision.retry:
         logger.warning(
             "Task %s (run %s) failed on attempt %d of %d; retrying at %s",
             task_class.name,

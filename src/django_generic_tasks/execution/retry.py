@@ -15,8 +15,10 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
+from ..exceptions import FlowDeferred
 from .attempts import FINAL
 
 if TYPE_CHECKING:
@@ -54,7 +56,7 @@ def settle(sink: RunSink, request: EnqueueRequest, outcome: Outcome) -> EnqueueR
     if not decision.retry:
         sink.record(request, outcome)
         return None
-    retry = request.next_attempt(decision.retry_at)
+    retry = request.next_attempt(decision.retry_at, snooze=decision.snooze)
     sink.record(request, outcome)
     try:
         sink.requeue(retry)
@@ -80,7 +82,18 @@ def final(outcome: Outcome) -> Outcome:
 
 def defer(sink: RunSink, request: EnqueueRequest, reason: BaseException) -> EnqueueRequest:
     """Requeue the same attempt ``REFUSED_RETRY_DELAY`` later: it did not run because this
-    process refused it (``reason``, e.g. ``CapacityExceededError``); no attempt is used up."""
+    process refused it (``reason``, e.g. ``CapacityExceededError``); no attempt is used up.
+
+    A ``FlowDeferred`` (a concurrency or rate limit) is put back exactly when it may run: due
+    at its ``until``, or parked until its slot frees (never polled)."""
+    if isinstance(reason, FlowDeferred):
+        if reason.park is not None:
+            reason.park(partial(sink.requeue, replace(request, run_after=None)))
+            return request
+        if reason.until is not None:
+            later = replace(request, run_after=reason.until)
+            sink.requeue(later)
+            return later
     later = replace(request, run_after=datetime.now(UTC) + REFUSED_RETRY_DELAY)
     logger.warning(
         "Task %s (run %s) attempt %d was not started (%s); it is requeued for %s.",

@@ -75,6 +75,7 @@ logger = logging.getLogger("django_generic_tasks")
 _PACKAGE = __name__
 
 DEFAULT_OUTER = (
+    f"{_PACKAGE}.limits.FlowLimitsMiddleware",
     f"{_PACKAGE}.tracing.TracingMiddleware",
     f"{_PACKAGE}.metrics.MetricsMiddleware",
     f"{_PACKAGE}.cancellation.CancellationMiddleware",

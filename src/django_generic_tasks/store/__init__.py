@@ -21,6 +21,7 @@ from functools import cached_property
 from typing import Any
 
 from .base import UnsupportedDatabaseError, statements
+from .flow import waiting_reason
 from .observe import Observations, QueueDepth, TaskFigures
 from .operations import RunOperations
 from .queue import RunQueue
@@ -52,6 +53,7 @@ __all__ = [
     "serves",
     "unserved",
     "using",
+    "waiting_reason",
     "waiting_status",
 ]
 

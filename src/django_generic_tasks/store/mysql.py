@@ -8,12 +8,18 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .queue import RunQueue, claimed, queue_filter
+from .queue import RunQueue, claimed
 from .rollups import Rollup
-from .rows import ClaimedRun, Finished, new_row, outcome_values, retry_entry
+from .rows import (
+    ClaimedRun,
+    Finished,
+    extra_attempts,
+    new_row,
+    outcome_values,
+    retry_entry,
+)
 from .sql import ids
 from .sql import mysql as sql
-from .transient import retry_transient
 
 if TYPE_CHECKING:
     from ..core.enqueue import EnqueueRequest
@@ -55,36 +61,34 @@ class MySQLRunQueue(RunQueue):
             row = cursor.fetchone()
         return None if row is None else self.runs.filter(pk=row[0]).first()
 
-    @retry_transient
-    def claim(
+    def _claim_cursor(self) -> Any:
+        return self.write_transaction()
+
+    def _claim_rows(
         self,
+        cursor: Any,
         worker_id: str,
-        queues: Sequence[str],
+        where: str,
+        params: Sequence[Any],
         limit: int,
         lease: float,
         now: datetime,
-        exclude: Sequence[str] = (),
     ) -> list[ClaimedRun]:
-        """Lock due runs (skipping runs other claims hold), then lease them."""
-        if limit <= 0:
+        """Lock due runs (skipping runs other claims hold), then lease them (one
+        transaction: ``cursor``'s)."""
+        cursor.execute(sql.CLAIM.format(queues=where), [self.dt(now), *params, limit])
+        found = cursor.fetchall()
+        if not found:
             return []
-        with self.write_transaction() as cursor:
-            cursor.execute(
-                sql.CLAIM.format(queues=queue_filter(queues, exclude)),
-                [self.dt(now), *queues, *exclude, limit],
-            )
-            found = cursor.fetchall()
-            if not found:
-                return []
-            cursor.execute(
-                sql.CLAIM_MARK.format(ids=ids(len(found))),
-                [
-                    worker_id,
-                    self.dt(now),
-                    self.dt(now + timedelta(seconds=lease)),
-                    *(r[0] for r in found),
-                ],
-            )
+        cursor.execute(
+            sql.CLAIM_MARK.format(ids=ids(len(found))),
+            [
+                worker_id,
+                self.dt(now),
+                self.dt(now + timedelta(seconds=lease)),
+                *(r[0] for r in found),
+            ],
+        )
         return claimed(found, 1)
 
     def _finish(self, worker_id: str, items: Sequence[Finished], added: Sequence[Rollup]) -> None:
@@ -92,7 +96,7 @@ class MySQLRunQueue(RunQueue):
         params: list[Any] = []
         for item in items:
             params += [item.run.db_id, item.run.attempt, *outcome_values(self.dt, item)]
-            params += [retry_entry(item, worker_id), self.dt(item.at)]
+            params += [retry_entry(item, worker_id), self.dt(item.at), extra_attempts(item)]
         statement = sql.FINISH.format(rows=" UNION ALL ".join([sql.FINISH_ROW] * len(items)))
         with self.write_transaction() as cursor:
             cursor.execute(statement, [*params, worker_id])

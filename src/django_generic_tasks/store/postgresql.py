@@ -58,6 +58,8 @@ class PostgreSQLRunQueue(RunQueue):
             record["attempt"] = item.run.attempt
             if values[5] is None:  # no finished_at: a retry, whose attempt joins the history
                 record["entry"] = retry_record(item, worker_id)
+                if item.outcome.decision.snooze:
+                    record["extra"] = 1
             records.append(record)
         params = [to_json(records, fallback=repr).decode(), worker_id]
         statement = sql.FINISH

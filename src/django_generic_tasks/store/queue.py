@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import statuses as st
 from .base import StorePart
+from .flow import FlowControl
 from .rollups import Rollup, rollups
 from .rows import (
     LOST_ERROR_TYPE,
@@ -21,6 +22,7 @@ from .rows import (
     ClaimedRun,
     Finished,
     Reclaimed,
+    extra_attempts,
     new_row,
     outcome_values,
     retry_entry,
@@ -51,8 +53,31 @@ class RunQueue(StorePart):
         super().__init__(connection)
         self.observations = observations
         """Where a batch's rollups go (in the batch's transaction)."""
+        self.flow = FlowControl(connection)
+        """Flow control: the runs' limits, pauses, the claim through the limits."""
 
     # -- starting runs ----------------------------------------------------------------------
+
+    def insert_runs(
+        self, requests: Sequence[EnqueueRequest], now: datetime
+    ) -> list[TaskRun | None]:
+        """``insert()``, and the limits of the runs that have some (``flow``), in one
+        transaction (a claim never sees such a run without its limits)."""
+        if all(request.flow is None for request in requests):
+            return self.insert(requests, now)
+        from django.db import transaction
+
+        with transaction.atomic(using=self.alias):
+            found = self.insert(requests, now)
+            limited = [
+                request
+                for request, run in zip(requests, found, strict=True)
+                if run is None and request.flow is not None
+            ]
+            if limited:
+                with self.connection.cursor() as cursor:
+                    self.flow.set_limits(cursor, limited)
+        return found
 
     def insert(self, requests: Sequence[EnqueueRequest], now: datetime) -> list[TaskRun | None]:
         """Insert one run per request, in order. Per request: ``None`` when its row was
@@ -143,20 +168,63 @@ class RunQueue(StorePart):
         lease: float,
         now: datetime,
         exclude: Sequence[str] = (),
+        limited: bool = False,
+        *,
+        rated: bool = True,
     ) -> list[ClaimedRun]:
         """Take up to ``limit`` due runs (priority, then ``run_after`` order) of ``queues``
-        (empty: all) but not of ``exclude``, and lease them.
+        (empty: all) but not of ``exclude`` nor of a paused queue or task, and lease them.
+        ``limited``: through the concurrency and rate limits (``flow.FlowControl``; the
+        worker asks for it when tasks with limits are registered), under the flow lock;
+        ``rated``: rate-limited runs may be waiting (else the rate limit step is skipped).
 
         No two claims, from any number of workers, ever return the same run attempt.
         """
         if limit <= 0:
             return []
-        sql = self.sql.claim.format(queues=queue_filter(queues, exclude))
-        params = [worker_id, self.dt(now), self.dt(now + timedelta(seconds=lease))]
-        params += [self.dt(now), *queues, *exclude, limit]
-        with self._claim_cursor() as cursor:
-            cursor.execute(sql, params)
-            return claimed(cursor.fetchall(), 0)
+        where, params = self.claim_filter(queues, exclude)
+        if not limited:
+            with self._claim_cursor() as cursor:
+                return self._claim_rows(cursor, worker_id, where, params, limit, lease, now)
+        with self.flow.locked() as cursor:
+            admit, admitted = self.flow.admit(cursor, now, where, params, limit, rated=rated)
+            return self._claim_rows(
+                cursor, worker_id, where + admit, [*params, *admitted], limit, lease, now
+            )
+
+    def claim_filter(self, queues: Sequence[str], exclude: Sequence[str]) -> tuple[str, list[Any]]:
+        """A claim's ``{queues}`` conditions and their parameters: ``queues``, not
+        ``exclude``, and nothing paused."""
+        paused_queues, paused_tasks = self.flow.paused_sets()
+        skipped = [*exclude, *sorted(paused_queues - set(exclude))]
+        where = queue_filter(queues, skipped)
+        if paused_tasks:
+            where += f" AND task_name NOT IN ({ids(len(paused_tasks))})"
+        return where, [*queues, *skipped, *sorted(paused_tasks)]
+
+    def _claim_rows(
+        self,
+        cursor: Any,
+        worker_id: str,
+        where: str,
+        params: Sequence[Any],
+        limit: int,
+        lease: float,
+        now: datetime,
+    ) -> list[ClaimedRun]:
+        """The claim statement with the conditions ``where`` (parameters ``params``)."""
+        cursor.execute(
+            self.sql.claim.format(queues=where),
+            [
+                worker_id,
+                self.dt(now),
+                self.dt(now + timedelta(seconds=lease)),
+                self.dt(now),
+                *params,
+                limit,
+            ],
+        )
+        return claimed(cursor.fetchall(), 0)
 
     def _claim_cursor(self) -> Any:
         return self.write_transaction()
@@ -201,7 +269,7 @@ class RunQueue(StorePart):
             params.append(
                 [
                     *(finished, status, result, kind, message, trace, finished),
-                    *(self.dt(item.at), run_after, entry, entry),
+                    *(self.dt(item.at), run_after, extra_attempts(item), entry, entry),
                     *(item.run.db_id, item.run.attempt, worker_id),
                 ]
             )

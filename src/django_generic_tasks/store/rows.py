@@ -173,6 +173,12 @@ def outcome_values(dt: Callable[[datetime | None], Any], item: Finished) -> list
     ]
 
 
+def extra_attempts(item: Finished) -> int:
+    """Attempts ``item``'s outcome adds to the run's ``max_attempts``: 1 for a snooze
+    (``RetryAfter(counts_as_attempt=False)``: that attempt does not count), else 0."""
+    return 1 if item.outcome.decision.snooze else 0
+
+
 def history_entry(
     attempt: int,
     worker_id: str | None,

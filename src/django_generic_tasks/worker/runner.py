@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from ..core.registry import registry
 from ..core.status import TaskStatus
 from ..exceptions import AttemptInterrupted, CapacityExceededError
 from ..execution import Outcome, error_info, execute, requeue_lost_connections
@@ -82,6 +83,7 @@ class Worker:
         self._avg_seconds = 0.0
         self._starved = False
         self._progress = backend.progress_sink()
+        self._limited = False
 
     # -- public -----------------------------------------------------------------------------
 
@@ -181,8 +183,16 @@ class Worker:
             take = min(take, options.max_tasks - self._claimed_total)
         if take <= 0:
             return 0
+        self._limited = bool(registry.limited)  # tasks with limits: claim through them
         runs = _queue(options.database).claim(
-            self.id, options.queues, take, options.lease, datetime.now(UTC), options.exclude_queues
+            self.id,
+            options.queues,
+            take,
+            options.lease,
+            datetime.now(UTC),
+            options.exclude_queues,
+            self._limited,
+            rated=bool(registry.rated),
         )
         on_threads, on_loop = (runs, []) if async_runs is None else async_runs.route(runs)
         with self._lock:
@@ -347,8 +357,11 @@ class Worker:
                 if outcome is not None:
                     self._pending.append((run, outcome, seconds))
                 self._in_flight -= 1
-                refill = self._in_flight == 0 or (
-                    not self._starved and self._in_flight <= self._refill_at
+                # Through the limits, a finished run frees a slot: claim again at once.
+                refill = (
+                    self._in_flight == 0
+                    or self._limited
+                    or (not self._starved and self._in_flight <= self._refill_at)
                 )
             if refill and not self._wake.is_set():
                 self._wake.set()

@@ -9,14 +9,16 @@ task's retry policy wants another attempt (the queue retries every non-2xx), els
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ...conf import get_backend, get_settings
 from ...core.status import new_run_id
 from ...core.wire import RUN_ID_HEADER, RUN_ID_PATTERN, meta_key
-from ...exceptions import ConfigurationError, MissingDependencyError
+from ...exceptions import ConfigurationError, MissingDependencyError, RetryAfter
 from ...security.auth import AuthCallable, authenticates_push_queue
 from . import CloudTasksBackend
 
@@ -94,8 +96,24 @@ def receive(request: HttpRequest, auth: AuthCallable | None) -> Delivery:
 
 def answer_status(outcome: Outcome) -> int:
     """The answer to a push delivery: 500 when the retry policy wants another attempt (Cloud
-    Tasks retries on 5xx), else 200 (succeeded, discarded, or failed for good)."""
-    return 500 if outcome.decision.retry else 200
+    Tasks retries on 5xx), 503 when the task asked for its time (``RetryAfter``: the answer's
+    ``Retry-After`` header, which Cloud Tasks considers), else 200 (succeeded, discarded, or
+    failed for good)."""
+    if not outcome.decision.retry:
+        return 200
+    return 503 if retry_after_header(outcome) is not None else 500
+
+
+def retry_after_header(outcome: Outcome) -> str | None:
+    """The ``Retry-After`` header (whole seconds) of a push delivery's answer when the task
+    raised ``RetryAfter``; ``None`` otherwise."""
+    error, decision = outcome.error, outcome.decision
+    if not decision.retry or decision.retry_at is None or error is None:
+        return None
+    if error.type != f"{RetryAfter.__module__}.{RetryAfter.__qualname__}":
+        return None
+    seconds = (decision.retry_at - datetime.now(UTC)).total_seconds()
+    return str(max(0, math.ceil(seconds)))
 
 
 def push_queue_trusted(auth: AuthCallable | None) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Sequence
+from datetime import UTC
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
@@ -93,6 +94,7 @@ class Command(BaseCommand):
         workers = found.workers.live(now)
         failures = runs.last_failures(now, FAILURE_WINDOW, limit)
         unserved = {q.queue for q in store.unserved(queues, workers)}
+        paused = found.queue.flow.paused()
         if options["json"]:
             self.stdout.write(
                 json.dumps(
@@ -108,6 +110,10 @@ class Command(BaseCommand):
                                 "served": q.queue not in unserved,
                             }
                             for q in queues
+                        ],
+                        "paused": [
+                            {"kind": kind, "name": name, "since": since.isoformat()}
+                            for kind, name, since in paused
                         ],
                         "workers": [
                             {
@@ -168,6 +174,17 @@ class Command(BaseCommand):
             for q in queues
             if q.queue in unserved
         ]
+        if paused:
+            out += ["", "Paused (their runs wait until resumed: manage.py tasks_queue resume)"]
+            out.append(
+                _table(
+                    ("kind", "name", "paused since (UTC)"),
+                    [
+                        (kind, name, since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"))
+                        for kind, name, since in paused
+                    ],
+                )
+            )
         out += ["", "Live workers"]
         out.append(
             _table(

@@ -72,6 +72,11 @@ class Statements:
     it with their heartbeat)."""
     mark_awaited: str | None = None
     """Ask for a finish notice of a run (``None``: ``wait()`` polls)."""
+    flow_lock: str | None = None
+    """Taken before a claim through the limits (``None``: a claim's write transaction is
+    already the only writer: SQLite)."""
+    flow_unlock: str | None = None
+    """Gives ``flow_lock`` back after the claim's commit (``None``: the commit does)."""
 
 
 def ids(count: int) -> str:

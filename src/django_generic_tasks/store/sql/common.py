@@ -121,3 +121,72 @@ SLOT_PRUNE = """
 DELETE FROM django_generic_tasks_scheduleslot
  WHERE schedule_id = %s AND slot_at < %s AND fired_at IS NOT NULL
 """
+SET_FLOW = """
+UPDATE django_generic_tasks_taskrun
+   SET concurrency_key = %s, concurrency_limit = %s, rate_key = %s, rate_interval = %s
+ WHERE id = %s
+"""
+"""A new run's limits (``store.flow``), in the transaction of its insert."""
+
+RATE_CANDIDATES = """
+SELECT id, rate_key, rate_interval FROM django_generic_tasks_taskrun
+ WHERE status IN ('scheduled', 'ready') AND run_after <= %s AND rate_key IS NOT NULL
+   AND (rate_turn IS NULL OR rate_turn <> attempt + 1){queues}
+ ORDER BY priority DESC, run_after LIMIT %s
+"""
+"""Due rate-limited runs whose next attempt has no start time from the rate limit yet."""
+
+RATE_TURN = """
+UPDATE django_generic_tasks_taskrun
+   SET status = %s, run_after = %s, rate_turn = attempt + 1
+ WHERE id = %s
+"""
+"""A rate-limited run's next attempt given its start time (``scheduled`` until then)."""
+
+CONCURRENCY_ELIGIBLE = """
+SELECT c.id FROM (
+  SELECT id, concurrency_key, concurrency_limit, priority, run_after,
+         ROW_NUMBER() OVER (PARTITION BY concurrency_key
+                            ORDER BY priority DESC, run_after, id) AS n
+    FROM django_generic_tasks_taskrun
+   WHERE status IN ('scheduled', 'ready') AND run_after <= %s
+     AND concurrency_key IS NOT NULL{queues}
+) c
+  LEFT JOIN (SELECT concurrency_key, COUNT(*) AS running FROM django_generic_tasks_taskrun
+              WHERE concurrency_key IS NOT NULL AND status = 'running'
+              GROUP BY concurrency_key) r ON r.concurrency_key = c.concurrency_key
+ WHERE c.n <= c.concurrency_limit AND c.n <= c.concurrency_limit - COALESCE(r.running, 0)
+ ORDER BY c.priority DESC, c.run_after LIMIT %s
+"""
+"""The due runs with a concurrency key that may start now: per key, the first ones (priority,
+then due time) up to its free slots (its limit less its running runs). Read under the flow
+lock, so no other claim changes the counts meanwhile."""
+
+FLOW_RUNNING = """
+SELECT concurrency_key, COUNT(*) FROM django_generic_tasks_taskrun
+ WHERE concurrency_key IS NOT NULL AND status = 'running' GROUP BY concurrency_key
+"""
+"""Running runs per concurrency key (the dashboard, the admin's waiting reasons)."""
+
+FLOW_WAITING_SLOTS = """
+SELECT concurrency_key, MAX(concurrency_limit), COUNT(*) FROM django_generic_tasks_taskrun
+ WHERE status IN ('scheduled', 'ready') AND run_after <= %s AND concurrency_key IS NOT NULL
+ GROUP BY concurrency_key
+"""
+"""Due runs with a concurrency key, per key (those over the limit wait for a slot)."""
+
+FLOW_WAITING_RATES = """
+SELECT rate_key, COUNT(*), MAX(run_after) FROM django_generic_tasks_taskrun
+ WHERE status = 'scheduled' AND run_after > %s AND rate_key IS NOT NULL
+   AND rate_turn = attempt + 1
+ GROUP BY rate_key
+"""
+"""Runs waiting for their rate limit's turn, per key, and the last turn given."""
+
+FLOW_WAITING_RETRY_AFTER = """
+SELECT task_name, COUNT(*), MAX(run_after) FROM django_generic_tasks_taskrun
+ WHERE status = 'scheduled' AND run_after > %s
+   AND error_type = 'django_generic_tasks.exceptions.RetryAfter'
+ GROUP BY task_name
+"""
+"""Runs waiting for the time a ``RetryAfter`` asked for, per task."""

@@ -56,7 +56,7 @@ UPDATE django_generic_tasks_taskrun
 FINISH_ROW = (
     "SELECT %s AS id, %s AS attempt, %s AS status, %s AS result, %s AS error_type, "
     "%s AS error_message, %s AS error_traceback, %s AS finished_at, %s AS run_after, "
-    "%s AS entry, %s AS at"
+    "%s AS entry, %s AS at, %s AS extra"
 )
 """One outcome of ``FINISH``'s derived table (``{rows}``: these joined by ``UNION ALL``)."""
 
@@ -72,6 +72,7 @@ UPDATE django_generic_tasks_taskrun AS t
                                       AND t.cancel_requested_at IS NOT NULL
                                      THEN v.at END),
        t.run_after = COALESCE(v.run_after, t.run_after), t.lease_expires_at = NULL,
+       t.max_attempts = t.max_attempts + v.extra,
        t.history = CASE WHEN v.entry IS NULL THEN t.history
                    ELSE JSON_ARRAY_APPEND(
                           CASE WHEN JSON_LENGTH(COALESCE(t.history, JSON_ARRAY())) >= 10
@@ -121,6 +122,12 @@ INSERT IGNORE INTO django_generic_tasks_scheduleslot ({common.SLOT_COLUMNS})
 VALUES (%s, %s, %s, %s, %s, %s, %s)
 """
 """A taken slot is skipped; the values are checked before, so IGNORE can skip only that."""
+FLOW_LOCK = "SELECT GET_LOCK('django_generic_tasks.flow', 30)"
+"""Claims through the limits, one at a time across every worker: taken before the claim's
+transaction and given back after its commit (``FLOW_UNLOCK``), so each counts the running runs
+that the ones before it committed."""
+
+FLOW_UNLOCK = "SELECT RELEASE_LOCK('django_generic_tasks.flow')"
 
 STATEMENTS = Statements(
     insert=INSERT,
@@ -146,4 +153,6 @@ STATEMENTS = Statements(
     slot_mark_fired=common.SLOT_MARK_FIRED,
     slot_take_over=common.SLOT_TAKE_OVER,
     slot_prune=common.SLOT_PRUNE,
+    flow_lock=FLOW_LOCK,
+    flow_unlock=FLOW_UNLOCK,
 )

@@ -79,6 +79,7 @@ UPDATE django_generic_tasks_taskrun AS t
                                     AND t.cancel_requested_at IS NOT NULL
                                    THEN (v.entry->>'ended_at')::timestamptz END),
        run_after = COALESCE(v.run_after, t.run_after), lease_expires_at = NULL,
+       max_attempts = t.max_attempts + COALESCE(v.extra, 0),
        history = CASE WHEN v.entry IS NULL THEN t.history
                  ELSE (CASE WHEN jsonb_array_length(COALESCE(t.history, '[]'::jsonb)) >= 10
                             THEN COALESCE(t.history, '[]'::jsonb) - 0
@@ -86,7 +87,7 @@ UPDATE django_generic_tasks_taskrun AS t
                       || jsonb_build_array(v.entry) END
   FROM jsonb_to_recordset(%s::jsonb) AS v(id uuid, attempt integer, status text,
        result text, error_type text, error_message text, error_traceback text,
-       finished_at timestamptz, run_after timestamptz, entry jsonb)
+       finished_at timestamptz, run_after timestamptz, entry jsonb, extra integer)
  WHERE t.id = v.id AND t.attempt = v.attempt AND t.status = 'running' AND t.worker_id = %s)
 """
 
@@ -145,6 +146,10 @@ SELECT pg_notify(%s, '') FROM marked WHERE status = 'ready'
 moment and a claim meanwhile skips it: when the run is still due, the workers are woken
 again."""
 
+FLOW_LOCK = "SELECT pg_advisory_xact_lock(7046414172)"
+"""Claims through the limits, one at a time across every worker (until the commit): each
+counts the running runs that the ones before it committed."""
+
 STATEMENTS = Statements(
     insert=INSERT,
     insert_keyed=INSERT_KEYED,
@@ -171,4 +176,5 @@ STATEMENTS = Statements(
     slot_prune=common.SLOT_PRUNE,
     announce_cancel=ANNOUNCE_CANCEL,
     mark_awaited=MARK_AWAITED,
+    flow_lock=FLOW_LOCK,
 )

@@ -39,6 +39,7 @@ UPDATE django_generic_tasks_taskrun
        result = %s, error_type = %s, error_message = %s, error_traceback = %s,
        finished_at = COALESCE(%s, CASE WHEN cancel_requested_at IS NOT NULL THEN %s END),
        run_after = COALESCE(%s, run_after), lease_expires_at = NULL,
+       max_attempts = max_attempts + %s,
        history = CASE WHEN %s IS NULL THEN history
                  ELSE json_insert(CASE WHEN json_array_length(COALESCE(history, '[]')) >= 10
                                        THEN json_remove(COALESCE(history, '[]'), '$[0]')
@@ -48,7 +49,8 @@ UPDATE django_generic_tasks_taskrun
 """
 """One run's outcome (``executemany`` over the batch). Parameters: finished_at (NULL: a
 retry), status, result, error type, message, traceback, finished_at, the attempt's end,
-run_after, the history entry twice, id, attempt, worker id. A retry of a run whose cancel was
+run_after, the attempts added to the budget (1 for a snooze), the history entry twice, id,
+attempt, worker id. A retry of a run whose cancel was
 requested ends it ``cancelled``; the history keeps the last 10 entries
 (``rows.HISTORY_LIMIT``)."""
 

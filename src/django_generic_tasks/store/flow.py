@@ -1,0 +1,280 @@
+"""``FlowControl``: the store's part of flow control: each run's limits, the paused queues and
+tasks, and the claim's admission through the limits.
+
+A claim through the limits (the worker asks for it when tasks with limits are registered)
+runs under the dialect's flow lock (``sql.*.FLOW_LOCK``; SQLite's single writer needs none):
+first the due rate-limited runs whose next attempt has no start time yet get one from their
+key's bucket (GCRA: evenly spaced at the limit's rate; a run whose time is ahead becomes
+``scheduled`` until then, which is no attempt); then the due runs with a concurrency key are
+admitted up to each key's free slots (its limit less its running runs). Slots are the running
+runs themselves, so a lost worker's slots come back when the reaper takes its runs back.
+The store decides nothing: the limits are the run rows' own (written at enqueue).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from .base import StorePart
+from .schema import db_id, table
+from .sql import common, ids
+from .statuses import waiting_status
+
+if TYPE_CHECKING:
+    from ..core.enqueue import EnqueueRequest
+
+__all__ = ["PAUSE_REFRESH", "RATE_BATCH", "FlowControl", "Paused"]
+
+PAUSE_REFRESH = 1.0
+"""Seconds a worker process keeps what it read of the paused queues and tasks: a pause
+reaches every worker within this (and at once in the process that paused)."""
+RATE_BATCH = 500
+"""At most this many rate-limited runs are given a start time per claim."""
+KINDS = ("queue", "task")
+
+Paused = tuple[frozenset[str], frozenset[str]]
+"""(paused queues, paused tasks)."""
+
+_NOTHING: Paused = (frozenset(), frozenset())
+_paused_cache: dict[tuple[str, Any], tuple[float, Paused]] = {}
+_cache_lock = threading.Lock()
+
+
+class FlowControl(StorePart):
+    """Flow control on one connection."""
+
+    def ready_for_flow(self) -> bool:
+        """Whether migration 0012 (flow control) is applied."""
+
+        def probe() -> bool:
+            with self.connection.cursor() as cursor:
+                columns = self.connection.introspection.get_table_description(cursor, table().name)
+            return any(column.name == "concurrency_key" for column in columns)
+
+        return self.ready("flow", probe, "TaskRun has no flow control columns yet (run migrate)")
+
+    # -- at enqueue -------------------------------------------------------------------------
+
+    def set_limits(self, cursor: Any, requests: Sequence[EnqueueRequest]) -> None:
+        """Write the limits of the new runs ``requests`` (in their insert's transaction)."""
+        params = []
+        for request in requests:
+            flow = request.flow
+            assert flow is not None
+            params.append(
+                [
+                    flow.concurrency_key,
+                    flow.concurrency_limit,
+                    flow.rate_key,
+                    flow.rate.interval if flow.rate is not None else None,
+                    db_id(self.connection, request.run_id),
+                ]
+            )
+        cursor.executemany(common.SET_FLOW, params)
+
+    # -- pausing ----------------------------------------------------------------------------
+
+    def pause(self, kind: str, name: str, now: datetime) -> bool:
+        """Pause the queue or task ``name``; ``False`` when it already was."""
+        from django.db import IntegrityError, transaction
+
+        from ..models import FlowPause
+
+        _check(kind, name)
+        try:
+            with transaction.atomic(using=self.alias):
+                FlowPause.objects.using(self.alias).create(kind=kind, name=name, paused_at=now)
+        except IntegrityError:
+            return False
+        finally:
+            self.forget_paused()
+        return True
+
+    def resume(self, kind: str, name: str) -> bool:
+        """Resume the queue or task ``name``; ``False`` when it was not paused."""
+        from ..models import FlowPause
+
+        _check(kind, name)
+        deleted, _ = FlowPause.objects.using(self.alias).filter(kind=kind, name=name).delete()
+        self.forget_paused()
+        return bool(deleted)
+
+    def paused(self) -> list[tuple[str, str, datetime]]:
+        """``(kind, name, since)`` of what is paused, oldest first."""
+        from ..models import FlowPause
+
+        if not self.ready_for_flow():
+            return []
+        rows = FlowPause.objects.using(self.alias).order_by("paused_at", "pk")
+        return [(row.kind, row.name, row.paused_at) for row in rows]
+
+    def paused_sets(self) -> Paused:
+        """(queues, tasks) paused now, as this process last read them (``PAUSE_REFRESH``)."""
+        cache_key = (self.alias, self.connection.settings_dict.get("NAME"))
+        now = time.monotonic()
+        found = _paused_cache.get(cache_key)
+        if found is not None and found[0] > now:
+            return found[1]
+        value = _NOTHING
+        if self.ready_for_flow():
+            queues: set[str] = set()
+            tasks: set[str] = set()
+            for kind, name, _ in self.paused():
+                (queues if kind == "queue" else tasks).add(name)
+            value = (frozenset(queues), frozenset(tasks))
+        with _cache_lock:
+            _paused_cache[cache_key] = (now + PAUSE_REFRESH, value)
+        return value
+
+    def forget_paused(self) -> None:
+        """Read the paused queues and tasks again on next use (this process paused one)."""
+        with _cache_lock:
+            _paused_cache.clear()
+
+    # -- why runs wait ----------------------------------------------------------------------
+
+    def running_per_key(self) -> dict[str, int]:
+        """Running runs per concurrency key (through the index on running limited runs)."""
+        if not self.ready_for_flow():
+            return {}
+        with self.connection.cursor() as cursor:
+            cursor.execute(common.FLOW_RUNNING)
+            return {key: int(count) for key, count in cursor.fetchall()}
+
+    def waiting(self, now: datetime) -> list[tuple[str, str, int, str]]:
+        """Runs held back by flow control now: ``(reason, key or task, runs, detail)`` for
+        runs waiting for a concurrency slot, their rate limit's turn, or a ``RetryAfter``."""
+        if not self.ready_for_flow():
+            return []
+        stamp = self.dt(now)
+        found: list[tuple[str, str, int, str]] = []
+        running = self.running_per_key()
+        with self.connection.cursor() as cursor:
+            cursor.execute(common.FLOW_WAITING_SLOTS, [stamp])
+            for key, limit, count in cursor.fetchall():
+                if running.get(key, 0) >= int(limit or 0):
+                    held = f"{running.get(key, 0)} of {limit} running"
+                    found.append(("a concurrency slot", key, int(count), held))
+            cursor.execute(common.FLOW_WAITING_RATES, [stamp])
+            for key, count, last in cursor.fetchall():
+                found.append(("a rate limit's turn", key, int(count), f"turns until {last}"))
+            cursor.execute(common.FLOW_WAITING_RETRY_AFTER, [stamp])
+            for task, count, last in cursor.fetchall():
+                found.append(("Retry-After", task, int(count), f"the last due at {last}"))
+        return found
+
+    # -- the claim through the limits -------------------------------------------------------
+
+    @contextmanager
+    def locked(self) -> Iterator[Any]:
+        """A write transaction holding the flow lock (one claim through the limits at once)."""
+        lock, unlock = self.sql.flow_lock, self.sql.flow_unlock
+        if unlock is not None and lock is not None:  # a session lock around the transaction
+            with self.connection.cursor() as cursor:
+                cursor.execute(lock)
+                got = cursor.fetchone()
+            try:
+                if not got or not got[0]:
+                    raise TimeoutError("The flow control lock was not granted in time.")
+                with self.write_transaction() as cursor:
+                    yield cursor
+            finally:
+                with self.connection.cursor() as cursor:
+                    cursor.execute(unlock)
+            return
+        with self.write_transaction() as cursor:
+            if lock is not None:
+                cursor.execute(lock)
+            yield cursor
+
+    def admit(
+        self,
+        cursor: Any,
+        now: datetime,
+        where: str,
+        params: Sequence[Any],
+        limit: int,
+        *,
+        rated: bool = True,
+    ) -> tuple[str, list[Any]]:
+        """Inside ``locked()``: give due rate-limited runs their start times, then the
+        claim's conditions that admit only runs the limits allow (``where``/``params``: the
+        claim's queue conditions)."""
+        if rated:
+            self._rate_turns(cursor, now, where, params)
+        cursor.execute(
+            common.CONCURRENCY_ELIGIBLE.format(queues=where), [self.dt(now), *params, limit]
+        )
+        admitted = [row[0] for row in cursor.fetchall()]
+        sql = " AND (rate_key IS NULL OR rate_turn = attempt + 1)"
+        if not admitted:
+            return sql + " AND concurrency_key IS NULL", []
+        return sql + f" AND (concurrency_key IS NULL OR id IN ({ids(len(admitted))}))", admitted
+
+    def _rate_turns(self, cursor: Any, now: datetime, where: str, params: Sequence[Any]) -> None:
+        from ..models import RateBucket
+
+        cursor.execute(
+            common.RATE_CANDIDATES.format(queues=where), [self.dt(now), *params, RATE_BATCH]
+        )
+        found = cursor.fetchall()
+        if not found:
+            return
+        buckets = RateBucket.objects.using(self.alias)
+        keys = {row[1] for row in found}
+        next_at = {b.key: b.next_at for b in buckets.filter(key__in=keys)}
+        turns = []
+        for run_id, key, interval in found:
+            at = max(now, next_at.get(key) or now)
+            next_at[key] = at + timedelta(seconds=float(interval or 0.0))
+            turns.append([waiting_status(at, now).value, self.dt(at), run_id])
+        cursor.executemany(common.RATE_TURN, turns)
+        for key in keys:
+            updated = buckets.filter(key=key).update(next_at=next_at[key])
+            if not updated:
+                buckets.create(key=key, next_at=next_at[key])
+
+
+def _check(kind: str, name: str) -> None:
+    from ..exceptions import InvalidOptionError
+
+    if kind not in KINDS:
+        raise InvalidOptionError(f"Pause a 'queue' or a 'task', not a {kind!r}.")
+    if not isinstance(name, str) or not name or len(name) > 255:
+        raise InvalidOptionError(f"A {kind} name must be a non-empty string (got {name!r}).")
+
+
+
+RETRY_AFTER_TYPE = "django_generic_tasks.exceptions.RetryAfter"
+"""The stored error type of an attempt that raised ``RetryAfter``."""
+
+
+def waiting_reason(
+    run: Any,
+    now: datetime,
+    paused: Sequence[tuple[str, str, datetime]],
+    running: dict[str, int],
+) -> str:
+    """Why the waiting ``run`` (a ``TaskRun``) is not running: a paused queue or task, the
+    time a ``RetryAfter`` asked for, its rate limit's turn, a concurrency slot; ``""`` when
+    it is not waiting for any of those (``paused``: ``FlowControl.paused()``; ``running``:
+    ``running_per_key()``)."""
+    if run.status not in ("scheduled", "ready"):
+        return ""
+    for kind, name, since in paused:
+        if (kind == "queue" and name == run.queue) or (kind == "task" and name == run.task_name):
+            return f"{kind} paused since {since.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+    due = run.run_after is not None and run.run_after > now
+    if due and run.error_type == RETRY_AFTER_TYPE:
+        return f"Retry-After: {run.error_message}"
+    if due and run.rate_key is not None and run.rate_turn == run.attempt + 1:
+        return f"rate limit of {run.rate_key!r}: its turn"
+    key, limit = run.concurrency_key, run.concurrency_limit
+    if key is not None and limit is not None and running.get(key, 0) >= limit:
+        return f"a slot: {running.get(key, 0)} of {limit} running for {key!r}"
+    return ""
