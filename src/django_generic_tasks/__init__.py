@@ -35,6 +35,7 @@ from .exceptions import (
     WaitInTransactionError,
 )
 from .schedules.spec import Schedule
+from .workflows import WorkflowFailedError, WorkflowHandle, chain, group
 
 __all__ = [
     "CapacityExceededError",
@@ -62,7 +63,11 @@ __all__ = [
     "UnknownTaskError",
     "UnsupportedOptionError",
     "WaitInTransactionError",
+    "WorkflowFailedError",
+    "WorkflowHandle",
+    "chain",
     "get_handle",
     "get_task_class",
+    "group",
     "registry",
 ]

@@ -46,6 +46,7 @@ COLUMNS = (
     ("retries", "supports_retries"),
     ("progress stored", "supports_progress"),
     ("cancel running", "supports_cancel"),
+    ("workflows", "supports_workflows"),
     ("on-commit", "enqueues_in_transaction"),
     ("crash safety", "crash_safe"),
     ("needs a server", "needs_server"),

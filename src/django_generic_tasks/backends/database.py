@@ -23,6 +23,8 @@ from .base import BaseBackend
 if TYPE_CHECKING:
     from ..core.results import FinishNotices
     from ..execution.progress import ProgressSink
+    from ..workflows.handle import WorkflowState
+    from ..workflows.rules import Plan
 
 
 class DatabaseBackend(BaseBackend):
@@ -42,6 +44,7 @@ class DatabaseBackend(BaseBackend):
     enqueues_in_transaction = True
     supports_progress = True
     supports_cancel = True
+    supports_workflows = True
     crash_safe = True
     needs_server = "your database, `tasks_worker`"
     waits_outside_transactions = True
@@ -95,6 +98,23 @@ class DatabaseBackend(BaseBackend):
             else run.to_handle(self)
             for request, run in zip(requests, found, strict=True)
         ]
+
+    def start_workflow(self, plan: Plan) -> None:
+        """Write the workflow, its first runs and their membership in the caller's
+        transaction (one of its own outside one)."""
+        from django.db import transaction
+
+        from .. import store
+
+        runs = store.for_connection(self.connection)
+        with transaction.atomic(using=self.database):
+            runs.queue.workflows.create(plan, runs.queue, datetime.now(UTC))
+
+    def workflow_state(self, workflow_id: str) -> WorkflowState:
+        """The workflow ``workflow_id`` as stored (``RunNotFoundError`` when there is none)."""
+        from .. import store
+
+        return store.for_connection(self.connection).queue.workflows.state(workflow_id)
 
     def get_result(self, run_id: str) -> TaskHandle[Any]:
         """A fresh handle for ``run_id``; ``RunNotFoundError`` when there is no such run."""

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..core.enqueue import EnqueueRequest
 from ..core.handles import TaskHandle
 from ..execution import Attempt, execute
 from ..execution.retry import settle
+from ..workflows.memory import MemoryWorkflows
 from .base import BaseBackend
+
+if TYPE_CHECKING:
+    from ..workflows.handle import WorkflowState
+    from ..workflows.rules import Plan
 
 
 class ImmediateBackend(BaseBackend):
@@ -21,17 +26,32 @@ class ImmediateBackend(BaseBackend):
 
     supports_priority = True  # one run at a time: order is trivially respected
     supports_retries = True
+    supports_workflows = True
+    capability_notes: ClassVar[dict[str, str]] = {
+        "supports_workflows": "in-process: the steps run inside `start()`"
+    }
     crash_safe = None  # runs execute in the caller: nothing is left waiting
 
     def __init__(self, *, sleep_between_retries: bool = False) -> None:
         self.sleep_between_retries = sleep_between_retries
+        self.workflows = MemoryWorkflows(self)
+
+    def start_workflow(self, plan: Plan) -> None:
+        """Run ``plan``'s workflow now, step after step (after commit inside a transaction)."""
+        self.workflows.start(plan)
+
+    def workflow_state(self, workflow_id: str) -> WorkflowState:
+        """A workflow this backend ran in this process."""
+        return self.workflows.state(workflow_id)
 
     def enqueue(self, request: EnqueueRequest) -> TaskHandle[Any]:
         """Run every attempt now and return a handle with the final status and result."""
         while True:
             outcome = execute(Attempt.of(request, self.name))
             if not outcome.decision.retry:
-                status = outcome.status  # settle() would only record() it: nothing kept here
+                status = outcome.status
+                if request.workflow is not None:  # nothing kept here, but its workflow goes on
+                    settle(self, request, outcome)
                 break
             retry = settle(self, request, outcome)
             if retry is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.enqueue import EnqueueRequest
 from ..core.handles import TaskHandle
@@ -12,7 +12,12 @@ from ..core.status import TaskStatus
 from ..execution import Attempt, Outcome, execute
 from ..execution.retry import final, settle
 from ..support.compat import in_atomic_block
+from ..workflows.memory import MemoryWorkflows
 from .base import BaseBackend
+
+if TYPE_CHECKING:
+    from ..workflows.handle import WorkflowState
+    from ..workflows.rules import Plan
 
 
 class _Committed:
@@ -49,6 +54,7 @@ class InMemoryBackend(BaseBackend):
     supports_key = True
     supports_results = True
     supports_retries = True
+    supports_workflows = True
     enqueues_in_transaction = True  # capture at start(), even inside a test's transaction
     crash_safe = None  # a test double: runs are run by run_all(), in the caller
 
@@ -66,6 +72,15 @@ class InMemoryBackend(BaseBackend):
         # back, so a marker that neither ran nor is still registered means "rolled back".
         self._open: dict[str, tuple[Any, _Committed]] = {}
         self._checked: dict[Any, tuple[list[Any], int]] = {}
+        self.workflows = MemoryWorkflows(self)
+
+    def start_workflow(self, plan: Plan) -> None:
+        """Capture ``plan``'s first runs; ``run_all()`` runs them and what they start."""
+        self.workflows.start(plan)
+
+    def workflow_state(self, workflow_id: str) -> WorkflowState:
+        """A workflow started through this backend."""
+        return self.workflows.state(workflow_id)
 
     def enqueue(self, request: EnqueueRequest) -> TaskHandle[Any]:
         """Record the run; a repeated ``key`` returns the first run's handle."""

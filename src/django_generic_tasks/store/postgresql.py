@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from django.db import transaction
 from pydantic_core import to_json
 
 from .queue import RunQueue
@@ -65,5 +66,8 @@ class PostgreSQLRunQueue(RunQueue):
             statement = sql.FINISH_WITH_ROLLUPS
             rows = [dict(zip(COLUMNS, row.values(), strict=True)) for row in added]
             params.append(to_json(rows).decode())
-        with self.connection.cursor() as cursor:
+        # One transaction with the workflows' steps that these outcomes start (one more
+        # round trip per batch: its COMMIT, and the read of which runs are members).
+        with transaction.atomic(using=self.alias), self.connection.cursor() as cursor:
             cursor.execute(statement, params)
+            self.runs_ended(cursor, [item.run.db_id for item in items])

@@ -96,3 +96,56 @@ LAST_FAILURES = """
 SELECT last_run_id FROM django_generic_tasks_runrollup
  WHERE minute >= %s AND outcome IN ('failed', 'discarded') ORDER BY minute DESC LIMIT %s
 """
+
+# -- workflows (store.workflows): the same text on every dialect ---------------------------
+
+WORKFLOW_INSERT = """
+INSERT INTO django_generic_tasks_taskworkflow (id, kind, status, spec, total, done, failed,
+       error_type, error_message, created_at)
+VALUES (%s, %s, 'running', %s, %s, 0, 0, '', '', %s)
+"""
+
+WORKFLOW_MEMBER_ROW = "(%s, %s, %s, %s, FALSE)"
+
+WORKFLOW_MEMBERS_INSERT = """
+INSERT INTO django_generic_tasks_workflowmember (run_id, workflow_id, position, role, done)
+VALUES {rows}
+"""
+
+WORKFLOW_MEMBERS_ENDED = """
+SELECT m.run_id, m.workflow_id, m.position, m.role
+  FROM django_generic_tasks_workflowmember m
+  JOIN django_generic_tasks_taskrun r ON r.id = m.run_id
+ WHERE m.run_id IN ({ids}) AND m.done = FALSE
+   AND r.status IN ('succeeded', 'failed', 'discarded', 'cancelled')
+ ORDER BY m.workflow_id, m.position
+"""
+"""Which of the runs just ended belong to a workflow whose count has not seen them yet
+(ordered so that concurrent transactions lock workflows in one order)."""
+
+WORKFLOW_MEMBER_DONE = """
+UPDATE django_generic_tasks_workflowmember SET done = TRUE WHERE run_id = %s AND done = FALSE
+"""
+"""A member's end counted, once: the transaction that changes the row counts it."""
+
+WORKFLOW_COUNT = """
+UPDATE django_generic_tasks_taskworkflow SET done = done + 1, failed = failed + %s
+ WHERE id = %s
+"""
+"""One more member ended (it locks the workflow's row until the transaction ends)."""
+
+WORKFLOW_READ = """
+SELECT kind, status, spec, total, done FROM django_generic_tasks_taskworkflow WHERE id = %s
+"""
+
+WORKFLOW_CALLBACK = """
+UPDATE django_generic_tasks_taskworkflow SET callback_run = %s
+ WHERE id = %s AND callback_run IS NULL AND status = 'running'
+"""
+"""The callback's run noted, once (a second attempt changes nothing)."""
+
+WORKFLOW_END = """
+UPDATE django_generic_tasks_taskworkflow
+   SET status = %s, finished_at = %s, failed_position = %s, error_type = %s, error_message = %s
+ WHERE id = %s AND status = 'running'
+"""

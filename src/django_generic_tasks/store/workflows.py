@@ -1,0 +1,236 @@
+"""``WorkflowBook``: the workflows' rows (``TaskWorkflow``, ``WorkflowMember``) beside the runs.
+
+A workflow's next run is started in the transaction that writes the outcome causing it
+(``runs_ended()``, called by ``RunQueue`` inside ``finish()`` and ``reclaim_expired()``): a
+member's end is counted when its member row flips to ``done`` (once, whichever transaction
+changes the row), the count lives in the workflow's row (locked by the count's ``UPDATE``
+until commit, so two members ending at once on two workers are counted one after the other),
+and the callback's run is inserted in the same transaction. A crash before the commit loses
+the outcome and the next run together; nothing is started twice. What the next run is
+(``workflows.rules``) is decided above the store; the store writes it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from .base import StorePart
+from .schema import db_id, id_str, parse_run_id
+from .sql import common, ids, rows
+
+if TYPE_CHECKING:
+    from ..core.enqueue import EnqueueRequest
+    from ..workflows.handle import WorkflowState
+    from ..workflows.rules import Ended, Plan, Step
+    from .queue import RunQueue
+
+__all__ = ["WorkflowBook"]
+
+FINISHED = ("succeeded", "failed", "discarded", "cancelled")
+
+
+class WorkflowBook(StorePart):
+    """Workflows on one connection: create them, advance them as their runs end, read them."""
+
+    def exists(self) -> bool:
+        """Whether the workflow tables exist (migration 0012 applied)."""
+
+        def probe() -> bool:
+            with self.connection.cursor() as cursor:
+                return "django_generic_tasks_workflowmember" in (
+                    self.connection.introspection.table_names(cursor)
+                )
+
+        return self.ready("workflows", probe, "The workflow tables are missing (run migrate)")
+
+    def create(self, plan: Plan, queue: RunQueue, now: datetime) -> None:
+        """Write ``plan``'s workflow row, its first runs and their member rows (call inside
+        a transaction: the caller's)."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                common.WORKFLOW_INSERT,
+                [
+                    db_id(self.connection, plan.id),
+                    plan.kind,
+                    json.dumps(plan.spec),
+                    plan.total,
+                    self.dt(now),
+                ],
+            )
+        queue.insert(plan.first, now)
+        with self.connection.cursor() as cursor:
+            self._add_members(cursor, plan.id, [(r, n, "member") for n, r in enumerate(plan.first)])
+
+    def _add_members(
+        self, cursor: Any, workflow_id: str, members: Sequence[tuple[EnqueueRequest, int, str]]
+    ) -> None:
+        wid = db_id(self.connection, workflow_id)
+        for start in range(0, len(members), 1000):
+            chunk = members[start : start + 1000]
+            values: list[Any] = []
+            for request, position, role in chunk:
+                values += [db_id(self.connection, request.run_id), wid, position, role]
+            sql = common.WORKFLOW_MEMBERS_INSERT.format(
+                rows=rows(common.WORKFLOW_MEMBER_ROW, len(chunk))
+            )
+            cursor.execute(sql, values)
+
+    def runs_ended(self, cursor: Any, db_ids: Sequence[Any], queue: RunQueue) -> None:
+        """Advance the workflows of the runs ``db_ids`` that just ended (in the transaction
+        that ended them, through ``cursor``): count each member once, start what follows,
+        end the workflow when it is over."""
+        if not db_ids or not self.exists():
+            return
+        cursor.execute(common.WORKFLOW_MEMBERS_ENDED.format(ids=ids(len(db_ids))), list(db_ids))
+        found = cursor.fetchall()
+        if not found:
+            return
+        from ..workflows.rules import after_callback, after_member
+
+        ended = self._ended({id_str(row[0]) for row in found})
+        now = datetime.now(UTC)
+        for run_pk, workflow_pk, position, role in found:
+            cursor.execute(common.WORKFLOW_MEMBER_DONE, [run_pk])
+            if cursor.rowcount != 1:  # counted by another transaction meanwhile
+                continue
+            run = ended[id_str(run_pk)]
+            failed = int(run.status != "succeeded")
+            if role == "member":
+                cursor.execute(common.WORKFLOW_COUNT, [failed, workflow_pk])
+            cursor.execute(common.WORKFLOW_READ, [workflow_pk])
+            kind, status, spec_text, total, done = cursor.fetchone()
+            if status != "running":
+                continue
+            workflow_id = id_str(workflow_pk)
+            if role == "callback":
+                step = after_callback(run.status, run.error)
+            else:
+                step = after_member(
+                    kind,
+                    json.loads(spec_text),
+                    int(position),
+                    run.status,
+                    run.error,
+                    result=run.result,
+                    last=int(done) >= int(total),
+                    members=lambda w=workflow_id: self.members(w),  # type: ignore[misc]
+                )
+            self._apply(cursor, workflow_id, kind, int(position), int(total), step, queue, now)
+
+    def _apply(
+        self,
+        cursor: Any,
+        workflow_id: str,
+        kind: str,
+        position: int,
+        total: int,
+        step: Step,
+        queue: RunQueue,
+        now: datetime,
+    ) -> None:
+        wid = db_id(self.connection, workflow_id)
+        if step.start is not None:
+            if kind == "chain":
+                queue.insert([step.start], now)
+                self._add_members(cursor, workflow_id, [(step.start, position + 1, "member")])
+            else:
+                cursor.execute(
+                    common.WORKFLOW_CALLBACK, [db_id(self.connection, step.start.run_id), wid]
+                )
+                if cursor.rowcount == 1:  # started once, whoever counted the last member
+                    queue.insert([step.start], now)
+                    self._add_members(cursor, workflow_id, [(step.start, total, "callback")])
+        if step.status != "running":
+            error = step.error
+            cursor.execute(
+                common.WORKFLOW_END,
+                [
+                    step.status,
+                    self.dt(now),
+                    step.failed_position,
+                    error.type[:255] if error else "",
+                    error.message if error else "",
+                    wid,
+                ],
+            )
+
+    def _ended(self, run_ids: set[str]) -> dict[str, Ended]:
+        from ..core.status import ErrorInfo
+        from ..workflows.rules import Ended
+
+        found = self.runs.filter(pk__in=list(run_ids)).values_list(
+            "id", "task_name", "status", "result", "error_type", "error_message"
+        )
+        return {
+            str(pk): Ended(name, status, result, ErrorInfo(kind, message) if kind else None)
+            for pk, name, status, result, kind, message in found
+        }
+
+    def _member_rows(self, workflow_id: str) -> list[tuple[str, int, str]]:
+        from ..models import WorkflowMember
+
+        return [
+            (str(run_id), position, role)
+            for run_id, position, role in WorkflowMember.objects.using(self.alias)
+            .filter(workflow_id=workflow_id)
+            .order_by("position")
+            .values_list("run_id", "position", "role")
+        ]
+
+    def members(self, workflow_id: str) -> list[Ended]:
+        """How each member of a group ended, in member order."""
+        member_ids = [
+            run_id for run_id, _, role in self._member_rows(workflow_id) if role == "member"
+        ]
+        ended = self._ended(set(member_ids))
+        return [ended[run_id] for run_id in member_ids]
+
+    def state(self, workflow_id: str) -> WorkflowState:
+        """The workflow ``workflow_id`` now (``RunNotFoundError`` when there is none)."""
+        from ..core.status import ErrorInfo
+        from ..exceptions import RunNotFoundError
+        from ..models import TaskWorkflow
+        from ..workflows.handle import WorkflowState
+
+        pk = parse_run_id(workflow_id)
+        row = None if pk is None else TaskWorkflow.objects.using(self.alias).filter(pk=pk).first()
+        if row is None:
+            raise RunNotFoundError(f"There is no workflow {workflow_id!r}.")
+        json.loads(row.spec)
+        members = self._member_rows(str(row.pk))
+        runs = tuple(run_id for run_id, _, role in members if role == "member")
+        names = {
+            str(pk): name
+            for pk, name in self.runs.filter(pk__in=[m[0] for m in members]).values_list(
+                "id", "task_name"
+            )
+        }
+        callback = str(row.callback_run) if row.callback_run else None
+        result_task: str | None = None
+        result: Any = None
+        if row.status == "succeeded":
+            if row.kind == "chain":
+                result_task = names.get(runs[-1]) if runs else None
+                result = self.runs.filter(pk=runs[-1]).values_list("result", flat=True).first()
+            elif callback is not None:
+                result_task = names.get(callback)
+                result = self.runs.filter(pk=callback).values_list("result", flat=True).first()
+            else:
+                result = [m.result for m in self.members(str(row.pk))]
+        return WorkflowState(
+            id=str(row.pk),
+            kind=row.kind,
+            status=row.status,
+            total=row.total,
+            done=row.done,
+            runs=runs,
+            tasks=tuple(names.get(r, "") for r in runs),
+            callback_run=callback,
+            failed_position=row.failed_position,
+            error=ErrorInfo(row.error_type, row.error_message) if row.error_type else None,
+            result_task=result_task,
+            result=result,
+        )
