@@ -272,3 +272,35 @@ class JournalAttempts(AttemptMiddleware):
                 will_retry=outcome.will_retry,
             )
         return outcome
+
+
+class StepParams(BaseModel):
+    token: str
+    n: int
+
+
+class ContractStep(tasks.Task[StepParams, StepParams]):
+    """A chain's step: records its ``n`` and returns the next step's params (``n + 1``)."""
+
+    name = "contract.step"
+
+    def run(self) -> StepParams:
+        record("step", self.params.token, n=self.params.n)
+        if self.params.n == -1:
+            raise ValueError(f"step {self.params.n} fails")
+        return StepParams(token=self.params.token, n=self.params.n + 1)
+
+
+class GatherParams(BaseModel):
+    results: list[StepParams]
+
+
+class ContractGather(tasks.Task[GatherParams, list[int]]):
+    """A group's callback: records the ``n`` of each result, in the order it got them."""
+
+    name = "contract.gather"
+
+    def run(self) -> list[int]:
+        ns = [result.n for result in self.params.results]
+        record("gather", self.params.results[0].token, ns=ns)
+        return ns
