@@ -159,3 +159,34 @@ def test_a_member_whose_worker_was_lost_is_counted_by_the_reaper(backend: Databa
     assert handle.failed_step == 0
     assert handle.error is not None
     assert handle.error.type.endswith("WorkerLost")
+
+
+def test_members_ending_at_once_on_two_workers_start_the_callback_once(
+    backend: DatabaseBackend,
+) -> None:
+    from django.db import connections
+
+    count = 40
+    handle = (
+        tasks.group([wt.Nap(wt.Pause(n=n)) for n in range(count)])
+        .then(wt.Total)
+        .start(backend=backend)
+    )
+
+    def work() -> None:
+        try:
+            drain(concurrency=4)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    drain()  # the callback, if the workers stopped before it was due
+    assert handle.wait(timeout=10) == sum(range(count))
+    assert wt.seen == [f"total {list(range(count))}"]
+    workflow = TaskWorkflow.objects.get(pk=handle.id)
+    assert (workflow.done, workflow.failed) == (count, 0)
+    assert WorkflowMember.objects.filter(workflow_id=handle.id, done=False).count() == 0

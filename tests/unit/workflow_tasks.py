@@ -85,3 +85,20 @@ class Shout(tasks.Task[Text, str]):
 
     def run(self) -> str:
         return self.params.text.upper()
+
+
+class Pause(BaseModel):
+    n: int
+    seconds: float = 0.01
+
+
+class Nap(tasks.Task[Pause, int]):
+    """Sleeps a little, returns n (members that end at about the same time)."""
+
+    name = "tests.wf.nap"
+
+    def run(self) -> int:
+        import time
+
+        time.sleep(self.params.seconds)
+        return self.params.n
