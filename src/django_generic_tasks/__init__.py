@@ -35,7 +35,7 @@ from .exceptions import (
     WaitInTransactionError,
 )
 from .schedules.spec import Schedule
-from .workflows import WorkflowFailedError, WorkflowHandle, chain, group
+from .workflows import WorkflowFailedError, WorkflowHandle, batch, chain, group
 
 __all__ = [
     "CapacityExceededError",
@@ -65,6 +65,7 @@ __all__ = [
     "WaitInTransactionError",
     "WorkflowFailedError",
     "WorkflowHandle",
+    "batch",
     "chain",
     "get_handle",
     "get_task_class",

@@ -290,7 +290,9 @@ class TaskWorkflow(models.Model):
     kind = models.CharField(max_length=16)
     status = models.CharField(max_length=16, default="running")
     spec = models.TextField(help_text="The steps' task names, the callback, its options (JSON).")
-    total = models.PositiveIntegerField(help_text="Steps of a chain, members of a group.")
+    total = models.PositiveIntegerField(
+        null=True, help_text="Steps of a chain, members of a group or batch (once closed)."
+    )
     done = models.PositiveIntegerField(default=0, help_text="Members (steps) that ended.")
     failed = models.PositiveIntegerField(default=0, help_text="Members that did not succeed.")
     failed_position = models.IntegerField(null=True, blank=True)

@@ -57,3 +57,21 @@ def test_a_group_callback_is_honoured_or_refused(harness: BackendHarness, token:
     assert sorted(entry["n"] for entry in entries(token, "step")) == [1, 2, 3]
     assert [entry["ns"] for entry in entries(token, "gather")] == [[4, 2, 3]]
     assert handle.wait(timeout=TIMEOUT) == [4, 2, 3]
+
+
+def test_a_batch_is_honoured_or_refused(harness: BackendHarness, token: str) -> None:
+    backend = harness.backend
+    done = ContractStep(StepParams(token=f"{token}-done", n=100))
+    if not flag(harness, "supports_workflows"):
+        with pytest.raises(UnsupportedOptionError), tasks.batch(on_finish=done, backend=backend):
+            ContractStep(StepParams(token=token, n=0)).start(backend=backend)
+        harness.drain(TIMEOUT)
+        assert entries(token) == entries(f"{token}-done") == []
+        return
+    with tasks.batch(on_finish=done, backend=backend) as batch:
+        for n in range(3):
+            ContractStep(StepParams(token=token, n=n)).start(backend=backend)
+    harness.drain(TIMEOUT)
+    assert sorted(entry["n"] for entry in entries(token, "step")) == [0, 1, 2]
+    assert [entry["n"] for entry in entries(f"{token}-done", "step")] == [100]
+    assert batch.wait(timeout=TIMEOUT) == {"succeeded": 3}

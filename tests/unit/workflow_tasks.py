@@ -102,3 +102,16 @@ class Nap(tasks.Task[Pause, int]):
 
         time.sleep(self.params.seconds)
         return self.params.n
+
+
+class Note(BaseModel):
+    text: str
+
+
+class Remember(tasks.Task[Note]):
+    """Notes its text (a batch's callback)."""
+
+    name = "tests.wf.remember"
+
+    def run(self) -> None:
+        seen.append(self.params.text)

@@ -161,6 +161,22 @@ class BaseBackend(metaclass=ABCMeta):
         """The workflow ``workflow_id`` now (only when ``supports_workflows``)."""
         raise ResultNotAvailableError(f"{type(self).__name__} does not keep workflows.")
 
+    def join_batch(
+        self, batch_id: str, requests: Sequence[EnqueueRequest], first: int
+    ) -> list[TaskHandle[Any]]:
+        """Start ``requests`` as members ``first``... of batch ``batch_id``; one handle each
+        (only when ``supports_workflows``)."""
+        raise UnsupportedOptionError(f"{type(self).__name__} cannot run batches.")
+
+    def close_batch(self, batch_id: str, count: int) -> None:
+        """The block of batch ``batch_id`` ended after ``count`` starts: once they all ended,
+        its callbacks start (only when ``supports_workflows``)."""
+        raise UnsupportedOptionError(f"{type(self).__name__} cannot run batches.")
+
+    def batch_counts(self, batch_id: str) -> dict[str, int]:
+        """Batch ``batch_id``'s runs by status (only when ``supports_workflows``)."""
+        raise ResultNotAvailableError(f"{type(self).__name__} does not keep batches.")
+
     def finish_notices(self) -> FinishNotices | None:
         """What wakes ``wait()`` when a run ends; ``None``: ``wait()`` polls."""
         return None

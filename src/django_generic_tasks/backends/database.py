@@ -110,6 +110,42 @@ class DatabaseBackend(BaseBackend):
         with transaction.atomic(using=self.database):
             runs.queue.workflows.create(plan, runs.queue, datetime.now(UTC))
 
+    def join_batch(
+        self, batch_id: str, requests: Sequence[EnqueueRequest], first: int
+    ) -> list[TaskHandle[Any]]:
+        """Insert runs that join batch ``batch_id``, with their membership, in one
+        transaction (the caller's, inside one)."""
+        from django.db import transaction
+
+        from .. import store
+
+        runs = store.for_connection(self.connection)
+        now = datetime.now(UTC)
+        with transaction.atomic(using=self.database):
+            found = runs.queue.workflows.join(batch_id, requests, first, runs.queue)
+        return [
+            self.handle_for(request, store.waiting_status(request.run_after, now))
+            if run is None
+            else run.to_handle(self)
+            for request, run in zip(requests, found, strict=True)
+        ]
+
+    def close_batch(self, batch_id: str, count: int) -> None:
+        """Batch ``batch_id``'s block ended after ``count`` starts."""
+        from django.db import transaction
+
+        from .. import store
+
+        runs = store.for_connection(self.connection)
+        with transaction.atomic(using=self.database):
+            runs.queue.workflows.close(batch_id, count, runs.queue)
+
+    def batch_counts(self, batch_id: str) -> dict[str, int]:
+        """Batch ``batch_id``'s runs by status."""
+        from .. import store
+
+        return store.for_connection(self.connection).queue.workflows.counts(batch_id)
+
     def workflow_state(self, workflow_id: str) -> WorkflowState:
         """The workflow ``workflow_id`` as stored (``RunNotFoundError`` when there is none)."""
         from .. import store

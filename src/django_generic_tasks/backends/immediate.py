@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..core.enqueue import EnqueueRequest
@@ -43,6 +44,20 @@ class ImmediateBackend(BaseBackend):
     def workflow_state(self, workflow_id: str) -> WorkflowState:
         """A workflow this backend ran in this process."""
         return self.workflows.state(workflow_id)
+
+    def join_batch(
+        self, batch_id: str, requests: Sequence[EnqueueRequest], first: int
+    ) -> list[TaskHandle[Any]]:
+        """Start runs that join batch ``batch_id`` (in-process)."""
+        return self.workflows.join_batch(batch_id, requests)
+
+    def close_batch(self, batch_id: str, count: int) -> None:
+        """Batch ``batch_id``'s block ended after ``count`` starts."""
+        self.workflows.close_batch(batch_id, count)
+
+    def batch_counts(self, batch_id: str) -> dict[str, int]:
+        """Batch ``batch_id``'s runs by status."""
+        return self.workflows.batch_counts(batch_id)
 
     def enqueue(self, request: EnqueueRequest) -> TaskHandle[Any]:
         """Run every attempt now and return a handle with the final status and result."""

@@ -101,7 +101,7 @@ class WorkflowBook(StorePart):
             if role == "member":
                 cursor.execute(common.WORKFLOW_COUNT, [failed, workflow_pk])
             cursor.execute(common.WORKFLOW_READ, [workflow_pk])
-            kind, status, spec_text, total, done = cursor.fetchone()
+            kind, status, spec_text, total, done, failed_count = cursor.fetchone()
             if status != "running":
                 continue
             workflow_id = id_str(workflow_pk)
@@ -115,10 +115,55 @@ class WorkflowBook(StorePart):
                     run.status,
                     run.error,
                     result=run.result,
-                    last=int(done) >= int(total),
+                    last=total is not None and int(done) >= int(total),
                     members=lambda w=workflow_id: self.members(w),  # type: ignore[misc]
+                    failed=int(failed_count),
                 )
-            self._apply(cursor, workflow_id, kind, int(position), int(total), step, queue, now)
+            self._apply(cursor, workflow_id, kind, int(position), int(total or 0), step, queue, now)
+
+    def join(
+        self, workflow_id: str, requests: Sequence[EnqueueRequest], first: int, queue: RunQueue
+    ) -> list[Any]:
+        """Start ``requests`` as members of batch ``workflow_id`` at positions ``first``...
+        (call inside a transaction). Per request what ``RunQueue.insert`` says: ``None``
+        when inserted (a member), else the unfinished run holding its key (not a member)."""
+        found = queue.insert(requests, datetime.now(UTC))
+        joined = [
+            (request, first + n, "member")
+            for n, (request, run) in enumerate(zip(requests, found, strict=True))
+            if run is None
+        ]
+        with self.connection.cursor() as cursor:
+            self._add_members(cursor, workflow_id, joined)
+        return found
+
+    def close(self, workflow_id: str, count: int, queue: RunQueue) -> None:
+        """Batch ``workflow_id``'s block ended after ``count`` starts: end it now if its runs
+        all ended already (call inside a transaction)."""
+        from ..workflows.rules import batch_end
+
+        wid = db_id(self.connection, workflow_id)
+        with self.connection.cursor() as cursor:
+            cursor.execute(common.WORKFLOW_CLOSE, [count, wid])
+            cursor.execute(common.WORKFLOW_READ, [wid])
+            kind, status, spec_text, total, done, failed = cursor.fetchone()
+            if status == "running" and total is not None and int(done) >= int(total):
+                step = batch_end(json.loads(spec_text), int(failed))
+                self._apply(cursor, workflow_id, kind, 0, int(total), step, queue, _now())
+
+    def counts(self, workflow_id: str) -> dict[str, int]:
+        """Batch ``workflow_id``'s runs by status."""
+        from django.db.models import Count
+
+        from ..models import WorkflowMember
+
+        members = WorkflowMember.objects.using(self.alias).filter(workflow_id=workflow_id)
+        found = (
+            self.runs.filter(pk__in=members.values("run_id"))
+            .values_list("status")
+            .annotate(n=Count("id"))
+        )
+        return dict(found)
 
     def _apply(
         self,
@@ -143,6 +188,8 @@ class WorkflowBook(StorePart):
                 if cursor.rowcount == 1:  # started once, whoever counted the last member
                     queue.insert([step.start], now)
                     self._add_members(cursor, workflow_id, [(step.start, total, "callback")])
+        if step.callbacks:
+            queue.insert(step.callbacks, now)
         if step.status != "running":
             error = step.error
             cursor.execute(
@@ -234,3 +281,7 @@ class WorkflowBook(StorePart):
             result_task=result_task,
             result=result,
         )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -19,6 +19,7 @@ from ..conf import get_backend
 from ..core.enqueue import EnqueueRequest
 from ..core.status import new_run_id
 from ..exceptions import InvalidOptionError, TaskDefinitionError
+from .batch import Batch, batch
 from .handle import WorkflowFailedError, WorkflowHandle, WorkflowState
 from .rules import CHAIN, GROUP, OnFailure, Plan, callback_field, fit
 
@@ -27,12 +28,14 @@ if TYPE_CHECKING:
     from ..core.task import Task
 
 __all__ = [
+    "Batch",
     "Chain",
     "Group",
     "GroupWithCallback",
     "WorkflowFailedError",
     "WorkflowHandle",
     "WorkflowState",
+    "batch",
     "chain",
     "group",
 ]

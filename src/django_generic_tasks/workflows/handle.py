@@ -30,8 +30,8 @@ class WorkflowState:
     kind: str
     status: str
     """``running``, ``succeeded`` or ``failed``."""
-    total: int
-    """Steps of a chain, members of a group."""
+    total: int | None
+    """Steps of a chain, members of a group or of a batch (``None``: a batch still open)."""
     done: int
     """Steps or members that ended."""
     runs: tuple[str, ...] = ()

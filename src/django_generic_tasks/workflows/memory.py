@@ -14,15 +14,19 @@ import threading
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from ..core.batching import current_batch
 from ..core.dispatch import submit
 from ..core.status import ErrorInfo
 from ..exceptions import RunNotFoundError
 from .handle import WorkflowState
-from .rules import CHAIN, Ended, Plan, after_callback, after_member
+from .rules import BATCH, CHAIN, Ended, Plan, after_callback, after_member, batch_end
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ..backends.base import BaseBackend
     from ..core.enqueue import EnqueueRequest
+    from ..core.handles import TaskHandle
     from ..execution.attempts import Outcome
 
 __all__ = ["MemoryWorkflow", "MemoryWorkflows"]
@@ -51,6 +55,8 @@ class MemoryWorkflow:
         self._lock = threading.RLock()
         self._starting: list[EnqueueRequest] = []
         self._draining = False
+        self.closed_at: int | None = None
+        """A batch: how many runs joined it when its block ended (``None``: still open)."""
 
     def _join(self, request: EnqueueRequest, role: str) -> EnqueueRequest:
         run = _Run(request.run_id, request.task_name, role)
@@ -65,8 +71,12 @@ class MemoryWorkflow:
         """Start the first runs (a chain's first step, a group's members)."""
         with self._lock:
             first = [self._join(request, "member") for request in self.plan.first]
-        for request in first:
-            submit(self.backend, request)
+        token = current_batch.set(None)  # a workflow started inside a batch does not join it
+        try:
+            for request in first:
+                submit(self.backend, request)
+        finally:
+            current_batch.reset(token)
 
     def ended(self, request: EnqueueRequest, outcome: Outcome) -> None:
         """Run ``request`` ended with ``outcome`` (final): advance the workflow."""
@@ -79,9 +89,9 @@ class MemoryWorkflow:
                 step = after_callback(status, outcome.error)
                 position = len(self.runs)
             else:
-                position = self._positions[request.run_id]
-                if self.runs[position].ended is not None:
-                    return  # counted already
+                position = self._positions.get(request.run_id, -1)
+                if position < 0 or self.runs[position].ended is not None:
+                    return  # not a member (a batch's callback), or counted already
                 self.runs[position].ended = end
                 step = after_member(
                     self.plan.kind,
@@ -90,21 +100,65 @@ class MemoryWorkflow:
                     status,
                     outcome.error,
                     result=outcome.result,
-                    last=all(run.ended is not None for run in self.runs),
+                    last=self._all_ended(),
                     members=lambda: [run.ended for run in self.runs],  # type: ignore[misc]
+                    failed=self._failed(),
                 )
-            if self.status != "running":
+            if not self._take(step):
                 return
-            if step.start is not None:
-                role = "member" if self.plan.kind == CHAIN else "callback"
-                self._starting.append(self._join(step.start, role))
-            if step.status != "running":
-                self.status = step.status
-                self.failed_position = step.failed_position
-                self.error = step.error
-            if self._draining:
+        self._drain()
+
+    def _all_ended(self) -> bool:
+        if self.plan.kind == BATCH and self.closed_at is None:
+            return False
+        return all(run.ended is not None for run in self.runs)
+
+    def _failed(self) -> int:
+        return sum(run.ended is not None and run.ended.status != "succeeded" for run in self.runs)
+
+    def _take(self, step: Any) -> bool:
+        """Note ``step`` (lock held); whether this call should start what it queued."""
+        if self.status != "running":
+            return False
+        if step.start is not None:
+            role = "member" if self.plan.kind == CHAIN else "callback"
+            self._starting.append(self._join(step.start, role))
+        self._starting.extend(step.callbacks)
+        if step.status != "running":
+            self.status = step.status
+            self.failed_position = step.failed_position
+            self.error = step.error
+        if self._draining:
+            return False
+        self._draining = True
+        return True
+
+    def join(self, requests: list[EnqueueRequest]) -> list[EnqueueRequest]:
+        """Runs that join this batch, as they are to be enqueued."""
+        with self._lock:
+            return [self._join(request, "member") for request in requests]
+
+    def close(self, count: int) -> None:
+        """The batch's block ended after ``count`` starts."""
+        with self._lock:
+            self.closed_at = count
+            if not self._all_ended() or self.status != "running":
                 return
-            self._draining = True
+            if not self._take(batch_end(self.plan.spec, self._failed())):
+                return
+        self._drain()
+
+    def counts(self) -> dict[str, int]:
+        """The runs by status (a run that has not ended counts as ``ready``)."""
+        found: dict[str, int] = {}
+        with self._lock:
+            for run in self.runs:
+                status = run.ended.status if run.ended else "ready"
+                found[status] = found.get(status, 0) + 1
+        return found
+
+    def _drain(self) -> None:
+        token = current_batch.set(None)  # what a workflow starts joins no batch
         try:
             while True:
                 with self._lock:
@@ -117,6 +171,8 @@ class MemoryWorkflow:
             with self._lock:
                 self._draining = False
             raise
+        finally:
+            current_batch.reset(token)
 
     def state(self) -> WorkflowState:
         """The workflow now, in plain values."""
@@ -160,6 +216,20 @@ class MemoryWorkflows:
         workflow = MemoryWorkflow(plan, self.backend)
         self.by_id[plan.id] = workflow
         workflow.start()
+
+    def join_batch(
+        self, batch_id: str, requests: Sequence[EnqueueRequest]
+    ) -> list[TaskHandle[Any]]:
+        """Enqueue ``requests`` as members of batch ``batch_id``."""
+        return self.backend.enqueue_many(self.by_id[batch_id].join(list(requests)))
+
+    def close_batch(self, batch_id: str, count: int) -> None:
+        """Batch ``batch_id``'s block ended after ``count`` starts."""
+        self.by_id[batch_id].close(count)
+
+    def batch_counts(self, batch_id: str) -> dict[str, int]:
+        """Batch ``batch_id``'s runs by status."""
+        return self.by_id[batch_id].counts()
 
     def state(self, workflow_id: str) -> WorkflowState:
         """The workflow ``workflow_id`` (``RunNotFoundError`` when unknown here)."""

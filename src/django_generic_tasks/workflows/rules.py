@@ -36,6 +36,7 @@ __all__ = [
 
 CHAIN = "chain"
 GROUP = "group"
+BATCH = "batch"
 OnFailure = Literal["fail", "none"]
 
 
@@ -52,17 +53,29 @@ class Plan:
     """A group's callback task name."""
     on_failure: OnFailure = "fail"
     """A group's rule for failed members: ``fail`` the workflow, or pass ``none`` for them."""
+    callbacks: dict[str, tuple[str, str]] | None = None
+    """A batch's callbacks: ``on_success`` / ``on_finish`` / ``on_failure`` -> (task name,
+    params JSON)."""
     first: tuple[EnqueueRequest, ...] = ()
     """The runs started with the workflow: a chain's first step, a group's members."""
 
     @property
     def spec(self) -> dict[str, Any]:
         """What a store keeps of the plan besides its runs (JSON data)."""
-        return {"steps": list(self.steps), "callback": self.callback, "on_failure": self.on_failure}
+        spec: dict[str, Any] = {
+            "steps": list(self.steps),
+            "callback": self.callback,
+            "on_failure": self.on_failure,
+        }
+        if self.callbacks is not None:
+            spec["callbacks"] = {k: list(v) for k, v in self.callbacks.items()}
+        return spec
 
     @property
-    def total(self) -> int:
-        """Steps of a chain, members of a group."""
+    def total(self) -> int | None:
+        """Steps of a chain, members of a group (``None``: a batch, until it is closed)."""
+        if self.kind == BATCH:
+            return None
         return len(self.steps) if self.kind == CHAIN else len(self.first)
 
 
@@ -75,6 +88,8 @@ class Step:
     failed_position: int | None = None
     error: ErrorInfo | None = None
     start: EnqueueRequest | None = None
+    callbacks: tuple[EnqueueRequest, ...] = ()
+    """A batch's callbacks to start (plain runs, not members)."""
 
 
 GOES_ON = Step("running")
@@ -183,6 +198,7 @@ def after_member(
     result: Any = None,
     last: bool = False,
     members: typing.Callable[[], Sequence[Ended]] | None = None,
+    failed: int = 0,
 ) -> Step:
     """What member ``position``'s end (``status``) means for its workflow.
 
@@ -203,19 +219,38 @@ def after_member(
             return Step("failed", position + 1, ErrorInfo(type(exc).__name__, str(exc)))
     if not last:
         return GOES_ON
+    if kind == BATCH:
+        return batch_end(spec, failed)
     assert members is not None
     ended = members()
-    failed = [n for n, m in enumerate(ended) if m.status != TaskStatus.SUCCEEDED]
+    failed_at = [n for n, m in enumerate(ended) if m.status != TaskStatus.SUCCEEDED]
     callback = spec.get("callback")
-    if failed and (callback is None or spec.get("on_failure", "fail") == "fail"):
-        first = ended[failed[0]]
-        return Step("failed", failed[0], first.error or _ended_as(first.status))
+    if failed_at and (callback is None or spec.get("on_failure", "fail") == "fail"):
+        first = ended[failed_at[0]]
+        return Step("failed", failed_at[0], first.error or _ended_as(first.status))
     if callback is None:
         return Step("succeeded")
     try:
         return Step("running", start=callback_request(callback, spec["on_failure"], ended))
     except Exception as exc:
         return Step("failed", None, ErrorInfo(type(exc).__name__, str(exc)))
+
+
+def batch_end(spec: dict[str, Any], failed: int) -> Step:
+    """A batch whose last run ended (``failed`` of them did not succeed): it ends, and its
+    callbacks start: ``on_finish`` always, ``on_success`` or ``on_failure``."""
+    wanted = ["on_finish", "on_failure" if failed else "on_success"]
+    starts = []
+    for which in wanted:
+        found = spec.get("callbacks", {}).get(which)
+        if found:
+            name, params_json = found
+            task_class = get_task_class(name)
+            starts.append(EnqueueRequest.for_task(task_class(params_json)))
+    if failed:
+        error = ErrorInfo("BatchFailed", f"{failed} run(s) of the batch did not succeed")
+        return Step("failed", None, error, callbacks=tuple(starts))
+    return Step("succeeded", callbacks=tuple(starts))
 
 
 def after_callback(status: str, error: ErrorInfo | None) -> Step:

@@ -135,7 +135,8 @@ UPDATE django_generic_tasks_taskworkflow SET done = done + 1, failed = failed + 
 """One more member ended (it locks the workflow's row until the transaction ends)."""
 
 WORKFLOW_READ = """
-SELECT kind, status, spec, total, done FROM django_generic_tasks_taskworkflow WHERE id = %s
+SELECT kind, status, spec, total, done, failed FROM django_generic_tasks_taskworkflow
+ WHERE id = %s
 """
 
 WORKFLOW_CALLBACK = """
@@ -149,3 +150,8 @@ UPDATE django_generic_tasks_taskworkflow
    SET status = %s, finished_at = %s, failed_position = %s, error_type = %s, error_message = %s
  WHERE id = %s AND status = 'running'
 """
+
+WORKFLOW_CLOSE = """
+UPDATE django_generic_tasks_taskworkflow SET total = %s WHERE id = %s AND total IS NULL
+"""
+"""A batch's block ended: how many runs joined it (it locks the row, as a count does)."""
