@@ -4,6 +4,7 @@ joins the batch; its callbacks start once, when the batch is closed and its last
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import suppress
 from contextvars import Token
 from functools import partial
 from types import TracebackType
@@ -117,10 +118,8 @@ class Batch:
     def wait(self, timeout: float | None = None) -> dict[str, int]:
         """Block until the batch ended (closed, every run ended); its counts by status."""
         assert self.handle is not None, "wait() once the batch's block ran"
-        try:
+        with suppress(WorkflowFailedError):  # some runs did not succeed: the counts say which
             self.handle.wait(timeout)
-        except WorkflowFailedError:  # some runs did not succeed: the counts say which
-            pass
         return self.counts()
 
 
