@@ -72,6 +72,11 @@ class TaskRun(models.Model):
     progress = models.JSONField(
         null=True, blank=True, help_text="The last progress the running task reported."
     )
+    steps = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The completed steps and the current step's cursor (self.step()).",
+    )
     awaited_at = models.DateTimeField(
         null=True,
         blank=True,

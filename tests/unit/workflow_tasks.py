@@ -115,3 +115,37 @@ class Remember(tasks.Task[Note]):
 
     def run(self) -> None:
         seen.append(self.params.text)
+
+
+class Items(BaseModel):
+    count: int
+    fail_at: int | None = None
+    """Fail (once) when reaching this item."""
+
+
+failed_once: set[int] = set()
+
+
+class Resumable(tasks.Task[Items, int]):
+    """A fetch step, then a process step over ``count`` items with a cursor (saved at every
+    advance), then a notify step; notes each step's work in ``seen``."""
+
+    name = "tests.wf.resumable"
+    max_attempts = 3
+    backoff_base = 0.0
+    step_save_every = 0.0
+
+    def run(self) -> int:
+        for _ in self.step("fetch"):
+            seen.append("fetch")
+        with self.step("process") as step:
+            start = 0 if step.cursor is None else step.cursor + 1
+            for item in range(start, self.params.count):
+                if item == self.params.fail_at and item not in failed_once:
+                    failed_once.add(item)
+                    raise RuntimeError(f"item {item} failed once")
+                seen.append(f"item {item}")
+                step.advance(item)
+        for _ in self.step("notify"):
+            seen.append("notify")
+        return self.params.count

@@ -84,6 +84,10 @@ class BaseBackend(metaclass=ABCMeta):
     """``tasks.chain()`` and ``tasks.group()`` start here: ``start_workflow()`` and
     ``workflow_state()``; the next run of a workflow is started when the outcome that causes
     it is kept (on ``DatabaseBackend`` in the same transaction)."""
+    supports_continuations: ClassVar[bool] = False
+    """``self.step()`` inside ``run()`` keeps the run's completed steps and cursor, so a
+    later attempt of the run resumes (its executor registers a ``StepStore``); elsewhere
+    ``self.step()`` raises ``UnsupportedOptionError``."""
     pushes_to_endpoints: ClassVar[bool] = False
     """Runs arrive as HTTP requests to the task endpoints, with push headers (attempt, run id)
     that are believed only from an authenticated push queue (check W204)."""

@@ -47,6 +47,7 @@ COLUMNS = (
     ("progress stored", "supports_progress"),
     ("cancel running", "supports_cancel"),
     ("workflows", "supports_workflows"),
+    ("resumable steps", "supports_continuations"),
     ("on-commit", "enqueues_in_transaction"),
     ("crash safety", "crash_safe"),
     ("needs a server", "needs_server"),

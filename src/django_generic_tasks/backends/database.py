@@ -45,6 +45,7 @@ class DatabaseBackend(BaseBackend):
     supports_progress = True
     supports_cancel = True
     supports_workflows = True
+    supports_continuations = True
     crash_safe = True
     needs_server = "your database, `tasks_worker`"
     waits_outside_transactions = True

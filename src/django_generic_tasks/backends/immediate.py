@@ -10,6 +10,7 @@ from ..core.enqueue import EnqueueRequest
 from ..core.handles import TaskHandle
 from ..execution import Attempt, execute
 from ..execution.retry import settle
+from ..execution.steps import IN_PROCESS, register_step_store
 from ..workflows.memory import MemoryWorkflows
 from .base import BaseBackend
 
@@ -28,6 +29,7 @@ class ImmediateBackend(BaseBackend):
     supports_priority = True  # one run at a time: order is trivially respected
     supports_retries = True
     supports_workflows = True
+    supports_continuations = True
     capability_notes: ClassVar[dict[str, str]] = {
         "supports_workflows": "in-process: the steps run inside `start()`"
     }
@@ -36,6 +38,7 @@ class ImmediateBackend(BaseBackend):
     def __init__(self, *, sleep_between_retries: bool = False) -> None:
         self.sleep_between_retries = sleep_between_retries
         self.workflows = MemoryWorkflows(self)
+        register_step_store(self.name, IN_PROCESS)
 
     def start_workflow(self, plan: Plan) -> None:
         """Run ``plan``'s workflow now, step after step (after commit inside a transaction)."""

@@ -12,6 +12,7 @@ from ..core.handles import TaskHandle
 from ..core.status import TaskStatus
 from ..execution import Attempt, Outcome, execute
 from ..execution.retry import final, settle
+from ..execution.steps import IN_PROCESS, register_step_store
 from ..support.compat import in_atomic_block
 from ..workflows.memory import MemoryWorkflows
 from .base import BaseBackend
@@ -56,6 +57,7 @@ class InMemoryBackend(BaseBackend):
     supports_results = True
     supports_retries = True
     supports_workflows = True
+    supports_continuations = True
     enqueues_in_transaction = True  # capture at start(), even inside a test's transaction
     crash_safe = None  # a test double: runs are run by run_all(), in the caller
 
@@ -74,6 +76,7 @@ class InMemoryBackend(BaseBackend):
         self._open: dict[str, tuple[Any, _Committed]] = {}
         self._checked: dict[Any, tuple[list[Any], int]] = {}
         self.workflows = MemoryWorkflows(self)
+        register_step_store(self.name, IN_PROCESS)
 
     def start_workflow(self, plan: Plan) -> None:
         """Capture ``plan``'s first runs; ``run_all()`` runs them and what they start."""
