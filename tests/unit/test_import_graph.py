@@ -227,6 +227,7 @@ KNOWN_UPWARD_EDGES = {
     (f"{PACKAGE}.core.dispatch", f"{PACKAGE}.observability.tracing"),
     (f"{PACKAGE}.core.task", f"{PACKAGE}.execution.cancellation"),  # self.cancel_requested
     (f"{PACKAGE}.core.task", f"{PACKAGE}.execution.progress"),  # self.report_progress()
+    (f"{PACKAGE}.core.task", f"{PACKAGE}.execution.steps"),  # self.step()
     (f"{PACKAGE}.core.task", f"{PACKAGE}.schedules.spec"),  # Task.schedules resolved
 }
 
