@@ -79,7 +79,8 @@ DJANGO_SENSITIVE=(
 # layout) run once, in the main pass.
 DB_FACING=(
   tests/integration/test_admin_page.py tests/integration/test_cancel_processes.py
-  tests/integration/test_chaos_worker.py tests/integration/test_connection_loss.py
+  tests/integration/test_chaos_worker.py tests/integration/test_chaos_workflows.py
+  tests/integration/test_connection_loss.py
   tests/integration/test_django_tasks_worker.py tests/integration/test_otel_processes.py
   tests/integration/test_scheduler_processes.py tests/integration/test_wait_processes.py
   tests/integration/test_worker_before_migrate.py tests/integration/test_worker_processes.py

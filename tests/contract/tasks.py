@@ -304,3 +304,30 @@ class ContractGather(tasks.Task[GatherParams, list[int]]):
         ns = [result.n for result in self.params.results]
         record("gather", self.params.results[0].token, ns=ns)
         return ns
+
+
+class StepsParams(BaseModel):
+    token: str
+
+
+class ContractSteps(tasks.Task[StepsParams, int]):
+    """A step that runs once, then an iterating step that fails once after two items: its
+    retry resumes after them."""
+
+    name = "contract.steps"
+    max_attempts = 2
+    backoff_base = 0.0
+    step_save_every = 0.0
+
+    def run(self) -> int:
+        token = self.params.token
+        for _ in self.step("once"):
+            record("once", token)
+        with self.step("items") as step:
+            start = 0 if step.cursor is None else step.cursor + 1
+            for item in range(start, 4):
+                if item == 2 and self.context.attempt == 1:
+                    raise RuntimeError("fails once")
+                record("item", token, n=item)
+                step.advance(item)
+        return 4

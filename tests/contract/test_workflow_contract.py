@@ -9,7 +9,14 @@ import pytest
 import django_generic_tasks as tasks
 from django_generic_tasks import UnsupportedOptionError
 from tests.contract.harnesses import BackendHarness
-from tests.contract.tasks import ContractGather, ContractStep, StepParams, entries
+from tests.contract.tasks import (
+    ContractGather,
+    ContractStep,
+    ContractSteps,
+    StepParams,
+    StepsParams,
+    entries,
+)
 from tests.contract.test_contract import TIMEOUT, flag, harness, token
 
 __all__ = ["harness", "token"]  # the fixtures this module shares with the contract suite
@@ -75,3 +82,13 @@ def test_a_batch_is_honoured_or_refused(harness: BackendHarness, token: str) -> 
     assert sorted(entry["n"] for entry in entries(token, "step")) == [0, 1, 2]
     assert [entry["n"] for entry in entries(f"{token}-done", "step")] == [100]
     assert batch.wait(timeout=TIMEOUT) == {"succeeded": 3}
+
+
+def test_resumable_steps_are_honoured_or_refused(harness: BackendHarness, token: str) -> None:
+    ContractSteps(StepsParams(token=token)).start(backend=harness.backend)
+    harness.drain(TIMEOUT)
+    if not flag(harness, "supports_continuations"):  # the run fails before its first step
+        assert entries(token) == []
+        return
+    assert len(entries(token, "once")) == 1  # not again on the retry
+    assert [entry["n"] for entry in entries(token, "item")] == [0, 1, 2, 3]  # each once
