@@ -190,3 +190,18 @@ def test_members_ending_at_once_on_two_workers_start_the_callback_once(
     workflow = TaskWorkflow.objects.get(pk=handle.id)
     assert (workflow.done, workflow.failed) == (count, 0)
     assert WorkflowMember.objects.filter(workflow_id=handle.id, done=False).count() == 0
+
+
+def test_cancelling_a_waiting_step_stops_its_chain(backend: DatabaseBackend) -> None:
+    handle = tasks.chain(wt.AddOne(wt.Number(n=1)), wt.Double).start(backend=backend)
+    tasks.get_handle(handle.run_ids[0], backend=backend).cancel()
+    assert handle.refresh().status == "failed"
+    assert handle.failed_step == 0
+
+
+def test_cancelling_a_waiting_member_counts_it(backend: DatabaseBackend) -> None:
+    members = [wt.AddOne(wt.Number(n=n)) for n in range(2)]
+    handle = tasks.group(members).then(wt.Collect, on_failure="none").start(backend=backend)
+    tasks.get_handle(handle.run_ids[1], backend=backend).cancel()
+    drain()
+    assert handle.wait(timeout=5) == [1, None]

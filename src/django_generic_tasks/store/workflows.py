@@ -84,10 +84,14 @@ class WorkflowBook(StorePart):
         end the workflow when it is over."""
         if not db_ids or not self.exists():
             return
-        cursor.execute(common.WORKFLOW_MEMBERS_ENDED.format(ids=ids(len(db_ids))), list(db_ids))
-        found = cursor.fetchall()
+        found = []
+        for start in range(0, len(db_ids), 1000):
+            chunk = list(db_ids[start : start + 1000])
+            cursor.execute(common.WORKFLOW_MEMBERS_ENDED.format(ids=ids(len(chunk))), chunk)
+            found += cursor.fetchall()
         if not found:
             return
+        found.sort(key=lambda row: (str(row[1]), row[2]))
         from ..workflows.rules import after_callback, after_member
 
         ended = self._ended({id_str(row[0]) for row in found})
