@@ -150,3 +150,16 @@ class ChaosSweep(tasks.Task[SweepParams, int]):
                 record(item)
                 step.advance(item)
         return self.params.items
+
+
+class HopParams(BaseModel):
+    n: int
+
+
+class ChaosHop(tasks.Task[HopParams, HopParams]):
+    """A chain's step: returns the next step's params (``n + 1``)."""
+
+    name = "tests.chaos.hop"
+
+    def run(self) -> HopParams:
+        return HopParams(n=self.params.n + 1)

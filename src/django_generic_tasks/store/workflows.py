@@ -81,49 +81,82 @@ class WorkflowBook(StorePart):
     def runs_ended(self, cursor: Any, db_ids: Sequence[Any], queue: RunQueue) -> None:
         """Advance the workflows of the runs ``db_ids`` that just ended (in the transaction
         that ended them, through ``cursor``): count each member once, start what follows,
-        end the workflow when it is over."""
+        end the workflow when it is over. Statements per call: one read of which runs are
+        members (none: that is all), then one member update, one read of the runs, and per
+        workflow one count and one read, whatever the number of members."""
         if not db_ids or not self.exists():
             return
-        found = []
+        found: list[Any] = []
         for start in range(0, len(db_ids), 1000):
             chunk = list(db_ids[start : start + 1000])
-            cursor.execute(common.WORKFLOW_MEMBERS_ENDED.format(ids=ids(len(chunk))), chunk)
+            cursor.execute(self._members_ended.format(ids=ids(len(chunk))), chunk)
             found += cursor.fetchall()
         if not found:
             return
-        found.sort(key=lambda row: (str(row[1]), row[2]))
+        for start in range(0, len(found), 1000):
+            chunk = [row[0] for row in found[start : start + 1000]]
+            cursor.execute(common.WORKFLOW_MEMBERS_DONE.format(ids=ids(len(chunk))), chunk)
+        ended = {id_str(row[0]): _ended_row(row) for row in found}
+        by_workflow: dict[str, list[Any]] = {}
+        for row in found:
+            by_workflow.setdefault(id_str(row[1]), []).append(row)
+        now = datetime.now(UTC)
+        for workflow_id in sorted(by_workflow):  # one lock order for every transaction
+            members = sorted(by_workflow[workflow_id], key=lambda row: int(row[2]))
+            self._advance(cursor, workflow_id, members, ended, queue, now)
+
+    @property
+    def _members_ended(self) -> str:
+        from .sql import mysql, postgresql, sqlite
+
+        vendor = self.connection.vendor
+        module = postgresql if vendor == "postgresql" else mysql if vendor == "mysql" else sqlite
+        return str(module.WORKFLOW_MEMBERS_ENDED)
+
+    def _advance(
+        self,
+        cursor: Any,
+        workflow_id: str,
+        rows: list[Any],
+        ended: dict[str, Ended],
+        queue: RunQueue,
+        now: datetime,
+    ) -> None:
+        """Count ``rows`` (members of ``workflow_id`` that ended) and do what follows."""
         from ..workflows.rules import after_callback, after_member
 
-        ended = self._ended({id_str(row[0]) for row in found})
-        now = datetime.now(UTC)
-        for run_pk, workflow_pk, position, role in found:
-            cursor.execute(common.WORKFLOW_MEMBER_DONE, [run_pk])
-            if cursor.rowcount != 1:  # counted by another transaction meanwhile
-                continue
-            run = ended[id_str(run_pk)]
-            failed = int(run.status != "succeeded")
-            if role == "member":
-                cursor.execute(common.WORKFLOW_COUNT, [failed, workflow_pk])
-            cursor.execute(common.WORKFLOW_READ, [workflow_pk])
-            kind, status, spec_text, total, done, failed_count = cursor.fetchone()
+        wid = rows[0][1]
+        members = [row for row in rows if row[3] == "member"]
+        if members:
+            failed = sum(ended[id_str(row[0])].status != "succeeded" for row in members)
+            cursor.execute(common.WORKFLOW_COUNT, [len(members), failed, wid])
+        cursor.execute(common.WORKFLOW_READ, [wid])
+        kind, status, spec_text, total, done, failed_count = cursor.fetchone()
+        spec = json.loads(spec_text)
+        for run_pk, _, position, role, *_ in rows:
             if status != "running":
-                continue
-            workflow_id = id_str(workflow_pk)
+                return
+            run = ended[id_str(run_pk)]
+            if kind == "chain" and run.status == "succeeded":  # its result makes the next params
+                run = self._ended({id_str(run_pk)})[id_str(run_pk)]
             if role == "callback":
                 step = after_callback(run.status, run.error)
+            elif kind != "chain" and run_pk != members[-1][0]:
+                continue  # a group or batch is decided once, at its last counted member
             else:
                 step = after_member(
                     kind,
-                    json.loads(spec_text),
+                    spec,
                     int(position),
                     run.status,
                     run.error,
                     result=run.result,
                     last=total is not None and int(done) >= int(total),
-                    members=lambda w=workflow_id: self.members(w),  # type: ignore[misc]
+                    members=lambda: self.members(workflow_id),
                     failed=int(failed_count),
                 )
             self._apply(cursor, workflow_id, kind, int(position), int(total or 0), step, queue, now)
+            status = step.status
 
     def join(
         self, workflow_id: str, requests: Sequence[EnqueueRequest], first: int, queue: RunQueue
@@ -285,6 +318,15 @@ class WorkflowBook(StorePart):
             result_task=result_task,
             result=result,
         )
+
+
+def _ended_row(row: Sequence[Any]) -> Ended:
+    """How a member ended, from a ``WORKFLOW_MEMBERS_ENDED`` row (without its result)."""
+    from ..core.status import ErrorInfo
+    from ..workflows.rules import Ended
+
+    task_name, status, error_type, message = row[4:8]
+    return Ended(task_name, status, None, ErrorInfo(error_type, message) if error_type else None)
 
 
 def _now() -> datetime:

@@ -112,27 +112,19 @@ INSERT INTO django_generic_tasks_workflowmember (run_id, workflow_id, position, 
 VALUES {rows}
 """
 
-WORKFLOW_MEMBERS_ENDED = """
-SELECT m.run_id, m.workflow_id, m.position, m.role
-  FROM django_generic_tasks_workflowmember m
-  JOIN django_generic_tasks_taskrun r ON r.id = m.run_id
- WHERE m.run_id IN ({ids}) AND m.done = FALSE
-   AND r.status IN ('succeeded', 'failed', 'discarded', 'cancelled')
- ORDER BY m.workflow_id, m.position
+WORKFLOW_MEMBERS_DONE = """
+UPDATE django_generic_tasks_workflowmember SET done = TRUE
+ WHERE run_id IN ({ids}) AND done = FALSE
 """
-"""Which of the runs just ended belong to a workflow whose count has not seen them yet
-(ordered so that concurrent transactions lock workflows in one order)."""
-
-WORKFLOW_MEMBER_DONE = """
-UPDATE django_generic_tasks_workflowmember SET done = TRUE WHERE run_id = %s AND done = FALSE
-"""
-"""A member's end counted, once: the transaction that changes the row counts it."""
+"""Members' ends counted, once: the rows ``WORKFLOW_MEMBERS_ENDED`` found (and locked)."""
 
 WORKFLOW_COUNT = """
-UPDATE django_generic_tasks_taskworkflow SET done = done + 1, failed = failed + %s
+UPDATE django_generic_tasks_taskworkflow SET done = done + %s, failed = failed + %s
  WHERE id = %s
 """
-"""One more member ended (it locks the workflow's row until the transaction ends)."""
+"""Members ended (once per workflow and transaction: a row updated many times in one
+transaction grows a chain of versions on PostgreSQL). It locks the workflow's row until the
+transaction ends, so concurrent transactions count one after the other."""
 
 WORKFLOW_READ = """
 SELECT kind, status, spec, total, done, failed FROM django_generic_tasks_taskworkflow

@@ -145,6 +145,18 @@ SELECT pg_notify(%s, '') FROM marked WHERE status = 'ready'
 moment and a claim meanwhile skips it: when the run is still due, the workers are woken
 again."""
 
+WORKFLOW_MEMBERS_ENDED = """
+SELECT m.run_id, m.workflow_id, m.position, m.role, r.task_name, r.status, r.error_type,
+       r.error_message
+  FROM django_generic_tasks_workflowmember m
+  JOIN django_generic_tasks_taskrun r ON r.id = m.run_id
+ WHERE m.run_id IN ({ids}) AND m.done = FALSE
+   AND r.status IN ('succeeded', 'failed', 'discarded', 'cancelled')
+   FOR UPDATE OF m
+"""
+"""Which of the runs just ended are workflow members whose end is not counted yet (locked:
+a concurrent transaction that counts one of them waits, then skips it)."""
+
 STATEMENTS = Statements(
     insert=INSERT,
     insert_keyed=INSERT_KEYED,
