@@ -205,3 +205,22 @@ def test_cancelling_a_waiting_member_counts_it(backend: DatabaseBackend) -> None
     tasks.get_handle(handle.run_ids[1], backend=backend).cancel()
     drain()
     assert handle.wait(timeout=5) == [1, None]
+
+
+def test_get_runs_names_the_workflow_of_a_member(backend: DatabaseBackend) -> None:
+    from django.test import Client
+
+    from django_generic_tasks.conf import override_backend
+
+    with override_backend(backend):
+        handle = tasks.group([wt.AddOne(wt.Number(n=n)) for n in range(2)]).start()
+        alone = wt.AddOne(wt.Number(n=5)).start()
+        client = Client()
+        member = client.get(f"/api/tasks/runs/{handle.run_ids[1]}").json()
+        assert member["workflow"] == {
+            "id": handle.id,
+            "kind": "group",
+            "position": 1,
+            "role": "member",
+        }
+        assert client.get(f"/api/tasks/runs/{alone.id}").json()["workflow"] is None

@@ -165,6 +165,11 @@ class BaseBackend(metaclass=ABCMeta):
         """The workflow ``workflow_id`` now (only when ``supports_workflows``)."""
         raise ResultNotAvailableError(f"{type(self).__name__} does not keep workflows.")
 
+    def workflow_of(self, run_id: str) -> tuple[str, str, int, str] | None:
+        """The workflow run ``run_id`` belongs to: (workflow id, kind, position, role);
+        ``None`` when none (only when ``supports_workflows``)."""
+        return None
+
     def join_batch(
         self, batch_id: str, requests: Sequence[EnqueueRequest], first: int
     ) -> list[TaskHandle[Any]]:

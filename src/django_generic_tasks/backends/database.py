@@ -147,6 +147,12 @@ class DatabaseBackend(BaseBackend):
 
         return store.for_connection(self.connection).queue.workflows.counts(batch_id)
 
+    def workflow_of(self, run_id: str) -> tuple[str, str, int, str] | None:
+        """The workflow run ``run_id`` belongs to, as stored."""
+        from .. import store
+
+        return store.for_connection(self.connection).queue.workflows.workflow_of(run_id)
+
     def workflow_state(self, workflow_id: str) -> WorkflowState:
         """The workflow ``workflow_id`` as stored (``RunNotFoundError`` when there is none)."""
         from .. import store

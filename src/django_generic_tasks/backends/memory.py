@@ -86,6 +86,10 @@ class InMemoryBackend(BaseBackend):
         """A workflow started through this backend."""
         return self.workflows.state(workflow_id)
 
+    def workflow_of(self, run_id: str) -> tuple[str, str, int, str] | None:
+        """The in-process workflow run ``run_id`` belongs to."""
+        return self.workflows.workflow_of(run_id)
+
     def join_batch(
         self, batch_id: str, requests: Sequence[EnqueueRequest], first: int
     ) -> list[TaskHandle[Any]]:

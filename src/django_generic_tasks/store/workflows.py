@@ -188,6 +188,24 @@ class WorkflowBook(StorePart):
                 step = batch_end(json.loads(spec_text), int(failed))
                 self._apply(cursor, workflow_id, kind, 0, int(total), step, queue, _now())
 
+    def workflow_of(self, run_id: str) -> tuple[str, str, int, str] | None:
+        """(workflow id, kind, position, role) of run ``run_id``; ``None``: none."""
+        from ..models import TaskWorkflow, WorkflowMember
+
+        pk = parse_run_id(run_id)
+        if pk is None or not self.exists():
+            return None
+        member = WorkflowMember.objects.using(self.alias).filter(run_id=pk).first()
+        if member is None:
+            return None
+        kind = (
+            TaskWorkflow.objects.using(self.alias)
+            .filter(pk=member.workflow_id)
+            .values_list("kind", flat=True)
+            .first()
+        )
+        return str(member.workflow_id), kind or "", member.position, member.role
+
     def counts(self, workflow_id: str) -> dict[str, int]:
         """Batch ``workflow_id``'s runs by status."""
         from django.db.models import Count

@@ -148,6 +148,15 @@ class MemoryWorkflow:
                 return
         self._drain()
 
+    def position_of(self, run_id: str) -> tuple[int, str] | None:
+        """(position, role) of ``run_id`` in this workflow, if it is one of its runs."""
+        with self._lock:
+            if run_id in self._positions:
+                return self._positions[run_id], "member"
+            if self.callback is not None and self.callback.run_id == run_id:
+                return len(self.runs), "callback"
+        return None
+
     def counts(self) -> dict[str, int]:
         """The runs by status (a run that has not ended counts as ``ready``)."""
         found: dict[str, int] = {}
@@ -230,6 +239,14 @@ class MemoryWorkflows:
     def batch_counts(self, batch_id: str) -> dict[str, int]:
         """Batch ``batch_id``'s runs by status."""
         return self.by_id[batch_id].counts()
+
+    def workflow_of(self, run_id: str) -> tuple[str, str, int, str] | None:
+        """(workflow id, kind, position, role) of run ``run_id``, if it is in one here."""
+        for workflow in list(self.by_id.values()):
+            position = workflow.position_of(run_id)
+            if position is not None:
+                return workflow.plan.id, workflow.plan.kind, position[0], position[1]
+        return None
 
     def state(self, workflow_id: str) -> WorkflowState:
         """The workflow ``workflow_id`` (``RunNotFoundError`` when unknown here)."""
