@@ -66,8 +66,14 @@ class PostgreSQLRunQueue(RunQueue):
             statement = sql.FINISH_WITH_ROLLUPS
             rows = [dict(zip(COLUMNS, row.values(), strict=True)) for row in added]
             params.append(to_json(rows).decode())
-        # One transaction with the workflows' steps that these outcomes start (one more
-        # round trip per batch: its COMMIT, and the read of which runs are members).
+        # A batch with workflow members is written in one transaction with what their
+        # workflows start next; any other stays one autocommitted statement (membership is
+        # written with a run and never changes, so it is read first: one indexed read).
+        db_ids = [item.run.db_id for item in items]
+        if not self.workflows.any_member(db_ids):
+            with self.connection.cursor() as cursor:
+                cursor.execute(statement, params)
+            return
         with transaction.atomic(using=self.alias), self.connection.cursor() as cursor:
             cursor.execute(statement, params)
-            self.runs_ended(cursor, [item.run.db_id for item in items])
+            self.runs_ended(cursor, db_ids)
