@@ -224,3 +224,17 @@ def test_get_runs_names_the_workflow_of_a_member(backend: DatabaseBackend) -> No
             "role": "member",
         }
         assert client.get(f"/api/tasks/runs/{alone.id}").json()["workflow"] is None
+
+
+def test_the_admin_lists_a_workflow_and_its_runs(backend: DatabaseBackend, admin_client) -> None:  # type: ignore[no-untyped-def]
+    handle = tasks.chain(wt.AddOne(wt.Number(n=1)), wt.Double).start(backend=backend)
+    drain()
+    listing = admin_client.get("/admin/django_generic_tasks/taskworkflow/")
+    assert listing.status_code == 200
+    assert handle.id in listing.content.decode()
+    page = admin_client.get(f"/admin/django_generic_tasks/taskworkflow/{handle.id}/change/")
+    text = page.content.decode()
+    assert page.status_code == 200
+    assert "tests.wf.add_one" in text
+    assert "tests.wf.double" in text
+    assert f"/admin/django_generic_tasks/taskrun/{handle.run_ids[1]}/change/" in text
