@@ -238,3 +238,15 @@ def test_the_admin_lists_a_workflow_and_its_runs(backend: DatabaseBackend, admin
     assert "tests.wf.add_one" in text
     assert "tests.wf.double" in text
     assert f"/admin/django_generic_tasks/taskrun/{handle.run_ids[1]}/change/" in text
+
+
+def test_prune_deletes_ended_workflows_with_their_runs(backend: DatabaseBackend) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    tasks.chain(wt.AddOne(wt.Number(n=1)), wt.Double).start(backend=backend)
+    tasks.group([wt.AddOne(wt.Number(n=1))]).then(wt.Total).start(backend=backend)
+    drain()
+    assert TaskWorkflow.objects.filter(status="succeeded").count() == 2
+    store.for_connection(connection).operations.prune(datetime.now(UTC) + timedelta(seconds=1))
+    assert TaskWorkflow.objects.count() == WorkflowMember.objects.count() == 0
+    assert TaskRun.objects.count() == 0

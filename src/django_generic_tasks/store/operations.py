@@ -135,6 +135,7 @@ class RunOperations(StorePart):
         while ids := list(runs.values_list("pk", flat=True)[:batch]):
             count, _ = self.runs.filter(pk__in=ids).delete()
             deleted += count
+        self.queue.workflows.prune(before, batch)
         return deleted
 
     def stats(self) -> dict[TaskStatus, int]:

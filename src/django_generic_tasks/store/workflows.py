@@ -296,12 +296,34 @@ class WorkflowBook(StorePart):
         ]
 
     def members(self, workflow_id: str) -> list[Ended]:
-        """How each member of a group ended, in member order."""
+        """How each member of a group ended, in member order (a member whose run was pruned
+        meanwhile counts as failed)."""
+        from ..core.status import ErrorInfo
+        from ..workflows.rules import Ended
+
         member_ids = [
             run_id for run_id, _, role in self._member_rows(workflow_id) if role == "member"
         ]
         ended = self._ended(set(member_ids))
-        return [ended[run_id] for run_id in member_ids]
+        pruned = Ended("", "failed", None, ErrorInfo("Pruned", "the run was pruned"))
+        return [ended.get(run_id, pruned) for run_id in member_ids]
+
+    def prune(self, before: datetime, batch: int = 10_000) -> int:
+        """Delete the workflows that ended before ``before`` and their member rows; return
+        how many workflows."""
+        from ..models import TaskWorkflow, WorkflowMember
+
+        if not self.exists():
+            return 0
+        ended = TaskWorkflow.objects.using(self.alias).filter(
+            status__in=["succeeded", "failed"], finished_at__lt=before
+        )
+        deleted = 0
+        while ids := list(ended.values_list("pk", flat=True)[:batch]):
+            WorkflowMember.objects.using(self.alias).filter(workflow_id__in=ids).delete()
+            count, _ = TaskWorkflow.objects.using(self.alias).filter(pk__in=ids).delete()
+            deleted += count
+        return deleted
 
     def state(self, workflow_id: str) -> WorkflowState:
         """The workflow ``workflow_id`` now (``RunNotFoundError`` when there is none)."""
