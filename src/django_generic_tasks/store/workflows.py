@@ -78,19 +78,6 @@ class WorkflowBook(StorePart):
             )
             cursor.execute(sql, values)
 
-    def any_member(self, db_ids: Sequence[Any]) -> bool:
-        """Whether any of the runs ``db_ids`` is a workflow member whose end is not counted
-        yet (one indexed read; ``False`` before migration 0012)."""
-        if not db_ids or not self.exists():
-            return False
-        with self.connection.cursor() as cursor:
-            for start in range(0, len(db_ids), 1000):
-                chunk = list(db_ids[start : start + 1000])
-                cursor.execute(common.WORKFLOW_ANY_MEMBER.format(ids=ids(len(chunk))), chunk)
-                if cursor.fetchone() is not None:
-                    return True
-        return False
-
     def runs_ended(self, cursor: Any, db_ids: Sequence[Any], queue: RunQueue) -> None:
         """Advance the workflows of the runs ``db_ids`` that just ended (in the transaction
         that ended them, through ``cursor``): count each member once, start what follows,

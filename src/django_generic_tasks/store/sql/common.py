@@ -112,13 +112,6 @@ INSERT INTO django_generic_tasks_workflowmember (run_id, workflow_id, position, 
 VALUES {rows}
 """
 
-WORKFLOW_ANY_MEMBER = """
-SELECT 1 FROM django_generic_tasks_workflowmember WHERE run_id IN ({ids}) AND done = FALSE
- LIMIT 1
-"""
-"""Whether any of these runs is a workflow member not counted yet (membership is written
-with the run and never changes, so this can be asked before the outcome's transaction)."""
-
 WORKFLOW_MEMBERS_DONE = """
 UPDATE django_generic_tasks_workflowmember SET done = TRUE
  WHERE run_id IN ({ids}) AND done = FALSE
