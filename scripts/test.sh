@@ -80,7 +80,8 @@ DJANGO_SENSITIVE=(
 DB_FACING=(
   tests/integration/test_admin_page.py tests/integration/test_async_worker_processes.py
   tests/integration/test_cancel_processes.py
-  tests/integration/test_chaos_worker.py tests/integration/test_connection_loss.py
+  tests/integration/test_chaos_worker.py tests/integration/test_chaos_workflows.py
+  tests/integration/test_connection_loss.py
   tests/integration/test_django_task_processes.py
   tests/integration/test_flow_chaos.py
   tests/integration/test_django_tasks_worker.py tests/integration/test_otel_processes.py

@@ -37,6 +37,7 @@ from .exceptions import (
     UnsupportedOptionError,
     WaitInTransactionError,
 )
+from .workflows import WorkflowFailedError, WorkflowHandle, batch, chain, group
 
 __all__ = [
     "CapacityExceededError",
@@ -65,8 +66,13 @@ __all__ = [
     "UnknownTaskError",
     "UnsupportedOptionError",
     "WaitInTransactionError",
+    "WorkflowFailedError",
+    "WorkflowHandle",
+    "batch",
+    "chain",
     "get_handle",
     "get_task_class",
+    "group",
     "pause_queue",
     "pause_task",
     "paused",

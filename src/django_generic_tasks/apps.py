@@ -29,14 +29,15 @@ class DjangoGenericTasksConfig(AppConfig):
 
 def install_run_services() -> None:
     """Give the task model (``core``) what it asks while a task runs or starts: progress
-    reports and cancel requests go to ``execution``, ``start()`` is traced by
+    reports, cancel requests and steps go to ``execution``, ``start()`` is traced by
     ``observability``. The task model cannot import them itself (they sit above it)."""
     from . import observability
     from .core import running
-    from .execution import cancellation, progress
+    from .execution import cancellation, progress, steps
 
     running.install(
         report_progress=progress.report,
         cancel_requested=cancellation.is_requested,
+        step=steps.step,
         producer_tracing=observability,
     )

@@ -74,6 +74,11 @@ class TaskRun(models.Model):
     progress = models.JSONField(
         null=True, blank=True, help_text="The last progress the running task reported."
     )
+    steps = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The completed steps and the current step's cursor (self.step()).",
+    )
     awaited_at = models.DateTimeField(
         null=True,
         blank=True,
@@ -333,3 +338,46 @@ class Dashboard(models.Model):
         verbose_name = "dashboard"
         verbose_name_plural = "dashboard"
         default_permissions = ()
+
+
+class TaskWorkflow(models.Model):
+    """A chain or group of runs (``tasks.chain``, ``tasks.group``): what it is made of, how
+    far it got, how it ended. Written only through ``store.workflows``."""
+
+    id = models.UUIDField(primary_key=True, default=_new_uuid, editable=False)
+    kind = models.CharField(max_length=16)
+    status = models.CharField(max_length=16, default="running")
+    spec = models.TextField(help_text="The steps' task names, the callback, its options (JSON).")
+    total = models.PositiveIntegerField(
+        null=True, help_text="Steps of a chain, members of a group or batch (once closed)."
+    )
+    done = models.PositiveIntegerField(default=0, help_text="Members (steps) that ended.")
+    failed = models.PositiveIntegerField(default=0, help_text="Members that did not succeed.")
+    failed_position = models.IntegerField(null=True, blank=True)
+    error_type = models.CharField(max_length=255, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    callback_run = models.UUIDField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "task workflow"
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.id} ({self.status})"
+
+
+class WorkflowMember(models.Model):
+    """One run of a workflow: a chain's step or a group's member or callback."""
+
+    run_id = models.UUIDField(primary_key=True)
+    workflow_id = models.UUIDField()
+    position = models.IntegerField()
+    role = models.CharField(max_length=16, default="member")
+    done = models.BooleanField(default=False, help_text="Its end was counted.")
+
+    class Meta:
+        indexes = [models.Index(fields=["workflow_id", "position"], name="dgt_wfmember_pos")]
+
+    def __str__(self) -> str:
+        return f"{self.role} {self.position} of {self.workflow_id}"

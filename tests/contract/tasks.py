@@ -272,3 +272,62 @@ class JournalAttempts(AttemptMiddleware):
                 will_retry=outcome.will_retry,
             )
         return outcome
+
+
+class StepParams(BaseModel):
+    token: str
+    n: int
+
+
+class ContractStep(tasks.Task[StepParams, StepParams]):
+    """A chain's step: records its ``n`` and returns the next step's params (``n + 1``)."""
+
+    name = "contract.step"
+
+    def run(self) -> StepParams:
+        record("step", self.params.token, n=self.params.n)
+        if self.params.n == -1:
+            raise ValueError(f"step {self.params.n} fails")
+        return StepParams(token=self.params.token, n=self.params.n + 1)
+
+
+class GatherParams(BaseModel):
+    results: list[StepParams]
+
+
+class ContractGather(tasks.Task[GatherParams, list[int]]):
+    """A group's callback: records the ``n`` of each result, in the order it got them."""
+
+    name = "contract.gather"
+
+    def run(self) -> list[int]:
+        ns = [result.n for result in self.params.results]
+        record("gather", self.params.results[0].token, ns=ns)
+        return ns
+
+
+class StepsParams(BaseModel):
+    token: str
+
+
+class ContractSteps(tasks.Task[StepsParams, int]):
+    """A step that runs once, then an iterating step that fails once after two items: its
+    retry resumes after them."""
+
+    name = "contract.steps"
+    max_attempts = 2
+    backoff_base = 0.0
+    step_save_every = 0.0
+
+    def run(self) -> int:
+        token = self.params.token
+        for _ in self.step("once"):
+            record("once", token)
+        with self.step("items") as step:
+            start = 0 if step.cursor is None else step.cursor + 1
+            for item in range(start, 4):
+                if item == 2 and self.context.attempt == 1:
+                    raise RuntimeError("fails once")
+                record("item", token, n=item)
+                step.advance(item)
+        return 4

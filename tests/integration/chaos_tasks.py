@@ -142,3 +142,71 @@ class AsyncUntilCancelled(tasks.Task[LoopParams]):
             self.check_cancelled()
             await asyncio.sleep(0.01)
         return record(self.params.n)
+
+
+class MemberParams(BaseModel):
+    n: int
+    sleep: float = 0.0
+
+
+class ChaosMember(tasks.Task[MemberParams, int]):
+    """A group member: sleeps, records ``n``, returns it."""
+
+    name = "tests.chaos.member"
+
+    def run(self) -> int:
+        time.sleep(self.params.sleep)
+        return record(self.params.n)
+
+
+class CollectParams(BaseModel):
+    results: list[int]
+
+
+class ChaosCollect(tasks.Task[CollectParams, int]):
+    """A group's callback: records -1 when it got every member's result in member order
+    (-2 otherwise)."""
+
+    name = "tests.chaos.collect"
+
+    def run(self) -> int:
+        in_order = self.params.results == list(range(len(self.params.results)))
+        return record(-1 if in_order else -2)
+
+
+class SweepParams(BaseModel):
+    items: int
+    sleep: float = 0.0
+
+
+class ChaosSweep(tasks.Task[SweepParams, int]):
+    """A continuation: a ``prepare`` step (records -1), then ``items`` cursor steps (each
+    records its item), the cursor saved at every advance; survives many lost workers."""
+
+    name = "tests.chaos.sweep"
+    max_attempts = 20
+    step_save_every = 0.0
+
+    def run(self) -> int:
+        for _ in self.step("prepare"):
+            record(-1)
+        with self.step("items") as step:
+            start = 0 if step.cursor is None else step.cursor + 1
+            for item in range(start, self.params.items):
+                time.sleep(self.params.sleep)
+                record(item)
+                step.advance(item)
+        return self.params.items
+
+
+class HopParams(BaseModel):
+    n: int
+
+
+class ChaosHop(tasks.Task[HopParams, HopParams]):
+    """A chain's step: returns the next step's params (``n + 1``)."""
+
+    name = "tests.chaos.hop"
+
+    def run(self) -> HopParams:
+        return HopParams(n=self.params.n + 1)

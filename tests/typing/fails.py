@@ -61,3 +61,21 @@ def misuse_results() -> None:
     text: str = handle.wait()  # expect: [assignment]
     count: int = handle.result  # expect: [assignment]
     del text, count
+
+
+class CountParams(BaseModel):
+    count: int
+
+
+class DoubleTask(tasks.Task[CountParams, int]):
+    def run(self) -> int:
+        return self.params.count * 2
+
+
+def misuse_workflows() -> None:
+    first = DoubleTask(CountParams(count=1))
+    text: str = tasks.chain(first, DoubleTask).start().wait()  # expect: [assignment]
+    tasks.chain(first, first)  # expect: [call-overload]
+    tasks.chain(DoubleTask)  # expect: [call-overload]
+    tasks.group([first]).then(DoubleTask, on_failure="skip")  # expect: [arg-type]
+    del text

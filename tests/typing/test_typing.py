@@ -65,7 +65,7 @@ def test_mypy_strict_reports_each_expected_error_in_the_misuse_file() -> None:
         for number, line in enumerate((HERE / "fails.py").read_text().splitlines(), start=1)
         for code in re.findall(r"# expect: \[([\w-]+)\]", line)
     }
-    assert len(expected) == 11
+    assert len(expected) == 15
     got = {(number, code) for number, code, _ in errors_in("fails.py")}
     assert got == expected, mypy_output()
 

@@ -176,3 +176,35 @@ def use_handles(run_id: str) -> None:
     assert_type(QuoteTask.handle(run_id).wait(timeout=1), QuoteResult)
     assert_type(tasks.get_handle(run_id), TaskHandle[Any])
     assert_type(tasks.get_handle(run_id).cancel().refresh().status, TaskStatus)
+
+
+class ReceiptParams(BaseModel):
+    quote: QuoteResult
+
+
+class ReceiptTask(tasks.Task[ReceiptParams, str]):
+    def run(self) -> str:
+        return f"{self.params.quote.total}"
+
+
+class TotalsParams(BaseModel):
+    quotes: list[QuoteResult]
+
+
+class TotalsTask(tasks.Task[TotalsParams, int]):
+    def run(self) -> int:
+        return len(self.params.quotes)
+
+
+def use_workflows() -> None:
+    first = QuoteTask(QuoteParams(amount=1))
+    assert_type(tasks.chain(first).start().wait(), QuoteResult)
+    assert_type(tasks.chain(first, ReceiptTask).start().wait(timeout=5), str)
+    handle = tasks.chain(first, ReceiptTask).start()
+    assert_type(handle, tasks.WorkflowHandle[str])
+    assert_type(handle.failed_step, int | None)
+    assert_type(handle.error, tasks.ErrorInfo | None)
+    group = tasks.group([QuoteTask(QuoteParams(amount=n)) for n in range(3)])
+    assert_type(group.start().wait(), list[QuoteResult])
+    assert_type(group.then(TotalsTask).start().wait(), int)
+    assert_type(group.then(TotalsTask, on_failure="fail").start().run_ids, tuple[str, ...])

@@ -9,7 +9,13 @@ import pytest
 from django.db import connection
 
 from django_generic_tasks.core.status import TaskStatus
-from django_generic_tasks.models import RunRollup, ScheduleSlot, TaskRun
+from django_generic_tasks.models import (
+    RunRollup,
+    ScheduleSlot,
+    TaskRun,
+    TaskWorkflow,
+    WorkflowMember,
+)
 from django_generic_tasks.store.rollups import COLUMNS as ROLLUP_COLUMNS
 from django_generic_tasks.store.schema import table
 from django_generic_tasks.store.sql import Statements, common, mysql, postgresql, sqlite
@@ -32,7 +38,10 @@ def names(listed: str) -> list[str]:
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__.rsplit(".", 1)[1])
 def test_statements_name_only_the_models_tables(module: object) -> None:
-    known = {TaskRun._meta.db_table, RunRollup._meta.db_table, ScheduleSlot._meta.db_table}
+    known = {
+        model._meta.db_table
+        for model in (TaskRun, RunRollup, ScheduleSlot, TaskWorkflow, WorkflowMember)
+    }
     for name, text in texts(module).items():
         for found in re.findall(r"\bdjango_generic_tasks_\w+", text):
             assert found in known, (name, found)
@@ -93,3 +102,15 @@ def test_postgresqls_array_insert_casts_each_column_to_its_type() -> None:
         pytest.skip("the column types are PostgreSQL's")
     casts = re.findall(r"%s::([^\[]+)\[\]", postgresql.INSERT_ARRAYS)
     assert [" ".join(c.split()) for c in casts] == list(table().db_types(connection))
+
+
+def test_the_workflow_statements_name_only_the_workflow_models_columns() -> None:
+    columns = {
+        field.column for model in (TaskWorkflow, WorkflowMember) for field in model._meta.fields
+    }
+    for name, text in texts(common).items():
+        if not name.startswith("WORKFLOW_") or "INSERT" not in name:
+            continue
+        listed = re.search(r"\(([^)]*)\)\s*VALUES", text)
+        assert listed is not None, name
+        assert set(names(listed.group(1))) <= columns, name

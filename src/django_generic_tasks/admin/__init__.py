@@ -21,6 +21,7 @@ from ..models import TaskRun
 from ..worker.notify import notify_workers
 from . import dashboard as _dashboard  # noqa: F401 - registers the dashboard's admin entry
 from . import schedules as _schedules
+from . import workflows as _workflows  # noqa: F401 - registers the workflows' pages
 
 _COLOURS = {
     "succeeded": "#2e7d32",

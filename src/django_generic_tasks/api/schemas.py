@@ -177,6 +177,15 @@ def attempts_out(history: tuple[AttemptRecord, ...]) -> list[AttemptOut]:
     ]
 
 
+class WorkflowRefOut(_Out):
+    """The workflow a run belongs to (``tasks.chain``, ``tasks.group``, ``tasks.batch``)."""
+
+    id: str
+    kind: str = Field(description="chain, group or batch.")
+    position: int = Field(description="The run's step (a chain) or member number (0-based).")
+    role: str = Field(description="member (a step or member), or callback (a group's).")
+
+
 class RunStatusOut(_Out):
     """A run's last known state, from a backend that keeps results."""
 
@@ -195,6 +204,11 @@ class RunStatusOut(_Out):
         default_factory=list,
         description="The run's attempts, oldest first, on backends that keep them "
         "(DatabaseBackend: the last 10 earlier attempts and the last one); empty otherwise.",
+    )
+    workflow: WorkflowRefOut | None = Field(
+        default=None,
+        description="The workflow this run is part of, on backends that keep workflows; null "
+        "for a run started alone.",
     )
 
 

@@ -53,6 +53,7 @@ from .schemas import (
     DetailOut,
     RunStatusOut,
     StartedOut,
+    WorkflowRefOut,
     attempts_out,
     envelope_json,
     error_out,
@@ -405,7 +406,19 @@ def get_run(request: HttpRequest, run_id: str) -> Any:
         error=error_out(handle.error),
         progress=progress_out(handle.progress),
         history=attempts_out(handle.history),
+        workflow=_workflow_of(handle),
     )
+
+
+def _workflow_of(handle: Any) -> WorkflowRefOut | None:
+    backend = handle.backend
+    if backend is None or not backend.supports_workflows:
+        return None
+    found = backend.workflow_of(handle.id)
+    if found is None:
+        return None
+    workflow_id, kind, position, role = found
+    return WorkflowRefOut(id=workflow_id, kind=kind, position=position, role=role)
 
 
 def not_found(request: HttpRequest, rest: str) -> Any:

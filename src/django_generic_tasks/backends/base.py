@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from ..core.results import FinishNotices
     from ..execution import Outcome
     from ..execution.progress import ProgressSink
+    from ..workflows.handle import WorkflowState
+    from ..workflows.rules import Plan
 
 __all__ = ["Backend", "BaseBackend"]
 
@@ -88,6 +90,14 @@ class BaseBackend(metaclass=ABCMeta):
     to end before the outcome (and a retry) is written, holding the run meanwhile, so two
     attempts of one run never overlap; otherwise the thread is left to finish in the
     background (``TASKS_MAX_ABANDONED_THREADS``)."""
+    supports_workflows: ClassVar[bool] = False
+    """``tasks.chain()`` and ``tasks.group()`` start here: ``start_workflow()`` and
+    ``workflow_state()``; the next run of a workflow is started when the outcome that causes
+    it is kept (on ``DatabaseBackend`` in the same transaction)."""
+    supports_continuations: ClassVar[bool] = False
+    """``self.step()`` inside ``run()`` keeps the run's completed steps and cursor, so a
+    later attempt of the run resumes (its executor registers a ``StepStore``); elsewhere
+    ``self.step()`` raises ``UnsupportedOptionError``."""
     pushes_to_endpoints: ClassVar[bool] = False
     """Runs arrive as HTTP requests to the task endpoints, with push headers (attempt, run id)
     that are believed only from an authenticated push queue (check W204)."""
@@ -154,6 +164,39 @@ class BaseBackend(metaclass=ABCMeta):
         raise UnsupportedOptionError(
             f"{type(self).__name__} cannot cancel runs; run {run_id} goes on."
         )
+
+    def start_workflow(self, plan: Plan) -> None:
+        """Start a workflow: its first runs (``plan.first``) and what it keeps of the rest
+        (only when ``supports_workflows``)."""
+        raise UnsupportedOptionError(
+            f"{type(self).__name__} cannot run workflows (tasks.chain / tasks.group); use "
+            "DatabaseBackend (or InMemoryBackend / ImmediateBackend in tests)."
+        )
+
+    def workflow_state(self, workflow_id: str) -> WorkflowState:
+        """The workflow ``workflow_id`` now (only when ``supports_workflows``)."""
+        raise ResultNotAvailableError(f"{type(self).__name__} does not keep workflows.")
+
+    def workflow_of(self, run_id: str) -> tuple[str, str, int, str] | None:
+        """The workflow run ``run_id`` belongs to: (workflow id, kind, position, role);
+        ``None`` when none (only when ``supports_workflows``)."""
+        return None
+
+    def join_batch(
+        self, batch_id: str, requests: Sequence[EnqueueRequest], first: int
+    ) -> list[TaskHandle[Any]]:
+        """Start ``requests`` as members ``first``... of batch ``batch_id``; one handle each
+        (only when ``supports_workflows``)."""
+        raise UnsupportedOptionError(f"{type(self).__name__} cannot run batches.")
+
+    def close_batch(self, batch_id: str, count: int) -> None:
+        """The block of batch ``batch_id`` ended after ``count`` starts: once they all ended,
+        its callbacks start (only when ``supports_workflows``)."""
+        raise UnsupportedOptionError(f"{type(self).__name__} cannot run batches.")
+
+    def batch_counts(self, batch_id: str) -> dict[str, int]:
+        """Batch ``batch_id``'s runs by status (only when ``supports_workflows``)."""
+        raise ResultNotAvailableError(f"{type(self).__name__} does not keep batches.")
 
     def finish_notices(self) -> FinishNotices | None:
         """What wakes ``wait()`` when a run ends; ``None``: ``wait()`` polls."""

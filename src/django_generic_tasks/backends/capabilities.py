@@ -48,6 +48,8 @@ COLUMNS = (
     ("retries", "supports_retries"),
     ("progress stored", "supports_progress"),
     ("cancel running", "supports_cancel"),
+    ("workflows", "supports_workflows"),
+    ("resumable steps", "supports_continuations"),
     ("on-commit", "enqueues_in_transaction"),
     ("concurrency limit", "concurrency_limits"),
     ("rate limit", "rate_limits"),

@@ -23,6 +23,8 @@ from .base import BaseBackend
 if TYPE_CHECKING:
     from ..core.results import FinishNotices
     from ..execution.progress import ProgressSink
+    from ..workflows.handle import WorkflowState
+    from ..workflows.rules import Plan
 
 
 class DatabaseBackend(BaseBackend):
@@ -42,6 +44,8 @@ class DatabaseBackend(BaseBackend):
     enqueues_in_transaction = True
     supports_progress = True
     supports_cancel = True
+    supports_workflows = True
+    supports_continuations = True
     crash_safe = True
     concurrency_limits = "store"
     rate_limits = "store"
@@ -102,6 +106,65 @@ class DatabaseBackend(BaseBackend):
             else run.to_handle(self)
             for request, run in zip(requests, found, strict=True)
         ]
+
+    def start_workflow(self, plan: Plan) -> None:
+        """Write the workflow, its first runs and their membership in the caller's
+        transaction (one of its own outside one)."""
+        from django.db import transaction
+
+        from .. import store
+
+        runs = store.for_connection(self.connection)
+        with transaction.atomic(using=self.database):
+            runs.queue.workflows.create(plan, runs.queue, datetime.now(UTC))
+
+    def join_batch(
+        self, batch_id: str, requests: Sequence[EnqueueRequest], first: int
+    ) -> list[TaskHandle[Any]]:
+        """Insert runs that join batch ``batch_id``, with their membership, in one
+        transaction (the caller's, inside one)."""
+        from django.db import transaction
+
+        from .. import store
+
+        runs = store.for_connection(self.connection)
+        now = datetime.now(UTC)
+        with transaction.atomic(using=self.database):
+            found = runs.queue.workflows.join(batch_id, requests, first, runs.queue)
+        return [
+            self.handle_for(request, store.waiting_status(request.run_after, now))
+            if run is None
+            else run.to_handle(self)
+            for request, run in zip(requests, found, strict=True)
+        ]
+
+    def close_batch(self, batch_id: str, count: int) -> None:
+        """Batch ``batch_id``'s block ended after ``count`` starts."""
+        from django.db import transaction
+
+        from .. import store
+
+        runs = store.for_connection(self.connection)
+        with transaction.atomic(using=self.database):
+            runs.queue.workflows.close(batch_id, count, runs.queue)
+
+    def batch_counts(self, batch_id: str) -> dict[str, int]:
+        """Batch ``batch_id``'s runs by status."""
+        from .. import store
+
+        return store.for_connection(self.connection).queue.workflows.counts(batch_id)
+
+    def workflow_of(self, run_id: str) -> tuple[str, str, int, str] | None:
+        """The workflow run ``run_id`` belongs to, as stored."""
+        from .. import store
+
+        return store.for_connection(self.connection).queue.workflows.workflow_of(run_id)
+
+    def workflow_state(self, workflow_id: str) -> WorkflowState:
+        """The workflow ``workflow_id`` as stored (``RunNotFoundError`` when there is none)."""
+        from .. import store
+
+        return store.for_connection(self.connection).queue.workflows.state(workflow_id)
 
     def get_result(self, run_id: str) -> TaskHandle[Any]:
         """A fresh handle for ``run_id``; ``RunNotFoundError`` when there is no such run."""

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..core.enqueue import EnqueueRequest
 from ..core.handles import TaskHandle
 from ..exceptions import FlowDeferred, RetryAfter
 from ..execution import Attempt, Outcome, execute
 from ..execution.retry import settle
+from ..execution.steps import IN_PROCESS, register_step_store
+from ..workflows.memory import MemoryWorkflows
 from .base import BaseBackend
+
+if TYPE_CHECKING:
+    from ..workflows.handle import WorkflowState
+    from ..workflows.rules import Plan
 
 
 class ImmediateBackend(BaseBackend):
@@ -22,12 +29,45 @@ class ImmediateBackend(BaseBackend):
 
     supports_priority = True  # one run at a time: order is trivially respected
     supports_retries = True
+    supports_workflows = True
+    supports_continuations = True
+    capability_notes: ClassVar[dict[str, str]] = {
+        "supports_workflows": "in-process: the steps run inside `start()`"
+    }
     crash_safe = None  # runs execute in the caller: nothing is left waiting
     concurrency_limits = "process"  # the caller waits for a slot
     rate_limits = "process"  # the caller waits for its turn
 
     def __init__(self, *, sleep_between_retries: bool = False) -> None:
         self.sleep_between_retries = sleep_between_retries
+        self.workflows = MemoryWorkflows(self)
+        register_step_store(self.name, IN_PROCESS)
+
+    def start_workflow(self, plan: Plan) -> None:
+        """Run ``plan``'s workflow now, step after step (after commit inside a transaction)."""
+        self.workflows.start(plan)
+
+    def workflow_state(self, workflow_id: str) -> WorkflowState:
+        """A workflow this backend ran in this process."""
+        return self.workflows.state(workflow_id)
+
+    def workflow_of(self, run_id: str) -> tuple[str, str, int, str] | None:
+        """The in-process workflow run ``run_id`` belongs to."""
+        return self.workflows.workflow_of(run_id)
+
+    def join_batch(
+        self, batch_id: str, requests: Sequence[EnqueueRequest], first: int
+    ) -> list[TaskHandle[Any]]:
+        """Start runs that join batch ``batch_id`` (in-process)."""
+        return self.workflows.join_batch(batch_id, requests)
+
+    def close_batch(self, batch_id: str, count: int) -> None:
+        """Batch ``batch_id``'s block ended after ``count`` starts."""
+        self.workflows.close_batch(batch_id, count)
+
+    def batch_counts(self, batch_id: str) -> dict[str, int]:
+        """Batch ``batch_id``'s runs by status."""
+        return self.workflows.batch_counts(batch_id)
 
     def enqueue(self, request: EnqueueRequest) -> TaskHandle[Any]:
         """Run every attempt now and return a handle with the final status and result."""
@@ -38,7 +78,9 @@ class ImmediateBackend(BaseBackend):
                 exc.wait()
                 continue
             if not outcome.decision.retry:
-                status = outcome.status  # settle() would only record() it: nothing kept here
+                status = outcome.status
+                if request.workflow is not None:  # nothing kept here, but its workflow goes on
+                    settle(self, request, outcome)
                 break
             retry = settle(self, request, outcome)
             if retry is not None and asked_for(outcome):  # RetryAfter: waited for, always

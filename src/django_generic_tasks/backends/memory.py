@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..core.enqueue import EnqueueRequest
 from ..core.handles import TaskHandle
@@ -12,9 +13,15 @@ from ..core.status import TaskStatus
 from ..exceptions import FlowDeferred
 from ..execution import Attempt, Outcome, execute
 from ..execution.retry import final, settle
+from ..execution.steps import IN_PROCESS, register_step_store
 from ..support.compat import in_atomic_block
+from ..workflows.memory import MemoryWorkflows
 from .base import BaseBackend
 from .immediate import asked_for, sleep_until
+
+if TYPE_CHECKING:
+    from ..workflows.handle import WorkflowState
+    from ..workflows.rules import Plan
 
 
 class _Committed:
@@ -51,6 +58,8 @@ class InMemoryBackend(BaseBackend):
     supports_key = True
     supports_results = True
     supports_retries = True
+    supports_workflows = True
+    supports_continuations = True
     enqueues_in_transaction = True  # capture at start(), even inside a test's transaction
     crash_safe = None  # a test double: runs are run by run_all(), in the caller
     concurrency_limits = "process"  # run_all() waits for a slot (another thread's run)
@@ -70,6 +79,34 @@ class InMemoryBackend(BaseBackend):
         # back, so a marker that neither ran nor is still registered means "rolled back".
         self._open: dict[str, tuple[Any, _Committed]] = {}
         self._checked: dict[Any, tuple[list[Any], int]] = {}
+        self.workflows = MemoryWorkflows(self)
+        register_step_store(self.name, IN_PROCESS)
+
+    def start_workflow(self, plan: Plan) -> None:
+        """Capture ``plan``'s first runs; ``run_all()`` runs them and what they start."""
+        self.workflows.start(plan)
+
+    def workflow_state(self, workflow_id: str) -> WorkflowState:
+        """A workflow started through this backend."""
+        return self.workflows.state(workflow_id)
+
+    def workflow_of(self, run_id: str) -> tuple[str, str, int, str] | None:
+        """The in-process workflow run ``run_id`` belongs to."""
+        return self.workflows.workflow_of(run_id)
+
+    def join_batch(
+        self, batch_id: str, requests: Sequence[EnqueueRequest], first: int
+    ) -> list[TaskHandle[Any]]:
+        """Start runs that join batch ``batch_id`` (in-process)."""
+        return self.workflows.join_batch(batch_id, requests)
+
+    def close_batch(self, batch_id: str, count: int) -> None:
+        """Batch ``batch_id``'s block ended after ``count`` starts."""
+        self.workflows.close_batch(batch_id, count)
+
+    def batch_counts(self, batch_id: str) -> dict[str, int]:
+        """Batch ``batch_id``'s runs by status."""
+        return self.workflows.batch_counts(batch_id)
 
     def enqueue(self, request: EnqueueRequest) -> TaskHandle[Any]:
         """Record the run; a repeated ``key`` returns the first run's handle."""

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..exceptions import ResultNotAvailableError, RunNotFoundError, UnsupportedOptionError
 from ..signals import task_enqueued
 from ..support.compat import in_atomic_block
+from .batching import current_batch
 from .handles import TaskHandle
 from .results import decode_result
 from .running import services
@@ -62,7 +63,10 @@ def check_capabilities(backend: Backend, request: EnqueueRequest) -> None:
 
 
 def submit(backend: Backend, request: EnqueueRequest, *, on_commit: bool = True) -> TaskHandle[Any]:
-    """Hand ``request`` to ``backend``, after the current transaction commits if asked."""
+    """Hand ``request`` to ``backend``, after the current transaction commits if asked (to
+    the open batch, which does the same, inside ``with tasks.batch():``)."""
+    if current_batch.get() is not None:
+        return _join_batch(backend, [request], on_commit)[0]
     tracing = services.producer_tracing
     if tracing is not None and tracing.maybe and request.trace_context is None and tracing.active():
         return tracing.submit(submit, backend, request, on_commit)
@@ -91,6 +95,8 @@ def submit_many(
     backend: Backend, requests: Sequence[EnqueueRequest], *, on_commit: bool = True
 ) -> list[TaskHandle[Any]]:
     """Hand many requests to ``backend`` at once, after commit if asked."""
+    if current_batch.get() is not None:
+        return _join_batch(backend, requests, on_commit)
     tracing = services.producer_tracing
     if (
         tracing is not None
@@ -117,6 +123,20 @@ def submit_many(
         transaction.on_commit(enqueue_all)
         return handles
     return _enqueue_many(backend, requests)
+
+
+def _join_batch(
+    backend: Backend, requests: Sequence[EnqueueRequest], on_commit: bool
+) -> list[TaskHandle[Any]]:
+    batch = current_batch.get()
+    assert batch is not None
+    for request in requests:
+        check_capabilities(backend, request)
+    handles = batch.join(backend, requests, on_commit)
+    if task_enqueued.receivers:
+        for request in requests:
+            _announce(request)
+    return handles
 
 
 def _enqueue(backend: Backend, request: EnqueueRequest) -> TaskHandle[Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..exceptions import InvalidOptionError
 from .flow import FlowSpec, flow_of
@@ -13,6 +13,14 @@ from .status import new_run_id
 
 if TYPE_CHECKING:
     from .task import Task
+
+
+class WorkflowMembership(Protocol):
+    """What a run's in-process workflow is told when the run ends."""
+
+    def ended(self, request: EnqueueRequest, outcome: Any) -> None:
+        """``request``'s run ended for good with ``outcome``."""
+        ...
 
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ costs ~0.7 µs per start (hot path)
@@ -38,6 +46,9 @@ class EnqueueRequest:
     """The W3C ``traceparent`` of the run's PRODUCER span (``None``: not traced)."""
     flow: FlowSpec | None = None
     """The run's concurrency and rate limits (``None``: none, the common case)."""
+    workflow: WorkflowMembership | None = None
+    """The in-process workflow this run belongs to (``workflows.memory``), told of its end by
+    ``retry.settle()``; ``None`` for other runs (the database keeps its own membership)."""
 
     @classmethod
     def for_task(

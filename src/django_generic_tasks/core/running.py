@@ -1,9 +1,10 @@
 """What a running task asks of the layers above the task model, answered by them.
 
 ``Task.report_progress()`` hands its report on, ``Task.cancel_requested`` asks whether the run
-was asked to stop, and ``start()`` may be traced. The task model cannot import the execution
-layer or OpenTelemetry support (they sit above it), so the app installs their answers here when
-it is ready (``apps.py``), the way Django connects signal receivers in ``ready()``.
+was asked to stop, ``Task.step()`` opens a step that resumes, and ``start()`` may be traced.
+The task model cannot import the execution layer or OpenTelemetry support (they sit above
+it), so the app installs their answers here when it is ready (``apps.py``), the way Django
+connects signal receivers in ``ready()``.
 """
 
 from __future__ import annotations
@@ -56,6 +57,13 @@ def _not_ready(task: Any, done: Any, total: Any, message: Any) -> Any:
     )
 
 
+def _no_steps(task: Any, name: str) -> Any:
+    raise ConfigurationError(
+        "Steps can be used once django_generic_tasks is in INSTALLED_APPS and Django's apps are "
+        "ready."
+    )
+
+
 def _never_requested(run_id: str) -> bool:
     return False
 
@@ -68,6 +76,8 @@ class RunServices:
         """``(task, done, total, message)``: validate, fire ``task_progress``, store."""
         self.cancel_requested: Callable[[str], bool] = _never_requested
         """``(run_id)``: whether the run was asked to stop (nothing can ask before it is set)."""
+        self.step: Callable[[Any, str], Any] = _no_steps
+        """``(task, name)``: the run's step ``name`` (``execution.steps``)."""
         self.producer_tracing: ProducerTracing | None = None
         """Traces ``start()`` when OpenTelemetry support is installed."""
 
@@ -79,9 +89,11 @@ def install(
     *,
     report_progress: Callable[[Any, Any, Any, Any], Any],
     cancel_requested: Callable[[str], bool],
+    step: Callable[[Any, str], Any],
     producer_tracing: ProducerTracing | None,
 ) -> None:
     """Install the answers (the app does, in ``ready()``)."""
     services.report_progress = report_progress
     services.cancel_requested = cancel_requested
+    services.step = step
     services.producer_tracing = producer_tracing

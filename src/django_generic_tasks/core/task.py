@@ -28,6 +28,7 @@ HOOKS = ("on_success", "on_failure", "on_discard", "on_retry")
 if TYPE_CHECKING:
     from ..backends.base import Backend
     from ..execution.attempts import RetryPolicy
+    from ..execution.steps import Step
     from .handles import TaskHandle
     from .schedule import Schedule
     from .status import ErrorInfo
@@ -80,6 +81,9 @@ class Task(Generic[P, R]):
     retry_policy: ClassVar[RetryPolicy | None] = None
     """Decides whether a failed attempt is retried, and when (``decide()`` returns a
     ``Decision``); ``None``: ``retry_on``, ``max_attempts`` and the ``backoff_*`` options do."""
+    step_save_every: ClassVar[float] = 0.5
+    """Seconds between two saves of an iterating step's cursor (``self.step()``): at most
+    this long of work is done again after a crash; each save is one write of the run."""
     timeout: ClassVar[float | None] = None
     """Seconds a run may take before it fails with ``TaskTimeoutError``; ``None`` = no limit."""
     schedules: ClassVar[Sequence[Schedule]] = ()
@@ -196,6 +200,16 @@ class Task(Generic[P, R]):
         if self.__dict__.get("_cancel_requested"):  # this attempt timed out
             return True
         return services.cancel_requested(self.context.run_id)
+
+    def step(self, name: str) -> Step:
+        """A step of this run that resumes: ``for _ in self.step("fetch"):`` runs its body
+        once (not again on a later attempt of the run once completed); ``with
+        self.step("process") as step:`` gives ``step.cursor`` (``None`` the first time) and
+        ``step.advance(cursor)``, so a retried, redeployed or killed run resumes from its
+        last saved cursor (``step_save_every``). Backends without a step store refuse it
+        (``UnsupportedOptionError``)."""
+        step: Step = services.step(self, name)
+        return step
 
     def check_cancelled(self) -> None:
         """Raise ``TaskCancelled`` if the run was asked to stop (ends it as ``cancelled``)."""

@@ -295,6 +295,8 @@ def failed(task: Task[Any], exc: Exception) -> Outcome:
     """The outcome of an attempt of ``task`` that raised ``exc``: cancelled, discarded, or
     failed with the retry policy's decision; logged. ``AttemptInterrupted`` is raised instead
     when ``exc`` is a lost connection on a thread that requeues them."""
+    if isinstance(exc, AttemptInterrupted):  # a step boundary of a stopping worker
+        raise exc
     task_class = type(task)
     run_id, attempt, limit = run_info(task)
     extra = {"task_name": task_class.name, "run_id": run_id, "attempt": attempt}

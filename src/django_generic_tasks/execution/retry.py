@@ -51,10 +51,15 @@ def settle(sink: RunSink, request: EnqueueRequest, outcome: Outcome) -> EnqueueR
 
     Returns the requeued request (``None`` when the run ended). A retry that cannot be
     requeued (the sink raises) ends the run ``FAILED`` with the task's own error, logged.
+    A run that ended and belongs to an in-process workflow (``request.workflow``) tells it,
+    which starts what follows (the database worker does the same in its outcomes'
+    transaction: ``store.workflows``).
     """
     decision = outcome.decision
     if not decision.retry:
         sink.record(request, outcome)
+        if request.workflow is not None:  # what follows in its workflow starts now
+            request.workflow.ended(request, outcome)
         return None
     retry = request.next_attempt(decision.retry_at, snooze=decision.snooze)
     sink.record(request, outcome)
@@ -68,7 +73,7 @@ def settle(sink: RunSink, request: EnqueueRequest, outcome: Outcome) -> EnqueueR
             retry.attempt,
             extra={"task_name": request.task_name, "run_id": request.run_id},
         )
-        sink.record(request, final(outcome))
+        settle(sink, request, final(outcome))
         return None
     return retry
 

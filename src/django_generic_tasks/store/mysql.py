@@ -101,3 +101,4 @@ class MySQLRunQueue(RunQueue):
         with self.write_transaction() as cursor:
             cursor.execute(statement, [*params, worker_id])
             self.observations.add_rollups(cursor, added)
+            self.runs_ended(cursor, [item.run.db_id for item in items])

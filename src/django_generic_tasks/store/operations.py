@@ -72,9 +72,22 @@ class RunOperations(StorePart):
         their worker hears it at once on PostgreSQL, within a heartbeat elsewhere); return
         how many. A run asked to stop is never claimed again: if its worker gives it back or
         is lost, or its attempt ends in a retry, it ends ``cancelled``."""
-        waiting = runs.filter(status__in=st.values(st.WAITING)).update(
-            status=TaskStatus.CANCELLED.value, finished_at=now, lease_expires_at=None
-        )
+        from django.db import transaction
+
+        from .schema import db_id
+
+        with transaction.atomic(using=self.alias):  # with what their workflows do next
+            pks = list(runs.filter(status__in=st.values(st.WAITING)).values_list("pk", flat=True))
+            waiting = (
+                self.runs.filter(pk__in=pks, status__in=st.values(st.WAITING)).update(
+                    status=TaskStatus.CANCELLED.value, finished_at=now, lease_expires_at=None
+                )
+                if pks
+                else 0
+            )
+            if waiting:
+                with self.connection.cursor() as cursor:
+                    self.queue.runs_ended(cursor, [db_id(self.connection, str(pk)) for pk in pks])
         asked = runs.filter(status=TaskStatus.RUNNING.value, cancel_requested_at=None)
         ids = list(asked.values_list("pk", flat=True))
         running = (
@@ -122,6 +135,7 @@ class RunOperations(StorePart):
         while ids := list(runs.values_list("pk", flat=True)[:batch]):
             count, _ = self.runs.filter(pk__in=ids).delete()
             deleted += count
+        self.queue.workflows.prune(before, batch)
         return deleted
 
     def stats(self) -> dict[TaskStatus, int]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from django.db import transaction
 from pydantic_core import to_json
 
 from .queue import RunQueue
@@ -67,5 +68,23 @@ class PostgreSQLRunQueue(RunQueue):
             statement = sql.FINISH_WITH_ROLLUPS
             rows = [dict(zip(COLUMNS, row.values(), strict=True)) for row in added]
             params.append(to_json(rows).decode())
+        # A batch with workflow members is written in one transaction with what their
+        # workflows start next; any other stays one autocommitted statement, which writes
+        # nothing when it finds members (then the transaction writes the batch).
+        if not self.workflows.exists():  # before migration 0012
+            with self.connection.cursor() as cursor:
+                cursor.execute(statement, params)
+            return
+        guarded = (
+            sql.FINISH_UNLESS_MEMBERS
+            if statement is sql.FINISH
+            else sql.FINISH_WITH_ROLLUPS_UNLESS_MEMBERS
+        )
         with self.connection.cursor() as cursor:
+            cursor.execute(guarded, params)
+            answer = cursor.fetchone()
+        if answer is not None and not answer[0]:
+            return
+        with transaction.atomic(using=self.alias), self.connection.cursor() as cursor:
             cursor.execute(statement, params)
+            self.runs_ended(cursor, [item.run.db_id for item in items])

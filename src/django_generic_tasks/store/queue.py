@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from . import statuses as st
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from ..execution.attempts import Decision
     from ..models import TaskRun
     from .observe import Observations
+    from .workflows import WorkflowBook
 
     LostDecider = Callable[[str, int, int], Decision]
     """``(task_name, attempt, max_attempts) -> Decision`` for a run whose worker was lost."""
@@ -276,6 +278,19 @@ class RunQueue(StorePart):
         with self.write_transaction() as cursor:
             cursor.executemany(self.sql.finish, params)
             self.observations.add_rollups(cursor, added)
+            self.runs_ended(cursor, [item.run.db_id for item in items])
+
+    @cached_property
+    def workflows(self) -> WorkflowBook:
+        """The workflows whose runs this queue ends (``store.workflows``)."""
+        from .workflows import WorkflowBook
+
+        return WorkflowBook(self.connection)
+
+    def runs_ended(self, cursor: Any, db_ids: Sequence[Any]) -> None:
+        """Runs among ``db_ids`` just ended in the transaction of ``cursor``: advance their
+        workflows in it (``WorkflowBook.runs_ended``)."""
+        self.workflows.runs_ended(cursor, db_ids, self)
 
     def history_ready(self) -> bool:
         """Whether ``TaskRun.history`` exists (migration 0010 applied). Until it does, outcomes
@@ -370,6 +385,7 @@ class RunQueue(StorePart):
                 lost = [run.db_id for run in found if run.became == became]
                 if lost:
                     cursor.execute(statement.format(ids=ids(len(lost))), [stamp, *values, *lost])
+            self.runs_ended(cursor, [run.db_id for run in found if run.became != "requeued"])
         return found
 
 

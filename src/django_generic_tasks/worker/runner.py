@@ -29,9 +29,11 @@ from ..execution.cancellation import stop_watching as stop_watching_cancels
 from ..execution.cancellation import watch as watch_cancels
 from ..execution.progress import register_sink, unregister_sink
 from ..execution.retry import REFUSED_RETRY_DELAY
+from ..execution.steps import register_step_store, unregister_step_store
 from ..execution.timeouts import join_timed_out_attempts
 from ..store import ClaimedRun, Finished, RunQueue, for_connection
 from ..store.rollups import Rollup, merge, rollups
+from ..store.steps import DatabaseSteps
 from .asyncruns import AsyncRuns, attempt_of
 from .options import WorkerOptions
 from .startup import wait_for_migrations
@@ -84,6 +86,7 @@ class Worker:
         self._starved = False
         self._progress = backend.progress_sink()
         self._limited = False
+        self._steps = DatabaseSteps(self.options.database, self._stop)
 
     # -- public -----------------------------------------------------------------------------
 
@@ -298,6 +301,7 @@ class Worker:
 
         if self._progress is not None:
             register_sink(self.backend.name, self._progress)
+        register_step_store(self.backend.name, self._steps)
         if self.backend.supports_cancel:  # the heartbeat delivers cancel requests
             watch_cancels(self.backend.name)
         from .notify import Listener
@@ -475,6 +479,7 @@ class Worker:
             async_runs.executor.close()
         if self._progress is not None:
             unregister_sink(self.backend.name, self._progress)
+        unregister_step_store(self.backend.name, self._steps)
         if self.backend.supports_cancel:
             stop_watching_cancels(self.backend.name)
 

@@ -190,3 +190,53 @@ SELECT task_name, COUNT(*), MAX(run_after) FROM django_generic_tasks_taskrun
  GROUP BY task_name
 """
 """Runs waiting for the time a ``RetryAfter`` asked for, per task."""
+# -- workflows (store.workflows): the same text on every dialect ---------------------------
+
+WORKFLOW_INSERT = """
+INSERT INTO django_generic_tasks_taskworkflow (id, kind, status, spec, total, done, failed,
+       error_type, error_message, created_at)
+VALUES (%s, %s, 'running', %s, %s, 0, 0, '', '', %s)
+"""
+
+WORKFLOW_MEMBER_ROW = "(%s, %s, %s, %s, FALSE)"
+
+WORKFLOW_MEMBERS_INSERT = """
+INSERT INTO django_generic_tasks_workflowmember (run_id, workflow_id, position, role, done)
+VALUES {rows}
+"""
+
+WORKFLOW_MEMBERS_DONE = """
+UPDATE django_generic_tasks_workflowmember SET done = TRUE
+ WHERE run_id IN ({ids}) AND done = FALSE
+"""
+"""Members' ends counted, once: the rows ``WORKFLOW_MEMBERS_ENDED`` found (and locked)."""
+
+WORKFLOW_COUNT = """
+UPDATE django_generic_tasks_taskworkflow SET done = done + %s, failed = failed + %s
+ WHERE id = %s
+"""
+"""Members ended (once per workflow and transaction: a row updated many times in one
+transaction grows a chain of versions on PostgreSQL). It locks the workflow's row until the
+transaction ends, so concurrent transactions count one after the other."""
+
+WORKFLOW_READ = """
+SELECT kind, status, spec, total, done, failed FROM django_generic_tasks_taskworkflow
+ WHERE id = %s
+"""
+
+WORKFLOW_CALLBACK = """
+UPDATE django_generic_tasks_taskworkflow SET callback_run = %s
+ WHERE id = %s AND callback_run IS NULL AND status = 'running'
+"""
+"""The callback's run noted, once (a second attempt changes nothing)."""
+
+WORKFLOW_END = """
+UPDATE django_generic_tasks_taskworkflow
+   SET status = %s, finished_at = %s, failed_position = %s, error_type = %s, error_message = %s
+ WHERE id = %s AND status = 'running'
+"""
+
+WORKFLOW_CLOSE = """
+UPDATE django_generic_tasks_taskworkflow SET total = %s WHERE id = %s AND total IS NULL
+"""
+"""A batch's block ended: how many runs joined it (it locks the row, as a count does)."""

@@ -128,6 +128,17 @@ transaction and given back after its commit (``FLOW_UNLOCK``), so each counts th
 that the ones before it committed."""
 
 FLOW_UNLOCK = "SELECT RELEASE_LOCK('django_generic_tasks.flow')"
+WORKFLOW_MEMBERS_ENDED = """
+SELECT m.run_id, m.workflow_id, m.position, m.role, r.task_name, r.status, r.error_type,
+       r.error_message
+  FROM django_generic_tasks_workflowmember m
+  JOIN django_generic_tasks_taskrun r ON r.id = m.run_id
+ WHERE m.run_id IN ({ids}) AND m.done = FALSE
+   AND r.status IN ('succeeded', 'failed', 'discarded', 'cancelled')
+   FOR UPDATE
+"""
+"""Which of the runs just ended are workflow members whose end is not counted yet (locked:
+a concurrent transaction that counts one of them waits, then skips it)."""
 
 STATEMENTS = Statements(
     insert=INSERT,

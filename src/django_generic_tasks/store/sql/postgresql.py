@@ -118,6 +118,65 @@ SELECT minute, task_name, queue, outcome, runs, seconds, d0, d1, d2, d3, d4, d5,
 )
 """``FINISH`` and the batch's rollup rows (a second, small JSON document) in one statement."""
 
+_FINISH_UNLESS_MEMBERS_DONE = """
+WITH v AS (
+SELECT * FROM jsonb_to_recordset(%s::jsonb) AS v(id uuid, attempt integer, status text,
+       result text, error_type text, error_message text, error_traceback text,
+       finished_at timestamptz, run_after timestamptz, entry jsonb)),
+wf AS (
+SELECT EXISTS (SELECT 1 FROM django_generic_tasks_workflowmember m JOIN v ON m.run_id = v.id
+                WHERE NOT m.done) AS members),
+done AS (
+UPDATE django_generic_tasks_taskrun AS t
+   SET status = CASE WHEN v.entry IS NOT NULL AND t.cancel_requested_at IS NOT NULL
+                     THEN 'cancelled' ELSE v.status END,
+       result = v.result::jsonb, error_type = v.error_type,
+       error_message = v.error_message, error_traceback = v.error_traceback,
+       finished_at = COALESCE(v.finished_at,
+                              CASE WHEN v.entry IS NOT NULL
+                                    AND t.cancel_requested_at IS NOT NULL
+                                   THEN (v.entry->>'ended_at')::timestamptz END),
+       run_after = COALESCE(v.run_after, t.run_after), lease_expires_at = NULL,
+       history = CASE WHEN v.entry IS NULL THEN t.history
+                 ELSE (CASE WHEN jsonb_array_length(COALESCE(t.history, '[]'::jsonb)) >= 10
+                            THEN COALESCE(t.history, '[]'::jsonb) - 0
+                            ELSE COALESCE(t.history, '[]'::jsonb) END)
+                      || jsonb_build_array(v.entry) END
+  FROM v
+ WHERE t.id = v.id AND t.attempt = v.attempt AND t.status = 'running' AND t.worker_id = %s
+   AND NOT (SELECT members FROM wf))
+"""
+
+FINISH_UNLESS_MEMBERS = _FINISH_UNLESS_MEMBERS_DONE + "SELECT members FROM wf"
+"""``FINISH``, unless a run of the batch is a workflow member whose end is not counted yet:
+then nothing is written and it answers true (the batch is written again with its workflows'
+next steps, in one transaction). A batch without members stays one autocommitted statement."""
+
+FINISH_WITH_ROLLUPS_UNLESS_MEMBERS = (
+    _FINISH_UNLESS_MEMBERS_DONE
+    + """
+INSERT INTO django_generic_tasks_runrollup AS r (minute, task_name, queue, outcome, runs,
+       seconds, d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, d11, last_run_id)
+SELECT minute, task_name, queue, outcome, runs, seconds, d0, d1, d2, d3, d4, d5, d6, d7,
+       d8, d9, d10, d11, last_run_id
+  FROM jsonb_to_recordset(%s::jsonb) AS x(minute bigint, task_name text, queue text,
+       outcome text, runs bigint, seconds float8, d0 bigint, d1 bigint, d2 bigint,
+       d3 bigint, d4 bigint, d5 bigint, d6 bigint, d7 bigint, d8 bigint, d9 bigint,
+       d10 bigint, d11 bigint, last_run_id text)
+ WHERE NOT (SELECT members FROM wf)
+    ON CONFLICT (minute, task_name, queue, outcome) DO UPDATE
+   SET runs = r.runs + EXCLUDED.runs, seconds = r.seconds + EXCLUDED.seconds,
+       d0 = r.d0 + EXCLUDED.d0, d1 = r.d1 + EXCLUDED.d1, d2 = r.d2 + EXCLUDED.d2,
+       d3 = r.d3 + EXCLUDED.d3, d4 = r.d4 + EXCLUDED.d4, d5 = r.d5 + EXCLUDED.d5,
+       d6 = r.d6 + EXCLUDED.d6, d7 = r.d7 + EXCLUDED.d7, d8 = r.d8 + EXCLUDED.d8,
+       d9 = r.d9 + EXCLUDED.d9, d10 = r.d10 + EXCLUDED.d10, d11 = r.d11 + EXCLUDED.d11,
+       last_run_id = EXCLUDED.last_run_id
+RETURNING false
+"""
+)
+"""``FINISH_WITH_ROLLUPS`` unless the batch has workflow members (then nothing is written
+and no row comes back)."""
+
 RECLAIM_SELECT = common.RECLAIM_SELECT + " FOR UPDATE SKIP LOCKED"
 """Skips the rows another reaper holds."""
 
@@ -149,6 +208,18 @@ again."""
 FLOW_LOCK = "SELECT pg_advisory_xact_lock(7046414172)"
 """Claims through the limits, one at a time across every worker (until the commit): each
 counts the running runs that the ones before it committed."""
+
+WORKFLOW_MEMBERS_ENDED = """
+SELECT m.run_id, m.workflow_id, m.position, m.role, r.task_name, r.status, r.error_type,
+       r.error_message
+  FROM django_generic_tasks_workflowmember m
+  JOIN django_generic_tasks_taskrun r ON r.id = m.run_id
+ WHERE m.run_id IN ({ids}) AND m.done = FALSE
+   AND r.status IN ('succeeded', 'failed', 'discarded', 'cancelled')
+   FOR UPDATE OF m
+"""
+"""Which of the runs just ended are workflow members whose end is not counted yet (locked:
+a concurrent transaction that counts one of them waits, then skips it)."""
 
 STATEMENTS = Statements(
     insert=INSERT,

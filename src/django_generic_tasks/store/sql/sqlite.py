@@ -64,6 +64,17 @@ UPDATE django_generic_tasks_taskrun
  WHERE id = %s AND status = 'running'
 """
 
+WORKFLOW_MEMBERS_ENDED = """
+SELECT m.run_id, m.workflow_id, m.position, m.role, r.task_name, r.status, r.error_type,
+       r.error_message
+  FROM django_generic_tasks_workflowmember m
+  JOIN django_generic_tasks_taskrun r ON r.id = m.run_id
+ WHERE m.run_id IN ({ids}) AND m.done = FALSE
+   AND r.status IN ('succeeded', 'failed', 'discarded', 'cancelled')
+"""
+"""Which of the runs just ended are workflow members whose end is not counted yet (one
+writer at a time: nothing to lock)."""
+
 STATEMENTS = Statements(
     insert=INSERT,
     insert_keyed=INSERT_KEYED,

@@ -1,0 +1,373 @@
+"""``WorkflowBook``: the workflows' rows (``TaskWorkflow``, ``WorkflowMember``) beside the runs.
+
+A workflow's next run is started in the transaction that writes the outcome causing it
+(``runs_ended()``, called by ``RunQueue`` inside ``finish()`` and ``reclaim_expired()``): a
+member's end is counted when its member row flips to ``done`` (once, whichever transaction
+changes the row), the count lives in the workflow's row (locked by the count's ``UPDATE``
+until commit, so two members ending at once on two workers are counted one after the other),
+and the callback's run is inserted in the same transaction. A crash before the commit loses
+the outcome and the next run together; nothing is started twice. What the next run is
+(``workflows.rules``) is decided above the store; the store writes it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from .base import StorePart
+from .schema import db_id, id_str, parse_run_id
+from .sql import common, ids, rows
+
+if TYPE_CHECKING:
+    from ..core.enqueue import EnqueueRequest
+    from ..workflows.handle import WorkflowState
+    from ..workflows.rules import Ended, Plan, Step
+    from .queue import RunQueue
+
+__all__ = ["WorkflowBook"]
+
+FINISHED = ("succeeded", "failed", "discarded", "cancelled")
+
+
+class WorkflowBook(StorePart):
+    """Workflows on one connection: create them, advance them as their runs end, read them."""
+
+    def exists(self) -> bool:
+        """Whether the workflow tables exist (migration 0012 applied)."""
+
+        def probe() -> bool:
+            with self.connection.cursor() as cursor:
+                return "django_generic_tasks_workflowmember" in (
+                    self.connection.introspection.table_names(cursor)
+                )
+
+        return self.ready("workflows", probe, "The workflow tables are missing (run migrate)")
+
+    def create(self, plan: Plan, queue: RunQueue, now: datetime) -> None:
+        """Write ``plan``'s workflow row, its first runs and their member rows (call inside
+        a transaction: the caller's)."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                common.WORKFLOW_INSERT,
+                [
+                    db_id(self.connection, plan.id),
+                    plan.kind,
+                    json.dumps(plan.spec),
+                    plan.total,
+                    self.dt(now),
+                ],
+            )
+        queue.insert(plan.first, now)
+        with self.connection.cursor() as cursor:
+            self._add_members(cursor, plan.id, [(r, n, "member") for n, r in enumerate(plan.first)])
+
+    def _add_members(
+        self, cursor: Any, workflow_id: str, members: Sequence[tuple[EnqueueRequest, int, str]]
+    ) -> None:
+        wid = db_id(self.connection, workflow_id)
+        for start in range(0, len(members), 1000):
+            chunk = members[start : start + 1000]
+            values: list[Any] = []
+            for request, position, role in chunk:
+                values += [db_id(self.connection, request.run_id), wid, position, role]
+            sql = common.WORKFLOW_MEMBERS_INSERT.format(
+                rows=rows(common.WORKFLOW_MEMBER_ROW, len(chunk))
+            )
+            cursor.execute(sql, values)
+
+    def runs_ended(self, cursor: Any, db_ids: Sequence[Any], queue: RunQueue) -> None:
+        """Advance the workflows of the runs ``db_ids`` that just ended (in the transaction
+        that ended them, through ``cursor``): count each member once, start what follows,
+        end the workflow when it is over. Statements per call: one read of which runs are
+        members (none: that is all), then one member update, one read of the runs, and per
+        workflow one count and one read, whatever the number of members."""
+        if not db_ids or not self.exists():
+            return
+        found: list[Any] = []
+        for start in range(0, len(db_ids), 1000):
+            chunk = list(db_ids[start : start + 1000])
+            cursor.execute(self._members_ended.format(ids=ids(len(chunk))), chunk)
+            found += cursor.fetchall()
+        if not found:
+            return
+        for start in range(0, len(found), 1000):
+            chunk = [row[0] for row in found[start : start + 1000]]
+            cursor.execute(common.WORKFLOW_MEMBERS_DONE.format(ids=ids(len(chunk))), chunk)
+        ended = {id_str(row[0]): _ended_row(row) for row in found}
+        by_workflow: dict[str, list[Any]] = {}
+        for row in found:
+            by_workflow.setdefault(id_str(row[1]), []).append(row)
+        now = datetime.now(UTC)
+        for workflow_id in sorted(by_workflow):  # one lock order for every transaction
+            members = sorted(by_workflow[workflow_id], key=lambda row: int(row[2]))
+            self._advance(cursor, workflow_id, members, ended, queue, now)
+
+    @property
+    def _members_ended(self) -> str:
+        from .sql import mysql, postgresql, sqlite
+
+        vendor = self.connection.vendor
+        module = postgresql if vendor == "postgresql" else mysql if vendor == "mysql" else sqlite
+        return str(module.WORKFLOW_MEMBERS_ENDED)
+
+    def _advance(
+        self,
+        cursor: Any,
+        workflow_id: str,
+        rows: list[Any],
+        ended: dict[str, Ended],
+        queue: RunQueue,
+        now: datetime,
+    ) -> None:
+        """Count ``rows`` (members of ``workflow_id`` that ended) and do what follows."""
+        from ..workflows.rules import after_callback, after_member
+
+        wid = rows[0][1]
+        members = [row for row in rows if row[3] == "member"]
+        if members:
+            failed = sum(ended[id_str(row[0])].status != "succeeded" for row in members)
+            cursor.execute(common.WORKFLOW_COUNT, [len(members), failed, wid])
+        cursor.execute(common.WORKFLOW_READ, [wid])
+        kind, status, spec_text, total, done, failed_count = cursor.fetchone()
+        spec = json.loads(spec_text)
+        for run_pk, _, position, role, *_ in rows:
+            if status != "running":
+                return
+            run = ended[id_str(run_pk)]
+            if kind == "chain" and run.status == "succeeded":  # its result makes the next params
+                run = self._ended({id_str(run_pk)})[id_str(run_pk)]
+            if role == "callback":
+                step = after_callback(run.status, run.error)
+            elif kind != "chain" and run_pk != members[-1][0]:
+                continue  # a group or batch is decided once, at its last counted member
+            else:
+                step = after_member(
+                    kind,
+                    spec,
+                    int(position),
+                    run.status,
+                    run.error,
+                    result=run.result,
+                    last=total is not None and int(done) >= int(total),
+                    members=lambda: self.members(workflow_id),
+                    failed=int(failed_count),
+                )
+            self._apply(cursor, workflow_id, kind, int(position), int(total or 0), step, queue, now)
+            status = step.status
+
+    def join(
+        self, workflow_id: str, requests: Sequence[EnqueueRequest], first: int, queue: RunQueue
+    ) -> list[Any]:
+        """Start ``requests`` as members of batch ``workflow_id`` at positions ``first``...
+        (call inside a transaction). Per request what ``RunQueue.insert`` says: ``None``
+        when inserted (a member), else the unfinished run holding its key (not a member)."""
+        found = queue.insert(requests, datetime.now(UTC))
+        joined = [
+            (request, first + n, "member")
+            for n, (request, run) in enumerate(zip(requests, found, strict=True))
+            if run is None
+        ]
+        with self.connection.cursor() as cursor:
+            self._add_members(cursor, workflow_id, joined)
+        return found
+
+    def close(self, workflow_id: str, count: int, queue: RunQueue) -> None:
+        """Batch ``workflow_id``'s block ended after ``count`` starts: end it now if its runs
+        all ended already (call inside a transaction)."""
+        from ..workflows.rules import batch_end
+
+        wid = db_id(self.connection, workflow_id)
+        with self.connection.cursor() as cursor:
+            cursor.execute(common.WORKFLOW_CLOSE, [count, wid])
+            cursor.execute(common.WORKFLOW_READ, [wid])
+            kind, status, spec_text, total, done, failed = cursor.fetchone()
+            if status == "running" and total is not None and int(done) >= int(total):
+                step = batch_end(json.loads(spec_text), int(failed))
+                self._apply(cursor, workflow_id, kind, 0, int(total), step, queue, _now())
+
+    def workflow_of(self, run_id: str) -> tuple[str, str, int, str] | None:
+        """(workflow id, kind, position, role) of run ``run_id``; ``None``: none."""
+        from ..models import TaskWorkflow, WorkflowMember
+
+        pk = parse_run_id(run_id)
+        if pk is None or not self.exists():
+            return None
+        member = WorkflowMember.objects.using(self.alias).filter(run_id=pk).first()
+        if member is None:
+            return None
+        kind = (
+            TaskWorkflow.objects.using(self.alias)
+            .filter(pk=member.workflow_id)
+            .values_list("kind", flat=True)
+            .first()
+        )
+        return str(member.workflow_id), kind or "", member.position, member.role
+
+    def counts(self, workflow_id: str) -> dict[str, int]:
+        """Batch ``workflow_id``'s runs by status."""
+        from django.db.models import Count
+
+        from ..models import WorkflowMember
+
+        members = WorkflowMember.objects.using(self.alias).filter(workflow_id=workflow_id)
+        found = (
+            self.runs.filter(pk__in=members.values("run_id"))
+            .values_list("status")
+            .annotate(n=Count("id"))
+        )
+        return dict(found)
+
+    def _apply(
+        self,
+        cursor: Any,
+        workflow_id: str,
+        kind: str,
+        position: int,
+        total: int,
+        step: Step,
+        queue: RunQueue,
+        now: datetime,
+    ) -> None:
+        wid = db_id(self.connection, workflow_id)
+        if step.start is not None:
+            if kind == "chain":
+                queue.insert([step.start], now)
+                self._add_members(cursor, workflow_id, [(step.start, position + 1, "member")])
+            else:
+                cursor.execute(
+                    common.WORKFLOW_CALLBACK, [db_id(self.connection, step.start.run_id), wid]
+                )
+                if cursor.rowcount == 1:  # started once, whoever counted the last member
+                    queue.insert([step.start], now)
+                    self._add_members(cursor, workflow_id, [(step.start, total, "callback")])
+        if step.callbacks:
+            queue.insert(step.callbacks, now)
+        if step.status != "running":
+            error = step.error
+            cursor.execute(
+                common.WORKFLOW_END,
+                [
+                    step.status,
+                    self.dt(now),
+                    step.failed_position,
+                    error.type[:255] if error else "",
+                    error.message if error else "",
+                    wid,
+                ],
+            )
+
+    def _ended(self, run_ids: set[str]) -> dict[str, Ended]:
+        from ..core.status import ErrorInfo
+        from ..workflows.rules import Ended
+
+        found = self.runs.filter(pk__in=list(run_ids)).values_list(
+            "id", "task_name", "status", "result", "error_type", "error_message"
+        )
+        return {
+            str(pk): Ended(name, status, result, ErrorInfo(kind, message) if kind else None)
+            for pk, name, status, result, kind, message in found
+        }
+
+    def _member_rows(self, workflow_id: str) -> list[tuple[str, int, str]]:
+        from ..models import WorkflowMember
+
+        return [
+            (str(run_id), position, role)
+            for run_id, position, role in WorkflowMember.objects.using(self.alias)
+            .filter(workflow_id=workflow_id)
+            .order_by("position")
+            .values_list("run_id", "position", "role")
+        ]
+
+    def members(self, workflow_id: str) -> list[Ended]:
+        """How each member of a group ended, in member order (a member whose run was pruned
+        meanwhile counts as failed)."""
+        from ..core.status import ErrorInfo
+        from ..workflows.rules import Ended
+
+        member_ids = [
+            run_id for run_id, _, role in self._member_rows(workflow_id) if role == "member"
+        ]
+        ended = self._ended(set(member_ids))
+        pruned = Ended("", "failed", None, ErrorInfo("Pruned", "the run was pruned"))
+        return [ended.get(run_id, pruned) for run_id in member_ids]
+
+    def prune(self, before: datetime, batch: int = 10_000) -> int:
+        """Delete the workflows that ended before ``before`` and their member rows; return
+        how many workflows."""
+        from ..models import TaskWorkflow, WorkflowMember
+
+        if not self.exists():
+            return 0
+        ended = TaskWorkflow.objects.using(self.alias).filter(
+            status__in=["succeeded", "failed"], finished_at__lt=before
+        )
+        deleted = 0
+        while ids := list(ended.values_list("pk", flat=True)[:batch]):
+            WorkflowMember.objects.using(self.alias).filter(workflow_id__in=ids).delete()
+            count, _ = TaskWorkflow.objects.using(self.alias).filter(pk__in=ids).delete()
+            deleted += count
+        return deleted
+
+    def state(self, workflow_id: str) -> WorkflowState:
+        """The workflow ``workflow_id`` now (``RunNotFoundError`` when there is none)."""
+        from ..core.status import ErrorInfo
+        from ..exceptions import RunNotFoundError
+        from ..models import TaskWorkflow
+        from ..workflows.handle import WorkflowState
+
+        pk = parse_run_id(workflow_id)
+        row = None if pk is None else TaskWorkflow.objects.using(self.alias).filter(pk=pk).first()
+        if row is None:
+            raise RunNotFoundError(f"There is no workflow {workflow_id!r}.")
+        json.loads(row.spec)
+        members = self._member_rows(str(row.pk))
+        runs = tuple(run_id for run_id, _, role in members if role == "member")
+        names = {
+            str(pk): name
+            for pk, name in self.runs.filter(pk__in=[m[0] for m in members]).values_list(
+                "id", "task_name"
+            )
+        }
+        callback = str(row.callback_run) if row.callback_run else None
+        result_task: str | None = None
+        result: Any = None
+        if row.status == "succeeded":
+            if row.kind == "chain":
+                result_task = names.get(runs[-1]) if runs else None
+                result = self.runs.filter(pk=runs[-1]).values_list("result", flat=True).first()
+            elif callback is not None:
+                result_task = names.get(callback)
+                result = self.runs.filter(pk=callback).values_list("result", flat=True).first()
+            else:
+                result = [m.result for m in self.members(str(row.pk))]
+        return WorkflowState(
+            id=str(row.pk),
+            kind=row.kind,
+            status=row.status,
+            total=row.total,
+            done=row.done,
+            runs=runs,
+            tasks=tuple(names.get(r, "") for r in runs),
+            callback_run=callback,
+            failed_position=row.failed_position,
+            error=ErrorInfo(row.error_type, row.error_message) if row.error_type else None,
+            result_task=result_task,
+            result=result,
+        )
+
+
+def _ended_row(row: Sequence[Any]) -> Ended:
+    """How a member ended, from a ``WORKFLOW_MEMBERS_ENDED`` row (without its result)."""
+    from ..core.status import ErrorInfo
+    from ..workflows.rules import Ended
+
+    task_name, status, error_type, message = row[4:8]
+    return Ended(task_name, status, None, ErrorInfo(error_type, message) if error_type else None)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,116 @@
+"""Steps that resume: completed steps are skipped on the next attempt of the run and an
+iterating step goes on from its saved cursor."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+import django_generic_tasks as tasks
+from django_generic_tasks.backends import DatabaseBackend, ImmediateBackend, ThreadingBackend
+from django_generic_tasks.execution.steps import IN_PROCESS
+from django_generic_tasks.models import TaskRun
+from django_generic_tasks.worker import Worker, WorkerOptions
+from tests.unit import workflow_tasks as wt
+
+
+@pytest.fixture(autouse=True)
+def _clear() -> None:
+    wt.seen.clear()
+    wt.failed_once.clear()
+
+
+def drain() -> int:
+    worker = Worker(WorkerOptions(once=True, interval=0.02, concurrency=1))
+    watchdog = threading.Timer(30, worker.stop)
+    watchdog.start()
+    try:
+        return worker.run(install_signals=False)
+    finally:
+        watchdog.cancel()
+
+
+RESUMED = ["fetch", "item 0", "item 1", "item 2", "item 3", "notify"]
+
+
+def test_a_retried_run_skips_completed_steps_and_resumes_from_its_cursor() -> None:
+    handle = wt.Resumable(wt.Items(count=4, fail_at=2)).start(backend=ImmediateBackend())
+    assert handle.status is tasks.TaskStatus.SUCCEEDED
+    assert handle.attempts == 2
+    assert wt.seen == RESUMED  # no "fetch" again, items 0 and 1 not again
+
+
+@pytest.mark.django_db(transaction=True)
+def test_on_the_database_the_steps_are_kept_on_the_run() -> None:
+    handle = wt.Resumable(wt.Items(count=4, fail_at=2)).start(backend=DatabaseBackend())
+    drain()
+    run = TaskRun.objects.get(pk=handle.id)
+    assert (run.status, run.attempt) == ("succeeded", 2)
+    assert wt.seen == RESUMED
+    assert run.steps == {"done": ["fetch", "process", "notify"], "cursors": {}}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stopping_worker_puts_the_run_back_at_the_next_step_boundary() -> None:
+    class Slow(tasks.Task[wt.Items, int]):
+        name = "tests.wf.slow_steps"
+        step_save_every = 10.0  # the stop saves the cursor anyway
+
+        def run(self) -> int:
+            with self.step("process") as step:
+                start = 0 if step.cursor is None else step.cursor + 1
+                for item in range(start, self.params.count):
+                    wt.seen.append(f"item {item}")
+                    time.sleep(0.02)
+                    step.advance(item)
+            return self.params.count
+
+    try:
+        handle = Slow(wt.Items(count=40)).start(backend=DatabaseBackend())
+        worker = Worker(WorkerOptions(interval=0.02, concurrency=1, grace=10))
+        thread = threading.Thread(target=worker.run, kwargs={"install_signals": False})
+        thread.start()
+        while len(wt.seen) < 5:
+            time.sleep(0.01)
+        worker.stop()
+        thread.join(30)
+        run = TaskRun.objects.get(pk=handle.id)
+        assert run.status in ("scheduled", "ready")  # put back, the same attempt
+        assert run.attempt == 0
+        stopped_at = run.steps["cursors"]["process"]
+        assert 4 <= stopped_at < 39
+        time.sleep(1.1)  # the put-back run is due again after a second
+        drain()
+        run.refresh_from_db()
+        assert run.status == "succeeded"
+        items = [int(text.split()[1]) for text in wt.seen]
+        assert items == list(range(40))  # each item once: resumed after the saved cursor
+    finally:
+        tasks.registry.unregister(Slow.name)
+
+
+def test_backends_without_a_step_store_refuse_steps() -> None:
+    from django_generic_tasks.core.status import new_run_id
+    from django_generic_tasks.execution import Attempt, execute
+
+    attempt = Attempt(
+        task_name=wt.Resumable.name,
+        params={"count": 1},
+        run_id=new_run_id(),
+        max_attempts=1,
+        backend=ThreadingBackend.name,
+    )
+    outcome = execute(attempt)
+    assert outcome.status is tasks.TaskStatus.FAILED
+    assert outcome.error is not None
+    assert outcome.error.type.endswith("UnsupportedOptionError")
+    assert wt.seen == []
+
+
+def test_a_step_needs_a_name() -> None:
+    task = wt.Resumable(wt.Items(count=1))
+    with pytest.raises(tasks.InvalidOptionError):
+        task.step("")
+    assert IN_PROCESS.load("nothing") is None
