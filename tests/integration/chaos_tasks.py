@@ -142,3 +142,13 @@ class AsyncUntilCancelled(tasks.Task[LoopParams]):
             self.check_cancelled()
             await asyncio.sleep(0.01)
         return record(self.params.n)
+
+
+class AsyncBlocks(tasks.Task[ChaosParams]):
+    """The user's bug: a blocking sleep inside an async task (then records ``n``)."""
+
+    name = "tests.chaos.async_blocks"
+
+    async def run(self) -> int:
+        time.sleep(self.params.sleep)
+        return record(self.params.n)
