@@ -1,6 +1,6 @@
 """Async tasks on a real ``tasks_worker`` process (SQLite, PostgreSQL or MariaDB, per
 ``DATABASE_URL``): many awaited at once on one worker, a timeout, a cancel with progress, a
-SIGKILL that loses nothing."""
+SIGKILL that loses nothing, a blocking call named in the log."""
 
 from __future__ import annotations
 
