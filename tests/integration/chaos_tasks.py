@@ -144,6 +144,16 @@ class AsyncUntilCancelled(tasks.Task[LoopParams]):
         return record(self.params.n)
 
 
+class AsyncBlocks(tasks.Task[ChaosParams]):
+    """The user's bug: a blocking sleep inside an async task (then records ``n``)."""
+
+    name = "tests.chaos.async_blocks"
+
+    async def run(self) -> int:
+        time.sleep(self.params.sleep)
+        return record(self.params.n)
+
+
 class MemberParams(BaseModel):
     n: int
     sleep: float = 0.0

@@ -1,6 +1,6 @@
 """Async tasks on a real ``tasks_worker`` process (SQLite, PostgreSQL or MariaDB, per
 ``DATABASE_URL``): many awaited at once on one worker, a timeout, a cancel with progress, a
-SIGKILL that loses nothing."""
+SIGKILL that loses nothing, a blocking call named in the log."""
 
 from __future__ import annotations
 
@@ -112,3 +112,15 @@ def test_a_sigkilled_worker_loses_no_async_run(procdb: ProcDB) -> None:
     wait_for(lambda: procdb.statuses() == {"succeeded": 400}, 120, "every run to succeed")
     assert stop(rescuer) == 0
     assert set(procdb.side_effects()) == set(range(400))
+
+
+def test_the_worker_log_names_an_async_task_that_blocks_its_event_loop(procdb: ProcDB) -> None:
+    start(procdb, "AsyncBlocks", [{"n": 0, "sleep": 1.0}])
+    worker = procdb.start_worker("--async-concurrency", "10", "--async-stall-warning", "0.3")
+    wait_for(lambda: procdb.statuses() == {"succeeded": 1}, 30, "the run to succeed")
+    assert stop(worker) == 0
+    log = procdb.worker_log(worker)
+    assert "has not turned for" in log
+    assert "task tests.chaos.async_blocks" in log
+    assert "time.sleep(self.params.sleep)" in log
+    assert "turned again after" in log

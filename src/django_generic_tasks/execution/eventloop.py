@@ -153,6 +153,7 @@ class LoopExecutor:
             return
         self._closed.set()
         if self._thread.ident is None:  # never started
+            self._loop.close()
             for executor in self._db:
                 executor.shutdown(wait=False)
             return
