@@ -45,6 +45,13 @@ class Wait(tasks.Task[Params]):
         return self.params.n
 
 
+class LimitedWait(Wait):
+    """``Wait`` with at most 3 runs at once."""
+
+    name = "tests.threading_async.limited_wait"
+    concurrency_limit = 3
+
+
 class FailsOnce(tasks.Task[Params]):
     """Fails its first attempt, then succeeds."""
 
@@ -143,3 +150,13 @@ def test_with_async_concurrency_zero_async_runs_take_the_threads() -> None:
 def test_async_concurrency_is_validated() -> None:
     with pytest.raises(ValueError, match="async_concurrency"):
         ThreadingBackend(async_concurrency=-1)
+
+
+def test_a_concurrency_limit_holds_for_async_runs_awaited_on_the_loop(
+    backend: ThreadingBackend,
+) -> None:
+    LimitedWait.start_many([{"n": n, "seconds": 0.05} for n in range(12)], backend=backend)
+    assert backend.wait_idle(30, include_scheduled=True)
+    assert state["finished"] == 12
+    assert state["peak"] == 3  # the limit, though async_concurrency is 40
+    assert state["threads"] == {"tasks-threading-loop"}  # the limits kept them on the loop

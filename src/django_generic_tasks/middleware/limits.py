@@ -39,10 +39,33 @@ class FlowLimitsMiddleware(AttemptMiddleware):
 
     def __call__(self, task: Task[Any], attempt: Attempt) -> Outcome:
         """Run the attempt in a slot, at its rate; else defer it."""
+        slot = self._admit(task, attempt)
+        try:
+            return self.next(task, attempt)
+        finally:
+            if slot is not None:
+                limits.slots.release(slot)
+
+    async def __acall__(self, task: Task[Any], attempt: Attempt) -> Outcome:
+        """The same around an awaited attempt (admission is quick, in-process work)."""
+        slot = self._admit(task, attempt)
+        try:
+            outcome: Outcome = await self.next(task, attempt)  # type: ignore[misc]  # async chain
+            return outcome
+        finally:
+            if slot is not None:
+                limits.slots.release(slot)
+
+    @staticmethod
+    def _admit(task: Task[Any], attempt: Attempt) -> str | None:
+        """Take the run's slot and its rate limit turn (the key of the slot taken, if any), or
+        raise ``FlowDeferred``."""
         flow = flow_of(task)
         assert flow is not None
         key, limit = flow.concurrency_key, flow.concurrency_limit
-        if key is not None and limit is not None and not limits.slots.acquire(key, limit):
+        if key is None or limit is None:
+            key = None
+        elif not limits.slots.acquire(key, limit):
             raise FlowDeferred(
                 f"concurrency limit {limit} of {key!r} reached",
                 park=partial(limits.slots.park, key, limit),
@@ -55,7 +78,8 @@ class FlowLimitsMiddleware(AttemptMiddleware):
                         f"rate limit {flow.rate} of {flow.rate_key!r}",
                         until=datetime.now(UTC) + timedelta(seconds=wait),
                     )
-            return self.next(task, attempt)
-        finally:
-            if key is not None and limit is not None:
+        except BaseException:
+            if key is not None:
                 limits.slots.release(key)
+            raise
+        return key

@@ -398,8 +398,13 @@ class Worker:
                 self._pending.append((run, outcome, seconds))
             self._async_in_flight -= 1
             in_flight = self._async_in_flight
-            refill = in_flight == 0 or (
-                not self._starved and in_flight <= async_runs.limit() - async_runs.least_claim()
+            # Through the limits, a finished run frees a slot: claim again at once.
+            refill = (
+                in_flight == 0
+                or self._limited
+                or (
+                    not self._starved and in_flight <= async_runs.limit() - async_runs.least_claim()
+                )
             )
         if refill and not self._wake.is_set():
             self._wake.set()
