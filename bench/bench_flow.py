@@ -127,15 +127,16 @@ def rate_round(engine: str, db: str, window: float) -> tuple[float, float]:
         return starts / (ended - began), 100 * statistics.mean(cpu) / (ended - began)
 
 
-def main() -> None:
-    """Print the table."""
+def main(quick: bool = False, argv: list[str] | None = None) -> None:
+    """Print the table (``quick``: as ``--quick``, the runner's smoke run)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one round, a 10 s rate window")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--mariadb", action="store_true", help="MariaDB instead of PostgreSQL")
-    args = parser.parse_args()
-    rounds = 1 if args.quick else args.rounds
-    window = 10.0 if args.quick else 30.0
+    args = parser.parse_args(argv)
+    quick = quick or args.quick
+    rounds = 1 if quick else args.rounds
+    window = 10.0 if quick else 30.0
     engine = "mysql" if args.mariadb else "postgresql"
     db = "dgt_bench_flow"
     peaks, rates, measured, cpus = [], [], [], []

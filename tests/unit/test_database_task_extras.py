@@ -114,3 +114,20 @@ def test_a_django_task_run_is_traced_from_enqueue_to_its_attempt(otel: Otel) -> 
     assert consumer.parent is not None
     assert consumer.parent.span_id == producer.context.span_id
     assert consumer.attributes["messaging.message.id"] == result.id
+
+
+def test_a_paused_queue_holds_django_task_runs_until_it_is_resumed() -> None:
+    from django_generic_tasks import pause_queue, resume_queue
+    from django_generic_tasks.backends import DatabaseBackend
+
+    result = djtasks.add.enqueue(2, 3)
+    assert pause_queue(result.task.queue_name, backend=DatabaseBackend())
+    try:
+        drain()
+        result.refresh()
+        assert result.status == TaskResultStatus.READY
+    finally:
+        assert resume_queue(result.task.queue_name, backend=DatabaseBackend())
+    drain()
+    result.refresh()
+    assert (result.status, result.return_value) == (TaskResultStatus.SUCCESSFUL, 5)

@@ -64,12 +64,20 @@ class DatabaseTaskBackend(BaseTaskBackend):
     supports_retries = False
     supports_progress = False
     supports_cancel = False
+    supports_workflows = False
+    supports_continuations = False
+    concurrency_limits = ""
+    rate_limits = ""
+    supports_pause = True
     enqueues_in_transaction = True
     crash_safe = True
     needs_server = "your database, `tasks_worker`"
     capability_notes: ClassVar[dict[str, str]] = {
         "supports_retries": "Django's `Task` has none; a lost worker's run runs again",
         "supports_cancel": "waiting runs, from the admin",
+        "concurrency_limits": "Django's `Task` has no such option",
+        "rate_limits": "Django's `Task` has no such option",
+        "supports_pause": "its queues, on the same worker",
     }
 
     def __init__(self, alias: str, params: dict[str, Any]) -> None:
