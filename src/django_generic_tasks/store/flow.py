@@ -249,7 +249,6 @@ def _check(kind: str, name: str) -> None:
         raise InvalidOptionError(f"A {kind} name must be a non-empty string (got {name!r}).")
 
 
-
 RETRY_AFTER_TYPE = "django_generic_tasks.exceptions.RetryAfter"
 """The stored error type of an attempt that raised ``RetryAfter``."""
 
