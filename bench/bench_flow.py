@@ -46,10 +46,10 @@ def _start(env: dict[str, str], task: str, count: int) -> None:
     )
 
 
-def _workers(env: dict[str, str], count: int) -> list[Any]:
+def _workers(env: dict[str, str], count: int, *args: str) -> list[Any]:
     return [
         subprocess.Popen(
-            [sys.executable, str(bd.SITE / "manage.py"), "tasks_worker", "-v0"],
+            [sys.executable, str(bd.SITE / "manage.py"), "tasks_worker", "-v0", *args],
             cwd=bd.SITE,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -75,18 +75,20 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
-def concurrency_round(engine: str, db: str) -> tuple[int, float]:
-    """(peak bodies at once, runs/s) of 1,000 50 ms runs with limit 5 on 4 workers."""
+def concurrency_round(engine: str, db: str, task: str = "Limited") -> tuple[int, float]:
+    """(peak bodies at once, runs/s) of 1,000 50 ms runs with limit 5 on 4 workers
+    (``task="Sleeper"``: the reference, the same bodies without a limit on one worker of 5
+    threads, which is as many at once)."""
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "flow.log"
         env = bd._env("ours", db, engine, BENCH_FLOW="1", BENCH_FLOW_LOG=str(log))
         bd._fresh_database("ours", db, engine)
-        _start(env, "Limited", 1000)
-        procs = _workers(env, 4)
+        _start(env, task, 1000)
+        procs = _workers(env, 4) if task == "Limited" else _workers(env, 1, "--concurrency", "5")
         try:
             deadline = time.monotonic() + 300
             while sum(1 for kind, _ in _lines(log) if kind == "E") < 1000:
-                assert time.monotonic() < deadline, "the limited runs did not drain in time"
+                assert time.monotonic() < deadline, "the runs did not drain in time"
                 time.sleep(0.2)
         finally:
             bd._stop(procs)
@@ -139,11 +141,12 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
     window = 10.0 if quick else 30.0
     engine = "mysql" if args.mariadb else "postgresql"
     db = "dgt_bench_flow"
-    peaks, rates, measured, cpus = [], [], [], []
+    peaks, rates, references, measured, cpus = [], [], [], [], []
     for _ in range(rounds):
         peak, rate = concurrency_round(engine, db)
         peaks.append(peak)
         rates.append(rate)
+        references.append(concurrency_round(engine, db, "Sleeper")[1])
         per_second, cpu = rate_round(engine, db, window)
         measured.append(per_second)
         cpus.append(cpu)
@@ -156,6 +159,7 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
     print("| --- | --- | --- |")
     print(f"| concurrency_limit=5: most bodies at once | {max(peaks)} (each round: {peaks}) | 5 |")
     print(f"| concurrency_limit=5: runs/s (1,000 x 50 ms, 4 workers) | {spread(rates)} | >= 90 |")
+    print(f"| reference, no limit, 1 worker x 5 threads: runs/s | {spread(references)} | 100 |")
     print(
         f"| rate_limit=100/s: starts/s over {window:g} s, 2 workers | {spread(measured)} | 95-105 |"
     )

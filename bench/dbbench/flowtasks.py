@@ -38,6 +38,18 @@ class Limited(tasks.Task[Params]):
         note("E")
 
 
+class Sleeper(tasks.Task[Params]):
+    """The same body as ``Limited`` without a limit (the reference: 5 threads, no claim
+    through the limits)."""
+
+    name = "bench.flow.sleeper"
+
+    def run(self) -> None:
+        note("S")
+        time.sleep(self.params.sleep)
+        note("E")
+
+
 class Rated(tasks.Task[Params]):
     """At most 100 starts a second (one key)."""
 

@@ -156,7 +156,11 @@ class Worker:
                 continue
             if options.once and in_flight == 0 and not self._pending and not self._given_back:
                 return
-            timeout = options.interval if in_flight == 0 else min(0.05, options.interval)
+            # Through the limits, a starved claim found no free slot: the next one is freed by
+            # a run finishing, which wakes its own worker, so polling sooner only queues
+            # behind the flow lock.
+            idle = in_flight == 0 or (self._limited and self._starved)
+            timeout = options.interval if idle else min(0.05, options.interval)
             self._wake.wait(timeout)
             _reset_queries()
 
