@@ -106,6 +106,16 @@ class WorkflowBook(StorePart):
             self._advance(cursor, workflow_id, members, ended, queue, now)
 
     @property
+    def _count_returning(self) -> str | None:
+        """The count that also reads the workflow (``None`` on MariaDB/MySQL: no
+        ``UPDATE ... RETURNING``)."""
+        from .sql import postgresql, sqlite
+
+        vendor = self.connection.vendor
+        module = postgresql if vendor == "postgresql" else sqlite if vendor == "sqlite" else None
+        return None if module is None else str(module.WORKFLOW_COUNT_RETURNING)
+
+    @property
     def _members_ended(self) -> str:
         from .sql import mysql, postgresql, sqlite
 
@@ -127,10 +137,12 @@ class WorkflowBook(StorePart):
 
         wid = rows[0][1]
         members = [row for row in rows if row[3] == "member"]
+        counted = self._count_returning
         if members:
             failed = sum(ended[id_str(row[0])].status != "succeeded" for row in members)
-            cursor.execute(common.WORKFLOW_COUNT, [len(members), failed, wid])
-        cursor.execute(common.WORKFLOW_READ, [wid])
+            cursor.execute(counted or common.WORKFLOW_COUNT, [len(members), failed, wid])
+        if not members or counted is None:
+            cursor.execute(common.WORKFLOW_READ, [wid])
         kind, status, spec_text, total, done, failed_count = cursor.fetchone()
         spec = json.loads(spec_text)
         for run_pk, _, position, role, *_ in rows:
