@@ -250,3 +250,17 @@ def test_prune_deletes_ended_workflows_with_their_runs(backend: DatabaseBackend)
     store.for_connection(connection).operations.prune(datetime.now(UTC) + timedelta(seconds=1))
     assert TaskWorkflow.objects.count() == WorkflowMember.objects.count() == 0
     assert TaskRun.objects.count() == 0
+
+
+def test_a_cancelled_step_given_back_by_its_worker_stops_its_chain(
+    backend: DatabaseBackend,
+) -> None:
+    from datetime import UTC, datetime
+
+    handle = tasks.chain(wt.AddOne(wt.Number(n=1)), wt.Double).start(backend=backend)
+    queue = store.for_connection(connection).queue
+    (claimed,) = queue.claim("w", [], 1, 30, datetime.now(UTC))
+    tasks.get_handle(handle.run_ids[0], backend=backend).cancel()  # asked to stop: running
+    assert queue.release("w", [claimed]) == 1  # never started: given back, ends cancelled
+    assert handle.refresh().status == "failed"
+    assert handle.failed_step == 0
