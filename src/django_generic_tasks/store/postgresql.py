@@ -94,6 +94,11 @@ class PostgreSQLRunQueue(RunQueue):
             if answer is not None and not answer[0]:
                 return
             _MEMBERS_SEEN[key] = time.monotonic()
+        counting = (
+            sql.FINISH_FLIPPING_MEMBERS
+            if statement is sql.FINISH
+            else sql.FINISH_WITH_ROLLUPS_FLIPPING_MEMBERS
+        )
         with transaction.atomic(using=self.alias), self.connection.cursor() as cursor:
-            cursor.execute(statement, params)
-            self.runs_ended(cursor, [item.run.db_id for item in items])
+            cursor.execute(counting, params)
+            self.workflows.members_counted(cursor, cursor.fetchall(), self)

@@ -96,6 +96,13 @@ class WorkflowBook(StorePart):
         for start in range(0, len(found), 1000):
             chunk = [row[0] for row in found[start : start + 1000]]
             cursor.execute(common.WORKFLOW_MEMBERS_DONE.format(ids=ids(len(chunk))), chunk)
+        self.members_counted(cursor, found, queue)
+
+    def members_counted(self, cursor: Any, found: Sequence[Any], queue: RunQueue) -> None:
+        """Advance the workflows of the members ``found`` (rows of ``WORKFLOW_MEMBERS_ENDED``,
+        already flipped to done in this transaction): count them, start what follows."""
+        if not found:
+            return
         ended = {id_str(row[0]): _ended_row(row) for row in found}
         by_workflow: dict[str, list[Any]] = {}
         for row in found:
