@@ -250,3 +250,50 @@ def test_prune_deletes_ended_workflows_with_their_runs(backend: DatabaseBackend)
     store.for_connection(connection).operations.prune(datetime.now(UTC) + timedelta(seconds=1))
     assert TaskWorkflow.objects.count() == WorkflowMember.objects.count() == 0
     assert TaskRun.objects.count() == 0
+
+
+def test_a_cancelled_step_given_back_by_its_worker_stops_its_chain(
+    backend: DatabaseBackend,
+) -> None:
+    from datetime import UTC, datetime
+
+    handle = tasks.chain(wt.AddOne(wt.Number(n=1)), wt.Double).start(backend=backend)
+    queue = store.for_connection(connection).queue
+    (claimed,) = queue.claim("w", [], 1, 30, datetime.now(UTC))
+    tasks.get_handle(handle.run_ids[0], backend=backend).cancel()  # asked to stop: running
+    assert queue.release("w", [claimed]) == 1  # never started: given back, ends cancelled
+    assert handle.refresh().status == "failed"
+    assert handle.failed_step == 0
+
+
+@pytest.mark.parametrize("with_rollups", [True, False])
+def test_a_finish_with_or_without_rollups_counts_members_and_starts_the_callback(
+    backend: DatabaseBackend, with_rollups: bool
+) -> None:
+    from datetime import UTC, datetime
+
+    from django_generic_tasks.core.status import TaskStatus
+    from django_generic_tasks.execution import Outcome
+
+    handle = tasks.group([wt.AddOne(wt.Number(n=n)) for n in range(2)]).then(wt.Total)
+    started = handle.start(backend=backend)
+    queue = store.for_connection(connection).queue
+    claimed = queue.claim("w", [], 2, 30, datetime.now(UTC))
+    now = datetime.now(UTC)
+    items = [
+        store.Finished(
+            run,
+            Outcome(run.id, run.task_name, run.attempt, 1, TaskStatus.SUCCEEDED, 10 + n),
+            now,
+            0.01,
+        )
+        for n, run in enumerate(sorted(claimed, key=lambda r: started.run_ids.index(r.id)))
+    ]
+    queue.finish("w", items, None if with_rollups else [])
+    assert TaskWorkflow.objects.get(pk=started.id).done == 2
+    (callback,) = TaskRun.objects.filter(task_name="tests.wf.total")
+    assert callback.params == {"values": [10, 11]}
+    if with_rollups:
+        from django_generic_tasks.models import RunRollup
+
+        assert RunRollup.objects.filter(task_name="tests.wf.add_one").exists()

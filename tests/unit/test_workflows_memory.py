@@ -82,3 +82,20 @@ def test_backends_without_workflows_refuse_them() -> None:
 def test_an_unknown_workflow_id_is_not_found() -> None:
     with pytest.raises(tasks.RunNotFoundError):
         tasks.WorkflowHandle("nope", ImmediateBackend()).refresh()
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["ThreadingBackend", "CloudTasksBackend", "CeleryBackend", "DjangoTasksBackend"],
+)
+def test_backends_that_declare_no_workflows_keep_the_refusing_operations(name: str) -> None:
+    from django_generic_tasks.backends.base import BaseBackend
+    from django_generic_tasks.backends.capabilities import backend_class
+
+    cls = backend_class(name)
+    assert cls.supports_workflows is False
+    assert cls.supports_continuations is False
+    for operation in ("start_workflow", "join_batch", "close_batch"):
+        assert getattr(cls, operation) is getattr(BaseBackend, operation), operation
+    with pytest.raises(tasks.UnsupportedOptionError):
+        BaseBackend.start_workflow(cls.__new__(cls), None)  # type: ignore[arg-type]

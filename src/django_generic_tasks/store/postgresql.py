@@ -4,6 +4,7 @@ document each (the statements: ``sql/postgresql.py``)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,6 +15,13 @@ from .queue import RunQueue
 from .rollups import COLUMNS, Rollup
 from .rows import OUTCOME_COLUMNS, Finished, outcome_values, retry_record
 from .sql import postgresql as sql
+
+MEMBERS_SEEN_FOR = 1.0
+"""Seconds after a batch with workflow members during which batches go straight to the
+workflows' transaction (skipping the autocommitted try that would find members again)."""
+_MEMBERS_SEEN: dict[tuple[str, Any], float] = {}
+"""(alias, database) -> when a batch last had workflow members (a hint, not a state: a
+wrong guess costs one statement)."""
 
 COPY_MIN = 50
 """From this many rows on, ``COPY`` (binds in C) beats ``INSERT``."""
@@ -75,16 +83,24 @@ class PostgreSQLRunQueue(RunQueue):
             with self.connection.cursor() as cursor:
                 cursor.execute(statement, params)
             return
-        guarded = (
-            sql.FINISH_UNLESS_MEMBERS
+        key = (self.alias, self.connection.settings_dict.get("NAME"))
+        if time.monotonic() - _MEMBERS_SEEN.get(key, -60.0) > MEMBERS_SEEN_FOR:
+            guarded = (
+                sql.FINISH_UNLESS_MEMBERS
+                if statement is sql.FINISH
+                else sql.FINISH_WITH_ROLLUPS_UNLESS_MEMBERS
+            )
+            with self.connection.cursor() as cursor:
+                cursor.execute(guarded, params)
+                answer = cursor.fetchone()
+            if answer is not None and not answer[0]:
+                return
+            _MEMBERS_SEEN[key] = time.monotonic()
+        counting = (
+            sql.FINISH_FLIPPING_MEMBERS
             if statement is sql.FINISH
-            else sql.FINISH_WITH_ROLLUPS_UNLESS_MEMBERS
+            else sql.FINISH_WITH_ROLLUPS_FLIPPING_MEMBERS
         )
-        with self.connection.cursor() as cursor:
-            cursor.execute(guarded, params)
-            answer = cursor.fetchone()
-        if answer is not None and not answer[0]:
-            return
         with transaction.atomic(using=self.alias), self.connection.cursor() as cursor:
-            cursor.execute(statement, params)
-            self.runs_ended(cursor, [item.run.db_id for item in items])
+            cursor.execute(counting, params)
+            self.workflows.members_counted(cursor, cursor.fetchall(), self)

@@ -311,7 +311,9 @@ class RunQueue(StorePart):
         params = [self.dt(run_after), self.dt(_now()), run.db_id, worker_id]
         with self.write_transaction() as cursor:
             cursor.execute(self.sql.postpone, params)
-            return int(cursor.rowcount)
+            count = int(cursor.rowcount)
+            self.runs_ended(cursor, [run.db_id])  # ended cancelled: its workflow goes on
+            return count
 
     @retry_transient
     def release(self, worker_id: str, runs: Sequence[ClaimedRun]) -> int:
@@ -322,7 +324,9 @@ class RunQueue(StorePart):
         sql = self.sql.release.format(ids=ids(len(runs)))
         with self.write_transaction() as cursor:
             cursor.execute(sql, [self.dt(_now()), *(run.db_id for run in runs), worker_id])
-            return int(cursor.rowcount)
+            count = int(cursor.rowcount)
+            self.runs_ended(cursor, [run.db_id for run in runs])  # those ended cancelled
+            return count
 
     @retry_transient
     def extend_leases(self, worker_id: str, lease: float, now: datetime) -> int:

@@ -96,6 +96,13 @@ class WorkflowBook(StorePart):
         for start in range(0, len(found), 1000):
             chunk = [row[0] for row in found[start : start + 1000]]
             cursor.execute(common.WORKFLOW_MEMBERS_DONE.format(ids=ids(len(chunk))), chunk)
+        self.members_counted(cursor, found, queue)
+
+    def members_counted(self, cursor: Any, found: Sequence[Any], queue: RunQueue) -> None:
+        """Advance the workflows of the members ``found`` (rows of ``WORKFLOW_MEMBERS_ENDED``,
+        already flipped to done in this transaction): count them, start what follows."""
+        if not found:
+            return
         ended = {id_str(row[0]): _ended_row(row) for row in found}
         by_workflow: dict[str, list[Any]] = {}
         for row in found:
@@ -104,6 +111,16 @@ class WorkflowBook(StorePart):
         for workflow_id in sorted(by_workflow):  # one lock order for every transaction
             members = sorted(by_workflow[workflow_id], key=lambda row: int(row[2]))
             self._advance(cursor, workflow_id, members, ended, queue, now)
+
+    @property
+    def _count_returning(self) -> str | None:
+        """The count that also reads the workflow (``None`` on MariaDB/MySQL: no
+        ``UPDATE ... RETURNING``)."""
+        from .sql import postgresql, sqlite
+
+        vendor = self.connection.vendor
+        module = postgresql if vendor == "postgresql" else sqlite if vendor == "sqlite" else None
+        return None if module is None else str(module.WORKFLOW_COUNT_RETURNING)
 
     @property
     def _members_ended(self) -> str:
@@ -127,10 +144,12 @@ class WorkflowBook(StorePart):
 
         wid = rows[0][1]
         members = [row for row in rows if row[3] == "member"]
+        counted = self._count_returning
         if members:
             failed = sum(ended[id_str(row[0])].status != "succeeded" for row in members)
-            cursor.execute(common.WORKFLOW_COUNT, [len(members), failed, wid])
-        cursor.execute(common.WORKFLOW_READ, [wid])
+            cursor.execute(counted or common.WORKFLOW_COUNT, [len(members), failed, wid])
+        if not members or counted is None:
+            cursor.execute(common.WORKFLOW_READ, [wid])
         kind, status, spec_text, total, done, failed_count = cursor.fetchone()
         spec = json.loads(spec_text)
         for run_pk, _, position, role, *_ in rows:

@@ -177,6 +177,49 @@ RETURNING false
 """``FINISH_WITH_ROLLUPS`` unless the batch has workflow members (then nothing is written
 and no row comes back)."""
 
+_FINISH_MEMBERS_TAIL = """,
+flipped AS (
+UPDATE django_generic_tasks_workflowmember AS m SET done = TRUE
+  FROM done
+ WHERE m.run_id = done.id AND NOT m.done
+   AND done.status IN ('succeeded', 'failed', 'discarded', 'cancelled')
+RETURNING m.run_id, m.workflow_id, m.position, m.role, done.task_name, done.status,
+          done.error_type, done.error_message)
+"""
+
+FINISH_FLIPPING_MEMBERS = (
+    _FINISH_DONE.rstrip().removesuffix(")")
+    + "\nRETURNING t.id, t.status, t.task_name, t.error_type, t.error_message)"
+    + _FINISH_MEMBERS_TAIL
+    + "SELECT * FROM flipped"
+)
+"""``FINISH`` (run inside the workflows' transaction) that also counts the batch's workflow
+members as done (the rows ``WORKFLOW_MEMBERS_ENDED`` and ``WORKFLOW_MEMBERS_DONE`` would
+find and flip) and returns them: one statement for both."""
+
+FINISH_WITH_ROLLUPS_FLIPPING_MEMBERS = (
+    FINISH_FLIPPING_MEMBERS.removesuffix("SELECT * FROM flipped")
+    + """, rolled AS (
+INSERT INTO django_generic_tasks_runrollup AS r (minute, task_name, queue, outcome, runs,
+       seconds, d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, d11, last_run_id)
+SELECT minute, task_name, queue, outcome, runs, seconds, d0, d1, d2, d3, d4, d5, d6, d7,
+       d8, d9, d10, d11, last_run_id
+  FROM jsonb_to_recordset(%s::jsonb) AS x(minute bigint, task_name text, queue text,
+       outcome text, runs bigint, seconds float8, d0 bigint, d1 bigint, d2 bigint,
+       d3 bigint, d4 bigint, d5 bigint, d6 bigint, d7 bigint, d8 bigint, d9 bigint,
+       d10 bigint, d11 bigint, last_run_id text)
+    ON CONFLICT (minute, task_name, queue, outcome) DO UPDATE
+   SET runs = r.runs + EXCLUDED.runs, seconds = r.seconds + EXCLUDED.seconds,
+       d0 = r.d0 + EXCLUDED.d0, d1 = r.d1 + EXCLUDED.d1, d2 = r.d2 + EXCLUDED.d2,
+       d3 = r.d3 + EXCLUDED.d3, d4 = r.d4 + EXCLUDED.d4, d5 = r.d5 + EXCLUDED.d5,
+       d6 = r.d6 + EXCLUDED.d6, d7 = r.d7 + EXCLUDED.d7, d8 = r.d8 + EXCLUDED.d8,
+       d9 = r.d9 + EXCLUDED.d9, d10 = r.d10 + EXCLUDED.d10, d11 = r.d11 + EXCLUDED.d11,
+       last_run_id = EXCLUDED.last_run_id
+RETURNING 1)
+SELECT * FROM flipped"""
+)
+"""``FINISH_FLIPPING_MEMBERS`` with the batch's rollup rows."""
+
 RECLAIM_SELECT = common.RECLAIM_SELECT + " FOR UPDATE SKIP LOCKED"
 """Skips the rows another reaper holds."""
 
@@ -220,6 +263,13 @@ SELECT m.run_id, m.workflow_id, m.position, m.role, r.task_name, r.status, r.err
 """
 """Which of the runs just ended are workflow members whose end is not counted yet (locked:
 a concurrent transaction that counts one of them waits, then skips it)."""
+
+WORKFLOW_COUNT_RETURNING = """
+UPDATE django_generic_tasks_taskworkflow SET done = done + %s, failed = failed + %s
+ WHERE id = %s
+RETURNING kind, status, spec, total, done, failed
+"""
+"""``common.WORKFLOW_COUNT`` and ``common.WORKFLOW_READ`` in one statement."""
 
 STATEMENTS = Statements(
     insert=INSERT,

@@ -75,6 +75,13 @@ SELECT m.run_id, m.workflow_id, m.position, m.role, r.task_name, r.status, r.err
 """Which of the runs just ended are workflow members whose end is not counted yet (one
 writer at a time: nothing to lock)."""
 
+WORKFLOW_COUNT_RETURNING = """
+UPDATE django_generic_tasks_taskworkflow SET done = done + %s, failed = failed + %s
+ WHERE id = %s
+RETURNING kind, status, spec, total, done, failed
+"""
+"""``common.WORKFLOW_COUNT`` and ``common.WORKFLOW_READ`` in one statement."""
+
 STATEMENTS = Statements(
     insert=INSERT,
     insert_keyed=INSERT_KEYED,
