@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from pydantic import BaseModel
 
 import django_generic_tasks as tasks
@@ -400,3 +401,48 @@ def test_wait_raises_other_database_errors() -> None:
     handle = TotalsTask(QuoteParams(amount=1)).start(backend=Down())
     with pytest.raises(OperationalError, match="connection refused"):
         handle.wait(timeout=5)
+
+
+class _EarlyEvent(threading.Event):
+    """A notice event whose timed waits end a little before they were asked to (as a timed
+    wait may), with no notice."""
+
+    def wait(self, timeout: float | None = None) -> bool:
+        assert timeout is not None
+        time.sleep(max(0.0, timeout - 0.05))
+        return False
+
+
+class _EarlyNotices:
+    def subscribe(self, run_id: str, event: threading.Event | None = None) -> threading.Event:
+        return _EarlyEvent()
+
+    def unsubscribe(self, run_id: str, event: threading.Event) -> None:
+        return None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_wait_reads_the_run_once_at_its_deadline_even_when_the_timed_wait_ends_early(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    backend = DatabaseBackend()
+    monkeypatch.setattr(backend, "finish_notices", _EarlyNotices)
+    handle = QuoteTask(QuoteParams(amount=3)).start(backend=backend)
+    with CaptureQueriesContext(connection) as queries, pytest.raises(TimeoutError):
+        handle.wait(timeout=0.3)
+    assert len(queries) == 2, [q["sql"][:60] for q in queries]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_polling_wait_reads_the_run_once_at_its_deadline_even_when_its_sleep_ends_early(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from django_generic_tasks.core import results
+
+    handle = QuoteTask(QuoteParams(amount=3)).start(backend=DatabaseBackend())
+    monkeypatch.setattr(results, "POLL_FIRST", 10.0)  # one sleep, bounded by the deadline
+    real_sleep = time.sleep
+    monkeypatch.setattr(results.time, "sleep", lambda seconds: real_sleep(max(0.0, seconds - 0.05)))
+    with CaptureQueriesContext(connection) as queries, pytest.raises(TimeoutError):
+        handle.wait(timeout=0.3)
+    assert len(queries) == 2

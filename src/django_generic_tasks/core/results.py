@@ -134,18 +134,25 @@ def _wait_until_finished(handle: TaskHandle[Any], timeout: float | None) -> None
     event = notices.subscribe(handle.id) if notices is not None else None
     try:
         pause = POLL_FIRST
+        # A wait bounded by the deadline that ends without a notice has reached it, even when
+        # the clock says a few microseconds are left (a timed wait may return that early):
+        # the read after it is the last.
+        reached = False
         while True:
             if event is not None:
                 event.clear()  # before reading: a notice from now on wakes the next wait
             if refresh_unless_locked(handle) and handle.status.is_finished:
                 return
             remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
+            if reached or (remaining is not None and remaining <= 0):
                 raise timed_out(handle, timeout)
             if event is not None:
-                event.wait(NOTICE_RECHECK if remaining is None else min(remaining, NOTICE_RECHECK))
+                bound = NOTICE_RECHECK if remaining is None else min(remaining, NOTICE_RECHECK)
+                reached = not event.wait(bound) and bound == remaining
             else:
-                time.sleep(pause if remaining is None else min(pause, remaining))
+                step = pause if remaining is None else min(pause, remaining)
+                time.sleep(step)
+                reached = step == remaining
                 pause = min(pause * POLL_GROWTH, POLL_MAX)
     finally:
         if event is not None and notices is not None:
