@@ -129,17 +129,17 @@ def rate_round(engine: str, db: str, window: float) -> tuple[float, float]:
         return starts / (ended - began), 100 * statistics.mean(cpu) / (ended - began)
 
 
-def main(quick: bool = False, argv: list[str] | None = None) -> None:
-    """Print the table (``quick``: as ``--quick``, the runner's smoke run)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one round, a 10 s rate window")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--mariadb", action="store_true", help="MariaDB instead of PostgreSQL")
-    args = parser.parse_args(argv)
-    quick = quick or args.quick
-    rounds = 1 if quick else args.rounds
+def main(quick: bool = False, rounds: int = 3, mariadb: bool = False) -> None:
+    """Print the table (``quick``: one round, a 10 s rate window; what ``bench/run.py
+    --quick`` runs)."""
+    rounds = 1 if quick else rounds
     window = 10.0 if quick else 30.0
-    engine = "mysql" if args.mariadb else "postgresql"
+    engine = "mysql" if mariadb else "postgresql"
+    try:
+        bd._sql(engine, "SELECT 1", "mysql" if mariadb else "postgres")
+    except Exception as exc:
+        print(f"bench_flow: {engine} is not reachable ({exc}); skipped.\n")
+        return
     db = "dgt_bench_flow"
     peaks, rates, references, measured, cpus = [], [], [], [], []
     for _ in range(rounds):
@@ -167,4 +167,9 @@ def main(quick: bool = False, argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one round, a 10 s rate window")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--mariadb", action="store_true", help="MariaDB instead of PostgreSQL")
+    args = parser.parse_args()
+    main(args.quick, args.rounds, args.mariadb)
