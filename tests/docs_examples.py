@@ -11,7 +11,9 @@ with the test settings on a throw-away SQLite database, migrates it, and runs th
 - a block titled with a path of the example project (``django_generic_tasks_example/api.py``)
   must be lines of that file, which the example project's test runs;
 - every other block runs as written, in a module named by the page's
-  ``<!-- examples-module: NAME -->`` comment (tasks defined there are named ``NAME.Class``).
+  ``<!-- examples-module: NAME -->`` comment (tasks defined there are named ``NAME.Class``);
+- a page with ``<!-- examples-require: MODULE -->`` is skipped where MODULE cannot be imported
+  (``django.tasks`` before Django 6.0).
 """
 
 from __future__ import annotations

@@ -158,3 +158,28 @@ def test_the_worker_runs_its_backends_runs_under_the_backends_own_name() -> None
     finally:
         task_started.disconnect(receiver)
     assert seen == ["renamed-store"]
+
+
+def test_database_task_backend_on_a_django_without_django_tasks_says_to_upgrade() -> None:
+    import subprocess
+    import sys
+
+    code = (  # Django 6 with django.tasks hidden, and the backend's module not imported yet
+        "import importlib, sys, django\n"
+        "django.setup()\n"
+        "hidden = ('django.tasks', 'django.utils.json')\n"
+        "for name in [n for n in sys.modules if n.startswith(hidden)]:\n"
+        "    sys.modules[name] = None\n"
+        "sys.modules.pop('django_generic_tasks.backends.dbtasks.backend', None)\n"
+        "from django_generic_tasks.exceptions import MissingDependencyError\n"
+        "try:\n"
+        "    importlib.import_module('django_generic_tasks.backends.dbtasks.backend')\n"
+        "except MissingDependencyError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Django 6.0" in result.stdout
+    assert "pip install 'django>=6.0'" in result.stdout

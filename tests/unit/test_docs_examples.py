@@ -8,6 +8,7 @@ scripts and files they run are in the repository, ``curl`` targets a task of the
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shlex
 import subprocess
@@ -100,6 +101,9 @@ def check_command(words: list[str], where: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("page", python_pages(), ids=_id)
 def test_python_examples_of_the_page_run(page: Path) -> None:
+    required = re.search(r"<!-- examples-require: ([\w.]+) -->", page.read_text(encoding="utf-8"))
+    if required and importlib.util.find_spec(required.group(1)) is None:
+        pytest.skip(f"{page.name}'s examples need {required.group(1)} (not installed here)")
     result = subprocess.run(
         [sys.executable, "-m", "tests.docs_examples", str(page)],
         capture_output=True,

@@ -13,11 +13,20 @@ import json
 from typing import Any, ClassVar
 
 from django.core.checks import CheckMessage
-from django.tasks.backends.base import BaseTaskBackend
-from django.tasks.base import TaskResult, TaskResultStatus
-from django.tasks.exceptions import InvalidTask, InvalidTaskBackend, TaskResultDoesNotExist
-from django.tasks.signals import task_enqueued
-from django.utils.json import normalize_json
+
+from ...exceptions import MissingDependencyError
+
+try:
+    from django.tasks.backends.base import BaseTaskBackend
+    from django.tasks.base import TaskResult, TaskResultStatus
+    from django.tasks.exceptions import InvalidTask, InvalidTaskBackend, TaskResultDoesNotExist
+    from django.tasks.signals import task_enqueued
+    from django.utils.json import normalize_json
+except ImportError as exc:  # Django < 6.0
+    raise MissingDependencyError(
+        "DatabaseTaskBackend is a backend for django.tasks, the tasks framework of Django 6.0 "
+        "and later: upgrade Django (pip install 'django>=6.0')."
+    ) from exc
 
 from ...core.context import started_at_of
 from ...core.dispatch import submit
