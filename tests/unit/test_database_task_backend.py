@@ -18,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import django
 import pytest
 from asgiref.sync import async_to_sync
 from django.core.management import call_command
@@ -285,6 +286,11 @@ def test_arguments_without_a_json_form_are_refused_and_nothing_is_written() -> N
     assert not TaskRun.objects.exists()
 
 
+@pytest.mark.skipif(
+    django.VERSION < (6, 1),
+    reason="Django 6.0's own TaskResult does not pickle (its task's function pickles by a name "
+    "that holds the Task, on every backend); Django 6.1 pickles it",
+)
 def test_a_result_pickles_and_its_task_is_found_again() -> None:
     result = djtasks.add.using(priority=3).enqueue(1, b=2)
     assert pickle.loads(pickle.dumps(result)) == result
