@@ -42,6 +42,15 @@ def _started(procdb: ProcDB, proc: Popen[bytes]) -> bool:
     return "started" in procdb.worker_log(proc)
 
 
+def _running_on(procdb: ProcDB, proc: Popen[bytes]) -> bool:
+    """Whether a body has started in ``proc`` and not ended."""
+    open_bodies: set[int] = set()
+    for kind, n, pid, _ in read_log(procdb.env["FLOW_LOG"]):
+        if pid == proc.pid:
+            (open_bodies.add if kind == "S" else open_bodies.discard)(n)
+    return bool(open_bodies)
+
+
 def test_a_concurrency_limit_holds_across_workers_and_sigkills(flowdb: ProcDB) -> None:
     _start(flowdb, "LimitedChaos", RUNS, sleep=0.02)
     args = ("--concurrency", "4", "--batch", "8", "--lease", "2", "--interval", "0.2")
@@ -52,6 +61,10 @@ def test_a_concurrency_limit_holds_across_workers_and_sigkills(flowdb: ProcDB) -
     for _ in range(KILLS):
         wait_for(partial(_started, flowdb, victim), 30, "the victim to start")
         time.sleep(rng.uniform(0.3, 1.0))
+        # Kill it mid-run: the steady worker may hold every slot for a while.
+        deadline = time.monotonic() + 30
+        while not _running_on(flowdb, victim) and time.monotonic() < deadline:
+            time.sleep(0.002)
         victim.kill()
         killed[victim.pid] = time.time()
         victim.wait()
