@@ -64,6 +64,9 @@ _HOW_LIMITS = {"store": "✅ across workers", "process": "✅ in-process", "": "
 """How a backend honours a limit (``concurrency_limits``, ``rate_limits``), in the table."""
 
 
+CAPABILITY_FREE_MIXINS = frozenset({"InProcessWorkflowOperations"})
+"""Base classes of backends that declare no capability (operations only): the table skips them."""
+
 DECLARED = frozenset({attribute for _, attribute in COLUMNS} | {"capability_notes"})
 """The class attributes the table reads."""
 
@@ -95,6 +98,8 @@ def _stand_in(classes: dict[str, ast.ClassDef], name: str) -> type[BaseBackend]:
             bases.append(_stand_in(classes, base_name))
         elif base_name in {"BaseBackend", "BaseTaskBackend"}:  # ours, or django.tasks'
             bases.append(BaseBackend)
+        elif base_name in CAPABILITY_FREE_MIXINS:
+            continue
         else:
             raise TypeError(f"{name}: the capability table cannot read base class {base_name}.")
     attributes: dict[str, Any] = {}

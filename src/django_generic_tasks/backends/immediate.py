@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..core.enqueue import EnqueueRequest
@@ -12,15 +11,14 @@ from ..exceptions import FlowDeferred, RetryAfter
 from ..execution import Attempt, Outcome, execute
 from ..execution.retry import settle
 from ..execution.steps import IN_PROCESS, register_step_store
-from ..workflows.memory import MemoryWorkflows
+from ..workflows.memory import InProcessWorkflowOperations, MemoryWorkflows
 from .base import BaseBackend
 
 if TYPE_CHECKING:
-    from ..workflows.handle import WorkflowState
-    from ..workflows.rules import Plan
+    pass
 
 
-class ImmediateBackend(BaseBackend):
+class ImmediateBackend(InProcessWorkflowOperations, BaseBackend):
     """Runs each task at ``start()`` (after commit inside a transaction), in-process.
 
     The default backend. Retries follow the task's policy; by default the backoff wait is
@@ -42,32 +40,6 @@ class ImmediateBackend(BaseBackend):
         self.sleep_between_retries = sleep_between_retries
         self.workflows = MemoryWorkflows(self)
         register_step_store(self.name, IN_PROCESS)
-
-    def start_workflow(self, plan: Plan) -> None:
-        """Run ``plan``'s workflow now, step after step (after commit inside a transaction)."""
-        self.workflows.start(plan)
-
-    def workflow_state(self, workflow_id: str) -> WorkflowState:
-        """A workflow this backend ran in this process."""
-        return self.workflows.state(workflow_id)
-
-    def workflow_of(self, run_id: str) -> tuple[str, str, int, str] | None:
-        """The in-process workflow run ``run_id`` belongs to."""
-        return self.workflows.workflow_of(run_id)
-
-    def join_batch(
-        self, batch_id: str, requests: Sequence[EnqueueRequest], first: int
-    ) -> list[TaskHandle[Any]]:
-        """Start runs that join batch ``batch_id`` (in-process)."""
-        return self.workflows.join_batch(batch_id, requests)
-
-    def close_batch(self, batch_id: str, count: int) -> None:
-        """Batch ``batch_id``'s block ended after ``count`` starts."""
-        self.workflows.close_batch(batch_id, count)
-
-    def batch_counts(self, batch_id: str) -> dict[str, int]:
-        """Batch ``batch_id``'s runs by status."""
-        return self.workflows.batch_counts(batch_id)
 
     def enqueue(self, request: EnqueueRequest) -> TaskHandle[Any]:
         """Run every attempt now and return a handle with the final status and result."""

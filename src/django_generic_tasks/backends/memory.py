@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..core.enqueue import EnqueueRequest
@@ -15,13 +14,12 @@ from ..execution import Attempt, Outcome, execute
 from ..execution.retry import final, settle
 from ..execution.steps import IN_PROCESS, register_step_store
 from ..support.compat import in_atomic_block
-from ..workflows.memory import MemoryWorkflows
+from ..workflows.memory import InProcessWorkflowOperations, MemoryWorkflows
 from .base import BaseBackend
 from .immediate import asked_for, sleep_until
 
 if TYPE_CHECKING:
-    from ..workflows.handle import WorkflowState
-    from ..workflows.rules import Plan
+    pass
 
 
 class _Committed:
@@ -36,7 +34,7 @@ class _Committed:
         self.committed = True
 
 
-class InMemoryBackend(BaseBackend):
+class InMemoryBackend(InProcessWorkflowOperations, BaseBackend):
     """Captures every started run without running it; ``run_all()`` runs them on demand.
 
     It accepts every ``start()`` option, so code under test can use them all. Used by
@@ -81,32 +79,6 @@ class InMemoryBackend(BaseBackend):
         self._checked: dict[Any, tuple[list[Any], int]] = {}
         self.workflows = MemoryWorkflows(self)
         register_step_store(self.name, IN_PROCESS)
-
-    def start_workflow(self, plan: Plan) -> None:
-        """Capture ``plan``'s first runs; ``run_all()`` runs them and what they start."""
-        self.workflows.start(plan)
-
-    def workflow_state(self, workflow_id: str) -> WorkflowState:
-        """A workflow started through this backend."""
-        return self.workflows.state(workflow_id)
-
-    def workflow_of(self, run_id: str) -> tuple[str, str, int, str] | None:
-        """The in-process workflow run ``run_id`` belongs to."""
-        return self.workflows.workflow_of(run_id)
-
-    def join_batch(
-        self, batch_id: str, requests: Sequence[EnqueueRequest], first: int
-    ) -> list[TaskHandle[Any]]:
-        """Start runs that join batch ``batch_id`` (in-process)."""
-        return self.workflows.join_batch(batch_id, requests)
-
-    def close_batch(self, batch_id: str, count: int) -> None:
-        """Batch ``batch_id``'s block ended after ``count`` starts."""
-        self.workflows.close_batch(batch_id, count)
-
-    def batch_counts(self, batch_id: str) -> dict[str, int]:
-        """Batch ``batch_id``'s runs by status."""
-        return self.workflows.batch_counts(batch_id)
 
     def enqueue(self, request: EnqueueRequest) -> TaskHandle[Any]:
         """Record the run; a repeated ``key`` returns the first run's handle."""

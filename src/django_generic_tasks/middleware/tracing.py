@@ -34,35 +34,28 @@ class TracingMiddleware(AttemptMiddleware):
 
     def __call__(self, task: Task[Any], attempt: Attempt) -> Outcome:
         """Open the attempt's span, run the attempt, record its outcome on the span."""
-        tracing = self.tracing
-        queue = queue_of(self.chain, attempt)
-        with tracing.process_span(
-            queue,
-            attempt.task_name,
-            attempt.run_id,
-            attempt.attempt,
-            attempt.trace_context,
-            attempt.trace_link,
-        ) as span:
+        with self._span(attempt) as span:
             outcome = self.next(task, attempt)
-            tracing.end_process_span(span, outcome)
+            self.tracing.end_process_span(span, outcome)
         return outcome
 
     async def __acall__(self, task: Task[Any], attempt: Attempt) -> Outcome:
         """The same around an awaited attempt (the span is the asyncio task's current one)."""
-        tracing = self.tracing
-        queue = queue_of(self.chain, attempt)
-        with tracing.process_span(
-            queue,
+        with self._span(attempt) as span:
+            outcome: Outcome = await self.next(task, attempt)  # type: ignore[misc]  # async chain
+            self.tracing.end_process_span(span, outcome)
+        return outcome
+
+    def _span(self, attempt: Attempt) -> Any:
+        """The attempt's CONSUMER span (a context manager), child of the context it carries."""
+        return self.tracing.process_span(
+            queue_of(self.chain, attempt),
             attempt.task_name,
             attempt.run_id,
             attempt.attempt,
             attempt.trace_context,
             attempt.trace_link,
-        ) as span:
-            outcome: Outcome = await self.next(task, attempt)  # type: ignore[misc]  # async chain
-            tracing.end_process_span(span, outcome)
-        return outcome
+        )
 
 
 def queue_of(chain: Chain, attempt: Attempt) -> str:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from ..core.handles import TaskHandle
     from ..execution.attempts import Outcome
 
-__all__ = ["MemoryWorkflow", "MemoryWorkflows"]
+__all__ = ["InProcessWorkflowOperations", "MemoryWorkflow", "MemoryWorkflows"]
 
 
 @dataclass(slots=True)
@@ -254,3 +254,37 @@ class MemoryWorkflows:
             return self.by_id[workflow_id].state()
         except KeyError:
             raise RunNotFoundError(f"There is no workflow {workflow_id!r}.") from None
+
+
+class InProcessWorkflowOperations:
+    """A backend's workflow operations kept in this process, by its ``workflows``
+    (``MemoryWorkflows``): mixed into the backends that run workflows in-process, before
+    ``BaseBackend``, whose versions refuse."""
+
+    workflows: MemoryWorkflows
+
+    def start_workflow(self, plan: Plan) -> None:
+        """Start ``plan``'s workflow through this backend (after commit inside a transaction)."""
+        self.workflows.start(plan)
+
+    def workflow_state(self, workflow_id: str) -> WorkflowState:
+        """A workflow started through this backend in this process."""
+        return self.workflows.state(workflow_id)
+
+    def workflow_of(self, run_id: str) -> tuple[str, str, int, str] | None:
+        """The in-process workflow run ``run_id`` belongs to."""
+        return self.workflows.workflow_of(run_id)
+
+    def join_batch(
+        self, batch_id: str, requests: Sequence[EnqueueRequest], first: int
+    ) -> list[TaskHandle[Any]]:
+        """Start runs that join batch ``batch_id`` (in-process)."""
+        return self.workflows.join_batch(batch_id, requests)
+
+    def close_batch(self, batch_id: str, count: int) -> None:
+        """Batch ``batch_id``'s block ended after ``count`` starts."""
+        self.workflows.close_batch(batch_id, count)
+
+    def batch_counts(self, batch_id: str) -> dict[str, int]:
+        """Batch ``batch_id``'s runs by status."""
+        return self.workflows.batch_counts(batch_id)

@@ -96,9 +96,7 @@ FINISH = _FINISH_DONE + "SELECT 1"
 worker id. A retry of a run whose cancel was requested ends it ``cancelled``; the history
 keeps the last 10 entries (``rows.HISTORY_LIMIT``)."""
 
-FINISH_WITH_ROLLUPS = (
-    _FINISH_DONE
-    + """
+_ROLLUPS_FROM_JSON = """
 INSERT INTO django_generic_tasks_runrollup AS r (minute, task_name, queue, outcome, runs,
        seconds, d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, d11, last_run_id)
 SELECT minute, task_name, queue, outcome, runs, seconds, d0, d1, d2, d3, d4, d5, d6, d7,
@@ -115,7 +113,10 @@ SELECT minute, task_name, queue, outcome, runs, seconds, d0, d1, d2, d3, d4, d5,
        d9 = r.d9 + EXCLUDED.d9, d10 = r.d10 + EXCLUDED.d10, d11 = r.d11 + EXCLUDED.d11,
        last_run_id = EXCLUDED.last_run_id
 """
-)
+"""A batch's rollup rows (one JSON document) added to the stored counts: the tail both
+finish statements with rollups share."""
+
+FINISH_WITH_ROLLUPS = _FINISH_DONE + "\n" + _ROLLUPS_FROM_JSON
 """``FINISH`` and the batch's rollup rows (a second, small JSON document) in one statement."""
 
 _FINISH_UNLESS_MEMBERS_DONE = """
@@ -199,24 +200,9 @@ find and flip) and returns them: one statement for both."""
 
 FINISH_WITH_ROLLUPS_FLIPPING_MEMBERS = (
     FINISH_FLIPPING_MEMBERS.removesuffix("SELECT * FROM flipped")
-    + """, rolled AS (
-INSERT INTO django_generic_tasks_runrollup AS r (minute, task_name, queue, outcome, runs,
-       seconds, d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, d11, last_run_id)
-SELECT minute, task_name, queue, outcome, runs, seconds, d0, d1, d2, d3, d4, d5, d6, d7,
-       d8, d9, d10, d11, last_run_id
-  FROM jsonb_to_recordset(%s::jsonb) AS x(minute bigint, task_name text, queue text,
-       outcome text, runs bigint, seconds float8, d0 bigint, d1 bigint, d2 bigint,
-       d3 bigint, d4 bigint, d5 bigint, d6 bigint, d7 bigint, d8 bigint, d9 bigint,
-       d10 bigint, d11 bigint, last_run_id text)
-    ON CONFLICT (minute, task_name, queue, outcome) DO UPDATE
-   SET runs = r.runs + EXCLUDED.runs, seconds = r.seconds + EXCLUDED.seconds,
-       d0 = r.d0 + EXCLUDED.d0, d1 = r.d1 + EXCLUDED.d1, d2 = r.d2 + EXCLUDED.d2,
-       d3 = r.d3 + EXCLUDED.d3, d4 = r.d4 + EXCLUDED.d4, d5 = r.d5 + EXCLUDED.d5,
-       d6 = r.d6 + EXCLUDED.d6, d7 = r.d7 + EXCLUDED.d7, d8 = r.d8 + EXCLUDED.d8,
-       d9 = r.d9 + EXCLUDED.d9, d10 = r.d10 + EXCLUDED.d10, d11 = r.d11 + EXCLUDED.d11,
-       last_run_id = EXCLUDED.last_run_id
-RETURNING 1)
-SELECT * FROM flipped"""
+    + ", rolled AS (\n"
+    + _ROLLUPS_FROM_JSON
+    + "RETURNING 1)\nSELECT * FROM flipped"
 )
 """``FINISH_FLIPPING_MEMBERS`` with the batch's rollup rows."""
 
