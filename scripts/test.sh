@@ -6,8 +6,8 @@
 # | pass            | Python | Django | django-ninja / Pydantic | database   | tests                   |
 # | --------------- | ------ | ------ | ----------------------- | ---------- | ----------------------- |
 # | main (coverage) | 3.13   | 6.1    | newest / newest         | SQLite     | whole suite + typing    |
-# | postgresql      | 3.13   | 6.1    | newest / newest         | PostgreSQL | unit + contract + the   |
-# |                 |        |        |                         |            | database-facing processes |
+# | postgresql      | 3.13   | 6.1    | newest / newest         | PostgreSQL | the database-facing     |
+# |                 |        |        |                         |            | unit, contract, process |
 # | mariadb         | 3.13   | 6.1    | newest / newest         | MariaDB    | the same                |
 # | django52        | 3.13   | 5.2    | newest / newest         | SQLite     | unit + contract + the   |
 # |                 |        |        |                         |            | Django-bound processes  |
@@ -135,11 +135,15 @@ pass_main() {  # + the typing tests (mypy --strict and pyright over tests/typing
   run_pytest .venv/bin/python -m pytest -q --cov --cov-report= "${FAST[@]}" tests/typing \
     "${PYTEST_ARGS[@]}"
 }
+# On the extra databases only the in-process tests that touch the database (--database-facing,
+# tests/conftest.py): pytest-django blocks the others' access, so SQLite's pass already decides them.
 pass_postgresql() {
-  with_postgresql run_pytest .venv/bin/python -m pytest -q "${FAST[@]}" "${PYTEST_ARGS[@]}"
+  with_postgresql run_pytest .venv/bin/python -m pytest -q --database-facing "${FAST[@]}" \
+    "${PYTEST_ARGS[@]}"
 }
 pass_mariadb() {
-  with_mariadb run_pytest .venv/bin/python -m pytest -q "${FAST[@]}" "${PYTEST_ARGS[@]}"
+  with_mariadb run_pytest .venv/bin/python -m pytest -q --database-facing "${FAST[@]}" \
+    "${PYTEST_ARGS[@]}"
 }
 pass_django52() {
   run_pytest .venv-django52/bin/python -m pytest -q -p no:cacheprovider "${FAST[@]}" \
@@ -152,7 +156,7 @@ pass_flakes() {
   # On Python 3.12 with the newest Django and libraries (the lowest pass has 3.12 with the lowest).
   .venv-py312/bin/python scripts/flakes.py --count 3 "${PYTEST_ARGS[@]}"
   PG_URL=${PG_URL}_flakes with_postgresql .venv-py312/bin/python scripts/flakes.py \
-    --count 2 "${PYTEST_ARGS[@]}"
+    --count 2 --database-facing "${PYTEST_ARGS[@]}"
 }
 pass_lowest() {
   # The lowest django-ninja and Pydantic pyproject.toml allows (the other venvs have the newest):
