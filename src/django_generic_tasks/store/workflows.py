@@ -98,9 +98,18 @@ class WorkflowBook(StorePart):
             cursor.execute(common.WORKFLOW_MEMBERS_DONE.format(ids=ids(len(chunk))), chunk)
         self.members_counted(cursor, found, queue)
 
-    def members_counted(self, cursor: Any, found: Sequence[Any], queue: RunQueue) -> None:
+    def members_counted(
+        self,
+        cursor: Any,
+        found: Sequence[Any],
+        queue: RunQueue,
+        counted: dict[str, Sequence[Any]] | None = None,
+    ) -> None:
         """Advance the workflows of the members ``found`` (rows of ``WORKFLOW_MEMBERS_ENDED``,
-        already flipped to done in this transaction): count them, start what follows."""
+        already flipped to done in this transaction): count them, start what follows.
+        ``counted``: the workflows' rows (kind, status, spec, total, done, failed) when the
+        statement that flipped the members also counted them, and ``found`` rows then carry
+        each run's result (PostgreSQL's finish: no count and no read here)."""
         if not found:
             return
         ended = {id_str(row[0]): _ended_row(row) for row in found}
@@ -110,7 +119,8 @@ class WorkflowBook(StorePart):
         now = datetime.now(UTC)
         for workflow_id in sorted(by_workflow):  # one lock order for every transaction
             members = sorted(by_workflow[workflow_id], key=lambda row: int(row[2]))
-            self._advance(cursor, workflow_id, members, ended, queue, now)
+            state = None if counted is None else counted[workflow_id]
+            self._advance(cursor, workflow_id, members, ended, queue, now, state)
 
     @property
     def _count_returning(self) -> str | None:
@@ -138,25 +148,30 @@ class WorkflowBook(StorePart):
         ended: dict[str, Ended],
         queue: RunQueue,
         now: datetime,
+        state: Sequence[Any] | None = None,
     ) -> None:
-        """Count ``rows`` (members of ``workflow_id`` that ended) and do what follows."""
+        """Count ``rows`` (members of ``workflow_id`` that ended) and do what follows
+        (``state``: already counted, the workflow's row as the count left it)."""
         from ..workflows.rules import after_callback, after_member
 
         wid = rows[0][1]
         members = [row for row in rows if row[3] == "member"]
-        counted = self._count_returning
-        if members:
-            failed = sum(ended[id_str(row[0])].status != "succeeded" for row in members)
-            cursor.execute(counted or common.WORKFLOW_COUNT, [len(members), failed, wid])
-        if not members or counted is None:
-            cursor.execute(common.WORKFLOW_READ, [wid])
-        kind, status, spec_text, total, done, failed_count = cursor.fetchone()
+        if state is None:
+            counted = self._count_returning
+            if members:
+                failed = sum(ended[id_str(row[0])].status != "succeeded" for row in members)
+                cursor.execute(counted or common.WORKFLOW_COUNT, [len(members), failed, wid])
+            if not members or counted is None:
+                cursor.execute(common.WORKFLOW_READ, [wid])
+            state = cursor.fetchone()
+        kind, status, spec_text, total, done, failed_count = state
         spec = json.loads(spec_text)
         for run_pk, _, position, role, *_ in rows:
             if status != "running":
                 return
             run = ended[id_str(run_pk)]
-            if kind == "chain" and run.status == "succeeded":  # its result makes the next params
+            if kind == "chain" and run.status == "succeeded" and len(rows[0]) <= 8:
+                # its result makes the next params (not in the row: read it)
                 run = self._ended({id_str(run_pk)})[id_str(run_pk)]
             if role == "callback":
                 step = after_callback(run.status, run.error)
@@ -303,16 +318,27 @@ class WorkflowBook(StorePart):
 
     def members(self, workflow_id: str) -> list[Ended]:
         """How each member of a group ended, in member order (a member whose run was pruned
-        meanwhile counts as failed)."""
+        meanwhile counts as failed): one read, however many members."""
         from ..core.status import ErrorInfo
         from ..workflows.rules import Ended
 
-        member_ids = [
-            run_id for run_id, _, role in self._member_rows(workflow_id) if role == "member"
-        ]
-        ended = self._ended(set(member_ids))
         pruned = Ended("", "failed", None, ErrorInfo("Pruned", "the run was pruned"))
-        return [ended.get(run_id, pruned) for run_id in member_ids]
+        wid = db_id(self.connection, workflow_id)
+        with self.connection.cursor() as cursor:
+            if self.connection.vendor == "postgresql":
+                from .sql import postgresql
+
+                cursor.execute(postgresql.WORKFLOW_MEMBER_RESULTS, [wid])
+                found = json.loads(cursor.fetchone()[0])
+            else:
+                cursor.execute(common.WORKFLOW_MEMBER_RESULTS, [wid])
+                found = [(*row[:2], json_value(row[2]), *row[3:]) for row in cursor.fetchall()]
+        return [
+            pruned
+            if name is None
+            else Ended(name, status, result, ErrorInfo(kind, message) if kind else None)
+            for name, status, result, kind, message in found
+        ]
 
     def prune(self, before: datetime, batch: int = 10_000) -> int:
         """Delete the workflows that ended before ``before`` and their member rows; return
@@ -380,12 +406,23 @@ class WorkflowBook(StorePart):
 
 
 def _ended_row(row: Sequence[Any]) -> Ended:
-    """How a member ended, from a ``WORKFLOW_MEMBERS_ENDED`` row (without its result)."""
+    """How a member ended, from a ``WORKFLOW_MEMBERS_ENDED`` row (its result when the row
+    has one more column: PostgreSQL's finish returns it)."""
     from ..core.status import ErrorInfo
     from ..workflows.rules import Ended
 
     task_name, status, error_type, message = row[4:8]
-    return Ended(task_name, status, None, ErrorInfo(error_type, message) if error_type else None)
+    result = json_value(row[8]) if len(row) > 8 else None
+    error = ErrorInfo(error_type, message) if error_type else None
+    return Ended(task_name, status, result, error)
+
+
+def json_value(value: Any) -> Any:
+    """A JSON column's value as a raw cursor returns it (text on every database Django
+    configures) as data."""
+    if isinstance(value, bytes | bytearray):
+        value = value.decode()
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def _now() -> datetime:
