@@ -234,6 +234,13 @@ SELECT r.task_name, r.status, r.result, r.error_type, r.error_message
 """How each member of a workflow ended, in member order, in one read (through the index on
 (workflow, position)); a pruned run's row has no task name."""
 
+WORKFLOW_STATUS_COUNTS = """
+SELECT status, COUNT(*) FROM django_generic_tasks_taskworkflow
+ WHERE status = 'running' OR finished_at >= %s
+ GROUP BY status
+"""
+"""Workflows by status: the running ones and those that ended since a moment."""
+
 WORKFLOW_CALLBACK = """
 UPDATE django_generic_tasks_taskworkflow SET callback_run = %s
  WHERE id = %s AND callback_run IS NULL AND status = 'running'
