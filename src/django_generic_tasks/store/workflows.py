@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from .rows import new_row
 from .schema import db_id, id_str
 from .sql import common, ids, rows
 from .workflow_reads import WorkflowReads, json_value
@@ -224,15 +225,13 @@ class WorkflowBook(WorkflowReads):
         wid = db_id(self.connection, workflow_id)
         if step.start is not None:
             if kind == "chain":
-                queue.insert([step.start], now)
-                self._add_members(cursor, workflow_id, [(step.start, position + 1, "member")])
+                self._start(cursor, workflow_id, step.start, position + 1, "member", queue, now)
             else:
                 cursor.execute(
                     common.WORKFLOW_CALLBACK, [db_id(self.connection, step.start.run_id), wid]
                 )
                 if cursor.rowcount == 1:  # started once, whoever counted the last member
-                    queue.insert([step.start], now)
-                    self._add_members(cursor, workflow_id, [(step.start, total, "callback")])
+                    self._start(cursor, workflow_id, step.start, total, "callback", queue, now)
         if step.callbacks:
             queue.insert(step.callbacks, now)
         if step.status != "running":
@@ -248,6 +247,27 @@ class WorkflowBook(WorkflowReads):
                     wid,
                 ],
             )
+
+    def _start(
+        self,
+        cursor: Any,
+        workflow_id: str,
+        request: EnqueueRequest,
+        position: int,
+        role: str,
+        queue: RunQueue,
+        now: datetime,
+    ) -> None:
+        """Insert ``request``'s run and its member row (on PostgreSQL in one statement)."""
+        if self.connection.vendor == "postgresql" and request.key is None:
+            from .sql import postgresql
+
+            wid = db_id(self.connection, workflow_id)
+            row = new_row(self.connection, request, now)
+            cursor.execute(postgresql.INSERT_MEMBER_RUN, [*row, wid, position, role])
+        else:
+            queue.insert([request], now)
+            self._add_members(cursor, workflow_id, [(request, position, role)])
 
     def prune(self, before: datetime, batch: int = 10_000) -> int:
         """Delete the workflows that ended before ``before`` and their member rows; return

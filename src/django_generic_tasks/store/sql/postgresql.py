@@ -232,6 +232,17 @@ FINISH_WITH_ROLLUPS_ADVANCING = FINISH_ADVANCING.replace(
 )
 """``FINISH_ADVANCING`` with the batch's rollup rows."""
 
+INSERT_MEMBER_RUN = (
+    "WITH run AS ("
+    + INSERT.format(rows=NEW_ROW).strip()
+    + """
+RETURNING id)
+INSERT INTO django_generic_tasks_workflowmember (run_id, workflow_id, position, role, done)
+SELECT id, %s, %s, %s, FALSE FROM run"""
+)
+"""A workflow's next run (a chain's step, a group's callback) and its member row in one
+statement: ``INSERT``'s columns, then the workflow id, position and role."""
+
 RECLAIM_SELECT = common.RECLAIM_SELECT + " FOR UPDATE SKIP LOCKED"
 """Skips the rows another reaper holds."""
 
