@@ -31,7 +31,8 @@ def backend() -> Iterator[DatabaseBackend]:
     from django_generic_tasks.store import postgresql
 
     wt.seen.clear()
-    postgresql._FOLLOW_UPS_SEEN.clear()  # each test starts without the hint
+    postgresql._FOLLOW_UPS_SEEN.clear()  # each test starts without the hints
+    postgresql._MEMBERS_SEEN.clear()
     yield DatabaseBackend()
     postgresql._FOLLOW_UPS_SEEN.clear()
 
@@ -57,21 +58,33 @@ def claim_in_order(
 def test_members_that_leave_their_group_running_are_counted_by_the_finish_statement_alone(
     backend: DatabaseBackend,
 ) -> None:
-    handle = tasks.group([wt.AddOne(wt.Number(n=n)) for n in range(3)]).then(wt.Total)
+    handle = tasks.group([wt.AddOne(wt.Number(n=n)) for n in range(4)]).then(wt.Total)
     started = handle.start(backend=backend)
     runs = claim_in_order("w", started.run_ids)
     queue = store.for_connection(connection).queue
+    queue.finish("w", [succeeded(runs[0], 10)], [])  # members are around from now on
     with CaptureQueriesContext(connection) as queries:
-        queue.finish("w", [succeeded(run, 10 + n) for n, run in enumerate(runs[:2])], [])
+        queue.finish("w", [succeeded(run, 10 + n) for n, run in enumerate(runs[1:3], 1)], [])
     assert len(queries) == 1  # one autocommitted statement: outcomes and count together
     workflow = TaskWorkflow.objects.get(pk=started.id)
-    assert (workflow.done, workflow.failed, workflow.status) == (2, 0, "running")
-    assert WorkflowMember.objects.filter(workflow_id=started.id, done=True).count() == 2
+    assert (workflow.done, workflow.failed, workflow.status) == (3, 0, "running")
+    assert WorkflowMember.objects.filter(workflow_id=started.id, done=True).count() == 3
     assert not TaskRun.objects.filter(task_name="tests.wf.total").exists()
-    queue.finish("w", [succeeded(runs[2], 12)], [])
+    queue.finish("w", [succeeded(runs[3], 13)], [])
     (callback,) = TaskRun.objects.filter(task_name="tests.wf.total")
-    assert callback.params == {"values": [10, 11, 12]}
-    assert TaskWorkflow.objects.get(pk=started.id).done == 3
+    assert callback.params == {"values": [10, 11, 12, 13]}
+    assert TaskWorkflow.objects.get(pk=started.id).done == 4
+
+
+@postgresql_only
+def test_a_batch_without_members_is_written_by_one_statement(backend: DatabaseBackend) -> None:
+    handle = wt.AddOne(wt.Number(n=1)).start(backend=backend)
+    (run,) = claim_in_order("w", (handle.id,))
+    queue = store.for_connection(connection).queue
+    with CaptureQueriesContext(connection) as queries:
+        queue.finish("w", [succeeded(run, 2)], [])
+    assert len(queries) == 1
+    assert TaskRun.objects.get(pk=handle.id).result == 2
 
 
 @postgresql_only
@@ -145,17 +158,21 @@ def test_last_members_finishing_at_once_on_two_connections_start_the_callback_on
 def test_a_chain_step_and_its_next_step_are_written_in_two_statements(
     backend: DatabaseBackend,
 ) -> None:
-    handle = tasks.chain(wt.AddOne(wt.Number(n=1)), wt.Double).start(backend=backend)
-    (run,) = claim_in_order("w", handle.run_ids)
+    handle = tasks.chain(wt.AddOne(wt.Number(n=1)), wt.Double, wt.AddOne).start(backend=backend)
     queue = store.for_connection(connection).queue
+    (first,) = claim_in_order("w", handle.run_ids)
+    queue.finish("w", [succeeded(first, 2)], [])  # chains are around from now on
+    (second,) = claim_in_order("w", handle.refresh().run_ids)
     with CaptureQueriesContext(connection) as queries:
-        queue.finish("w", [succeeded(run, 2)], [])
+        done = Outcome(
+            second.id, second.task_name, second.attempt, 1, TaskStatus.SUCCEEDED, {"n": 4}
+        )
+        queue.finish("w", [store.Finished(second, done, datetime.now(UTC), 0.0)], [])
     statements = [query["sql"].lstrip().split()[0].upper() for query in queries]
-    statements = [s for s in statements if s not in ("BEGIN", "COMMIT")]
-    assert "SELECT" not in statements  # the outcome's statement returned result and count
-    assert len(statements) <= 3  # (a try that found a step), outcome+count, run+member
-    (step,) = TaskRun.objects.filter(task_name="tests.wf.double")
-    assert step.params == {"value": 2}
+    # outcome + count + result back, then the next run with its member row (no read)
+    assert [s for s in statements if s not in ("BEGIN", "COMMIT")] == ["WITH", "WITH"]
+    (third,) = TaskRun.objects.filter(task_name="tests.wf.add_one", status="ready")
+    assert third.params == {"n": 4}
 
 
 def test_a_groups_members_are_read_back_in_member_order_by_one_statement(

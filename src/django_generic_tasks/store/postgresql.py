@@ -17,13 +17,16 @@ from .rows import OUTCOME_COLUMNS, Finished, outcome_values, retry_record
 from .schema import id_str
 from .sql import postgresql as sql
 
-FOLLOW_UPS_SEEN_FOR = 1.0
-"""Seconds after a batch whose workflows went on (a chain's next step, a callback) during
-which batches go straight to the workflows' transaction (skipping the autocommitted try that
-would likely find such members again)."""
-_FOLLOW_UPS_SEEN: dict[tuple[str, Any], float] = {}
-"""(alias, database) -> when a batch last made a workflow go on (a hint, not a state: a wrong
+SEEN_FOR = 1.0
+"""Seconds during which a batch that had workflow members (or made a workflow go on) steers
+the next batches to the statement it needed: plain batches use the cheapest statement, and
+while members are around the try that would find them again is skipped."""
+_MEMBERS_SEEN: dict[tuple[str, Any], float] = {}
+"""(alias, database) -> when a batch last had workflow members (a hint, not a state: a wrong
 guess costs one statement)."""
+_FOLLOW_UPS_SEEN: dict[tuple[str, Any], float] = {}
+"""(alias, database) -> when a batch last made a workflow go on (a chain's next step, a
+callback: the workflows' transaction)."""
 
 COPY_MIN = 50
 """From this many rows on, ``COPY`` (binds in C) beats ``INSERT``."""
@@ -80,22 +83,34 @@ class PostgreSQLRunQueue(RunQueue):
             params.append(to_json(rows).decode())
         # A batch whose workflow members make their workflows go on (a chain's next step, a
         # group's callback) is written in one transaction with what starts next; any other
-        # (members merely counted, or none) stays one autocommitted statement, which writes
-        # nothing when it finds such members (then the transaction writes the batch).
+        # stays one autocommitted statement: without members the cheapest, with members that
+        # only count the one that counts them. Each writes nothing when the batch needs the
+        # next (then that one writes it).
         if not self.workflows.exists():  # before migration 0012
             with self.connection.cursor() as cursor:
                 cursor.execute(statement, params)
             return
         rollups = statement is not sql.FINISH
         key = (self.alias, self.connection.settings_dict.get("NAME"))
-        if time.monotonic() - _FOLLOW_UPS_SEEN.get(key, -60.0) > FOLLOW_UPS_SEEN_FOR:
+        now = time.monotonic()
+        if now - _FOLLOW_UPS_SEEN.get(key, -60.0) > SEEN_FOR:
+            if now - _MEMBERS_SEEN.get(key, -60.0) > SEEN_FOR:
+                unless = (
+                    sql.FINISH_WITH_ROLLUPS_UNLESS_MEMBERS if rollups else sql.FINISH_UNLESS_MEMBERS
+                )
+                with self.connection.cursor() as cursor:
+                    cursor.execute(unless, params)
+                    (members,) = cursor.fetchone()
+                if not members:
+                    return
+                _MEMBERS_SEEN[key] = now
             counting = sql.FINISH_WITH_ROLLUPS_COUNTING if rollups else sql.FINISH_COUNTING
             with self.connection.cursor() as cursor:
                 cursor.execute(counting, params)
                 (written,) = cursor.fetchone()
             if written:
                 return
-            _FOLLOW_UPS_SEEN[key] = time.monotonic()
+            _FOLLOW_UPS_SEEN[key] = now
         advancing = sql.FINISH_WITH_ROLLUPS_ADVANCING if rollups else sql.FINISH_ADVANCING
         with transaction.atomic(using=self.alias), self.connection.cursor() as cursor:
             cursor.execute(advancing, params)

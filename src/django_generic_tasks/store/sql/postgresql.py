@@ -143,7 +143,7 @@ SELECT NOT EXISTS (
           AND (need.callback OR ahead.kind = 'chain'
                OR (ahead.total IS NOT NULL AND ahead.done + need.n >= ahead.total))) AS ok),"""
 
-_DONE_RETURNING = """
+_DONE = """
 done AS (
 UPDATE django_generic_tasks_taskrun AS t
    SET status = CASE WHEN v.entry IS NOT NULL AND t.cancel_requested_at IS NOT NULL
@@ -163,14 +163,17 @@ UPDATE django_generic_tasks_taskrun AS t
                       || jsonb_build_array(v.entry) END
   FROM v
  WHERE t.id = v.id AND t.attempt = v.attempt AND t.status = 'running' AND t.worker_id = %s{go}
-RETURNING t.id, t.status, t.task_name, t.error_type, t.error_message, t.result),
+{returning})"""
+
+_RETURNING = "RETURNING t.id, t.status, t.task_name, t.error_type, t.error_message, t.result"
+
+_FLIPPED_COUNTED = """,
 flipped AS (
 UPDATE django_generic_tasks_workflowmember AS m SET done = TRUE
   FROM done
  WHERE m.run_id = done.id AND NOT m.done{any}
    AND done.status IN ('succeeded', 'failed', 'discarded', 'cancelled')
-RETURNING m.run_id, m.workflow_id, m.position, m.role, done.task_name, done.status,
-          done.error_type, done.error_message, done.result),
+RETURNING m.run_id, m.workflow_id, m.position, m.role, {returned}done.status),
 locked AS (
 SELECT w.id FROM django_generic_tasks_taskworkflow w
  WHERE w.id IN (SELECT workflow_id FROM flipped)
@@ -193,12 +196,32 @@ _ROLLED = (
     + "\nRETURNING 1)"
 )
 
+FINISH_UNLESS_MEMBERS = (
+    _OUTCOMES
+    + """
+wf AS (
+SELECT EXISTS (SELECT 1 FROM django_generic_tasks_workflowmember m JOIN v ON m.run_id = v.id
+                WHERE NOT m.done) AS members),"""
+    + _DONE.format(go="\n   AND NOT (SELECT members FROM wf)", returning="")
+    + "\nSELECT members FROM wf"
+)
+"""``FINISH``, unless a run of the batch is a workflow member whose end is not counted yet:
+then nothing is written and it answers true (``FINISH_COUNTING`` writes the batch). The
+statement of batches while no member was seen lately: it plans in half the time of
+``FINISH_COUNTING``."""
+
+FINISH_WITH_ROLLUPS_UNLESS_MEMBERS = (
+    FINISH_UNLESS_MEMBERS.removesuffix("\nSELECT members FROM wf")
+    + _ROLLED.replace("(SELECT ok FROM go)", "NOT (SELECT members FROM wf)")
+    + "\nSELECT members FROM wf"
+)
+"""``FINISH_UNLESS_MEMBERS`` with the batch's rollup rows (written only when it writes)."""
+
 FINISH_COUNTING = (
     _OUTCOMES
     + _AHEAD
-    + _DONE_RETURNING.format(
-        go="\n   AND (SELECT ok FROM go)", any=" AND EXISTS (SELECT 1 FROM need)"
-    )
+    + _DONE.format(go="\n   AND (SELECT ok FROM go)", returning="RETURNING t.id, t.status")
+    + _FLIPPED_COUNTED.format(any=" AND EXISTS (SELECT 1 FROM need)", returned="")
     + "\nSELECT ok FROM go"
 )
 """``FINISH`` that also counts the batch's workflow members done, in their workflows' rows,
@@ -207,7 +230,7 @@ batch's last member): then one autocommitted statement ends the runs and counts 
 answers true. Otherwise it writes nothing and answers false: the batch is written again in
 one transaction with what its workflows start next (``FINISH_ADVANCING``). The workflows'
 rows are locked in id order before the decision, so two workers' last members are never both
-taken for not-last. A batch without members pays one index probe per run."""
+taken for not-last."""
 
 FINISH_WITH_ROLLUPS_COUNTING = (
     FINISH_COUNTING.removesuffix("\nSELECT ok FROM go") + _ROLLED + "\nSELECT ok FROM go"
@@ -216,7 +239,10 @@ FINISH_WITH_ROLLUPS_COUNTING = (
 
 FINISH_ADVANCING = (
     _OUTCOMES
-    + _DONE_RETURNING.format(go="", any="")
+    + _DONE.format(go="", returning=_RETURNING)
+    + _FLIPPED_COUNTED.format(
+        any="", returned="done.task_name, done.error_type, done.error_message, done.result, "
+    )
     + """
 SELECT f.run_id, f.workflow_id, f.position, f.role, f.task_name, f.status, f.error_type,
        f.error_message, f.result, c.kind, c.status, c.spec, c.total, c.done, c.failed
