@@ -16,7 +16,7 @@ from django_generic_tasks import store
 from django_generic_tasks.backends import DatabaseBackend
 from django_generic_tasks.core.status import TaskStatus
 from django_generic_tasks.execution import Outcome
-from django_generic_tasks.models import TaskRun, TaskWorkflow, WorkflowMember
+from django_generic_tasks.models import RunRollup, TaskRun, TaskWorkflow, WorkflowMember
 from tests.unit import workflow_tasks as wt
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -55,8 +55,9 @@ def claim_in_order(
 
 
 @postgresql_only
+@pytest.mark.parametrize("with_rollups", [False, True])
 def test_members_that_leave_their_group_running_are_counted_by_the_finish_statement_alone(
-    backend: DatabaseBackend,
+    backend: DatabaseBackend, with_rollups: bool
 ) -> None:
     handle = tasks.group([wt.AddOne(wt.Number(n=n)) for n in range(4)]).then(wt.Total)
     started = handle.start(backend=backend)
@@ -64,27 +65,33 @@ def test_members_that_leave_their_group_running_are_counted_by_the_finish_statem
     queue = store.for_connection(connection).queue
     queue.finish("w", [succeeded(runs[0], 10)], [])  # members are around from now on
     with CaptureQueriesContext(connection) as queries:
-        queue.finish("w", [succeeded(run, 10 + n) for n, run in enumerate(runs[1:3], 1)], [])
+        items = [succeeded(run, 10 + n) for n, run in enumerate(runs[1:3], 1)]
+        queue.finish("w", items, None if with_rollups else [])
     assert len(queries) == 1  # one autocommitted statement: outcomes and count together
+    assert RunRollup.objects.filter(runs=2).exists() is with_rollups
     workflow = TaskWorkflow.objects.get(pk=started.id)
     assert (workflow.done, workflow.failed, workflow.status) == (3, 0, "running")
     assert WorkflowMember.objects.filter(workflow_id=started.id, done=True).count() == 3
     assert not TaskRun.objects.filter(task_name="tests.wf.total").exists()
-    queue.finish("w", [succeeded(runs[3], 13)], [])
+    queue.finish("w", [succeeded(runs[3], 13)], None if with_rollups else [])
     (callback,) = TaskRun.objects.filter(task_name="tests.wf.total")
     assert callback.params == {"values": [10, 11, 12, 13]}
     assert TaskWorkflow.objects.get(pk=started.id).done == 4
 
 
 @postgresql_only
-def test_a_batch_without_members_is_written_by_one_statement(backend: DatabaseBackend) -> None:
+@pytest.mark.parametrize("with_rollups", [False, True])
+def test_a_batch_without_members_is_written_by_one_statement(
+    backend: DatabaseBackend, with_rollups: bool
+) -> None:
     handle = wt.AddOne(wt.Number(n=1)).start(backend=backend)
     (run,) = claim_in_order("w", (handle.id,))
     queue = store.for_connection(connection).queue
     with CaptureQueriesContext(connection) as queries:
-        queue.finish("w", [succeeded(run, 2)], [])
+        queue.finish("w", [succeeded(run, 2)], None if with_rollups else [])
     assert len(queries) == 1
     assert TaskRun.objects.get(pk=handle.id).result == 2
+    assert RunRollup.objects.exists() is with_rollups
 
 
 @postgresql_only
