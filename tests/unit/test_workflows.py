@@ -240,6 +240,40 @@ def test_the_admin_lists_a_workflow_and_its_runs(backend: DatabaseBackend, admin
     assert f"/admin/django_generic_tasks/taskrun/{handle.run_ids[1]}/change/" in text
 
 
+def test_a_runs_admin_page_links_to_its_workflow(backend: DatabaseBackend, admin_client) -> None:  # type: ignore[no-untyped-def]
+    handle = tasks.group([wt.AddOne(wt.Number(n=n)) for n in range(2)]).then(wt.Total)
+    started = handle.start(backend=backend)
+    alone = wt.AddOne(wt.Number(n=5)).start(backend=backend)
+    page = admin_client.get(f"/admin/django_generic_tasks/taskrun/{started.run_ids[1]}/change/")
+    text = page.content.decode()
+    assert page.status_code == 200
+    assert f'href="/admin/django_generic_tasks/taskworkflow/{started.id}/change/"' in text
+    assert "(member 1)" in text
+    other = admin_client.get(f"/admin/django_generic_tasks/taskrun/{alone.id}/change/")
+    assert "/admin/django_generic_tasks/taskworkflow/" + started.id not in other.content.decode()
+    assert "(member " not in other.content.decode()
+
+
+def test_the_dashboard_counts_running_succeeded_and_failed_workflows(
+    backend: DatabaseBackend,
+    admin_client,  # type: ignore[no-untyped-def]
+) -> None:
+    import re
+
+    tasks.chain(wt.AddOne(wt.Number(n=1)), wt.Double).start(backend=backend)
+    tasks.group([wt.AddOne(wt.Number(n=n)) for n in range(2)]).start(backend=backend)
+    drain()
+    tasks.group([wt.FailIfOdd(wt.Wrapped(value=1))]).start(backend=backend)
+    drain()
+    tasks.chain(wt.AddOne(wt.Number(n=1)), wt.Double).start(backend=backend)  # not run
+    page = admin_client.get("/admin/django_generic_tasks/dashboard/").content.decode()
+    found = {
+        status: int(re.search(rf'id="dgt-workflows-{status}">\s*(\d+)\s*<', page)[1])  # type: ignore[index]
+        for status in ("running", "succeeded", "failed")
+    }
+    assert found == {"running": 1, "succeeded": 2, "failed": 1}
+
+
 def test_prune_deletes_ended_workflows_with_their_runs(backend: DatabaseBackend) -> None:
     from datetime import UTC, datetime, timedelta
 

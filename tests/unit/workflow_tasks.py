@@ -138,7 +138,7 @@ class Resumable(tasks.Task[Items, int]):
     def run(self) -> int:
         for _ in self.step("fetch"):
             seen.append("fetch")
-        with self.step("process") as step:
+        for step in self.step("process"):
             start = 0 if step.cursor is None else step.cursor + 1
             for item in range(start, self.params.count):
                 if item == self.params.fail_at and item not in failed_once:
