@@ -63,6 +63,31 @@ def test_a_failed_step_stops_the_chain_and_the_handle_says_which_and_why(
     assert TaskRun.objects.count() == 2  # the third step never started
 
 
+def _limits(run_id: str) -> tuple[object, ...]:
+    return tuple(
+        TaskRun.objects.filter(pk=run_id)
+        .values_list("concurrency_key", "concurrency_limit", "rate_interval")
+        .get()
+    )
+
+
+def test_a_chain_step_and_a_callback_of_limited_tasks_carry_their_limits(
+    backend: DatabaseBackend,
+) -> None:
+    chain = tasks.chain(wt.AddOne(wt.Number(n=1)), wt.LimitedDouble, wt.AddOne)
+    chained = chain.start(backend=backend)
+    grouped = tasks.group([wt.AddOne(wt.Number(n=n)) for n in (1, 2)]).then(wt.LimitedTotal)
+    fanned = grouped.start(backend=backend)
+    drain()
+    assert chained.wait(timeout=5) == 5
+    assert fanned.wait(timeout=5) == 5
+    # Written with the run, as start() writes them: the claim admits them through the limits.
+    assert _limits(chained.run_ids[1]) == ("tests.wf.limited_double", 2, 0.01)
+    assert _limits(chained.run_ids[2]) == (None, None, None)
+    assert fanned.callback_run_id is not None
+    assert _limits(fanned.callback_run_id) == ("tests.wf.limited_total", 1, None)
+
+
 def test_a_chain_whose_steps_do_not_fit_is_refused_when_built() -> None:
     with pytest.raises(tasks.TaskDefinitionError, match="cannot take the previous step"):
         tasks.chain(wt.AddOne(wt.Number(n=1)), wt.Shout)

@@ -47,6 +47,17 @@ class FailIfOdd(tasks.Task[Wrapped, int]):
         return self.params.value
 
 
+class LimitedDouble(tasks.Task[Wrapped, Number]):
+    """``Double`` with a concurrency limit and a rate limit: as a chain step it waits for both."""
+
+    name = "tests.wf.limited_double"
+    concurrency_limit = 2
+    rate_limit = "100/s"
+
+    def run(self) -> Number:
+        return Number(n=self.params.value * 2)
+
+
 class Values(BaseModel):
     values: list[int]
 
@@ -59,6 +70,13 @@ class Total(tasks.Task[Values, int]):
     def run(self) -> int:
         seen.append(f"total {self.params.values}")
         return sum(self.params.values)
+
+
+class LimitedTotal(Total):
+    """``Total`` with a concurrency limit: as a group's callback it waits for it."""
+
+    name = "tests.wf.limited_total"
+    concurrency_limit = 1
 
 
 class MaybeValues(BaseModel):

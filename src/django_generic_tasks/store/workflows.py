@@ -49,8 +49,8 @@ class WorkflowBook(WorkflowReads):
                     self.dt(now),
                 ],
             )
-        queue.insert(plan.first, now)
         with self.connection.cursor() as cursor:
+            _insert_limited(cursor, queue, plan.first, now)
             self._add_members(cursor, plan.id, [(r, n, "member") for n, r in enumerate(plan.first)])
 
     def _add_members(
@@ -187,13 +187,13 @@ class WorkflowBook(WorkflowReads):
         """Start ``requests`` as members of batch ``workflow_id`` at positions ``first``...
         (call inside a transaction). Per request what ``RunQueue.insert`` says: ``None``
         when inserted (a member), else the unfinished run holding its key (not a member)."""
-        found = queue.insert(requests, datetime.now(UTC))
-        joined = [
-            (request, first + n, "member")
-            for n, (request, run) in enumerate(zip(requests, found, strict=True))
-            if run is None
-        ]
         with self.connection.cursor() as cursor:
+            found = _insert_limited(cursor, queue, requests, datetime.now(UTC))
+            joined = [
+                (request, first + n, "member")
+                for n, (request, run) in enumerate(zip(requests, found, strict=True))
+                if run is None
+            ]
             self._add_members(cursor, workflow_id, joined)
         return found
 
@@ -233,7 +233,7 @@ class WorkflowBook(WorkflowReads):
                 if cursor.rowcount == 1:  # started once, whoever counted the last member
                     self._start(cursor, workflow_id, step.start, total, "callback", queue, now)
         if step.callbacks:
-            queue.insert(step.callbacks, now)
+            _insert_limited(cursor, queue, step.callbacks, now)
         if step.status != "running":
             error = step.error
             cursor.execute(
@@ -259,14 +259,14 @@ class WorkflowBook(WorkflowReads):
         now: datetime,
     ) -> None:
         """Insert ``request``'s run and its member row (on PostgreSQL in one statement)."""
-        if self.connection.vendor == "postgresql" and request.key is None:
+        if self.connection.vendor == "postgresql" and request.key is None and request.flow is None:
             from .sql import postgresql
 
             wid = db_id(self.connection, workflow_id)
             row = new_row(self.connection, request, now)
             cursor.execute(postgresql.INSERT_MEMBER_RUN, [*row, wid, position, role])
         else:
-            queue.insert([request], now)
+            _insert_limited(cursor, queue, [request], now)
             self._add_members(cursor, workflow_id, [(request, position, role)])
 
     def prune(self, before: datetime, batch: int = 10_000) -> int:
@@ -285,6 +285,23 @@ class WorkflowBook(WorkflowReads):
             count, _ = TaskWorkflow.objects.using(self.alias).filter(pk__in=ids).delete()
             deleted += count
         return deleted
+
+
+def _insert_limited(
+    cursor: Any, queue: RunQueue, requests: Sequence[EnqueueRequest], now: datetime
+) -> list[Any]:
+    """``queue.insert(requests)`` and the limits of the new runs that have some, on ``cursor``
+    (inside the caller's transaction): a chain's next step or a callback of a task with a
+    concurrency or rate limit waits for it like any other run of that task."""
+    found = queue.insert(requests, now)
+    limited = [
+        request
+        for request, run in zip(requests, found, strict=True)
+        if run is None and request.flow is not None
+    ]
+    if limited:
+        queue.flow.set_limits(cursor, limited)
+    return found
 
 
 def _ended_row(row: Sequence[Any]) -> Ended:
