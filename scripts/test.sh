@@ -19,7 +19,7 @@
 #
 # On two cores: first the in-process suites (unit, contract) of every pass, two at a time, beside
 # the set-up of the other virtualenvs, the release check, the docs build and the benchmark smoke
-# run; then the suites that spawn processes and servers (tests/integration), two at a time too:
+# run; then the suites that spawn processes and servers (tests/integration), three at a time:
 # they mostly wait on real processes, and a process test that fails when another pass shares the
 # machine has a timing assumption a slower machine would break as well (they count events, never
 # sleep a fixed time and assume). Each pass has its own log (printed when it ends), its own
@@ -131,6 +131,8 @@ with_mariadb() {  # mysqlclient (the `mysql` extra) builds against libmariadb-de
 }
 
 # Phase 1: in-process suites. Coverage of the main pass is appended to by its slow half.
+# Coverage through sys.monitoring (Python >= 3.12, line coverage): a fraction of the tracer's cost.
+export COVERAGE_CORE=sysmon
 pass_main() {  # + the typing tests (mypy --strict and pyright over tests/typing/)
   run_pytest .venv/bin/python -m pytest -q --cov --cov-report= "${FAST[@]}" tests/typing \
     "${PYTEST_ARGS[@]}"
@@ -172,7 +174,7 @@ pass_bench() {
   .venv/bin/python bench/run.py --quick
 }
 
-# Phase 2: the suites that spawn processes and servers, two at a time.
+# Phase 2: the suites that spawn processes and servers, three at a time.
 pass_main_processes() {
   run_pytest .venv/bin/python -m pytest -q --cov --cov-append --cov-report=term \
     --cov-fail-under=90 "${SLOW[@]}" "${PYTEST_ARGS[@]}"
@@ -245,7 +247,8 @@ run_phase() {  # run_phase SLOTS NAME...: the passes, at most SLOTS at a time
   for running in "${!PID[@]}"; do finish "$running"; done
 }
 run_phase 2 main setup_matrix postgresql docs mariadb django52 flakes lowest bench
-run_phase 2 main_processes postgresql_processes mariadb_processes django52_processes lowest_http
+# Three at a time: these passes mostly wait on the processes and servers they start.
+run_phase 3 main_processes postgresql_processes mariadb_processes django52_processes lowest_http
 
 echo "==> matrix finished in $(( $(date +%s) - started )) s"
 if [ "${#failed[@]}" -gt 0 ]; then
