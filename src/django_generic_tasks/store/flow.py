@@ -206,7 +206,7 @@ class FlowControl(StorePart):
         claim's conditions that admit only runs the limits allow (``where``/``params``: the
         claim's queue conditions)."""
         if rated:
-            self._rate_turns(cursor, now, where, params)
+            self.rate_turns(cursor, now, where, params)
         cursor.execute(
             common.CONCURRENCY_ELIGIBLE.format(queues=where), [self.dt(now), *params, limit]
         )
@@ -216,17 +216,33 @@ class FlowControl(StorePart):
             return sql + " AND concurrency_key IS NULL", []
         return sql + f" AND (concurrency_key IS NULL OR id IN ({ids(len(admitted))}))", admitted
 
-    def _rate_turns(self, cursor: Any, now: datetime, where: str, params: Sequence[Any]) -> None:
+    def rate_turns(
+        self,
+        cursor: Any,
+        now: datetime,
+        where: str,
+        params: Sequence[Any],
+        *,
+        lock_keys: str | None = None,
+    ) -> None:
+        """Give due rate-limited runs (at most ``RATE_BATCH``) whose next attempt has no start
+        time yet one from their key's bucket, in ``cursor``'s transaction. Under the flow
+        lock as is; with ``lock_keys`` (a statement locking the keys given as one array until
+        the commit: PostgreSQL's per-key locks) the candidates are locked rows (skipping
+        those another claim holds) and each key's bucket is read under its key's lock."""
         from ..models import RateBucket
 
-        cursor.execute(
-            common.RATE_CANDIDATES.format(queues=where), [self.dt(now), *params, RATE_BATCH]
-        )
+        candidates = common.RATE_CANDIDATES.format(queues=where)
+        if lock_keys is not None:
+            candidates += " FOR UPDATE SKIP LOCKED"
+        cursor.execute(candidates, [self.dt(now), *params, RATE_BATCH])
         found = cursor.fetchall()
         if not found:
             return
         buckets = RateBucket.objects.using(self.alias)
         keys = {row[1] for row in found}
+        if lock_keys is not None:
+            cursor.execute(lock_keys, [sorted(keys)])
         next_at = {b.key: b.next_at for b in buckets.filter(key__in=keys)}
         turns = []
         for run_id, key, interval in found:
