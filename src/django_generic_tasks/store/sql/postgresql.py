@@ -239,6 +239,10 @@ FLOW_LOCK = "SELECT pg_advisory_xact_lock(7046414172)"
 counts the running runs that the ones before it committed. Only ``flow.FlowControl.locked()``
 (the generic path) takes it; PostgreSQL's own claim locks per key (``FLOW_LOCK_KEYS``)."""
 
+KEY_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 7046414172))"
+"""One concurrency key locked until the commit, as ``FLOW_LOCK_KEYS`` locks it (a direct HTTP
+call's admission)."""
+
 RATE_LOCK_KEYS = """
 SELECT pg_advisory_xact_lock(h)
   FROM (SELECT DISTINCT hashtextextended(k, 7046414173) AS h FROM unnest(%s::text[]) AS k
