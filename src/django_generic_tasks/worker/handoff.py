@@ -34,6 +34,8 @@ of a busy key does not hold them for good (the other workers' runs of that key s
 
 def hands_off(task_name: str) -> bool:
     """Whether a run of ``task_name`` held a concurrency slot (its task has a limit)."""
+    if task_name not in registry.limited:  # the common case: no limits at all
+        return False
     try:
         task_class = registry.get(task_name)
     except Exception:
