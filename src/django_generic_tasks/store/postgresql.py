@@ -57,6 +57,14 @@ class PostgreSQLRunQueue(RunQueue):
         # One autocommitted statement: SKIP LOCKED keeps concurrent claims apart.
         return self.connection.cursor()
 
+    @property
+    def _prepare(self) -> bool:
+        """Whether the claim through the limits and the slot hand-off are server-side prepared
+        statements (planned once per connection): only when the project opted in to
+        server-side binding (``OPTIONS["server_side_binding"]``), which a pooler in
+        transaction mode (PgBouncer before 1.21) cannot carry; else each is planned anew."""
+        return bool(self.connection.settings_dict.get("OPTIONS", {}).get("server_side_binding"))
+
     def _claim_limited(
         self,
         worker_id: str,
@@ -125,7 +133,9 @@ class PostgreSQLRunQueue(RunQueue):
                     psycopg.Cursor(raw).execute("BEGIN")
                     locking = psycopg.Cursor(raw)
                     locking.execute(
-                        lock_keys, [admit_most, now, *params, rated, now, *params], prepare=True
+                        lock_keys,
+                        [admit_most, now, *params, rated, now, *params],
+                        prepare=self._prepare,
                     )
                     keys = [row[0] for row in locking.fetchall()]
                     turns_due = bool(keys) and keys[-1] is None
@@ -139,7 +149,7 @@ class PostgreSQLRunQueue(RunQueue):
                             *(keys, now, *params, admit_most, admit_most, limit),
                             *(worker_id, now, now + timedelta(seconds=lease)),
                         ],
-                        prepare=True,
+                        prepare=self._prepare,
                     )
                     psycopg.Cursor(raw).execute("COMMIT")
                     found = claimed(claiming.fetchall(), 0)
@@ -181,7 +191,7 @@ class PostgreSQLRunQueue(RunQueue):
                     *(to_json(self._records([item], worker_id), fallback=repr).decode(), worker_id),
                     *(now, *params, worker_id, now, now + timedelta(seconds=lease)),
                 ],
-                prepare=True,
+                prepare=self._prepare,
             )
             row = cursor.fetchone()
         assert row is not None
