@@ -271,7 +271,8 @@ class FlowControl(StorePart):
         concurrency key's slot (a running row of queue ``DIRECT_QUEUE`` held by ``holder``
         for ``lease`` seconds, which ``release_direct()`` deletes and the reaper ends as lost
         if its process dies) and its rate limit's turn (only when due now: a call is never
-        given a later one). ``(the slot row's id, or "" when only a rate applies; 0.0)``, or
+        given a later one; read with the clock after the lock is held, as the call starts
+        right after). ``(the slot row's id, or "" when only a rate applies; 0.0)``, or
         ``(None, seconds to wait)`` when no slot or turn is free."""
         from ..core.enqueue import EnqueueRequest
         from ..models import RateBucket
@@ -290,6 +291,7 @@ class FlowControl(StorePart):
             if flow.rate is not None and flow.rate_key is not None:
                 if per_key:
                     cursor.execute(postgresql.RATE_LOCK_KEYS, [[flow.rate_key]])
+                now = max(now, datetime.now(UTC))  # the turn is taken now, under the lock
                 buckets = RateBucket.objects.using(self.alias)
                 bucket = buckets.filter(key=flow.rate_key).first()
                 if bucket is not None and bucket.next_at > now:
