@@ -119,3 +119,13 @@ def test_a_backend_that_keeps_no_limits_refuses_the_direct_call() -> None:
     assert answer.status_code == 501
     assert "cannot honour" in answer.json()["detail"]
     assert entries(token) == []
+
+
+def test_the_openapi_document_lists_the_refusals_of_a_limited_task() -> None:
+    from tests.flow_urls import api
+
+    paths = api.get_openapi_schema()["paths"]
+    limited = paths["/flow/tasks/contract.limited"]["post"]["responses"]
+    assert {"429", "501"} <= set(map(str, limited))
+    unlimited = paths["/flow/tasks/contract.snooze"]["post"]["responses"]
+    assert "429" not in set(map(str, unlimited))
