@@ -67,6 +67,9 @@ def finish_and_claim(
     except Error as exc:
         logger.debug("Run %s: handing its slot on failed (%s)", run.id, exc)
         return None, None
+    except Exception:  # a bug here must not end the thread: the main loop writes it
+        logger.exception("Run %s: handing its slot on failed", run.id)
+        return None, None
     return item, claimed
 
 
