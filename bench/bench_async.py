@@ -143,8 +143,8 @@ def main(
     rounds: int | None = None,
     celery: bool = True,
 ) -> None:
-    """Print the table (quick: 2,000 runs, one round, ours only)."""
-    count = count or (2_000 if quick else 10_000)
+    """Print the table (quick: 500 runs, one round, ours only)."""
+    count = count or (500 if quick else 10_000)
     rounds = rounds or (1 if quick else 3)
     notes: list[str] = []
     systems = ["async", "sync"]
@@ -204,7 +204,7 @@ if __name__ == "__main__":
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="2,000 runs, 1 round, ours only")
+    parser.add_argument("--quick", action="store_true", help="500 runs, 1 round, ours only")
     parser.add_argument("--count", type=int, help="runs per drain (10,000)")
     parser.add_argument("--rounds", type=int, help="rounds (3)")
     parser.add_argument("--no-celery", action="store_true", help="ours only")

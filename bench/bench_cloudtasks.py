@@ -180,7 +180,7 @@ def _use_adc(source: str) -> None:
 
 def main(quick: bool) -> None:
     """Print Markdown tables of enqueue rates against the emulator, with ratios."""
-    rounds = 3 if quick else 5
+    rounds = 1 if quick else 5
     loop_counts, rtt_counts = ((40, 6), (10, 3)) if quick else ((1000, 100), (200, 30))
     delay = 0.010  # one way: a 20 ms round trip
     print(f"\n### Cloud Tasks backend vs the emulator over TLS, median of {rounds} (range)\n")

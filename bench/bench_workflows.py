@@ -106,7 +106,7 @@ def chain_gaps(steps: int) -> list[float]:
 
 def main(quick: bool = False) -> None:
     """Print the two tables."""
-    members, rounds, steps = (1000, 1, 20) if quick else (10_000, 3, 100)
+    members, rounds, steps = (300, 1, 10) if quick else (10_000, 3, 100)
     vendor = os.environ["DATABASE_URL"].split(":", 1)[0]
     alone: list[float] = []
     grouped: list[float] = []

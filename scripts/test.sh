@@ -6,8 +6,8 @@
 # | pass            | Python | Django | django-ninja / Pydantic | database   | tests                   |
 # | --------------- | ------ | ------ | ----------------------- | ---------- | ----------------------- |
 # | main (coverage) | 3.13   | 6.1    | newest / newest         | SQLite     | whole suite + typing    |
-# | postgresql      | 3.13   | 6.1    | newest / newest         | PostgreSQL | unit + contract + the   |
-# |                 |        |        |                         |            | database-facing processes |
+# | postgresql      | 3.13   | 6.1    | newest / newest         | PostgreSQL | the database-facing     |
+# |                 |        |        |                         |            | unit, contract, process |
 # | mariadb         | 3.13   | 6.1    | newest / newest         | MariaDB    | the same                |
 # | django52        | 3.13   | 5.2    | newest / newest         | SQLite     | unit + contract + the   |
 # |                 |        |        |                         |            | Django-bound processes  |
@@ -19,7 +19,7 @@
 #
 # On two cores: first the in-process suites (unit, contract) of every pass, two at a time, beside
 # the set-up of the other virtualenvs, the release check, the docs build and the benchmark smoke
-# run; then the suites that spawn processes and servers (tests/integration), two at a time too:
+# run; then the suites that spawn processes and servers (tests/integration), three at a time:
 # they mostly wait on real processes, and a process test that fails when another pass shares the
 # machine has a timing assumption a slower machine would break as well (they count events, never
 # sleep a fixed time and assume). Each pass has its own log (printed when it ends), its own
@@ -131,15 +131,21 @@ with_mariadb() {  # mysqlclient (the `mysql` extra) builds against libmariadb-de
 }
 
 # Phase 1: in-process suites. Coverage of the main pass is appended to by its slow half.
+# Coverage through sys.monitoring (Python >= 3.12, line coverage): a fraction of the tracer's cost.
+export COVERAGE_CORE=sysmon
 pass_main() {  # + the typing tests (mypy --strict and pyright over tests/typing/)
   run_pytest .venv/bin/python -m pytest -q --cov --cov-report= "${FAST[@]}" tests/typing \
     "${PYTEST_ARGS[@]}"
 }
+# On the extra databases only the in-process tests that touch the database (--database-facing,
+# tests/conftest.py): pytest-django blocks the others' access, so SQLite's pass already decides them.
 pass_postgresql() {
-  with_postgresql run_pytest .venv/bin/python -m pytest -q "${FAST[@]}" "${PYTEST_ARGS[@]}"
+  with_postgresql run_pytest .venv/bin/python -m pytest -q --database-facing "${FAST[@]}" \
+    "${PYTEST_ARGS[@]}"
 }
 pass_mariadb() {
-  with_mariadb run_pytest .venv/bin/python -m pytest -q "${FAST[@]}" "${PYTEST_ARGS[@]}"
+  with_mariadb run_pytest .venv/bin/python -m pytest -q --database-facing "${FAST[@]}" \
+    "${PYTEST_ARGS[@]}"
 }
 pass_django52() {
   run_pytest .venv-django52/bin/python -m pytest -q -p no:cacheprovider "${FAST[@]}" \
@@ -152,7 +158,7 @@ pass_flakes() {
   # On Python 3.12 with the newest Django and libraries (the lowest pass has 3.12 with the lowest).
   .venv-py312/bin/python scripts/flakes.py --count 3 "${PYTEST_ARGS[@]}"
   PG_URL=${PG_URL}_flakes with_postgresql .venv-py312/bin/python scripts/flakes.py \
-    --count 2 "${PYTEST_ARGS[@]}"
+    --count 2 --database-facing "${PYTEST_ARGS[@]}"
 }
 pass_lowest() {
   # The lowest django-ninja and Pydantic pyproject.toml allows (the other venvs have the newest):
@@ -168,7 +174,7 @@ pass_bench() {
   .venv/bin/python bench/run.py --quick
 }
 
-# Phase 2: the suites that spawn processes and servers, two at a time.
+# Phase 2: the suites that spawn processes and servers, three at a time.
 pass_main_processes() {
   run_pytest .venv/bin/python -m pytest -q --cov --cov-append --cov-report=term \
     --cov-fail-under=90 "${SLOW[@]}" "${PYTEST_ARGS[@]}"
@@ -241,7 +247,8 @@ run_phase() {  # run_phase SLOTS NAME...: the passes, at most SLOTS at a time
   for running in "${!PID[@]}"; do finish "$running"; done
 }
 run_phase 2 main setup_matrix postgresql docs mariadb django52 flakes lowest bench
-run_phase 2 main_processes postgresql_processes mariadb_processes django52_processes lowest_http
+# Three at a time: these passes mostly wait on the processes and servers they start.
+run_phase 3 main_processes postgresql_processes mariadb_processes django52_processes lowest_http
 
 echo "==> matrix finished in $(( $(date +%s) - started )) s"
 if [ "${#failed[@]}" -gt 0 ]; then

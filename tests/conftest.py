@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from django.test import TransactionTestCase
 
 from tests.testapp import tasks as testapp_tasks
 
@@ -37,12 +38,50 @@ CONCURRENCY_MODULES = frozenset(
 ``concurrency``, the set ``scripts/flakes.py`` reruns by default (and CI, several times)."""
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark the tests of ``CONCURRENCY_MODULES`` ``concurrency``."""
+DATABASE_FIXTURES = frozenset(
+    {
+        "db",
+        "transactional_db",
+        "django_db_reset_sequences",
+        "django_db_serialized_rollback",
+    }
+)
+"""pytest-django's fixtures that open the test database (a test without one cannot touch it)."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--database-facing``: the passes on the extra databases run only what can differ there."""
+    parser.addoption(
+        "--database-facing",
+        action="store_true",
+        help="run only the tests that touch the database (pytest-django blocks the others' "
+        "access, so their outcome cannot depend on which database is configured)",
+    )
+
+
+def touches_database(item: pytest.Item) -> bool:
+    """Whether ``item`` may use the test database: marked ``django_db`` or using a db fixture."""
+    if item.get_closest_marker("django_db") or item.get_closest_marker("per_database"):
+        return True
+    cls = getattr(item, "cls", None)
+    if cls is not None and issubclass(cls, TransactionTestCase):  # Django's own test cases
+        return True
+    return bool(DATABASE_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the tests of ``CONCURRENCY_MODULES`` ``concurrency``; with ``--database-facing``,
+    deselect the tests that cannot touch the database."""
     for item in items:
         module = getattr(item, "module", None)
         if module is not None and module.__name__ in CONCURRENCY_MODULES:
             item.add_marker(pytest.mark.concurrency)
+    if config.getoption("--database-facing"):
+        kept = [item for item in items if touches_database(item)]
+        deselected = [item for item in items if not touches_database(item)]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
 
 
 def need_service(reason: str) -> None:

@@ -323,7 +323,7 @@ class ContractSteps(tasks.Task[StepsParams, int]):
         token = self.params.token
         for _ in self.step("once"):
             record("once", token)
-        with self.step("items") as step:
+        for step in self.step("items"):
             start = 0 if step.cursor is None else step.cursor + 1
             for item in range(start, 4):
                 if item == 2 and self.context.attempt == 1:

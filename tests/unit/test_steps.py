@@ -49,7 +49,7 @@ def test_on_the_database_the_steps_are_kept_on_the_run() -> None:
     run = TaskRun.objects.get(pk=handle.id)
     assert (run.status, run.attempt) == ("succeeded", 2)
     assert wt.seen == RESUMED
-    assert run.steps == {"done": ["fetch", "process", "notify"], "cursors": {}}
+    assert run.steps == {"done": ["fetch", "process", "notify"], "cursors": {"process": 3}}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -89,6 +89,67 @@ def test_a_stopping_worker_puts_the_run_back_at_the_next_step_boundary() -> None
         assert items == list(range(40))  # each item once: resumed after the saved cursor
     finally:
         tasks.registry.unregister(Slow.name)
+
+
+class SeldomSaved(tasks.Task[wt.Items, int]):
+    """Iterates ``count`` items in a ``for`` step that saves its cursor only when it stops
+    (``step_save_every`` is long); fails once at ``fail_at``."""
+
+    name = "tests.wf.seldom_saved"
+    max_attempts = 2
+    backoff_base = 0.0
+    step_save_every = 3600.0
+
+    def run(self) -> int:
+        for step in self.step("items"):
+            start = 0 if step.cursor is None else step.cursor + 1
+            for item in range(start, self.params.count):
+                if item == self.params.fail_at and item not in wt.failed_once:
+                    wt.failed_once.add(item)
+                    raise RuntimeError(f"item {item} failed once")
+                wt.seen.append(f"item {item}")
+                step.advance(item)
+        return self.params.count
+
+
+def test_a_for_step_whose_body_raises_keeps_the_cursor_it_reached() -> None:
+    handle = SeldomSaved(wt.Items(count=5, fail_at=3)).start(backend=ImmediateBackend())
+    assert handle.status is tasks.TaskStatus.SUCCEEDED
+    assert handle.attempts == 2
+    assert wt.seen == ["item 0", "item 1", "item 2", "item 3", "item 4"]  # none twice
+
+
+class WithThenFail(tasks.Task[wt.Items, int]):
+    """A ``with`` step over ``count`` items, then a step that fails on the first attempt."""
+
+    name = "tests.wf.with_then_fail"
+    max_attempts = 2
+    backoff_base = 0.0
+
+    def run(self) -> int:
+        with self.step("items") as step:
+            wt.seen.append(f"items body, done before: {step.done}")
+            start = 0 if step.cursor is None else step.cursor + 1
+            for item in range(start, self.params.count):
+                wt.seen.append(f"item {item}")
+                step.advance(item)
+        for _ in self.step("last"):
+            if not wt.failed_once:
+                wt.failed_once.add(0)
+                raise RuntimeError("the last step failed once")
+        return self.params.count
+
+
+def test_a_completed_with_step_runs_its_body_again_but_no_item_again() -> None:
+    handle = WithThenFail(wt.Items(count=3)).start(backend=ImmediateBackend())
+    assert handle.status is tasks.TaskStatus.SUCCEEDED
+    assert wt.seen == [
+        "items body, done before: False",
+        "item 0",
+        "item 1",
+        "item 2",
+        "items body, done before: True",  # Python cannot skip a with body
+    ]
 
 
 def test_backends_without_a_step_store_refuse_steps() -> None:

@@ -97,6 +97,7 @@ def test_each_dialects_slot_claim_writes_stored_slot_columns_with_one_mark_each(
     assert statements.slot_claim.count("%s") == len(names(listed.group(1)))
 
 
+@pytest.mark.per_database
 def test_postgresqls_array_insert_casts_each_column_to_its_type() -> None:
     if connection.vendor != "postgresql":
         pytest.skip("the column types are PostgreSQL's")

@@ -63,6 +63,31 @@ def test_a_failed_step_stops_the_chain_and_the_handle_says_which_and_why(
     assert TaskRun.objects.count() == 2  # the third step never started
 
 
+def _limits(run_id: str) -> tuple[object, ...]:
+    return tuple(
+        TaskRun.objects.filter(pk=run_id)
+        .values_list("concurrency_key", "concurrency_limit", "rate_interval")
+        .get()
+    )
+
+
+def test_a_chain_step_and_a_callback_of_limited_tasks_carry_their_limits(
+    backend: DatabaseBackend,
+) -> None:
+    chain = tasks.chain(wt.AddOne(wt.Number(n=1)), wt.LimitedDouble, wt.AddOne)
+    chained = chain.start(backend=backend)
+    grouped = tasks.group([wt.AddOne(wt.Number(n=n)) for n in (1, 2)]).then(wt.LimitedTotal)
+    fanned = grouped.start(backend=backend)
+    drain()
+    assert chained.wait(timeout=5) == 5
+    assert fanned.wait(timeout=5) == 5
+    # Written with the run, as start() writes them: the claim admits them through the limits.
+    assert _limits(chained.run_ids[1]) == ("tests.wf.limited_double", 2, 0.01)
+    assert _limits(chained.run_ids[2]) == (None, None, None)
+    assert fanned.callback_run_id is not None
+    assert _limits(fanned.callback_run_id) == ("tests.wf.limited_total", 1, None)
+
+
 def test_a_chain_whose_steps_do_not_fit_is_refused_when_built() -> None:
     with pytest.raises(tasks.TaskDefinitionError, match="cannot take the previous step"):
         tasks.chain(wt.AddOne(wt.Number(n=1)), wt.Shout)
@@ -238,6 +263,40 @@ def test_the_admin_lists_a_workflow_and_its_runs(backend: DatabaseBackend, admin
     assert "tests.wf.add_one" in text
     assert "tests.wf.double" in text
     assert f"/admin/django_generic_tasks/taskrun/{handle.run_ids[1]}/change/" in text
+
+
+def test_a_runs_admin_page_links_to_its_workflow(backend: DatabaseBackend, admin_client) -> None:  # type: ignore[no-untyped-def]
+    handle = tasks.group([wt.AddOne(wt.Number(n=n)) for n in range(2)]).then(wt.Total)
+    started = handle.start(backend=backend)
+    alone = wt.AddOne(wt.Number(n=5)).start(backend=backend)
+    page = admin_client.get(f"/admin/django_generic_tasks/taskrun/{started.run_ids[1]}/change/")
+    text = page.content.decode()
+    assert page.status_code == 200
+    assert f'href="/admin/django_generic_tasks/taskworkflow/{started.id}/change/"' in text
+    assert "(member 1)" in text
+    other = admin_client.get(f"/admin/django_generic_tasks/taskrun/{alone.id}/change/")
+    assert "/admin/django_generic_tasks/taskworkflow/" + started.id not in other.content.decode()
+    assert "(member " not in other.content.decode()
+
+
+def test_the_dashboard_counts_running_succeeded_and_failed_workflows(
+    backend: DatabaseBackend,
+    admin_client,  # type: ignore[no-untyped-def]
+) -> None:
+    import re
+
+    tasks.chain(wt.AddOne(wt.Number(n=1)), wt.Double).start(backend=backend)
+    tasks.group([wt.AddOne(wt.Number(n=n)) for n in range(2)]).start(backend=backend)
+    drain()
+    tasks.group([wt.FailIfOdd(wt.Wrapped(value=1))]).start(backend=backend)
+    drain()
+    tasks.chain(wt.AddOne(wt.Number(n=1)), wt.Double).start(backend=backend)  # not run
+    page = admin_client.get("/admin/django_generic_tasks/dashboard/").content.decode()
+    found = {
+        status: int(re.search(rf'id="dgt-workflows-{status}">\s*(\d+)\s*<', page)[1])  # type: ignore[index]
+        for status in ("running", "succeeded", "failed")
+    }
+    assert found == {"running": 1, "succeeded": 2, "failed": 1}
 
 
 def test_prune_deletes_ended_workflows_with_their_runs(backend: DatabaseBackend) -> None:

@@ -47,6 +47,17 @@ class FailIfOdd(tasks.Task[Wrapped, int]):
         return self.params.value
 
 
+class LimitedDouble(tasks.Task[Wrapped, Number]):
+    """``Double`` with a concurrency limit and a rate limit: as a chain step it waits for both."""
+
+    name = "tests.wf.limited_double"
+    concurrency_limit = 2
+    rate_limit = "100/s"
+
+    def run(self) -> Number:
+        return Number(n=self.params.value * 2)
+
+
 class Values(BaseModel):
     values: list[int]
 
@@ -59,6 +70,13 @@ class Total(tasks.Task[Values, int]):
     def run(self) -> int:
         seen.append(f"total {self.params.values}")
         return sum(self.params.values)
+
+
+class LimitedTotal(Total):
+    """``Total`` with a concurrency limit: as a group's callback it waits for it."""
+
+    name = "tests.wf.limited_total"
+    concurrency_limit = 1
 
 
 class MaybeValues(BaseModel):
@@ -138,7 +156,7 @@ class Resumable(tasks.Task[Items, int]):
     def run(self) -> int:
         for _ in self.step("fetch"):
             seen.append("fetch")
-        with self.step("process") as step:
+        for step in self.step("process"):
             start = 0 if step.cursor is None else step.cursor + 1
             for item in range(start, self.params.count):
                 if item == self.params.fail_at and item not in failed_once:

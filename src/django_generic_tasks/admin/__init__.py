@@ -12,6 +12,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
@@ -51,6 +52,7 @@ _SUMMARY_FIELDS = (
     "queue",
     "priority",
     "key",
+    "workflow",
 )
 _PAYLOAD_FIELDS = ("params_json", "result_json")
 _ERROR_FIELDS = ("error_type", "error_message", "traceback")
@@ -150,6 +152,18 @@ class TaskRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return format_html(
             '<b style="color:{}">{}</b>', _COLOURS.get(run.status, "inherit"), run.status
         )
+
+    @admin.display(description="workflow")
+    def workflow(self, run: TaskRun) -> str:
+        """The workflow the run belongs to (a link to its page), its kind and the run's place
+        in it (``-``: none)."""
+        found = store.using(run._state.db or "default").queue.workflows.workflow_of(str(run.pk))
+        if found is None:
+            return "-"
+        workflow_id, kind, position, role = found
+        url = reverse("admin:django_generic_tasks_taskworkflow_change", args=[workflow_id])
+        place = "callback" if role == "callback" else f"{role} {position}"
+        return format_html('<a href="{}">{} {}</a> ({})', url, kind, workflow_id, place)
 
     @admin.display(description="waiting for")
     def waiting_for(self, run: TaskRun) -> str:

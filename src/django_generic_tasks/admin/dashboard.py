@@ -4,7 +4,7 @@ place every few seconds."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.contrib import admin
@@ -128,6 +128,9 @@ def context(database: str, now: datetime) -> dict[str, Any]:
     flow = store.using(database).queue.flow
     return {
         "now": now,
+        "workflows": store.using(database).queue.workflows.status_counts(
+            now - timedelta(minutes=TASK_WINDOW)
+        ),
         "finished_hour": finished_hour,
         "paused": [
             {"kind": kind, "name": name, "since": since} for kind, name, since in flow.paused()

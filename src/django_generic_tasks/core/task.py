@@ -202,11 +202,12 @@ class Task(Generic[P, R]):
         return services.cancel_requested(self.context.run_id)
 
     def step(self, name: str) -> Step:
-        """A step of this run that resumes: ``for _ in self.step("fetch"):`` runs its body
-        once (not again on a later attempt of the run once completed); ``with
-        self.step("process") as step:`` gives ``step.cursor`` (``None`` the first time) and
-        ``step.advance(cursor)``, so a retried, redeployed or killed run resumes from its
-        last saved cursor (``step_save_every``). Backends without a step store refuse it
+        """A step of this run that resumes: ``for step in self.step("fetch"):`` runs its
+        body once, and not again on a later attempt of the run once completed; inside it
+        ``step.cursor`` (``None`` the first time) and ``step.advance(cursor)`` let an
+        iterating step resume from its last saved cursor (``step_save_every``) after a
+        retry, a deploy or a kill. ``with self.step(name) as step:`` runs its body on every
+        attempt (``step.done``: completed before). Backends without a step store refuse it
         (``UnsupportedOptionError``)."""
         step: Step = services.step(self, name)
         return step

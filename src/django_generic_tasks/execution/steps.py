@@ -5,15 +5,22 @@ backend's ``StepStore`` (the database worker: ``TaskRun.steps``; the in-process 
 dict), so the next attempt of the same run -- after a retry, a deploy or a crash -- skips the
 completed steps and starts the current one from its last saved cursor.
 
-Two forms, because Python cannot skip the body of a ``with`` block::
+One form skips a completed step, because Python can skip the body of a ``for`` loop but not
+that of a ``with`` block::
 
-    for _ in self.step("fetch"):          # runs once; not at all when done on an earlier attempt
+    for step in self.step("fetch"):       # runs once; not at all when done on an earlier attempt
         fetch()
 
-    with self.step("process") as step:    # an iterating step: its body runs again on resume,
-        for item in items_after(step.cursor):  # from the cursor (None the first time)
+    for step in self.step("process"):     # an iterating step: resumed from the cursor
+        for item in items_after(step.cursor):  # (None the first time)
             process(item)
             step.advance(item.id)
+
+The body ending normally completes the step; an exception (or ``break``) leaves it
+uncompleted, with the cursor it reached saved. ``with self.step(name) as step:`` also works,
+but its body runs on every attempt (``step.done`` says the step completed before); a completed
+step keeps its last cursor, so an iterating body that starts after ``step.cursor`` does no
+item again.
 
 The cursor is saved at most once every ``Task.step_save_every`` seconds (0.5 by default; one
 UPDATE of the run each time, the advances between cost a clock read), and always when the step
@@ -105,7 +112,8 @@ def unregister_step_store(backend: str, store: StepStore) -> None:
 
 class Step:
     """One step of a run: ``cursor`` (where it stopped; ``None`` the first time),
-    ``advance(cursor)``, ``done`` (completed on an earlier attempt)."""
+    ``advance(cursor)``, ``done`` (completed on an earlier attempt). Iterate it (``for step
+    in self.step(name):``) to skip it once completed."""
 
     def __init__(self, task: Task[Any], name: str) -> None:
         if not isinstance(name, str) or not name:
@@ -161,8 +169,7 @@ class Step:
     def _complete(self) -> None:
         if self.name not in self._state["done"]:
             self._state["done"].append(self.name)
-        self._state["cursors"].pop(self.name, None)
-        self._save()
+        self._save()  # the cursor stays: a ``with`` body that runs again resumes after it
 
     def __enter__(self) -> Step:
         self._begin()
@@ -183,7 +190,12 @@ class Step:
         if self.done:
             return
         self._begin()
-        yield self
+        try:
+            yield self
+        except GeneratorExit:  # the body raised or broke out: the next attempt resumes here
+            if self._dirty:
+                self._save()
+            raise
         self._complete()
 
 

@@ -16,14 +16,19 @@ from pydantic_core import to_json
 from .queue import RunQueue, claimed
 from .rollups import COLUMNS, Rollup
 from .rows import OUTCOME_COLUMNS, ClaimedRun, Finished, outcome_values, retry_record
+from .schema import id_str
 from .sql import postgresql as sql
 
-MEMBERS_SEEN_FOR = 1.0
-"""Seconds after a batch with workflow members during which batches go straight to the
-workflows' transaction (skipping the autocommitted try that would find members again)."""
+SEEN_FOR = 1.0
+"""Seconds during which a batch that had workflow members (or made a workflow go on) steers
+the next batches to the statement it needed: plain batches use the cheapest statement, and
+while members are around the try that would find them again is skipped."""
 _MEMBERS_SEEN: dict[tuple[str, Any], float] = {}
-"""(alias, database) -> when a batch last had workflow members (a hint, not a state: a
-wrong guess costs one statement)."""
+"""(alias, database) -> when a batch last had workflow members (a hint, not a state: a wrong
+guess costs one statement)."""
+_FOLLOW_UPS_SEEN: dict[tuple[str, Any], float] = {}
+"""(alias, database) -> when a batch last made a workflow go on (a chain's next step, a
+callback: the workflows' transaction)."""
 
 COPY_MIN = 50
 """From this many rows on, ``COPY`` (binds in C) beats ``INSERT``."""
@@ -227,31 +232,39 @@ class PostgreSQLRunQueue(RunQueue):
             statement = sql.FINISH_WITH_ROLLUPS
             rows = [dict(zip(COLUMNS, row.values(), strict=True)) for row in added]
             params.append(to_json(rows).decode())
-        # A batch with workflow members is written in one transaction with what their
-        # workflows start next; any other stays one autocommitted statement, which writes
-        # nothing when it finds members (then the transaction writes the batch).
+        # A batch whose workflow members make their workflows go on (a chain's next step, a
+        # group's callback) is written in one transaction with what starts next; any other
+        # stays one autocommitted statement: without members the cheapest, with members that
+        # only count the one that counts them. Each writes nothing when the batch needs the
+        # next (then that one writes it).
         if not self.workflows.exists():  # before migration 0012
             with self.connection.cursor() as cursor:
                 cursor.execute(statement, params)
             return
+        rollups = statement is not sql.FINISH
         key = (self.alias, self.connection.settings_dict.get("NAME"))
-        if time.monotonic() - _MEMBERS_SEEN.get(key, -60.0) > MEMBERS_SEEN_FOR:
-            guarded = (
-                sql.FINISH_UNLESS_MEMBERS
-                if statement is sql.FINISH
-                else sql.FINISH_WITH_ROLLUPS_UNLESS_MEMBERS
-            )
+        now = time.monotonic()
+        if now - _FOLLOW_UPS_SEEN.get(key, -60.0) > SEEN_FOR:
+            if now - _MEMBERS_SEEN.get(key, -60.0) > SEEN_FOR:
+                unless = (
+                    sql.FINISH_WITH_ROLLUPS_UNLESS_MEMBERS if rollups else sql.FINISH_UNLESS_MEMBERS
+                )
+                with self.connection.cursor() as cursor:
+                    cursor.execute(unless, params)
+                    (members,) = cursor.fetchone()
+                if not members:
+                    return
+                _MEMBERS_SEEN[key] = now
+            counting = sql.FINISH_WITH_ROLLUPS_COUNTING if rollups else sql.FINISH_COUNTING
             with self.connection.cursor() as cursor:
-                cursor.execute(guarded, params)
-                answer = cursor.fetchone()
-            if answer is not None and not answer[0]:
+                cursor.execute(counting, params)
+                (written,) = cursor.fetchone()
+            if written:
                 return
-            _MEMBERS_SEEN[key] = time.monotonic()
-        counting = (
-            sql.FINISH_FLIPPING_MEMBERS
-            if statement is sql.FINISH
-            else sql.FINISH_WITH_ROLLUPS_FLIPPING_MEMBERS
-        )
+            _FOLLOW_UPS_SEEN[key] = now
+        advancing = sql.FINISH_WITH_ROLLUPS_ADVANCING if rollups else sql.FINISH_ADVANCING
         with transaction.atomic(using=self.alias), self.connection.cursor() as cursor:
-            cursor.execute(counting, params)
-            self.workflows.members_counted(cursor, cursor.fetchall(), self)
+            cursor.execute(advancing, params)
+            found = cursor.fetchall()
+            counted = {id_str(row[1]): row[9:] for row in found}
+            self.workflows.members_counted(cursor, [row[:9] for row in found], self, counted)

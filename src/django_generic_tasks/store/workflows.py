@@ -17,13 +17,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from .base import StorePart
-from .schema import db_id, id_str, parse_run_id
+from .rows import new_row
+from .schema import db_id, id_str
 from .sql import common, ids, rows
+from .workflow_reads import WorkflowReads, json_value
 
 if TYPE_CHECKING:
     from ..core.enqueue import EnqueueRequest
-    from ..workflows.handle import WorkflowState
     from ..workflows.rules import Ended, Plan, Step
     from .queue import RunQueue
 
@@ -32,19 +32,8 @@ __all__ = ["WorkflowBook"]
 FINISHED = ("succeeded", "failed", "discarded", "cancelled")
 
 
-class WorkflowBook(StorePart):
+class WorkflowBook(WorkflowReads):
     """Workflows on one connection: create them, advance them as their runs end, read them."""
-
-    def exists(self) -> bool:
-        """Whether the workflow tables exist (migration 0012 applied)."""
-
-        def probe() -> bool:
-            with self.connection.cursor() as cursor:
-                return "django_generic_tasks_workflowmember" in (
-                    self.connection.introspection.table_names(cursor)
-                )
-
-        return self.ready("workflows", probe, "The workflow tables are missing (run migrate)")
 
     def create(self, plan: Plan, queue: RunQueue, now: datetime) -> None:
         """Write ``plan``'s workflow row, its first runs and their member rows (call inside
@@ -60,8 +49,8 @@ class WorkflowBook(StorePart):
                     self.dt(now),
                 ],
             )
-        queue.insert(plan.first, now)
         with self.connection.cursor() as cursor:
+            _insert_limited(cursor, queue, plan.first, now)
             self._add_members(cursor, plan.id, [(r, n, "member") for n, r in enumerate(plan.first)])
 
     def _add_members(
@@ -98,9 +87,18 @@ class WorkflowBook(StorePart):
             cursor.execute(common.WORKFLOW_MEMBERS_DONE.format(ids=ids(len(chunk))), chunk)
         self.members_counted(cursor, found, queue)
 
-    def members_counted(self, cursor: Any, found: Sequence[Any], queue: RunQueue) -> None:
+    def members_counted(
+        self,
+        cursor: Any,
+        found: Sequence[Any],
+        queue: RunQueue,
+        counted: dict[str, Sequence[Any]] | None = None,
+    ) -> None:
         """Advance the workflows of the members ``found`` (rows of ``WORKFLOW_MEMBERS_ENDED``,
-        already flipped to done in this transaction): count them, start what follows."""
+        already flipped to done in this transaction): count them, start what follows.
+        ``counted``: the workflows' rows (kind, status, spec, total, done, failed) when the
+        statement that flipped the members also counted them, and ``found`` rows then carry
+        each run's result (PostgreSQL's finish: no count and no read here)."""
         if not found:
             return
         ended = {id_str(row[0]): _ended_row(row) for row in found}
@@ -110,7 +108,8 @@ class WorkflowBook(StorePart):
         now = datetime.now(UTC)
         for workflow_id in sorted(by_workflow):  # one lock order for every transaction
             members = sorted(by_workflow[workflow_id], key=lambda row: int(row[2]))
-            self._advance(cursor, workflow_id, members, ended, queue, now)
+            state = None if counted is None else counted[workflow_id]
+            self._advance(cursor, workflow_id, members, ended, queue, now, state)
 
     @property
     def _count_returning(self) -> str | None:
@@ -138,25 +137,30 @@ class WorkflowBook(StorePart):
         ended: dict[str, Ended],
         queue: RunQueue,
         now: datetime,
+        state: Sequence[Any] | None = None,
     ) -> None:
-        """Count ``rows`` (members of ``workflow_id`` that ended) and do what follows."""
+        """Count ``rows`` (members of ``workflow_id`` that ended) and do what follows
+        (``state``: already counted, the workflow's row as the count left it)."""
         from ..workflows.rules import after_callback, after_member
 
         wid = rows[0][1]
         members = [row for row in rows if row[3] == "member"]
-        counted = self._count_returning
-        if members:
-            failed = sum(ended[id_str(row[0])].status != "succeeded" for row in members)
-            cursor.execute(counted or common.WORKFLOW_COUNT, [len(members), failed, wid])
-        if not members or counted is None:
-            cursor.execute(common.WORKFLOW_READ, [wid])
-        kind, status, spec_text, total, done, failed_count = cursor.fetchone()
+        if state is None:
+            counted = self._count_returning
+            if members:
+                failed = sum(ended[id_str(row[0])].status != "succeeded" for row in members)
+                cursor.execute(counted or common.WORKFLOW_COUNT, [len(members), failed, wid])
+            if not members or counted is None:
+                cursor.execute(common.WORKFLOW_READ, [wid])
+            state = cursor.fetchone()
+        kind, status, spec_text, total, done, failed_count = state
         spec = json.loads(spec_text)
         for run_pk, _, position, role, *_ in rows:
             if status != "running":
                 return
             run = ended[id_str(run_pk)]
-            if kind == "chain" and run.status == "succeeded":  # its result makes the next params
+            if kind == "chain" and run.status == "succeeded" and len(rows[0]) <= 8:
+                # its result makes the next params (not in the row: read it)
                 run = self._ended({id_str(run_pk)})[id_str(run_pk)]
             if role == "callback":
                 step = after_callback(run.status, run.error)
@@ -183,13 +187,13 @@ class WorkflowBook(StorePart):
         """Start ``requests`` as members of batch ``workflow_id`` at positions ``first``...
         (call inside a transaction). Per request what ``RunQueue.insert`` says: ``None``
         when inserted (a member), else the unfinished run holding its key (not a member)."""
-        found = queue.insert(requests, datetime.now(UTC))
-        joined = [
-            (request, first + n, "member")
-            for n, (request, run) in enumerate(zip(requests, found, strict=True))
-            if run is None
-        ]
         with self.connection.cursor() as cursor:
+            found = _insert_limited(cursor, queue, requests, datetime.now(UTC))
+            joined = [
+                (request, first + n, "member")
+                for n, (request, run) in enumerate(zip(requests, found, strict=True))
+                if run is None
+            ]
             self._add_members(cursor, workflow_id, joined)
         return found
 
@@ -207,38 +211,6 @@ class WorkflowBook(StorePart):
                 step = batch_end(json.loads(spec_text), int(failed))
                 self._apply(cursor, workflow_id, kind, 0, int(total), step, queue, _now())
 
-    def workflow_of(self, run_id: str) -> tuple[str, str, int, str] | None:
-        """(workflow id, kind, position, role) of run ``run_id``; ``None``: none."""
-        from ..models import TaskWorkflow, WorkflowMember
-
-        pk = parse_run_id(run_id)
-        if pk is None or not self.exists():
-            return None
-        member = WorkflowMember.objects.using(self.alias).filter(run_id=pk).first()
-        if member is None:
-            return None
-        kind = (
-            TaskWorkflow.objects.using(self.alias)
-            .filter(pk=member.workflow_id)
-            .values_list("kind", flat=True)
-            .first()
-        )
-        return str(member.workflow_id), kind or "", member.position, member.role
-
-    def counts(self, workflow_id: str) -> dict[str, int]:
-        """Batch ``workflow_id``'s runs by status."""
-        from django.db.models import Count
-
-        from ..models import WorkflowMember
-
-        members = WorkflowMember.objects.using(self.alias).filter(workflow_id=workflow_id)
-        found = (
-            self.runs.filter(pk__in=members.values("run_id"))
-            .values_list("status")
-            .annotate(n=Count("id"))
-        )
-        return dict(found)
-
     def _apply(
         self,
         cursor: Any,
@@ -253,17 +225,15 @@ class WorkflowBook(StorePart):
         wid = db_id(self.connection, workflow_id)
         if step.start is not None:
             if kind == "chain":
-                queue.insert([step.start], now)
-                self._add_members(cursor, workflow_id, [(step.start, position + 1, "member")])
+                self._start(cursor, workflow_id, step.start, position + 1, "member", queue, now)
             else:
                 cursor.execute(
                     common.WORKFLOW_CALLBACK, [db_id(self.connection, step.start.run_id), wid]
                 )
                 if cursor.rowcount == 1:  # started once, whoever counted the last member
-                    queue.insert([step.start], now)
-                    self._add_members(cursor, workflow_id, [(step.start, total, "callback")])
+                    self._start(cursor, workflow_id, step.start, total, "callback", queue, now)
         if step.callbacks:
-            queue.insert(step.callbacks, now)
+            _insert_limited(cursor, queue, step.callbacks, now)
         if step.status != "running":
             error = step.error
             cursor.execute(
@@ -278,41 +248,26 @@ class WorkflowBook(StorePart):
                 ],
             )
 
-    def _ended(self, run_ids: set[str]) -> dict[str, Ended]:
-        from ..core.status import ErrorInfo
-        from ..workflows.rules import Ended
+    def _start(
+        self,
+        cursor: Any,
+        workflow_id: str,
+        request: EnqueueRequest,
+        position: int,
+        role: str,
+        queue: RunQueue,
+        now: datetime,
+    ) -> None:
+        """Insert ``request``'s run and its member row (on PostgreSQL in one statement)."""
+        if self.connection.vendor == "postgresql" and request.key is None and request.flow is None:
+            from .sql import postgresql
 
-        found = self.runs.filter(pk__in=list(run_ids)).values_list(
-            "id", "task_name", "status", "result", "error_type", "error_message"
-        )
-        return {
-            str(pk): Ended(name, status, result, ErrorInfo(kind, message) if kind else None)
-            for pk, name, status, result, kind, message in found
-        }
-
-    def _member_rows(self, workflow_id: str) -> list[tuple[str, int, str]]:
-        from ..models import WorkflowMember
-
-        return [
-            (str(run_id), position, role)
-            for run_id, position, role in WorkflowMember.objects.using(self.alias)
-            .filter(workflow_id=workflow_id)
-            .order_by("position")
-            .values_list("run_id", "position", "role")
-        ]
-
-    def members(self, workflow_id: str) -> list[Ended]:
-        """How each member of a group ended, in member order (a member whose run was pruned
-        meanwhile counts as failed)."""
-        from ..core.status import ErrorInfo
-        from ..workflows.rules import Ended
-
-        member_ids = [
-            run_id for run_id, _, role in self._member_rows(workflow_id) if role == "member"
-        ]
-        ended = self._ended(set(member_ids))
-        pruned = Ended("", "failed", None, ErrorInfo("Pruned", "the run was pruned"))
-        return [ended.get(run_id, pruned) for run_id in member_ids]
+            wid = db_id(self.connection, workflow_id)
+            row = new_row(self.connection, request, now)
+            cursor.execute(postgresql.INSERT_MEMBER_RUN, [*row, wid, position, role])
+        else:
+            _insert_limited(cursor, queue, [request], now)
+            self._add_members(cursor, workflow_id, [(request, position, role)])
 
     def prune(self, before: datetime, batch: int = 10_000) -> int:
         """Delete the workflows that ended before ``before`` and their member rows; return
@@ -331,61 +286,34 @@ class WorkflowBook(StorePart):
             deleted += count
         return deleted
 
-    def state(self, workflow_id: str) -> WorkflowState:
-        """The workflow ``workflow_id`` now (``RunNotFoundError`` when there is none)."""
-        from ..core.status import ErrorInfo
-        from ..exceptions import RunNotFoundError
-        from ..models import TaskWorkflow
-        from ..workflows.handle import WorkflowState
 
-        pk = parse_run_id(workflow_id)
-        row = None if pk is None else TaskWorkflow.objects.using(self.alias).filter(pk=pk).first()
-        if row is None:
-            raise RunNotFoundError(f"There is no workflow {workflow_id!r}.")
-        json.loads(row.spec)
-        members = self._member_rows(str(row.pk))
-        runs = tuple(run_id for run_id, _, role in members if role == "member")
-        names = {
-            str(pk): name
-            for pk, name in self.runs.filter(pk__in=[m[0] for m in members]).values_list(
-                "id", "task_name"
-            )
-        }
-        callback = str(row.callback_run) if row.callback_run else None
-        result_task: str | None = None
-        result: Any = None
-        if row.status == "succeeded":
-            if row.kind == "chain":
-                result_task = names.get(runs[-1]) if runs else None
-                result = self.runs.filter(pk=runs[-1]).values_list("result", flat=True).first()
-            elif callback is not None:
-                result_task = names.get(callback)
-                result = self.runs.filter(pk=callback).values_list("result", flat=True).first()
-            else:
-                result = [m.result for m in self.members(str(row.pk))]
-        return WorkflowState(
-            id=str(row.pk),
-            kind=row.kind,
-            status=row.status,
-            total=row.total,
-            done=row.done,
-            runs=runs,
-            tasks=tuple(names.get(r, "") for r in runs),
-            callback_run=callback,
-            failed_position=row.failed_position,
-            error=ErrorInfo(row.error_type, row.error_message) if row.error_type else None,
-            result_task=result_task,
-            result=result,
-        )
+def _insert_limited(
+    cursor: Any, queue: RunQueue, requests: Sequence[EnqueueRequest], now: datetime
+) -> list[Any]:
+    """``queue.insert(requests)`` and the limits of the new runs that have some, on ``cursor``
+    (inside the caller's transaction): a chain's next step or a callback of a task with a
+    concurrency or rate limit waits for it like any other run of that task."""
+    found = queue.insert(requests, now)
+    limited = [
+        request
+        for request, run in zip(requests, found, strict=True)
+        if run is None and request.flow is not None
+    ]
+    if limited:
+        queue.flow.set_limits(cursor, limited)
+    return found
 
 
 def _ended_row(row: Sequence[Any]) -> Ended:
-    """How a member ended, from a ``WORKFLOW_MEMBERS_ENDED`` row (without its result)."""
+    """How a member ended, from a ``WORKFLOW_MEMBERS_ENDED`` row (its result when the row
+    has one more column: PostgreSQL's finish returns it)."""
     from ..core.status import ErrorInfo
     from ..workflows.rules import Ended
 
     task_name, status, error_type, message = row[4:8]
-    return Ended(task_name, status, None, ErrorInfo(error_type, message) if error_type else None)
+    result = json_value(row[8]) if len(row) > 8 else None
+    error = ErrorInfo(error_type, message) if error_type else None
+    return Ended(task_name, status, result, error)
 
 
 def _now() -> datetime:

@@ -244,6 +244,23 @@ SELECT kind, status, spec, total, done, failed FROM django_generic_tasks_taskwor
  WHERE id = %s
 """
 
+WORKFLOW_MEMBER_RESULTS = """
+SELECT r.task_name, r.status, r.result, r.error_type, r.error_message
+  FROM django_generic_tasks_workflowmember m
+  LEFT JOIN django_generic_tasks_taskrun r ON r.id = m.run_id
+ WHERE m.workflow_id = %s AND m.role = 'member'
+ ORDER BY m.position
+"""
+"""How each member of a workflow ended, in member order, in one read (through the index on
+(workflow, position)); a pruned run's row has no task name."""
+
+WORKFLOW_STATUS_COUNTS = """
+SELECT status, COUNT(*) FROM django_generic_tasks_taskworkflow
+ WHERE status = 'running' OR finished_at >= %s
+ GROUP BY status
+"""
+"""Workflows by status: the running ones and those that ended since a moment."""
+
 WORKFLOW_CALLBACK = """
 UPDATE django_generic_tasks_taskworkflow SET callback_run = %s
  WHERE id = %s AND callback_run IS NULL AND status = 'running'

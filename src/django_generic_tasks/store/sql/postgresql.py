@@ -119,14 +119,31 @@ finish statements with rollups share."""
 FINISH_WITH_ROLLUPS = _FINISH_DONE + "\n" + _ROLLUPS_FROM_JSON
 """``FINISH`` and the batch's rollup rows (a second, small JSON document) in one statement."""
 
-_FINISH_UNLESS_MEMBERS_DONE = """
+_OUTCOMES = """
 WITH v AS (
 SELECT * FROM jsonb_to_recordset(%s::jsonb) AS v(id uuid, attempt integer, status text,
        result text, error_type text, error_message text, error_traceback text,
-       finished_at timestamptz, run_after timestamptz, entry jsonb)),
-wf AS (
-SELECT EXISTS (SELECT 1 FROM django_generic_tasks_workflowmember m JOIN v ON m.run_id = v.id
-                WHERE NOT m.done) AS members),
+       finished_at timestamptz, run_after timestamptz, entry jsonb, extra integer)),"""
+
+_AHEAD = """
+need AS (
+SELECT m.workflow_id, count(*) FILTER (WHERE m.role = 'member') AS n,
+       bool_or(m.role <> 'member') AS callback
+  FROM django_generic_tasks_workflowmember m JOIN v ON m.run_id = v.id
+ WHERE NOT m.done
+ GROUP BY m.workflow_id),
+ahead AS (
+SELECT w.id, w.kind, w.status, w.total, w.done FROM django_generic_tasks_taskworkflow w
+ WHERE w.id IN (SELECT workflow_id FROM need)
+ ORDER BY w.id FOR UPDATE),
+go AS (
+SELECT NOT EXISTS (
+       SELECT 1 FROM ahead JOIN need ON need.workflow_id = ahead.id
+        WHERE ahead.status = 'running'
+          AND (need.callback OR ahead.kind = 'chain'
+               OR (ahead.total IS NOT NULL AND ahead.done + need.n >= ahead.total))) AS ok),"""
+
+_DONE = """
 done AS (
 UPDATE django_generic_tasks_taskrun AS t
    SET status = CASE WHEN v.entry IS NOT NULL AND t.cancel_requested_at IS NOT NULL
@@ -138,73 +155,119 @@ UPDATE django_generic_tasks_taskrun AS t
                                     AND t.cancel_requested_at IS NOT NULL
                                    THEN (v.entry->>'ended_at')::timestamptz END),
        run_after = COALESCE(v.run_after, t.run_after), lease_expires_at = NULL,
+       max_attempts = t.max_attempts + COALESCE(v.extra, 0),
        history = CASE WHEN v.entry IS NULL THEN t.history
                  ELSE (CASE WHEN jsonb_array_length(COALESCE(t.history, '[]'::jsonb)) >= 10
                             THEN COALESCE(t.history, '[]'::jsonb) - 0
                             ELSE COALESCE(t.history, '[]'::jsonb) END)
                       || jsonb_build_array(v.entry) END
   FROM v
- WHERE t.id = v.id AND t.attempt = v.attempt AND t.status = 'running' AND t.worker_id = %s
-   AND NOT (SELECT members FROM wf))
-"""
+ WHERE t.id = v.id AND t.attempt = v.attempt AND t.status = 'running' AND t.worker_id = %s{go}
+{returning})"""
 
-FINISH_UNLESS_MEMBERS = _FINISH_UNLESS_MEMBERS_DONE + "SELECT members FROM wf"
-"""``FINISH``, unless a run of the batch is a workflow member whose end is not counted yet:
-then nothing is written and it answers true (the batch is written again with its workflows'
-next steps, in one transaction). A batch without members stays one autocommitted statement."""
+_RETURNING = "RETURNING t.id, t.status, t.task_name, t.error_type, t.error_message, t.result"
 
-FINISH_WITH_ROLLUPS_UNLESS_MEMBERS = (
-    _FINISH_UNLESS_MEMBERS_DONE
-    + """
-INSERT INTO django_generic_tasks_runrollup AS r (minute, task_name, queue, outcome, runs,
-       seconds, d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, d11, last_run_id)
-SELECT minute, task_name, queue, outcome, runs, seconds, d0, d1, d2, d3, d4, d5, d6, d7,
-       d8, d9, d10, d11, last_run_id
-  FROM jsonb_to_recordset(%s::jsonb) AS x(minute bigint, task_name text, queue text,
-       outcome text, runs bigint, seconds float8, d0 bigint, d1 bigint, d2 bigint,
-       d3 bigint, d4 bigint, d5 bigint, d6 bigint, d7 bigint, d8 bigint, d9 bigint,
-       d10 bigint, d11 bigint, last_run_id text)
- WHERE NOT (SELECT members FROM wf)
-    ON CONFLICT (minute, task_name, queue, outcome) DO UPDATE
-   SET runs = r.runs + EXCLUDED.runs, seconds = r.seconds + EXCLUDED.seconds,
-       d0 = r.d0 + EXCLUDED.d0, d1 = r.d1 + EXCLUDED.d1, d2 = r.d2 + EXCLUDED.d2,
-       d3 = r.d3 + EXCLUDED.d3, d4 = r.d4 + EXCLUDED.d4, d5 = r.d5 + EXCLUDED.d5,
-       d6 = r.d6 + EXCLUDED.d6, d7 = r.d7 + EXCLUDED.d7, d8 = r.d8 + EXCLUDED.d8,
-       d9 = r.d9 + EXCLUDED.d9, d10 = r.d10 + EXCLUDED.d10, d11 = r.d11 + EXCLUDED.d11,
-       last_run_id = EXCLUDED.last_run_id
-RETURNING false
-"""
-)
-"""``FINISH_WITH_ROLLUPS`` unless the batch has workflow members (then nothing is written
-and no row comes back)."""
-
-_FINISH_MEMBERS_TAIL = """,
+_FLIPPED_COUNTED = """,
 flipped AS (
 UPDATE django_generic_tasks_workflowmember AS m SET done = TRUE
   FROM done
- WHERE m.run_id = done.id AND NOT m.done
+ WHERE m.run_id = done.id AND NOT m.done{any}
    AND done.status IN ('succeeded', 'failed', 'discarded', 'cancelled')
-RETURNING m.run_id, m.workflow_id, m.position, m.role, done.task_name, done.status,
-          done.error_type, done.error_message)
-"""
+RETURNING m.run_id, m.workflow_id, m.position, m.role, {returned}done.status),
+locked AS (
+SELECT w.id FROM django_generic_tasks_taskworkflow w
+ WHERE w.id IN (SELECT workflow_id FROM flipped)
+ ORDER BY w.id FOR UPDATE),
+counted AS (
+UPDATE django_generic_tasks_taskworkflow AS w
+   SET done = w.done + c.n, failed = w.failed + c.f
+  FROM (SELECT workflow_id, count(*) FILTER (WHERE role = 'member') AS n,
+               count(*) FILTER (WHERE role = 'member' AND status <> 'succeeded') AS f
+          FROM flipped GROUP BY workflow_id) AS c
+  JOIN locked ON locked.id = c.workflow_id
+ WHERE w.id = c.workflow_id
+RETURNING w.id, w.kind, w.status, w.spec, w.total, w.done, w.failed)"""
 
-FINISH_FLIPPING_MEMBERS = (
-    _FINISH_DONE.rstrip().removesuffix(")")
-    + "\nRETURNING t.id, t.status, t.task_name, t.error_type, t.error_message)"
-    + _FINISH_MEMBERS_TAIL
-    + "SELECT * FROM flipped"
+_ROLLED = (
+    ",\nrolled AS ("
+    + _ROLLUPS_FROM_JSON.replace(
+        "\n    ON CONFLICT", "\n WHERE (SELECT ok FROM go)\n    ON CONFLICT"
+    ).rstrip()
+    + "\nRETURNING 1)"
+)
+
+FINISH_UNLESS_MEMBERS = (
+    _OUTCOMES
+    + """
+wf AS (
+SELECT EXISTS (SELECT 1 FROM django_generic_tasks_workflowmember m JOIN v ON m.run_id = v.id
+                WHERE NOT m.done) AS members),"""
+    + _DONE.format(go="\n   AND NOT (SELECT members FROM wf)", returning="")
+    + "\nSELECT members FROM wf"
+)
+"""``FINISH``, unless a run of the batch is a workflow member whose end is not counted yet:
+then nothing is written and it answers true (``FINISH_COUNTING`` writes the batch). The
+statement of batches while no member was seen lately: it plans in half the time of
+``FINISH_COUNTING``."""
+
+FINISH_WITH_ROLLUPS_UNLESS_MEMBERS = (
+    FINISH_UNLESS_MEMBERS.removesuffix("\nSELECT members FROM wf")
+    + _ROLLED.replace("(SELECT ok FROM go)", "NOT (SELECT members FROM wf)")
+    + "\nSELECT members FROM wf"
+)
+"""``FINISH_UNLESS_MEMBERS`` with the batch's rollup rows (written only when it writes)."""
+
+FINISH_COUNTING = (
+    _OUTCOMES
+    + _AHEAD
+    + _DONE.format(go="\n   AND (SELECT ok FROM go)", returning="RETURNING t.id, t.status")
+    + _FLIPPED_COUNTED.format(any=" AND EXISTS (SELECT 1 FROM need)", returned="")
+    + "\nSELECT ok FROM go"
+)
+"""``FINISH`` that also counts the batch's workflow members done, in their workflows' rows,
+when none of them makes its workflow go on (a chain's step, a callback, a group's or closed
+batch's last member): then one autocommitted statement ends the runs and counts them, and
+answers true. Otherwise it writes nothing and answers false: the batch is written again in
+one transaction with what its workflows start next (``FINISH_ADVANCING``). The workflows'
+rows are locked in id order before the decision, so two workers' last members are never both
+taken for not-last."""
+
+FINISH_WITH_ROLLUPS_COUNTING = (
+    FINISH_COUNTING.removesuffix("\nSELECT ok FROM go") + _ROLLED + "\nSELECT ok FROM go"
+)
+"""``FINISH_COUNTING`` with the batch's rollup rows (written only when it writes)."""
+
+FINISH_ADVANCING = (
+    _OUTCOMES
+    + _DONE.format(go="", returning=_RETURNING)
+    + _FLIPPED_COUNTED.format(
+        any="", returned="done.task_name, done.error_type, done.error_message, done.result, "
+    )
+    + """
+SELECT f.run_id, f.workflow_id, f.position, f.role, f.task_name, f.status, f.error_type,
+       f.error_message, f.result, c.kind, c.status, c.spec, c.total, c.done, c.failed
+  FROM flipped f JOIN counted c ON c.id = f.workflow_id"""
 )
 """``FINISH`` (run inside the workflows' transaction) that also counts the batch's workflow
-members as done (the rows ``WORKFLOW_MEMBERS_ENDED`` and ``WORKFLOW_MEMBERS_DONE`` would
-find and flip) and returns them: one statement for both."""
+members done and returns them with their results and their workflows' rows as counted:
+``WorkflowBook.members_counted`` only decides and writes what follows."""
 
-FINISH_WITH_ROLLUPS_FLIPPING_MEMBERS = (
-    FINISH_FLIPPING_MEMBERS.removesuffix("SELECT * FROM flipped")
-    + ", rolled AS (\n"
-    + _ROLLUPS_FROM_JSON
-    + "RETURNING 1)\nSELECT * FROM flipped"
+FINISH_WITH_ROLLUPS_ADVANCING = FINISH_ADVANCING.replace(
+    "\nSELECT f.run_id",
+    _ROLLED.replace("\n WHERE (SELECT ok FROM go)", "") + "\nSELECT f.run_id",
 )
-"""``FINISH_FLIPPING_MEMBERS`` with the batch's rollup rows."""
+"""``FINISH_ADVANCING`` with the batch's rollup rows."""
+
+INSERT_MEMBER_RUN = (
+    "WITH run AS ("
+    + INSERT.format(rows=NEW_ROW).strip()
+    + """
+RETURNING id)
+INSERT INTO django_generic_tasks_workflowmember (run_id, workflow_id, position, role, done)
+SELECT id, %s, %s, %s, FALSE FROM run"""
+)
+"""A workflow's next run (a chain's step, a group's callback) and its member row in one
+statement: ``INSERT``'s columns, then the workflow id, position and role."""
 
 RECLAIM_SELECT = common.RECLAIM_SELECT + " FOR UPDATE SKIP LOCKED"
 """Skips the rows another reaper holds."""
@@ -404,6 +467,16 @@ SELECT m.run_id, m.workflow_id, m.position, m.role, r.task_name, r.status, r.err
 """
 """Which of the runs just ended are workflow members whose end is not counted yet (locked:
 a concurrent transaction that counts one of them waits, then skips it)."""
+
+WORKFLOW_MEMBER_RESULTS = """
+SELECT COALESCE(jsonb_agg(jsonb_build_array(r.task_name, r.status, r.result, r.error_type,
+                                            r.error_message) ORDER BY m.position), '[]')
+  FROM django_generic_tasks_workflowmember m
+  LEFT JOIN django_generic_tasks_taskrun r ON r.id = m.run_id
+ WHERE m.workflow_id = %s AND m.role = 'member'
+"""
+"""``common.WORKFLOW_MEMBER_RESULTS`` as one JSON document (one row to fetch and one parse,
+however many members: a 10,000-member callback's params are read in a few milliseconds)."""
 
 WORKFLOW_COUNT_RETURNING = """
 UPDATE django_generic_tasks_taskworkflow SET done = done + %s, failed = failed + %s
