@@ -38,6 +38,15 @@ from .views import get_run, make_run_view, make_start_view, not_found, run_statu
 logger = logging.getLogger("django_generic_tasks")
 
 _UNROUTABLE = re.compile(r"[{}<>]")
+
+
+def _limits_errors(task_class: type[Any]) -> dict[int, Any]:
+    """A direct call of a task with limits may be refused by them (``api.limits``): 429 (no
+    slot or turn free, with ``Retry-After``) or 501 (the backend keeps no limits)."""
+    limited = task_class.concurrency_limit is not None or task_class.rate_limit is not None
+    return {429: DetailOut, 501: DetailOut} if limited else {}
+
+
 _ERRORS = {
     400: DetailOut,
     401: DetailOut,
@@ -179,7 +188,7 @@ class TasksRouter(Router):
             ["POST"],
             _guarded(make_run_view(task_class), guard),
             auth=auth,
-            response={200: envelope, 500: envelope, **_ERRORS},
+            response={200: envelope, 500: envelope, **_ERRORS, **_limits_errors(task_class)},
             operation_id=run_id,
             summary=doc.splitlines()[0] if doc else f"Run {name}",
             description=doc,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ from .access import (
     scoped_key,
 )
 from .auth import admit, json_body_required, responder
+from .limits import LimitRefused, LimitsUnsupported, hold_limits
 from .schemas import (
     DetailOut,
     RunStatusOut,
@@ -107,6 +109,8 @@ def make_run_view(task_class: type[Any]) -> Callable[..., Any]:
     push delivery with such params, or a body that is not JSON, is run by ``execute()``, which
     fails it for good (200); direct callers get the 422 (400). A direct call's params are
     authorized first (``api.access.authorize``: 403); a push queue's were, when started.
+    A direct call of a task with limits is admitted through them (``api.limits``: 429 with
+    ``Retry-After`` when no slot or turn is free, 501 when the backend keeps no limits).
     """
     name, model = task_class.name, task_class.params_model
     check_objects = checks_objects(task_class)
@@ -130,6 +134,14 @@ def make_run_view(task_class: type[Any]) -> Callable[..., Any]:
         else:
             if check_objects and not push:
                 authorize(task_class(data), request)
+        release = None
+        if not push and task_class.name in registry.limited:
+            try:
+                release = hold_limits(task_class(data))
+            except LimitRefused as exc:
+                return _refused(str(exc), 429, exc.retry_after)
+            except LimitsUnsupported as exc:
+                return _refused(str(exc), 501)
         try:
             outcome = execute(
                 Attempt(
@@ -148,6 +160,9 @@ def make_run_view(task_class: type[Any]) -> Callable[..., Any]:
         except CapacityExceededError as exc:
             logger.warning("Refused to run %s over HTTP: %s", name, exc)
             raise HttpError(503, "Too many runs are still running here; try again later.") from exc
+        finally:
+            if release is not None:
+                release()
         response = HttpResponse(
             envelope_json(outcome, direct=not push),
             status=http_status(outcome, direct=not push),
@@ -159,6 +174,16 @@ def make_run_view(task_class: type[Any]) -> Callable[..., Any]:
         return response
 
     return run_task
+
+
+def _refused(message: str, status: int, retry_after: int | None = None) -> HttpResponse:
+    """A direct call refused by its task's limits (``api.limits``)."""
+    response = HttpResponse(
+        json.dumps({"detail": message}), status=status, content_type=JSON_CONTENT_TYPE
+    )
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 def allowed_queues(task_class: type[Any]) -> set[str]:

@@ -98,6 +98,17 @@ class Rates:
             self._reserved[run_id] = at
             return at - now
 
+    def take(self, key: str, interval: float) -> float:
+        """Take ``key``'s turn when it is due now (0.0), else the seconds until it is, without
+        reserving it (a caller that does not wait for it takes nothing)."""
+        now = time.time()
+        with self._lock:
+            at = self._next.get(key, 0.0)
+            if at > now + 0.001:
+                return at - now
+            self._next[key] = max(at, now) + interval
+            return 0.0
+
 
 slots = Slots()
 """This process's concurrency slots."""

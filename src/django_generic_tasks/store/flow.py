@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -27,8 +28,9 @@ from .statuses import waiting_status
 
 if TYPE_CHECKING:
     from ..core.enqueue import EnqueueRequest
+    from ..core.flow import FlowSpec
 
-__all__ = ["PAUSE_REFRESH", "RATE_BATCH", "FlowControl", "Paused"]
+__all__ = ["DIRECT_QUEUE", "PAUSE_REFRESH", "RATE_BATCH", "FlowControl", "Paused"]
 
 PAUSE_REFRESH = 1.0
 """Seconds a worker process keeps what it read of the paused queues and tasks: a pause
@@ -36,6 +38,11 @@ reaches every worker within this (and at once in the process that paused)."""
 RATE_BATCH = 500
 """At most this many rate-limited runs are given a start time per claim."""
 KINDS = ("queue", "task")
+DIRECT_QUEUE = "http"
+"""The queue of the rows direct HTTP calls hold their concurrency slots with (no worker claims
+them: they are running from their insert on)."""
+DIRECT_SLOT_WAIT = 1.0
+"""Seconds a direct HTTP call refused for want of a slot is told to wait (``Retry-After``)."""
 
 Paused = tuple[frozenset[str], frozenset[str]]
 """(paused queues, paused tasks)."""
@@ -206,7 +213,7 @@ class FlowControl(StorePart):
         claim's conditions that admit only runs the limits allow (``where``/``params``: the
         claim's queue conditions)."""
         if rated:
-            self._rate_turns(cursor, now, where, params)
+            self.rate_turns(cursor, now, where, params)
         cursor.execute(
             common.CONCURRENCY_ELIGIBLE.format(queues=where), [self.dt(now), *params, limit]
         )
@@ -216,17 +223,33 @@ class FlowControl(StorePart):
             return sql + " AND concurrency_key IS NULL", []
         return sql + f" AND (concurrency_key IS NULL OR id IN ({ids(len(admitted))}))", admitted
 
-    def _rate_turns(self, cursor: Any, now: datetime, where: str, params: Sequence[Any]) -> None:
+    def rate_turns(
+        self,
+        cursor: Any,
+        now: datetime,
+        where: str,
+        params: Sequence[Any],
+        *,
+        lock_keys: str | None = None,
+    ) -> None:
+        """Give due rate-limited runs (at most ``RATE_BATCH``) whose next attempt has no start
+        time yet one from their key's bucket, in ``cursor``'s transaction. Under the flow
+        lock as is; with ``lock_keys`` (a statement locking the keys given as one array until
+        the commit: PostgreSQL's per-key locks) the candidates are locked rows (skipping
+        those another claim holds) and each key's bucket is read under its key's lock."""
         from ..models import RateBucket
 
-        cursor.execute(
-            common.RATE_CANDIDATES.format(queues=where), [self.dt(now), *params, RATE_BATCH]
-        )
+        candidates = common.RATE_CANDIDATES.format(queues=where)
+        if lock_keys is not None:
+            candidates += " FOR UPDATE SKIP LOCKED"
+        cursor.execute(candidates, [self.dt(now), *params, RATE_BATCH])
         found = cursor.fetchall()
         if not found:
             return
         buckets = RateBucket.objects.using(self.alias)
         keys = {row[1] for row in found}
+        if lock_keys is not None:
+            cursor.execute(lock_keys, [sorted(keys)])
         next_at = {b.key: b.next_at for b in buckets.filter(key__in=keys)}
         turns = []
         for run_id, key, interval in found:
@@ -238,6 +261,75 @@ class FlowControl(StorePart):
             updated = buckets.filter(key=key).update(next_at=next_at[key])
             if not updated:
                 buckets.create(key=key, next_at=next_at[key])
+
+    # -- a direct HTTP call's slot --------------------------------------------------------
+
+    def take_direct(
+        self, task_name: str, flow: FlowSpec, now: datetime, lease: float, holder: str
+    ) -> tuple[str | None, float]:
+        """Admit a direct HTTP call of a task with limits, as a claim admits a run: its
+        concurrency key's slot (a running row of queue ``DIRECT_QUEUE`` held by ``holder``
+        for ``lease`` seconds, which ``release_direct()`` deletes and the reaper ends as lost
+        if its process dies) and its rate limit's turn (only when due now: a call is never
+        given a later one; read with the clock after the lock is held, as the call starts
+        right after). ``(the slot row's id, or "" when only a rate applies; 0.0)``, or
+        ``(None, seconds to wait)`` when no slot or turn is free."""
+        from ..core.enqueue import EnqueueRequest
+        from ..models import RateBucket
+        from .rows import new_row
+        from .sql import postgresql, rows
+
+        key, limit = flow.concurrency_key, flow.concurrency_limit
+        per_key = self.connection.vendor == "postgresql"
+        with self.write_transaction() if per_key else self.locked() as cursor:
+            if key is not None and limit is not None:
+                if per_key:
+                    cursor.execute(postgresql.KEY_LOCK, [key])
+                cursor.execute(common.DIRECT_RUNNING, [key])
+                if int(cursor.fetchone()[0]) >= limit:
+                    return None, DIRECT_SLOT_WAIT
+            if flow.rate is not None and flow.rate_key is not None:
+                if per_key:
+                    cursor.execute(postgresql.RATE_LOCK_KEYS, [[flow.rate_key]])
+                now = max(now, datetime.now(UTC))  # the turn is taken now, under the lock
+                buckets = RateBucket.objects.using(self.alias)
+                bucket = buckets.filter(key=flow.rate_key).first()
+                if bucket is not None and bucket.next_at > now:
+                    return None, (bucket.next_at - now).total_seconds()
+                next_at = now + timedelta(seconds=flow.rate.interval)
+                if bucket is None:
+                    buckets.create(key=flow.rate_key, next_at=next_at)
+                else:
+                    buckets.filter(key=flow.rate_key).update(next_at=next_at)
+            if key is None or limit is None:
+                return "", 0.0
+            run_id = str(uuid.uuid4())
+            request = EnqueueRequest(
+                run_id=run_id,
+                task_name=task_name,
+                params_json="{}",
+                queue=DIRECT_QUEUE,
+                priority=0,
+                run_after=None,
+                key=None,
+                max_attempts=1,
+                timeout=None,
+            )
+            cursor.execute(
+                self.sql.insert.format(rows=rows(self.sql.new_row, 1)),
+                list(new_row(self.connection, request, now)),
+            )
+            until = now + timedelta(seconds=lease)
+            cursor.execute(
+                common.DIRECT_HOLD,
+                [holder, self.dt(now), self.dt(until), key, limit, db_id(self.connection, run_id)],
+            )
+            return run_id, 0.0
+
+    def release_direct(self, run_id: str, holder: str) -> None:
+        """Give back the slot ``take_direct()`` took (autocommitted)."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(common.DIRECT_RELEASE, [db_id(self.connection, run_id), holder])
 
 
 def _check(kind: str, name: str) -> None:

@@ -4,16 +4,18 @@ document each (the statements: ``sql/postgresql.py``)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import transaction
 from pydantic_core import to_json
 
-from .queue import RunQueue
+from .queue import RunQueue, claimed
 from .rollups import COLUMNS, Rollup
-from .rows import OUTCOME_COLUMNS, Finished, outcome_values, retry_record
+from .rows import OUTCOME_COLUMNS, ClaimedRun, Finished, outcome_values, retry_record
 from .schema import id_str
 from .sql import postgresql as sql
 
@@ -60,10 +62,152 @@ class PostgreSQLRunQueue(RunQueue):
         # One autocommitted statement: SKIP LOCKED keeps concurrent claims apart.
         return self.connection.cursor()
 
-    def _finish(self, worker_id: str, items: Sequence[Finished], added: Sequence[Rollup]) -> None:
-        """The whole batch travels as one JSON document: one parameter to bind, however many
-        runs, so completions cost one round trip and almost no client-side work. Rollups
-        (a second, small document) are added by the same statement."""
+    @property
+    def _prepare(self) -> bool:
+        """Whether the claim through the limits and the slot hand-off are server-side prepared
+        statements (planned once per connection): only when the project opted in to
+        server-side binding (``OPTIONS["server_side_binding"]``), which a pooler in
+        transaction mode (PgBouncer before 1.21) cannot carry; else each is planned anew."""
+        return bool(self.connection.settings_dict.get("OPTIONS", {}).get("server_side_binding"))
+
+    def _claim_limited(
+        self,
+        worker_id: str,
+        where: str,
+        params: Sequence[Any],
+        limit: int,
+        lease: float,
+        now: datetime,
+        rated: bool,
+        admit_most: int,
+    ) -> list[ClaimedRun]:
+        """Through the limits without a global lock, in two round trips: ``BEGIN`` and the
+        concurrency keys with a free slot locked (``FLOW_LOCK_KEYS``), then one statement
+        that admits and claims (``CLAIM_LIMITED``) and ``COMMIT`` (pipelined, prepared).
+        Claims of other keys, and of runs without limits, go on meanwhile. When due
+        rate-limited runs wait for a turn, they get one (``FlowControl.rate_turns`` under a
+        lock per rate key) and the claim is made again for what is left. Inside the caller's
+        transaction, the generic path (one claim through the limits at a time)."""
+        if self.connection.in_atomic_block:
+            return super()._claim_limited(
+                worker_id, where, params, limit, lease, now, rated, admit_most
+            )
+        found, turns_due = self._claim_pipelined(
+            worker_id, where, params, limit, lease, now, rated, admit_most
+        )
+        if turns_due:
+            with self.write_transaction() as cursor:
+                self.flow.rate_turns(cursor, now, where, params, lock_keys=sql.RATE_LOCK_KEYS)
+            if len(found) < limit:
+                more, _ = self._claim_pipelined(
+                    worker_id,
+                    where,
+                    params,
+                    limit - len(found),
+                    lease,
+                    now,
+                    rated,
+                    max(0, admit_most - len(found)),
+                )
+                found = sorted([*found, *more], key=lambda run: -run.priority)
+        return found
+
+    def _claim_pipelined(
+        self,
+        worker_id: str,
+        where: str,
+        params: Sequence[Any],
+        limit: int,
+        lease: float,
+        now: datetime,
+        rated: bool,
+        admit_most: int,
+    ) -> tuple[list[ClaimedRun], bool]:
+        """One claim through the limits' keys (see ``_claim_limited``): the claimed runs, and
+        whether due rate-limited runs wait for a turn."""
+        import psycopg
+
+        rated_sql = sql.RATED if rated else ""
+        lock_keys = sql.FLOW_LOCK_KEYS.format(queues=where, rated=rated_sql)
+        claim = sql.CLAIM_LIMITED.format(queues=where, rated=rated_sql)
+        self.connection.ensure_connection()
+        raw = self.connection.connection
+        with self.connection.wrap_database_errors:
+            try:
+                with raw.pipeline():
+                    psycopg.Cursor(raw).execute("BEGIN")
+                    locking = psycopg.Cursor(raw)
+                    locking.execute(
+                        lock_keys,
+                        [admit_most, now, *params, rated, now, *params],
+                        prepare=self._prepare,
+                    )
+                    keys = [row[0] for row in locking.fetchall()]
+                    turns_due = bool(keys) and keys[-1] is None
+                    if turns_due:
+                        keys.pop()
+                    claiming = psycopg.Cursor(raw)
+                    claiming.execute(
+                        claim,
+                        [
+                            *(now, *params, limit),
+                            *(keys, now, *params, admit_most, admit_most, limit),
+                            *(worker_id, now, now + timedelta(seconds=lease)),
+                        ],
+                        prepare=self._prepare,
+                    )
+                    psycopg.Cursor(raw).execute("COMMIT")
+                    found = claimed(claiming.fetchall(), 0)
+            except BaseException:
+                if raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    with contextlib.suppress(psycopg.Error):
+                        raw.execute("ROLLBACK")
+                raise
+        return found, turns_due
+
+    def finish_and_claim_next(
+        self,
+        worker_id: str,
+        item: Finished,
+        queues: Sequence[str],
+        exclude: Sequence[str],
+        lease: float,
+        *,
+        rated: bool,
+    ) -> ClaimedRun | None:
+        """``item``'s outcome written and its concurrency slot handed to the next due run of
+        its key in one autocommitted statement (``FINISH_AND_CLAIM_NEXT``, prepared): no
+        lock, one round trip. A workflow member is written by ``finish()`` instead."""
+        import psycopg
+
+        if self.connection.in_atomic_block or not self.workflows.exists():
+            return super().finish_and_claim_next(
+                worker_id, item, queues, exclude, lease, rated=rated
+            )
+        where, params = self.claim_filter(queues, exclude)
+        statement = sql.FINISH_AND_CLAIM_NEXT.format(queues=where, rated=sql.RATED if rated else "")
+        now = datetime.now(UTC)
+        self.connection.ensure_connection()
+        with self.connection.wrap_database_errors:
+            cursor = psycopg.Cursor(self.connection.connection)
+            cursor.execute(
+                statement,
+                [
+                    *(to_json(self._records([item], worker_id), fallback=repr).decode(), worker_id),
+                    *(now, *params, worker_id, now, now + timedelta(seconds=lease)),
+                ],
+                prepare=self._prepare,
+            )
+            row = cursor.fetchone()
+        assert row is not None
+        if row[0]:  # a workflow member: written with what its workflow starts next
+            self.finish(worker_id, [item], [])
+            return None
+        return None if row[1] is None else claimed([row[1:]], 0)[0]
+
+    @staticmethod
+    def _records(items: Sequence[Finished], worker_id: str) -> list[dict[str, Any]]:
+        """The outcomes as the finish statements' JSON records."""
         records = []
         for item in items:
             values = outcome_values(_as_is, item)
@@ -75,6 +219,13 @@ class PostgreSQLRunQueue(RunQueue):
                 if item.outcome.decision.snooze:
                     record["extra"] = 1
             records.append(record)
+        return records
+
+    def _finish(self, worker_id: str, items: Sequence[Finished], added: Sequence[Rollup]) -> None:
+        """The whole batch travels as one JSON document: one parameter to bind, however many
+        runs, so completions cost one round trip and almost no client-side work. Rollups
+        (a second, small document) are added by the same statement."""
+        records = self._records(items, worker_id)
         params = [to_json(records, fallback=repr).decode(), worker_id]
         statement = sql.FINISH
         if added and self.observations.rollups_ready():

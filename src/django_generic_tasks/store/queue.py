@@ -173,12 +173,15 @@ class RunQueue(StorePart):
         limited: bool = False,
         *,
         rated: bool = True,
+        admit_most: int | None = None,
     ) -> list[ClaimedRun]:
         """Take up to ``limit`` due runs (priority, then ``run_after`` order) of ``queues``
         (empty: all) but not of ``exclude`` nor of a paused queue or task, and lease them.
         ``limited``: through the concurrency and rate limits (``flow.FlowControl``; the
         worker asks for it when tasks with limits are registered), under the flow lock;
-        ``rated``: rate-limited runs may be waiting (else the rate limit step is skipped).
+        ``rated``: rate-limited runs may be waiting (else the rate limit step is skipped);
+        ``admit_most``: at most this many runs with a concurrency key (default ``limit``: a
+        worker takes no more slots than it has hands free to run them at once).
 
         No two claims, from any number of workers, ever return the same run attempt.
         """
@@ -188,11 +191,48 @@ class RunQueue(StorePart):
         if not limited:
             with self._claim_cursor() as cursor:
                 return self._claim_rows(cursor, worker_id, where, params, limit, lease, now)
+        most = limit if admit_most is None else max(0, min(limit, admit_most))
+        return self._claim_limited(worker_id, where, params, limit, lease, now, rated, most)
+
+    def _claim_limited(
+        self,
+        worker_id: str,
+        where: str,
+        params: Sequence[Any],
+        limit: int,
+        lease: float,
+        now: datetime,
+        rated: bool,
+        admit_most: int,
+    ) -> list[ClaimedRun]:
+        """``claim()`` through the limits: under the flow lock, the admission
+        (``FlowControl.admit``, at most ``admit_most`` runs with a concurrency key), then the
+        claim of the runs it admits and of runs without limits. PostgreSQL's own locks per
+        key instead (``PostgreSQLRunQueue``)."""
         with self.flow.locked() as cursor:
-            admit, admitted = self.flow.admit(cursor, now, where, params, limit, rated=rated)
+            admit, admitted = self.flow.admit(cursor, now, where, params, admit_most, rated=rated)
             return self._claim_rows(
                 cursor, worker_id, where + admit, [*params, *admitted], limit, lease, now
             )
+
+    def finish_and_claim_next(
+        self,
+        worker_id: str,
+        item: Finished,
+        queues: Sequence[str],
+        exclude: Sequence[str],
+        lease: float,
+        *,
+        rated: bool,
+    ) -> ClaimedRun | None:
+        """Write ``item``'s outcome (a run that held a concurrency slot) and claim one run
+        through the limits for the hand that ran it (``queues``/``exclude``: the worker's).
+        Here two steps; PostgreSQL hands the slot over in one statement."""
+        self.finish(worker_id, [item], [])
+        found = self.claim(
+            worker_id, queues, 1, lease, _now(), exclude, True, rated=rated, admit_most=1
+        )
+        return found[0] if found else None
 
     def claim_filter(self, queues: Sequence[str], exclude: Sequence[str]) -> tuple[str, list[Any]]:
         """A claim's ``{queues}`` conditions and their parameters: ``queues``, not

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.registry import registry
 from ..core.status import TaskStatus
 from ..exceptions import AttemptInterrupted, CapacityExceededError
-from ..execution import Outcome, error_info, execute, requeue_lost_connections
+from ..execution import Outcome, error_info, execute, loop_chain, requeue_lost_connections
 from ..execution.cancellation import stop_watching as stop_watching_cancels
 from ..execution.cancellation import watch as watch_cancels
 from ..execution.progress import register_sink, unregister_sink
@@ -35,6 +35,7 @@ from ..store import ClaimedRun, Finished, RunQueue, for_connection
 from ..store.rollups import Rollup, merge, rollups
 from ..store.steps import DatabaseSteps
 from .asyncruns import AsyncRuns, attempt_of
+from .handoff import STREAK, finish_and_claim, finish_and_yield, hands_off
 from .options import WorkerOptions
 from .startup import wait_for_migrations
 
@@ -69,6 +70,7 @@ class Worker:
         self._async_in_flight = 0
         self._async: AsyncRuns | None = None
         self._pending: list[tuple[ClaimedRun, Outcome, float]] = []
+        self._handed_off: list[Finished] = []
         self._given_back: list[tuple[ClaimedRun, datetime]] = []
         self._rollup_buffer: list[Rollup] = []
         self._rollups_due = time.monotonic() + ROLLUP_EVERY
@@ -191,6 +193,11 @@ class Worker:
         if take <= 0:
             return 0
         self._limited = bool(registry.limited)  # tasks with limits: claim through them
+        # A slot is only worth taking with a hand free to run it at once: a run waiting in
+        # this process for a thread would hold its key's slot idle meanwhile.
+        hands = options.concurrency - in_flight
+        if async_runs is not None and async_runs.share and _limited_async():
+            hands += async_runs.concurrency - async_in_flight
         runs = _queue(options.database).claim(
             self.id,
             options.queues,
@@ -200,6 +207,7 @@ class Worker:
             options.exclude_queues,
             self._limited,
             rated=bool(registry.rated),
+            admit_most=max(0, hands),
         )
         on_threads, on_loop = (runs, []) if async_runs is None else async_runs.route(runs)
         with self._lock:
@@ -220,6 +228,10 @@ class Worker:
     def _flush(self, final: bool = False) -> None:
         if self._given_back:
             self._give_back()
+        with self._lock:
+            handed, self._handed_off = self._handed_off, []
+        if handed:  # outcomes the threads wrote (``handoff``): only their rollups are left
+            self._rollup_buffer = merge(self._rollup_buffer, rollups(handed))
         with self._lock:
             pending, self._pending = self._pending, []
         flush_rollups = final or time.monotonic() >= self._rollups_due
@@ -333,8 +345,12 @@ class Worker:
         if self.backend.joins_timed_out_attempts:  # it holds the run's lease meanwhile
             join_timed_out_attempts()
         name = self.backend.name
+        handing = self._hands_off()
+        next_run: ClaimedRun | None = None
+        streak: float | None = None  # since when this thread hands its slot on
         while True:
-            run = self._work.get()
+            run = self._work.get() if next_run is None else next_run
+            next_run = None
             if run is None:
                 break
             began = time.perf_counter()
@@ -356,14 +372,23 @@ class Worker:
                     TaskStatus.FAILED,
                     error=error_info(exc),
                 )
-            close_old_connections()
             seconds = time.perf_counter() - began
+            written, yielded = None, False
+            if outcome is not None and handing and hands_off(run.task_name):
+                written, next_run, yielded, streak = self._hand_on(run, outcome, seconds, streak)
+            close_old_connections()
             with self._lock:
                 self._avg_seconds = (
                     seconds if not self._avg_seconds else 0.9 * self._avg_seconds + 0.1 * seconds
                 )
-                if outcome is not None:
+                if written is not None:
+                    self._handed_off.append(written)
+                    self.processed += 1
+                elif outcome is not None:
                     self._pending.append((run, outcome, seconds))
+                if next_run is not None:  # this thread runs it next: still in flight
+                    self._claimed_total += 1
+                    continue
                 self._in_flight -= 1
                 # Through the limits, a finished run frees a slot: claim again at once.
                 refill = (
@@ -371,9 +396,72 @@ class Worker:
                     or self._limited
                     or (not self._starved and self._in_flight <= self._refill_at)
                 )
-            if refill and not self._wake.is_set():
+            # A slot let go at the end of a streak: every worker was woken to race for it.
+            if refill and not yielded and not self._wake.is_set():
                 self._wake.set()
         connections.close_all()
+
+    def _hands_off(self) -> bool:
+        """Whether this worker's threads hand freed concurrency slots on (``handoff``)."""
+        options = self.options
+        return options.max_tasks is None and _connection(options.database).vendor == "postgresql"
+
+    def _hand_on(
+        self, run: ClaimedRun, outcome: Outcome, seconds: float, streak: float | None
+    ) -> tuple[Finished | None, ClaimedRun | None, bool, float | None]:
+        """On a worker thread, a run that held a concurrency slot ended (``handoff``):
+        ``(the outcome written here or None, the run this thread runs next or None, whether
+        the slot was let go to every worker's race, since when this thread hands on)``."""
+        moment = time.monotonic()
+        if streak is not None and moment - streak > STREAK:
+            queue = _queue(self.options.database)
+            written = finish_and_yield(queue, self.id, run, outcome, seconds)
+            return written, None, written is not None, None
+        written, next_run = self._finish_and_claim(run, outcome, seconds)
+        streak = None if next_run is None else (streak or moment)
+        async_runs = self._async
+        if (
+            next_run is not None
+            and async_runs is not None
+            and loop_chain(next_run.task_name, self.backend.name) is not None
+        ):
+            self._to_loop(next_run)  # an async run: the event loop's
+            next_run = None
+        return written, next_run, False, streak
+
+    def _finish_and_claim(
+        self, run: ClaimedRun, outcome: Outcome, seconds: float
+    ) -> tuple[Finished | None, ClaimedRun | None]:
+        """On a worker thread: ``handoff.finish_and_claim`` (nothing is claimed once the
+        worker stops)."""
+        if self._stop.is_set():
+            return None, None
+        written, claimed = finish_and_claim(
+            _queue(self.options.database),
+            self.id,
+            self.options,
+            run,
+            outcome,
+            seconds,
+            rated=bool(registry.rated),
+        )
+        if claimed is not None and self._stop.is_set():
+            with self._lock:  # stopping meanwhile: the shutdown releases it
+                self._in_flight += 1
+                self._claimed_total += 1
+            self._work.put(claimed)
+            return written, None
+        return written, claimed
+
+    def _to_loop(self, run: ClaimedRun) -> None:
+        """A run a thread claimed that is the event loop's (an async task)."""
+        async_runs = self._async
+        assert async_runs is not None
+        _, on_loop = async_runs.route([run])
+        with self._lock:
+            self._async_in_flight += 1
+            self._claimed_total += 1
+        async_runs.executor.submit(on_loop)
 
     def _async_done(
         self, run: ClaimedRun, outcome: Outcome | None, error: BaseException | None, seconds: float
@@ -494,6 +582,20 @@ class Worker:
 
     def _reset_connection(self) -> None:
         _reset_connection_quietly(self.options.database)
+
+
+def _limited_async() -> bool:
+    """Whether a registered task with limits is an ``async def run()`` one (its runs take
+    the event loop's hands, not the threads')."""
+    from ..middleware.timeout import is_async
+
+    for name in registry.limited:
+        try:
+            if is_async(registry.get(name)):
+                return True
+        except Exception:
+            continue
+    return False
 
 
 def _start_scheduler(database: str) -> Any:

@@ -162,6 +162,26 @@ SELECT c.id FROM (
 then due time) up to its free slots (its limit less its running runs). Read under the flow
 lock, so no other claim changes the counts meanwhile."""
 
+DIRECT_RUNNING = """
+SELECT COUNT(*) FROM django_generic_tasks_taskrun
+ WHERE concurrency_key = %s AND status = 'running'
+"""
+"""The running runs of one concurrency key (a direct HTTP call's admission, under the key's
+lock)."""
+
+DIRECT_HOLD = """
+UPDATE django_generic_tasks_taskrun
+   SET status = 'running', attempt = 1, worker_id = %s, started_at = %s, lease_expires_at = %s,
+       concurrency_key = %s, concurrency_limit = %s
+ WHERE id = %s
+"""
+"""The row a direct HTTP call holds its slot with, made running (inserted just before)."""
+
+DIRECT_RELEASE = """
+DELETE FROM django_generic_tasks_taskrun WHERE id = %s AND status = 'running' AND worker_id = %s
+"""
+"""A direct HTTP call's slot given back (unless the reaper took it: its lease expired)."""
+
 FLOW_RUNNING = """
 SELECT concurrency_key, COUNT(*) FROM django_generic_tasks_taskrun
  WHERE concurrency_key IS NOT NULL AND status = 'running' GROUP BY concurrency_key

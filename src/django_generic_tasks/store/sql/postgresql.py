@@ -299,7 +299,162 @@ again."""
 
 FLOW_LOCK = "SELECT pg_advisory_xact_lock(7046414172)"
 """Claims through the limits, one at a time across every worker (until the commit): each
-counts the running runs that the ones before it committed."""
+counts the running runs that the ones before it committed. Only ``flow.FlowControl.locked()``
+(the generic path) takes it; PostgreSQL's own claim locks per key (``FLOW_LOCK_KEYS``)."""
+
+KEY_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 7046414172))"
+"""One concurrency key locked until the commit, as ``FLOW_LOCK_KEYS`` locks it (a direct HTTP
+call's admission)."""
+
+RATE_LOCK_KEYS = """
+SELECT pg_advisory_xact_lock(h)
+  FROM (SELECT DISTINCT hashtextextended(k, 7046414173) AS h FROM unnest(%s::text[]) AS k
+         ORDER BY h) ordered
+"""
+"""The rate limit keys about to be given turns, locked (one transaction-level advisory lock per
+key, in one order everywhere) until the commit: concurrent claims give a key's turns one
+after the other, each reading the bucket the one before it wrote."""
+
+FLOW_LOCK_KEYS = """
+WITH RECURSIVE keys(k) AS (
+    (SELECT concurrency_key FROM django_generic_tasks_taskrun
+      WHERE concurrency_key IS NOT NULL AND status IN ('scheduled', 'ready')
+      ORDER BY concurrency_key LIMIT 1)
+  UNION ALL
+    SELECT (SELECT concurrency_key FROM django_generic_tasks_taskrun
+             WHERE concurrency_key IS NOT NULL AND concurrency_key > keys.k
+               AND status IN ('scheduled', 'ready')
+             ORDER BY concurrency_key LIMIT 1)
+      FROM keys WHERE keys.k IS NOT NULL),
+wanted AS MATERIALIZED (
+  SELECT k, hashtextextended(k, 7046414172) AS h FROM keys
+   WHERE k IS NOT NULL AND %s > 0
+     AND EXISTS (SELECT 1 FROM django_generic_tasks_taskrun
+                  WHERE concurrency_key = keys.k AND status IN ('scheduled', 'ready')
+                    AND run_after <= %s{queues}{rated})
+     AND (SELECT count(*) FROM django_generic_tasks_taskrun
+           WHERE concurrency_key = keys.k AND status = 'running')
+       < (SELECT concurrency_limit FROM django_generic_tasks_taskrun
+           WHERE concurrency_key = keys.k AND status IN ('scheduled', 'ready')
+           ORDER BY priority DESC, run_after LIMIT 1)
+   ORDER BY h),
+locked AS MATERIALIZED (SELECT k, pg_advisory_xact_lock(h)::text AS l FROM wanted)
+SELECT k FROM locked
+ UNION ALL
+SELECT NULL WHERE %s AND EXISTS (
+  SELECT 1 FROM django_generic_tasks_taskrun
+   WHERE status IN ('scheduled', 'ready') AND run_after <= %s AND rate_key IS NOT NULL
+     AND (rate_turn IS NULL OR rate_turn <> attempt + 1){queues})
+"""
+"""The concurrency keys a claim may admit runs of, locked until its commit (a
+transaction-level advisory lock per key, taken in one order everywhere: no deadlock), and a
+last row of ``NULL`` when due rate-limited runs wait for a turn (``rate_turns()``).
+
+The keys come from a loose scan of ``dgt_taskrun_flow_waiting`` (one probe per key with
+waiting runs, however many runs wait); a key is kept when it has a due run this claim may
+take and, as this statement sees it, a free slot. Concurrent claims of one key queue here
+for a moment; claims of other keys, and of runs without limits, do not wait. The free slots
+are counted again by ``CLAIM_LIMITED``, which starts after the locks are held and so sees
+every claim of those keys committed before. Parameters: the claim's share for limited runs,
+now, the queue conditions'; whether rate-limited runs may wait, now, the queue
+conditions'."""
+
+CLAIM_LIMITED = """
+WITH unlimited AS (
+  SELECT id, priority, run_after FROM django_generic_tasks_taskrun
+   WHERE status IN ('scheduled', 'ready') AND run_after <= %s AND concurrency_key IS NULL
+         {queues}{rated}
+   ORDER BY priority DESC, run_after LIMIT %s FOR UPDATE SKIP LOCKED),
+limited AS (
+  SELECT w.id, w.priority, w.run_after FROM unnest(%s::text[]) AS k(ck)
+   CROSS JOIN LATERAL (
+     SELECT (SELECT concurrency_limit FROM django_generic_tasks_taskrun
+              WHERE concurrency_key = k.ck AND status IN ('scheduled', 'ready')
+              ORDER BY priority DESC, run_after LIMIT 1)
+          - (SELECT count(*) FROM django_generic_tasks_taskrun
+              WHERE concurrency_key = k.ck AND status = 'running') AS free) f
+   CROSS JOIN LATERAL (
+     SELECT id, priority, run_after FROM django_generic_tasks_taskrun
+      WHERE concurrency_key = k.ck AND status IN ('scheduled', 'ready') AND run_after <= %s
+            {queues}{rated}
+      ORDER BY priority DESC, run_after LIMIT GREATEST(0, LEAST(%s, f.free))
+        FOR UPDATE SKIP LOCKED) w
+   ORDER BY w.priority DESC, w.run_after LIMIT %s),
+picked AS (
+  SELECT id FROM (SELECT * FROM unlimited UNION ALL SELECT * FROM limited) c
+   ORDER BY priority DESC, run_after LIMIT %s)
+UPDATE django_generic_tasks_taskrun
+   SET status = 'running', attempt = attempt + 1, worker_id = %s, started_at = %s,
+       lease_expires_at = %s
+ WHERE id IN (SELECT id FROM picked)
+RETURNING id, task_name, params, attempt, max_attempts, priority, queue, trace_context,
+          run_after
+"""
+"""A claim through the limits, under the locks of ``FLOW_LOCK_KEYS``: due runs without a
+concurrency key, and per locked key its first due runs (priority, then due time; through
+``dgt_taskrun_flow_waiting``) up to its free slots (the limit of its first waiting run less
+its running runs) and at most the claim's share for limited runs, all in the claim's order
+up to its size. Parameters: now, the queue conditions', the size; the keys, now, the queue
+conditions', the share (twice), the size; the worker, now, the lease's end. ``{rated}``:
+``RATED`` when rate-limited runs may wait (only runs whose turn came are claimed)."""
+
+RATED = " AND (rate_key IS NULL OR rate_turn = attempt + 1)"
+
+FINISH_AND_CLAIM_NEXT = """
+WITH v AS (
+SELECT * FROM jsonb_to_recordset(%s::jsonb) AS v(id uuid, attempt integer, status text,
+       result text, error_type text, error_message text, error_traceback text,
+       finished_at timestamptz, run_after timestamptz, entry jsonb, extra integer)),
+wf AS (
+SELECT EXISTS (SELECT 1 FROM django_generic_tasks_workflowmember m JOIN v ON m.run_id = v.id
+                WHERE NOT m.done) AS members),
+done AS (
+UPDATE django_generic_tasks_taskrun AS t
+   SET status = CASE WHEN v.entry IS NOT NULL AND t.cancel_requested_at IS NOT NULL
+                     THEN 'cancelled' ELSE v.status END,
+       result = v.result::jsonb, error_type = v.error_type,
+       error_message = v.error_message, error_traceback = v.error_traceback,
+       finished_at = COALESCE(v.finished_at,
+                              CASE WHEN v.entry IS NOT NULL
+                                    AND t.cancel_requested_at IS NOT NULL
+                                   THEN (v.entry->>'ended_at')::timestamptz END),
+       run_after = COALESCE(v.run_after, t.run_after), lease_expires_at = NULL,
+       max_attempts = t.max_attempts + COALESCE(v.extra, 0),
+       history = CASE WHEN v.entry IS NULL THEN t.history
+                 ELSE (CASE WHEN jsonb_array_length(COALESCE(t.history, '[]'::jsonb)) >= 10
+                            THEN COALESCE(t.history, '[]'::jsonb) - 0
+                            ELSE COALESCE(t.history, '[]'::jsonb) END)
+                      || jsonb_build_array(v.entry) END
+  FROM v
+ WHERE t.id = v.id AND t.attempt = v.attempt AND t.status = 'running' AND t.worker_id = %s
+   AND NOT (SELECT members FROM wf)
+RETURNING t.concurrency_key),
+nxt AS (
+SELECT id FROM django_generic_tasks_taskrun
+ WHERE concurrency_key = (SELECT concurrency_key FROM done LIMIT 1)
+   AND status IN ('scheduled', 'ready') AND run_after <= %s{queues}{rated}
+   AND concurrency_limit >= (SELECT count(*) FROM django_generic_tasks_taskrun
+                              WHERE concurrency_key = (SELECT concurrency_key FROM done LIMIT 1)
+                                AND status = 'running')
+ ORDER BY priority DESC, run_after LIMIT 1 FOR UPDATE SKIP LOCKED),
+claimed AS (
+UPDATE django_generic_tasks_taskrun
+   SET status = 'running', attempt = attempt + 1, worker_id = %s, started_at = %s,
+       lease_expires_at = %s
+ WHERE id IN (SELECT id FROM nxt)
+RETURNING id, task_name, params, attempt, max_attempts, priority, queue, trace_context,
+          run_after)
+SELECT (SELECT members FROM wf), c.* FROM (SELECT 1) AS one LEFT JOIN claimed c ON TRUE
+"""
+"""A run's outcome written (as ``FINISH``) and, in the same autocommitted statement, its
+concurrency slot handed to the next due run of its key (priority, then due time), claimed by
+the same worker: one run leaves the key's running runs as another enters, so their count
+never grows and no lock is needed (a key whose runs now have a lower limit than its running
+runs, after a deploy, is not handed on until it is under it again). Nothing is written when
+the run is a workflow member whose end is not counted yet (the first column answers true;
+``FINISH``'s transaction writes it then). Parameters: the outcome (one JSON record), the
+worker; now, the queue conditions'; the worker, now, the lease's end. One row: members,
+then the claimed run's columns (``NULL`` when none)."""
 
 WORKFLOW_MEMBERS_ENDED = """
 SELECT m.run_id, m.workflow_id, m.position, m.role, r.task_name, r.status, r.error_type,
