@@ -59,13 +59,16 @@ CLAIM = """
 UPDATE django_generic_tasks_taskrun
    SET status = 'running', attempt = attempt + 1, worker_id = %s, started_at = %s,
        lease_expires_at = %s
- WHERE id IN (SELECT id FROM django_generic_tasks_taskrun
-               WHERE status IN ('scheduled', 'ready') AND run_after <= %s{queues}
-               ORDER BY priority DESC, run_after LIMIT %s FOR UPDATE SKIP LOCKED)
+ WHERE id = ANY(ARRAY(SELECT id FROM django_generic_tasks_taskrun
+                      WHERE status IN ('scheduled', 'ready') AND run_after <= %s{queues}
+                      ORDER BY priority DESC, run_after LIMIT %s FOR UPDATE SKIP LOCKED))
 RETURNING id, task_name, params, attempt, max_attempts, priority, queue, trace_context,
           run_after
 """
-"""One autocommitted statement: ``SKIP LOCKED`` keeps concurrent claims apart."""
+"""One autocommitted statement: ``SKIP LOCKED`` keeps concurrent claims apart. The runs are
+picked once, as an array (an init plan): as ``id IN (subquery)`` the planner may rescan the
+``LIMIT … SKIP LOCKED`` subquery per row of a nested loop (it did, with a drained queue's
+statistics), each rescan skipping the rows the last one locked, and claim every due run."""
 
 _FINISH_DONE = """
 WITH done AS (
@@ -360,12 +363,12 @@ now, the queue conditions'; whether rate-limited runs may wait, now, the queue
 conditions'."""
 
 CLAIM_LIMITED = """
-WITH unlimited AS (
+WITH unlimited AS MATERIALIZED (
   SELECT id, priority, run_after FROM django_generic_tasks_taskrun
    WHERE status IN ('scheduled', 'ready') AND run_after <= %s AND concurrency_key IS NULL
          {queues}{rated}
    ORDER BY priority DESC, run_after LIMIT %s FOR UPDATE SKIP LOCKED),
-limited AS (
+limited AS MATERIALIZED (
   SELECT w.id, w.priority, w.run_after FROM unnest(%s::text[]) AS k(ck)
    CROSS JOIN LATERAL (
      SELECT (SELECT concurrency_limit FROM django_generic_tasks_taskrun
@@ -380,7 +383,7 @@ limited AS (
       ORDER BY priority DESC, run_after LIMIT GREATEST(0, LEAST(%s, f.free))
         FOR UPDATE SKIP LOCKED) w
    ORDER BY w.priority DESC, w.run_after LIMIT %s),
-picked AS (
+picked AS MATERIALIZED (
   SELECT id FROM (SELECT * FROM unlimited UNION ALL SELECT * FROM limited) c
    ORDER BY priority DESC, run_after LIMIT %s)
 UPDATE django_generic_tasks_taskrun
@@ -429,7 +432,7 @@ UPDATE django_generic_tasks_taskrun AS t
  WHERE t.id = v.id AND t.attempt = v.attempt AND t.status = 'running' AND t.worker_id = %s
    AND NOT (SELECT members FROM wf)
 RETURNING t.concurrency_key),
-nxt AS (
+nxt AS MATERIALIZED (
 SELECT id FROM django_generic_tasks_taskrun
  WHERE concurrency_key = (SELECT concurrency_key FROM done LIMIT 1)
    AND status IN ('scheduled', 'ready') AND run_after <= %s{queues}{rated}
