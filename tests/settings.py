@@ -98,7 +98,8 @@ def _database(url: str | None) -> dict[str, object]:
             "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
         }
     return {
-        "ENGINE": "django.db.backends.postgresql",
+        # Django's, emptying tables between tests by DELETE (tests/postgresql_backend/base.py).
+        "ENGINE": "tests.postgresql_backend",
         "NAME": parsed.path.lstrip("/") or "test",
         "USER": parsed.username or "postgres",
         "PASSWORD": parsed.password or "",
