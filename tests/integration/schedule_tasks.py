@@ -1,6 +1,7 @@
 """A periodic task for the scheduler process tests (imported through ``TASKS_TEST_IMPORT``).
 
-It fires every second and appends its run id to the file named by ``CHAOS_LOG``, so the test
+It fires every second and appends its run id and process id (``run@pid``) to the file named
+by ``CHAOS_LOG``, so the test
 counts task bodies per slot even across SIGKILLs. Processes use ``DatabaseBackend``.
 """
 
@@ -41,6 +42,6 @@ class Tick(tasks.Task[TickParams]):
     def run(self) -> None:
         fd = os.open(os.environ["CHAOS_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, f"{current.run_id}\n".encode())
+            os.write(fd, f"{current.run_id}@{os.getpid()}\n".encode())
         finally:
             os.close(fd)
