@@ -77,8 +77,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if module is not None and module.__name__ in CONCURRENCY_MODULES:
             item.add_marker(pytest.mark.concurrency)
     if config.getoption("--database-facing"):
-        kept = [item for item in items if touches_database(item)]
-        deselected = [item for item in items if not touches_database(item)]
+        kept, deselected = [], []
+        for item in items:
+            (kept if touches_database(item) else deselected).append(item)
         if deselected:
             config.hook.pytest_deselected(items=deselected)
         items[:] = kept

@@ -199,15 +199,18 @@ _ROLLED = (
     + "\nRETURNING 1)"
 )
 
-FINISH_UNLESS_MEMBERS = (
+_DONE_UNLESS_MEMBERS = (
     _OUTCOMES
     + """
 wf AS (
 SELECT EXISTS (SELECT 1 FROM django_generic_tasks_workflowmember m JOIN v ON m.run_id = v.id
                 WHERE NOT m.done) AS members),"""
-    + _DONE.format(go="\n   AND NOT (SELECT members FROM wf)", returning="")
-    + "\nSELECT members FROM wf"
+    + _DONE.replace("{go}", "\n   AND NOT (SELECT members FROM wf)")
 )
+"""The outcomes written unless a run of the batch is an uncounted workflow member
+(``{returning}`` open)."""
+
+FINISH_UNLESS_MEMBERS = _DONE_UNLESS_MEMBERS.format(returning="") + "\nSELECT members FROM wf"
 """``FINISH``, unless a run of the batch is a workflow member whose end is not counted yet:
 then nothing is written and it answers true (``FINISH_COUNTING`` writes the batch). The
 statement of batches while no member was seen lately: it plans in half the time of
@@ -403,35 +406,9 @@ conditions', the share (twice), the size; the worker, now, the lease's end. ``{r
 
 RATED = " AND (rate_key IS NULL OR rate_turn = attempt + 1)"
 
-FINISH_AND_CLAIM_NEXT = """
-WITH v AS (
-SELECT * FROM jsonb_to_recordset(%s::jsonb) AS v(id uuid, attempt integer, status text,
-       result text, error_type text, error_message text, error_traceback text,
-       finished_at timestamptz, run_after timestamptz, entry jsonb, extra integer)),
-wf AS (
-SELECT EXISTS (SELECT 1 FROM django_generic_tasks_workflowmember m JOIN v ON m.run_id = v.id
-                WHERE NOT m.done) AS members),
-done AS (
-UPDATE django_generic_tasks_taskrun AS t
-   SET status = CASE WHEN v.entry IS NOT NULL AND t.cancel_requested_at IS NOT NULL
-                     THEN 'cancelled' ELSE v.status END,
-       result = v.result::jsonb, error_type = v.error_type,
-       error_message = v.error_message, error_traceback = v.error_traceback,
-       finished_at = COALESCE(v.finished_at,
-                              CASE WHEN v.entry IS NOT NULL
-                                    AND t.cancel_requested_at IS NOT NULL
-                                   THEN (v.entry->>'ended_at')::timestamptz END),
-       run_after = COALESCE(v.run_after, t.run_after), lease_expires_at = NULL,
-       max_attempts = t.max_attempts + COALESCE(v.extra, 0),
-       history = CASE WHEN v.entry IS NULL THEN t.history
-                 ELSE (CASE WHEN jsonb_array_length(COALESCE(t.history, '[]'::jsonb)) >= 10
-                            THEN COALESCE(t.history, '[]'::jsonb) - 0
-                            ELSE COALESCE(t.history, '[]'::jsonb) END)
-                      || jsonb_build_array(v.entry) END
-  FROM v
- WHERE t.id = v.id AND t.attempt = v.attempt AND t.status = 'running' AND t.worker_id = %s
-   AND NOT (SELECT members FROM wf)
-RETURNING t.concurrency_key),
+FINISH_AND_CLAIM_NEXT = (
+    _DONE_UNLESS_MEMBERS.format(returning="RETURNING t.concurrency_key")
+    + """,
 nxt AS MATERIALIZED (
 SELECT id FROM django_generic_tasks_taskrun
  WHERE concurrency_key = (SELECT concurrency_key FROM done LIMIT 1)
@@ -449,6 +426,7 @@ RETURNING id, task_name, params, attempt, max_attempts, priority, queue, trace_c
           run_after)
 SELECT (SELECT members FROM wf), c.* FROM (SELECT 1) AS one LEFT JOIN claimed c ON TRUE
 """
+)
 """A run's outcome written (as ``FINISH``) and, in the same autocommitted statement, its
 concurrency slot handed to the next due run of its key (priority, then due time), claimed by
 the same worker: one run leaves the key's running runs as another enters, so their count
