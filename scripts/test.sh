@@ -17,9 +17,10 @@
 # (* Django 6.0 is covered here, pinned, with the lowest libraries. Python 3.14 is not
 # installable here.)
 #
-# On two cores: first the in-process suites (unit, contract) of every pass, two at a time, beside
-# the set-up of the other virtualenvs, the release check, the docs build and the benchmark smoke
-# run; then the suites that spawn processes and servers (tests/integration), three at a time:
+# On two cores: first the in-process suites (unit, contract) of every pass, three at a time
+# (each leaves a core idle a third of the time: its tests wait on threads, timeouts and the
+# database), beside the set-up of the other virtualenvs, the release check, the docs build and the
+# benchmark smoke run; then the suites that spawn processes and servers (tests/integration), three at a time:
 # they mostly wait on real processes, and a process test that fails when another pass shares the
 # machine has a timing assumption a slower machine would break as well (they count events, never
 # sleep a fixed time and assume). Each pass has its own log (printed when it ends), its own
@@ -246,12 +247,19 @@ run_phase() {  # run_phase SLOTS NAME...: the passes, at most SLOTS at a time
   done
   for running in "${!PID[@]}"; do finish "$running"; done
 }
-run_phase 2 main setup_matrix postgresql docs mariadb django52 flakes lowest bench
+run_phase 3 main setup_matrix postgresql docs mariadb django52 flakes lowest bench
 # Three at a time: these passes mostly wait on the processes and servers they start.
 run_phase 3 main_processes postgresql_processes mariadb_processes django52_processes lowest_http
 
 echo "==> matrix finished in $(( $(date +%s) - started )) s"
 if [ "${#failed[@]}" -gt 0 ]; then
+  # Each failed pass's log was printed when it ended, mid-run; its verdict lines again here, last,
+  # where a reader of only the tail of CI's output finds them.
+  for name in "${failed[@]}"; do
+    echo "==> [$name] failed; its verdict lines:"
+    grep -E "FAILED|ERROR|Error:|error:|intermittent|^flakes:|passed|failed" "$LOGS/$name.log" \
+      | tail -n 40 | sed "s/^/[$name] /" || true
+  done
   echo "error: failed passes: ${failed[*]}" >&2
   exit 1
 fi
