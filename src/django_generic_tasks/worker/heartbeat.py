@@ -58,7 +58,7 @@ class Heartbeat(threading.Thread):
                 with worker._lock:
                     # Outcomes and given-back runs not yet written still hold their lease.
                     busy = worker._in_flight > 0 or worker._async_in_flight > 0
-                    busy = busy or bool(worker._pending or worker._given_back)
+                    busy = busy or worker._outcomes.waiting()
                 due = time.monotonic() >= next_beat
                 if due:
                     next_beat = time.monotonic() + beat

@@ -31,12 +31,13 @@ from ..execution.progress import register_sink, unregister_sink
 from ..execution.retry import REFUSED_RETRY_DELAY
 from ..execution.steps import register_step_store, unregister_step_store
 from ..execution.timeouts import join_timed_out_attempts
-from ..store import ClaimedRun, Finished, RunQueue, for_connection
-from ..store.rollups import Rollup, merge, rollups
+from ..store import ClaimedRun, Finished, for_connection
 from ..store.steps import DatabaseSteps
 from .asyncruns import AsyncRuns, attempt_of
+from .connection import close_quietly, connection_of, is_db_error, queue_of, reset_queries
 from .handoff import STREAK, finish_and_claim, finish_and_yield, hands_off
 from .options import WorkerOptions
+from .outcomes import OutcomeWriter
 from .startup import wait_for_migrations
 
 if TYPE_CHECKING:
@@ -47,8 +48,6 @@ logger = logging.getLogger("django_generic_tasks.worker")
 INTERRUPTED_RETRY_DELAY = timedelta(seconds=1)
 """How long a run whose attempt lost its database connection waits before it is due again
 (counted from when the worker can write it back: the database is there again)."""
-ROLLUP_EVERY = 1.0
-"""Seconds between two writes of the rollups of the outcomes written meanwhile."""
 
 
 class Worker:
@@ -69,13 +68,9 @@ class Worker:
         self._in_flight = 0
         self._async_in_flight = 0
         self._async: AsyncRuns | None = None
-        self._pending: list[tuple[ClaimedRun, Outcome, float]] = []
-        self._handed_off: list[Finished] = []
-        self._given_back: list[tuple[ClaimedRun, datetime]] = []
-        self._rollup_buffer: list[Rollup] = []
-        self._rollups_due = time.monotonic() + ROLLUP_EVERY
         self.started_at = datetime.now(UTC)
         self._lock = threading.Lock()
+        self._outcomes = OutcomeWriter(self.options.database, self.id, self._lock)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._halt = threading.Event()
@@ -132,20 +127,20 @@ class Worker:
             # Cleared before looking, so a wake-up that arrives meanwhile is not lost.
             self._wake.clear()
             try:
-                self._flush()
+                self.processed += self._outcomes.flush()
                 if options.max_tasks is not None and self.processed >= options.max_tasks:
                     return
                 claimed = self._claim()
                 backoff = 0.1
             except Exception as exc:
-                if not _is_db_error(exc):
+                if not is_db_error(exc):
                     raise
                 logger.warning(
                     "Database unavailable (%s); reconnecting in %.1fs",
                     str(exc).strip() or type(exc).__name__,
                     backoff,
                 )
-                self._reset_connection()
+                close_quietly(self.options.database)
                 self._wake.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
@@ -156,7 +151,7 @@ class Worker:
             # the hand-off of the runs just claimed. Polling databases look again at once.
             if claimed and not (self._starved and self._listener is not None):
                 continue
-            if options.once and in_flight == 0 and not self._pending and not self._given_back:
+            if options.once and in_flight == 0 and not self._outcomes.waiting():
                 return
             # Through the limits, a starved claim found no free slot: the next one is freed by
             # a run finishing, which wakes its own worker, so polling sooner only queues
@@ -164,7 +159,7 @@ class Worker:
             idle = in_flight == 0 or (self._limited and self._starved)
             timeout = options.interval if idle else min(0.05, options.interval)
             self._wake.wait(timeout)
-            _reset_queries()
+            reset_queries()
 
     def _batch_limit(self) -> int:
         """How many runs to hold beyond the busy threads: ``prefetch`` seconds of work."""
@@ -198,7 +193,7 @@ class Worker:
         hands = options.concurrency - in_flight
         if async_runs is not None and async_runs.share and _limited_async():
             hands += async_runs.concurrency - async_in_flight
-        runs = _queue(options.database).claim(
+        runs = queue_of(options.database).claim(
             self.id,
             options.queues,
             take,
@@ -225,91 +220,6 @@ class Worker:
             async_runs.executor.submit(on_loop)
         return len(runs)
 
-    def _flush(self, final: bool = False) -> None:
-        if self._given_back:
-            self._give_back()
-        with self._lock:
-            handed, self._handed_off = self._handed_off, []
-        if handed:  # outcomes the threads wrote (``handoff``): only their rollups are left
-            self._rollup_buffer = merge(self._rollup_buffer, rollups(handed))
-        with self._lock:
-            pending, self._pending = self._pending, []
-        flush_rollups = final or time.monotonic() >= self._rollups_due
-        if not pending:
-            if self._rollup_buffer and flush_rollups:
-                self._write_buffered_rollups()
-            return
-        # A run's finished_at is when its outcome is written: what a status reader sees.
-        now = datetime.now(UTC)
-        items = [Finished(run, outcome, now, seconds) for run, outcome, seconds in pending]
-        rows = rollups(items)
-        # Rollups ride along with a batch of outcomes about once a second: the same
-        # statement, but not every batch's cost (a crash loses at most that second's counts).
-        attach = merge(self._rollup_buffer, rows) if flush_rollups else []
-        runs = _queue(self.options.database)
-        try:
-            runs.finish(self.id, items, attach)
-        except Exception as exc:
-            if _is_connection_error(exc) or not _is_db_error(exc):
-                with self._lock:
-                    self._pending[:0] = pending
-                raise
-            logger.warning("Writing %d outcomes failed (%s); writing one by one", len(items), exc)
-            for item in items:
-                self._finish_one(runs, item)
-        else:
-            if flush_rollups:
-                self._rollup_buffer = []
-                self._rollups_due = time.monotonic() + ROLLUP_EVERY
-            else:
-                self._rollup_buffer = merge(self._rollup_buffer, rows)
-        self.processed += len(items)
-
-    def _give_back(self) -> None:
-        """Write back the runs the threads put back (``_postpone``); on a database error they
-        stay for the next turn (the main loop reconnects meanwhile)."""
-        with self._lock:
-            given_back, self._given_back = self._given_back, []
-        runs = _queue(self.options.database)
-        for number, (run, run_after) in enumerate(given_back):
-            try:
-                runs.postpone(self.id, run, run_after)
-            except Exception as exc:
-                if _is_connection_error(exc) or not _is_db_error(exc):
-                    with self._lock:
-                        self._given_back[:0] = given_back[number:]
-                    raise
-                logger.exception("Run %s could not be put back; its lease will expire", run.id)
-
-    def _write_buffered_rollups(self) -> None:
-        try:
-            _queue(self.options.database).observations.write_rollups(self._rollup_buffer)
-        except Exception as exc:
-            if _is_connection_error(exc) or not _is_db_error(exc):
-                raise  # kept: written once the database is back
-            logger.warning(
-                "Dropping %d rollup rows that cannot be written: %s", len(self._rollup_buffer), exc
-            )
-        self._rollup_buffer = []
-        self._rollups_due = time.monotonic() + ROLLUP_EVERY
-
-    def _finish_one(self, runs: RunQueue, item: Finished) -> None:
-        try:
-            runs.finish(self.id, [item])
-        except Exception as exc:
-            if _is_connection_error(exc) or not _is_db_error(exc):
-                raise
-            logger.error("Run %s: its outcome cannot be stored: %s", item.run.id, exc)
-            failure = Outcome(
-                item.run.id,
-                item.run.task_name,
-                item.run.attempt,
-                item.run.max_attempts,
-                TaskStatus.FAILED,
-                error=error_info(RuntimeError(f"The run's outcome could not be stored: {exc}")),
-            )
-            runs.finish(self.id, [Finished(item.run, failure, item.at)])
-
     # -- threads ----------------------------------------------------------------------------
 
     def _start_threads(self) -> None:
@@ -334,7 +244,7 @@ class Worker:
         self._heartbeat = Heartbeat(self)
         self._heartbeat.start()
         self._listener: Listener | None = None
-        if self.options.listen and _connection(self.options.database).vendor == "postgresql":
+        if self.options.listen and connection_of(self.options.database).vendor == "postgresql":
             self._listener = Listener(self.options.database, self._wake, self._halt, self.id)
             self._listener.start()
 
@@ -382,10 +292,10 @@ class Worker:
                     seconds if not self._avg_seconds else 0.9 * self._avg_seconds + 0.1 * seconds
                 )
                 if written is not None:
-                    self._handed_off.append(written)
+                    self._outcomes.written.append(written)
                     self.processed += 1
                 elif outcome is not None:
-                    self._pending.append((run, outcome, seconds))
+                    self._outcomes.pending.append((run, outcome, seconds))
                 if next_run is not None:  # this thread runs it next: still in flight
                     self._claimed_total += 1
                     continue
@@ -404,7 +314,7 @@ class Worker:
     def _hands_off(self) -> bool:
         """Whether this worker's threads hand freed concurrency slots on (``handoff``)."""
         options = self.options
-        return options.max_tasks is None and _connection(options.database).vendor == "postgresql"
+        return options.max_tasks is None and connection_of(options.database).vendor == "postgresql"
 
     def _hand_on(
         self, run: ClaimedRun, outcome: Outcome, seconds: float, streak: float | None
@@ -414,7 +324,7 @@ class Worker:
         the slot was let go to every worker's race, since when this thread hands on)``."""
         moment = time.monotonic()
         if streak is not None and moment - streak > STREAK:
-            queue = _queue(self.options.database)
+            queue = queue_of(self.options.database)
             written = finish_and_yield(queue, self.id, run, outcome, seconds)
             return written, None, written is not None, None
         written, next_run = self._finish_and_claim(run, outcome, seconds)
@@ -437,7 +347,7 @@ class Worker:
         if self._stop.is_set():
             return None, None
         written, claimed = finish_and_claim(
-            _queue(self.options.database),
+            queue_of(self.options.database),
             self.id,
             self.options,
             run,
@@ -487,7 +397,7 @@ class Worker:
         async_runs.learn(seconds)
         with self._lock:
             if outcome is not None:
-                self._pending.append((run, outcome, seconds))
+                self._outcomes.pending.append((run, outcome, seconds))
             self._async_in_flight -= 1
             in_flight = self._async_in_flight
             # Through the limits, a finished run frees a slot: claim again at once.
@@ -517,7 +427,7 @@ class Worker:
             extra={"task_name": run.task_name, "run_id": run.id, "attempt": run.attempt},
         )
         with self._lock:
-            self._given_back.append((run, run_after))
+            self._outcomes.given_back.append((run, run_after))
         self._wake.set()
 
     # -- shutdown ---------------------------------------------------------------------------
@@ -556,18 +466,18 @@ class Worker:
         self._halt.set()
         try:
             if unstarted:
-                released = _queue(self.options.database).release(self.id, unstarted)
+                released = queue_of(self.options.database).release(self.id, unstarted)
                 logger.info("Released %d claimed runs that had not started", released)
-            self._flush(final=True)
+            self.processed += self._outcomes.flush(final=True)
         except Exception as exc:
-            if not _is_db_error(exc):
+            if not is_db_error(exc):
                 raise
             logger.warning("Could not write back on shutdown (%s); leases will recover", exc)
         self._heartbeat.join(5)
         try:
-            for_connection(_connection(self.options.database)).workers.forget(self.id)
+            for_connection(connection_of(self.options.database)).workers.forget(self.id)
         except Exception as exc:
-            if not _is_db_error(exc):
+            if not is_db_error(exc):
                 raise
             logger.warning("Could not remove the worker heartbeat (%s); it expires", exc)
         if self._listener is not None:
@@ -579,9 +489,6 @@ class Worker:
         unregister_step_store(self.backend.name, self._steps)
         if self.backend.supports_cancel:
             stop_watching_cancels(self.backend.name)
-
-    def _reset_connection(self) -> None:
-        _reset_connection_quietly(self.options.database)
 
 
 def _limited_async() -> bool:
@@ -604,40 +511,3 @@ def _start_scheduler(database: str) -> Any:
     thread = SchedulerThread(build_scheduler(database))
     thread.start()
     return thread
-
-
-def _connection(database: str) -> Any:
-    from django.db import connections
-
-    return connections[database]
-
-
-def _queue(database: str) -> RunQueue:
-    return for_connection(_connection(database)).queue
-
-
-def _reset_connection_quietly(database: str) -> None:
-    try:
-        _connection(database).close()
-    except Exception:
-        logger.debug("Closing a broken connection failed", exc_info=True)
-
-
-def _reset_queries() -> None:
-    from django.conf import settings
-    from django.db import reset_queries
-
-    if settings.DEBUG:
-        reset_queries()
-
-
-def _is_db_error(exc: BaseException) -> bool:
-    from django.db import Error
-
-    return isinstance(exc, Error)
-
-
-def _is_connection_error(exc: BaseException) -> bool:
-    from django.db import InterfaceError, OperationalError
-
-    return isinstance(exc, OperationalError | InterfaceError)
