@@ -17,13 +17,13 @@
 # (* Django 6.0 is covered here, pinned, with the lowest libraries. Python 3.14 is not
 # installable here.)
 #
-# On two cores: first the in-process suites (unit, contract) of every pass, three at a time
-# (each leaves a core idle a third of the time: its tests wait on threads, timeouts and the
-# database), beside the set-up of the other virtualenvs, the release check, the docs build and the
-# benchmark smoke run; then the suites that spawn processes and servers (tests/integration), three at a time:
-# they mostly wait on real processes, and a process test that fails when another pass shares the
-# machine has a timing assumption a slower machine would break as well (they count events, never
-# sleep a fixed time and assume). Each pass has its own log (printed when it ends), its own
+# On two cores, three passes at a time: first the in-process suites (unit, contract) of every
+# pass (each leaves a core idle a third of the time: its tests wait on threads, timeouts and the
+# database), beside the set-up of the other virtualenvs, the release check, the docs build and
+# the benchmark smoke run; then, as those end, the suites that spawn processes and servers
+# (tests/integration). A process test that fails when another pass shares the machine has a
+# timing assumption a slower machine would break as well (they count events, never sleep a
+# fixed time and assume). Each pass has its own log (printed when it ends), its own
 # SQLite files and its own database.
 # Usage: scripts/test.sh [extra pytest args, given to every pass]
 # TASKS_CI_POSTGRES_URL / TASKS_CI_MARIADB_NAME pick other databases (several checkouts at once).
@@ -131,7 +131,7 @@ with_mariadb() {  # mysqlclient (the `mysql` extra) builds against libmariadb-de
   fi
 }
 
-# Phase 1: in-process suites. Coverage of the main pass is appended to by its slow half.
+# The in-process suites. Coverage of the main pass is appended to by its slow half.
 # Coverage through sys.monitoring (Python >= 3.12, line coverage): a fraction of the tracer's cost.
 export COVERAGE_CORE=sysmon
 pass_main() {  # + the typing tests (mypy --strict and pyright over tests/typing/)
@@ -175,7 +175,7 @@ pass_bench() {
   .venv/bin/python bench/run.py --quick
 }
 
-# Phase 2: the suites that spawn processes and servers, three at a time.
+# The suites that spawn processes and servers.
 pass_main_processes() {
   run_pytest .venv/bin/python -m pytest -q --cov --cov-append --cov-report=term \
     --cov-fail-under=90 "${SLOW[@]}" "${PYTEST_ARGS[@]}"
@@ -233,6 +233,8 @@ run_phase() {  # run_phase SLOTS NAME...: the passes, at most SLOTS at a time
     case $name in main|setup_matrix|postgresql|bench) ;; *)
       [ -z "${PID[setup_matrix]:-}" ] || finish setup_matrix ;;
     esac
+    # The main pass's coverage is appended to by main_processes: it is written first.
+    if [ "$name" = main_processes ] && [ -n "${PID[main]:-}" ]; then finish main; fi
     while [ "${#PID[@]}" -ge "$slots" ]; do
       wait -n "${PID[@]}" 2>/dev/null || true
       for running in "${!PID[@]}"; do
@@ -247,9 +249,11 @@ run_phase() {  # run_phase SLOTS NAME...: the passes, at most SLOTS at a time
   done
   for running in "${!PID[@]}"; do finish "$running"; done
 }
-run_phase 3 main setup_matrix postgresql docs mariadb django52 flakes lowest bench
-# Three at a time: these passes mostly wait on the processes and servers they start.
-run_phase 3 main_processes postgresql_processes mariadb_processes django52_processes lowest_http
+# Three at a time, the in-process passes first: the process passes (which use both cores
+# fully) start as the in-process ones end, so the last in-process passes do not leave a core
+# idle while no process pass may start.
+run_phase 3 main setup_matrix postgresql docs mariadb django52 flakes lowest bench \
+  main_processes postgresql_processes mariadb_processes django52_processes lowest_http
 
 echo "==> matrix finished in $(( $(date +%s) - started )) s"
 if [ "${#failed[@]}" -gt 0 ]; then

@@ -564,18 +564,21 @@ def test_an_outcome_the_database_refuses_fails_its_run_and_the_batch_is_written(
 
 
 release_blocked = threading.Event()
+blocked_started = threading.Event()
 
 
 class BlockedTask(tasks.Task[LostParams]):
     name = "tests.db.blocked"
 
     def run(self) -> int:
+        blocked_started.set()
         release_blocked.wait(30)
         return self.params.a
 
 
 def test_a_stopping_worker_hands_back_the_runs_it_claimed_but_never_started() -> None:
     release_blocked.clear()
+    blocked_started.clear()
     handles = BlockedTask.start_many([{"a": i} for i in range(3)], backend=DatabaseBackend())
     # A short grace: the blocked run outlasts it, so the shutdown goes on while that run still
     # holds the only thread (and the run claimed to follow it can never start meanwhile).
@@ -592,7 +595,9 @@ def test_a_stopping_worker_hands_back_the_runs_it_claimed_but_never_started() ->
     thread = threading.Thread(target=run_worker)
     thread.start()
     try:
-        # One run blocks the only thread; the worker claims a second one to follow it.
+        # One run blocks the only thread (its body has started: a claimed run still waiting
+        # for the thread would be handed back too); the worker claims a second one to follow.
+        assert blocked_started.wait(30), "the first run never started"
         deadline = time.monotonic() + 30
         while TaskRun.objects.filter(status="running").count() < 2:
             assert time.monotonic() < deadline, "the worker never claimed a second run"
