@@ -17,6 +17,7 @@ from ..execution.attempts import lost_worker_decision
 from ..execution.cancellation import request as request_cancel
 from ..store import RunStore, WorkerInfo, using
 from ..store.rows import Reclaimed
+from .connection import close_quietly
 
 if TYPE_CHECKING:
     from .runner import Worker
@@ -85,7 +86,7 @@ class Heartbeat(threading.Thread):
                         worker._wake.set()
             except Exception as exc:
                 logger.warning("Heartbeat failed: %s", exc)
-                _reset(options.database)
+                close_quietly(options.database)
         connections.close_all()
 
     def beat(self, runs: RunStore, now: datetime) -> bool:
@@ -109,7 +110,7 @@ class Heartbeat(threading.Thread):
             )
         except Exception as exc:  # the dashboard's view of workers is not worth a crash
             logger.warning("Writing the worker heartbeat failed: %s", exc)
-            _reset(options.database)
+            close_quietly(options.database)
             return False
         return True
 
@@ -133,12 +134,3 @@ _BECAME = {
     "cancelled": "its cancel was requested, so it ends cancelled",
     "failed": "it lost its worker too often, so it is given up",
 }
-
-
-def _reset(database: str) -> None:
-    from django.db import connections
-
-    try:
-        connections[database].close()
-    except Exception:
-        logger.debug("Closing a broken connection failed", exc_info=True)
